@@ -17,6 +17,7 @@ Every activation works on NumPy arrays (float64, theory) and on torch tensors (e
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ __all__ = [
 ArrayF = np.ndarray
 
 
-class ActivationKind(str, enum.Enum):
+class ActivationKind(enum.StrEnum):
     """How an activation is integrated against a Gaussian."""
 
     STEP = "step"  # piecewise constant: closed forms, σ' is a Dirac comb (no NTK)
@@ -115,10 +116,14 @@ class StepActivation(Activation):
         if len(bps) < 1:
             raise ValueError("a step activation needs at least one breakpoint")
         if len(vals) != len(bps) + 1:
-            raise ValueError(f"a step activation with {len(bps)} breakpoints needs {len(bps) + 1} values, got {len(vals)}")
+            raise ValueError(
+                f"a step activation with {len(bps)} breakpoints needs {len(bps) + 1} values, got {len(vals)}"
+            )
         if not all(math.isfinite(v) for v in bps + vals):
-            raise ValueError(f"step activation {self.name!r}: breakpoints and values must be finite, got {bps}, {vals}")
-        if any(b2 < b1 for b1, b2 in zip(bps, bps[1:], strict=False)):
+            raise ValueError(
+                f"step activation {self.name!r}: breakpoints and values must be finite, got {bps}, {vals}"
+            )
+        if any(b2 < b1 for b1, b2 in itertools.pairwise(bps)):
             raise ValueError(f"step activation {self.name!r}: breakpoints must be non-decreasing, got {bps}")
         object.__setattr__(self, "breakpoints", bps)
         object.__setattr__(self, "values", vals)
@@ -165,7 +170,9 @@ def sigma_q(r1: float, r2: float, r3: float, r4: float, b1: float, b2: float) ->
     if not r1 <= r2 <= r3 <= r4:
         raise ValueError(f"sigma_q needs r1 <= r2 <= r3 <= r4, got {(r1, r2, r3, r4)}")
     return StepActivation(
-        (r1, r2, r3, r4), (b1, 0.0, b2, 0.0, b1), name=f"sigma_q({r1:.3g},{r2:.3g},{r3:.3g},{r4:.3g},{b1:.3g},{b2:.3g})"
+        (r1, r2, r3, r4),
+        (b1, 0.0, b2, 0.0, b1),
+        name=f"sigma_q({r1:.3g},{r2:.3g},{r3:.3g},{r4:.3g},{b1:.3g},{b2:.3g})",
     )
 
 
@@ -325,7 +332,9 @@ def custom_activation(
     breakpoints: Sequence[float] = (),
 ) -> SmoothActivation:
     """Wrap a user callable (NumPy, elementwise) as an activation; declare kinks/jumps in ``breakpoints``."""
-    return SmoothActivation(name=name, fn=fn, dfn=derivative, torch_fn=torch_fn, breakpoints=tuple(breakpoints))
+    return SmoothActivation(
+        name=name, fn=fn, dfn=derivative, torch_fn=torch_fn, breakpoints=tuple(breakpoints)
+    )
 
 
 _SQRT2 = math.sqrt(2.0)

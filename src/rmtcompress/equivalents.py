@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-class IdentityConvention(str, enum.Enum):
+class IdentityConvention(enum.StrEnum):
     """Which identity coefficient the equivalent uses (see the module docstring)."""
 
     DIAGONAL = "diagonal"  # τ_ℓ² − τ_0² α_1: matches the exact kernel's diagonal (default)
@@ -163,7 +163,9 @@ def _prepare(
     try:
         conv = IdentityConvention(identity)
     except ValueError:
-        raise ValueError(f"identity must be one of {[c.value for c in IdentityConvention]}, got {identity!r}") from None
+        raise ValueError(
+            f"identity must be one of {[c.value for c in IdentityConvention]}, got {identity!r}"
+        ) from None
     G = Xa @ Xa.T
     stats = _stats_from_gram(Xa, ya, G, statistics)
     rec = recursion(acts[:ell], stats.tau0)

@@ -16,6 +16,7 @@ which turn any 2-D Gaussian expectation into Mehler's series
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,7 +32,7 @@ from .activations import (
     get_activation,
 )
 
-__all__ = ["GaussianMoments", "gaussian_moments", "hermite_coefficients", "derivative_hermite_coefficients"]
+__all__ = ["GaussianMoments", "derivative_hermite_coefficients", "gaussian_moments", "hermite_coefficients"]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _QUAD_HALF_WIDTH = 14.0  # N(0,1) mass beyond ±14 is ~1e-44
@@ -120,7 +121,7 @@ def _xi_rule(breaks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     edges.update(b for b in breaks if -_QUAD_HALF_WIDTH < b < _QUAD_HALF_WIDTH)
     sorted_edges = sorted(edges)
     nodes, weights = [], []
-    for lo, hi in zip(sorted_edges[:-1], sorted_edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(sorted_edges):
         n_panels = max(1, math.ceil((hi - lo) / _PANEL))
         pe = np.linspace(lo, hi, n_panels + 1)
         half = 0.5 * np.diff(pe)[:, None]
@@ -142,7 +143,9 @@ def _quadrature_moments(act: Activation, tau: float) -> GaussianMoments:
     x, w = xi_quadrature(act, tau)
     s = act.numpy(tau * x)
     if not np.all(np.isfinite(s)):
-        raise ValueError(f"activation {act.name!r} returned non-finite values on the Gaussian quadrature grid")
+        raise ValueError(
+            f"activation {act.name!r} returned non-finite values on the Gaussian quadrature grid"
+        )
     mean = float(w @ s)
     d1 = float(w @ (x * s)) / tau
     d2 = float(w @ ((x * x - 1.0) * s)) / tau**2
@@ -256,5 +259,7 @@ def hermite_coefficients(act: Activation, scales: np.ndarray, order: int, center
 def derivative_hermite_coefficients(act: Activation, scales: np.ndarray, order: int) -> np.ndarray:
     """Normalised Hermite coefficients of ``σ'(sξ)`` for each scale (activations with a derivative only)."""
     if not act.has_derivative:
-        raise ValueError(f"activation {act.name!r} is a step function: σ' is not a function, the NTK does not exist")
+        raise ValueError(
+            f"activation {act.name!r} is a step function: σ' is not a function, the NTK does not exist"
+        )
     return _quadrature_hermite(act, np.asarray(scales, dtype=np.float64), order, 0.0, use_derivative=True)

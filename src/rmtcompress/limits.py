@@ -34,7 +34,9 @@ def _scales_and_corr(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = np.diag(K).copy()
     if np.any(d <= 0.0):
         bad = int(np.flatnonzero(d <= 0.0)[0])
-        raise ValueError(f"sample {bad} has zero norm at some layer: its correlation with other samples is undefined")
+        raise ValueError(
+            f"sample {bad} has zero norm at some layer: its correlation with other samples is undefined"
+        )
     s = np.sqrt(d)
     rho = K / np.outer(s, s)
     np.clip(rho, -1.0, 1.0, out=rho)
