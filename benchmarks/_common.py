@@ -1,0 +1,36 @@
+"""Shared helpers for the benchmark scripts: machine description and atomic JSON output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and how a number was measured."""
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "loadavg_1_5_15": load,
+    }
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    """Atomic JSON write (temporary name, then rename)."""
+    from rmtcompress.spectra import atomic_write_json
+
+    return atomic_write_json(path, obj)
