@@ -285,6 +285,26 @@ class SmoothActivation(Activation):
             )
         if not np.all(np.isfinite(probe)):
             raise ValueError(f"activation {self.name!r}: fn returned non-finite values on [-3, 3]")
+        if bps:
+            b = np.asarray(bps)
+            delta = 1e-9 * np.maximum(1.0, np.abs(b))
+            gap = np.abs(
+                np.asarray(self.fn(b + delta), dtype=np.float64)
+                - np.asarray(self.fn(b - delta), dtype=np.float64)
+            )
+            jumps = tuple(
+                float(x)
+                for x, g in zip(bps, gap, strict=True)
+                if g > 1e-6 * (1.0 + float(np.max(np.abs(probe))))
+            )
+        else:
+            jumps = ()
+        object.__setattr__(self, "_jump_points", jumps)
+
+    @property
+    def has_derivative(self) -> bool:
+        """False when ``fn`` jumps at one of its declared breakpoints (σ' then has a Dirac mass)."""
+        return not getattr(self, "_jump_points", ())
 
     def numpy(self, t: ArrayF) -> ArrayF:
         return np.asarray(self.fn(np.asarray(t, dtype=np.float64)), dtype=np.float64)
@@ -296,6 +316,11 @@ class SmoothActivation(Activation):
         return torch.from_numpy(out).to(dtype=t.dtype, device=t.device)
 
     def derivative(self, t: ArrayF) -> ArrayF:
+        if not self.has_derivative:
+            raise ValueError(
+                f"activation {self.name!r} jumps at {list(getattr(self, '_jump_points', ()))}: its derivative has "
+                "Dirac masses, so E[σ'²] and the NTK do not exist"
+            )
         d = self.dfn if self.dfn is not None else _numeric_derivative(self.fn)
         return np.asarray(d(np.asarray(t, dtype=np.float64)), dtype=np.float64)
 

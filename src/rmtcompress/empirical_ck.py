@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ._validation import check_positive, check_sparsity, check_widths, validate_X
 from .activations import Activation, resolve_activations
-from .models import WeightDistribution, _distribution, sample_weights, torch_generator
+from .models import WeightDistribution, WeightStream, _distribution
 from .recursions import recursion
 
 __all__ = ["ck_empirical", "random_features"]
@@ -39,28 +39,24 @@ def random_features(
     widths: Sequence[int],
     centers: Sequence[float],
     *,
-    generator: torch.Generator,
+    seed: np.random.SeedSequence,
     weights: WeightDistribution = WeightDistribution.GAUSSIAN,
     sparsity: float = 0.0,
     block_size: int = 1024,
     student_df: float = 5.0,
 ) -> torch.Tensor:
-    """One draw of the last hidden layer H_L (n, d_L) for inputs X (n, p), weights generated in row blocks."""
+    """One draw of the last hidden layer H_L (n, d_L) for inputs X (n, p), weights generated in row blocks
+    (layer ℓ's weights come from child ℓ of ``seed``; the result does not depend on ``block_size``)."""
     h = X
-    for act, d_out, c in zip(activations, widths, centers, strict=True):
+    layer_seeds = seed.spawn(len(widths))
+    for act, d_out, c, ls in zip(activations, widths, centers, layer_seeds, strict=True):
+        stream = WeightStream(ls, weights, sparsity, student_df)
         d_in = h.shape[1]
         out = torch.empty((h.shape[0], d_out), dtype=X.dtype)
         scale = 1.0 / math.sqrt(d_out)
         for start in range(0, d_out, block_size):
             stop = min(d_out, start + block_size)
-            W = sample_weights(
-                (stop - start, d_in),
-                distribution=weights,
-                sparsity=sparsity,
-                generator=generator,
-                dtype=X.dtype,
-                student_df=student_df,
-            )
+            W = stream.draw(stop - start, d_in, X.dtype)
             out[:, start:stop] = (act.torch(h @ W.T) - c) * scale
         h = out
     return h
@@ -123,7 +119,7 @@ def ck_empirical(
                 acts,
                 dims,
                 centers,
-                generator=torch_generator(child),
+                seed=child,
                 weights=dist,
                 sparsity=eps,
                 block_size=bs,

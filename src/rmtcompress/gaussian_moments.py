@@ -152,8 +152,11 @@ def _quadrature_moments(act: Activation, tau: float) -> GaussianMoments:
     c = s - mean
     var = float(w @ (c * c))
     curv = 0.5 * float(w @ ((x * x - 1.0) * c * c)) / tau**2
-    ds = act.derivative(tau * x)
-    d1_sq = float(w @ (ds * ds))
+    if act.has_derivative:
+        ds = act.derivative(tau * x)
+        d1_sq = float(w @ (ds * ds))
+    else:
+        d1_sq = math.inf
     return GaussianMoments(tau, mean, d1, d2, var, d1_sq, curv)
 
 

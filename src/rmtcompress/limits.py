@@ -18,16 +18,18 @@ Layer by layer, with K_0 = X Xᵀ and per-sample variances a_i = (K_{ℓ−1})_i
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 
 from ._validation import validate_X
 from .activations import Activation, LinearAbsActivation, resolve_activations
+from .equivalents import _layer_arg
 from .gaussian_moments import derivative_hermite_coefficients, gaussian_moments, hermite_coefficients
 from .recursions import recursion
 
-__all__ = ["ck_limit", "ntk_limit"]
+__all__ = ["SeriesTruncationWarning", "ck_limit", "ntk_limit"]
 
 
 def _scales_and_corr(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -44,14 +46,26 @@ def _scales_and_corr(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, rho
 
 
+class SeriesTruncationWarning(UserWarning):
+    """The Mehler series needed more terms than ``max_order`` to reach ``tol``."""
+
+
 def _series_order(rho: np.ndarray, tol: float, max_order: int) -> int:
     off = np.abs(rho - np.diag(np.diag(rho)))
     r = float(off.max()) if off.size > 1 else 0.0
     if r <= 0.0:
         return 1
-    if r >= 1.0:
+    need = math.inf if r >= 1.0 else max(4, math.ceil(math.log(tol) / math.log(r)))
+    if need > max_order:
+        warnings.warn(
+            f"two samples have correlation {r:.6f}: the Mehler series needs order {need} to reach tol={tol:g} but "
+            f"max_order={max_order}; off-diagonal entries of such pairs may be off by up to ~{r**max_order:.1e} "
+            "(raise max_order, or drop near-duplicate samples)",
+            SeriesTruncationWarning,
+            stacklevel=4,
+        )
         return max_order
-    return int(min(max_order, max(4, math.ceil(math.log(tol) / math.log(r)))))
+    return int(need)
 
 
 def _mehler(coef: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -109,10 +123,7 @@ def _limit(
 ) -> np.ndarray:
     Xa = validate_X(X)
     acts = resolve_activations(activations)
-    L = len(acts) if layer is None else int(layer)
-    if not 1 <= L <= len(acts):
-        raise ValueError(f"layer must be in 1..{len(acts)}, got {layer!r}")
-    acts = acts[:L]
+    acts = acts[: _layer_arg(layer, len(acts))]
     if ntk:
         steps = [a.name for a in acts if not a.has_derivative]
         if steps:
@@ -143,7 +154,7 @@ def ck_limit(
     layer: int | None = None,
     tau0: float | None = None,
     tol: float = 1e-12,
-    max_order: int = 512,
+    max_order: int = 4096,
 ) -> np.ndarray:
     """Exact infinite-width CK of the centred net, layer ``layer`` (default: last).
 
@@ -168,7 +179,7 @@ def ntk_limit(
     layer: int | None = None,
     tau0: float | None = None,
     tol: float = 1e-12,
-    max_order: int = 512,
+    max_order: int = 4096,
 ) -> np.ndarray:
     """Exact infinite-width NTK (readout included) of the centred net; step activations raise ``ValueError``."""
     return _limit(X, activations, layer, tau0, True, tol, max_order)

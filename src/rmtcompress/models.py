@@ -12,16 +12,18 @@ import enum
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._validation import check_sparsity, check_widths
-from .activations import Activation, resolve_activations
+from ._validation import check_sparsity, check_widths, validate_X
+from .activations import Activation
 from .recursions import recursion
+from .spec import MLPSpec
 
-__all__ = ["RandomFeatureMLP", "WeightDistribution", "sample_weights", "torch_generator"]
+__all__ = ["RandomFeatureMLP", "WeightDistribution", "WeightStream", "sample_weights", "torch_generator"]
 
 
 class WeightDistribution(enum.StrEnum):
@@ -53,12 +55,64 @@ def torch_generator(seed: int | np.random.SeedSequence) -> torch.Generator:
     return g
 
 
+class WeightStream:
+    """Seeded, block-invariant stream of zero-mean unit-variance weights.
+
+    Entries are drawn row-major from NumPy generators (values and sparsity mask from two independent children of
+    one ``SeedSequence``), in float32 for Gaussian and uniform draws, so a matrix is the same whatever its dtype and
+    however it is split into row blocks (which :func:`rmtcompress.ck_empirical` relies on to stream weights).
+
+    Args:
+        seed: an int or a ``numpy.random.SeedSequence``.
+        distribution: a :class:`WeightDistribution` value.
+        sparsity: ε ∈ [0, 1): zero w.p. ε, survivors scaled by 1/√(1−ε).
+        student_df: ν > 2 for ``student_t``.
+    """
+
+    def __init__(
+        self,
+        seed: int | np.random.SeedSequence,
+        distribution: str | WeightDistribution = "gaussian",
+        sparsity: float = 0.0,
+        student_df: float = 5.0,
+    ) -> None:
+        self.distribution = _distribution(distribution)
+        self.sparsity = check_sparsity(sparsity)
+        if self.distribution is WeightDistribution.STUDENT_T and not student_df > 2.0:
+            raise ValueError(f"student_df must be > 2 for a finite variance, got {student_df}")
+        self.student_df = float(student_df)
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+        values, mask = ss.spawn(2)
+        self._values = np.random.default_rng(values)
+        self._mask = np.random.default_rng(mask)
+
+    def draw(self, rows: int, cols: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The next ``rows`` rows of the stream as a (rows, cols) tensor."""
+        shape = (rows, cols)
+        eps = self.sparsity
+        dist = self.distribution
+        if dist in (WeightDistribution.BERNOULLI, WeightDistribution.TERNARY):
+            # one uniform per entry: −s below (1−ε)/2, +s from (1+ε)/2 up, 0 in between (s = 1/√(1−ε))
+            u = self._values.random(shape, dtype=np.float32)
+            w = (u >= (1.0 + eps) / 2.0).astype(np.float32) - (u < (1.0 - eps) / 2.0).astype(np.float32)
+            return torch.from_numpy(w).to(dtype) * (1.0 / math.sqrt(1.0 - eps))
+        if dist is WeightDistribution.GAUSSIAN:
+            w64 = self._values.standard_normal(shape, dtype=np.float32).astype(np.float64)
+        else:
+            nu = self.student_df
+            w64 = self._values.standard_t(nu, size=shape) * math.sqrt((nu - 2.0) / nu)
+        if eps > 0.0:
+            keep = self._mask.random(shape, dtype=np.float32) >= eps
+            w64 = w64 * keep / math.sqrt(1.0 - eps)
+        return torch.from_numpy(w64).to(dtype)
+
+
 def sample_weights(
     shape: tuple[int, int],
     *,
     distribution: str | WeightDistribution = "gaussian",
     sparsity: float = 0.0,
-    generator: torch.Generator,
+    generator: torch.Generator | int,
     dtype: torch.dtype = torch.float32,
     student_df: float = 5.0,
 ) -> torch.Tensor:
@@ -71,33 +125,20 @@ def sample_weights(
         shape: (rows, cols).
         distribution: a :class:`WeightDistribution` value.
         sparsity: ε ∈ [0, 1).
-        generator: the torch generator (all randomness comes from it).
+        generator: a torch generator (one seed is drawn from it) or an int seed; the values come from a
+            :class:`WeightStream`, so they do not depend on ``dtype``.
         dtype: output dtype.
         student_df: ν > 2 for ``student_t``.
 
     Returns:
         Tensor of ``shape`` and ``dtype``.
     """
-    dist = _distribution(distribution)
-    eps = check_sparsity(sparsity)
-    if dist in (WeightDistribution.BERNOULLI, WeightDistribution.TERNARY):
-        # one uniform per entry: −s below (1−ε)/2, +s from (1+ε)/2 up, 0 in between (s = 1/√(1−ε))
-        u = torch.rand(shape, generator=generator, dtype=torch.float32)
-        s = 1.0 / math.sqrt(1.0 - eps)
-        return ((u >= (1.0 + eps) / 2.0).to(dtype) - (u < (1.0 - eps) / 2.0).to(dtype)) * s
-    if dist is WeightDistribution.GAUSSIAN:
-        w = torch.randn(shape, generator=generator, dtype=dtype)
-    else:
-        if not student_df > 2.0:
-            raise ValueError(f"student_df must be > 2 for a finite variance, got {student_df}")
-        # torch has no seeded Student-t sampler: draw a NumPy seed from the torch generator (reproducible).
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        t = torch.from_numpy(np.random.default_rng(seed).standard_t(student_df, size=shape))
-        w = (t * math.sqrt((student_df - 2.0) / student_df)).to(dtype)
-    if eps > 0.0:
-        keep = torch.rand(shape, generator=generator) >= eps
-        w = w * keep.to(dtype) / math.sqrt(1.0 - eps)
-    return w
+    seed = (
+        int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        if isinstance(generator, torch.Generator)
+        else int(generator)
+    )
+    return WeightStream(seed, distribution, sparsity, student_df).draw(shape[0], shape[1], dtype)
 
 
 class RandomFeatureMLP(nn.Module):
@@ -118,9 +159,9 @@ class RandomFeatureMLP(nn.Module):
 
     def __init__(
         self,
-        in_features: int,
-        widths: Sequence[int],
-        activations: Sequence[str | Activation] | str | Activation,
+        in_features: int | MLPSpec,
+        widths: Sequence[int] | None = None,
+        activations: Sequence[str | Activation] | str | Activation | None = None,
         *,
         weights: str | WeightDistribution = "gaussian",
         sparsity: float = 0.0,
@@ -131,38 +172,56 @@ class RandomFeatureMLP(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        dims = check_widths([in_features, *widths])
-        acts = resolve_activations(activations)
-        if len(acts) != len(dims) - 1:
-            raise ValueError(
-                f"got {len(dims) - 1} widths but {len(acts)} activations; give one activation per layer"
-            )
+        if isinstance(in_features, MLPSpec):
+            if widths is not None or activations is not None:
+                raise ValueError("pass either an MLPSpec or (in_features, widths, activations), not both")
+            spec = in_features
+        else:
+            if widths is None or activations is None:
+                raise ValueError("RandomFeatureMLP needs widths and activations (or an MLPSpec)")
+            if isinstance(activations, (str, Activation)):
+                activations = [activations] * len(tuple(widths))
+            spec = MLPSpec(int(in_features), tuple(widths), tuple(activations))
+        self.spec: MLPSpec = spec
+        self._dtype: torch.dtype = dtype
+        dims = (spec.input_dim, *spec.widths)
+        acts = spec.resolved_activations
         self.activations: tuple[Activation, ...] = tuple(acts)
         self.widths = dims[1:]
         self.weight_distribution = _distribution(weights)
         self.sparsity = check_sparsity(sparsity)
         rec = recursion(acts, tau0)
         self.register_buffer("centers", torch.tensor(rec.centers, dtype=dtype))
-        gen = torch_generator(seed)
+        # layer ℓ's weights come from child ℓ of SeedSequence(seed), the readout from child L
+        children = np.random.SeedSequence(int(seed)).spawn(len(dims))
         self.layers = nn.ModuleList()
-        for d_in, d_out in itertools.pairwise(dims):
+        for (d_in, d_out), child in zip(itertools.pairwise(dims), children, strict=False):
             lin = nn.Linear(d_in, d_out, bias=False, dtype=dtype)
             with torch.no_grad():
-                lin.weight.copy_(
-                    sample_weights(
-                        (d_out, d_in), distribution=weights, sparsity=sparsity, generator=gen, dtype=dtype
-                    )
-                )
+                lin.weight.copy_(WeightStream(child, weights, sparsity).draw(d_out, d_in, dtype))
             lin.weight.requires_grad_(trainable_hidden)
             self.layers.append(lin)
+        self.classifier: Any = None  # LinearReadout set by rmtcompress.fit_readout
         self.readout: nn.Linear | None = None
         if out_features is not None:
             self.readout = nn.Linear(dims[-1], int(check_widths([out_features])[0]), bias=False, dtype=dtype)
             with torch.no_grad():
-                self.readout.weight.copy_(torch.randn(self.readout.weight.shape, generator=gen, dtype=dtype))
+                shape = self.readout.weight.shape
+                self.readout.weight.copy_(WeightStream(children[-1]).draw(shape[0], shape[1], dtype))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Last hidden layer h_L, shape (n, d_L)."""
+    def features(self, x: Any, *, batch_size: int = 4096) -> Any:
+        """Last hidden layer h_L, shape (n, d_L): tensor → tensor; NumPy (n, p) → NumPy float32 (batched, no grad)."""
+        if not isinstance(x, torch.Tensor):
+            Xa = validate_X(x)
+            if Xa.shape[1] != self.spec.input_dim:
+                raise ValueError(f"X has {Xa.shape[1]} features but the model expects {self.spec.input_dim}")
+            dtype = self._dtype
+            with torch.no_grad():
+                parts = [
+                    self.features(torch.from_numpy(Xa[i : i + batch_size]).to(dtype)).numpy()
+                    for i in range(0, Xa.shape[0], batch_size)
+                ]
+            return np.concatenate(parts, axis=0).astype(np.float32, copy=False)
         h = x
         centers = self.centers
         assert isinstance(centers, torch.Tensor)
@@ -174,3 +233,13 @@ class RandomFeatureMLP(nn.Module):
         """Readout output (n, out_features), or h_L when there is no readout."""
         h = self.features(x)
         return h if self.readout is None else self.readout(h)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels from the classifier trained by :func:`rmtcompress.fit_readout`."""
+        if self.classifier is None:
+            raise ValueError("the readout is not trained: call rc.fit_readout(model, X_train, y_train) first")
+        return self.classifier.predict(np.asarray(self.features(X)))
+
+    def score(self, X: Any, y: Any) -> float:
+        """Accuracy on (X, y)."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
