@@ -59,6 +59,23 @@ from .activations import (
 from .activations import (
     sign as sign,
 )
+from .baselines import BASELINES as BASELINES
+from .baselines import build_baseline as build_baseline
+from .compress import (
+    CompressedMLP as CompressedMLP,
+)
+from .compress import (
+    CompressionMethod as CompressionMethod,
+)
+from .compress import (
+    NTKLCConfig as NTKLCConfig,
+)
+from .compress import (
+    compress as compress,
+)
+from .compress import (
+    fit_readout as fit_readout,
+)
 from .datasets import (
     PaperNormalizer as PaperNormalizer,
 )
@@ -108,6 +125,21 @@ from .gaussian_moments import GaussianMoments as GaussianMoments
 from .gaussian_moments import gaussian_moments as gaussian_moments
 from .limits import ck_limit as ck_limit
 from .limits import ntk_limit as ntk_limit
+from .matching import MatchReport as MatchReport
+from .matching import MatchWarning as MatchWarning
+from .matching import match_activations as match_activations
+from .memory import (
+    MemoryReport as MemoryReport,
+)
+from .memory import (
+    memory_report as memory_report,
+)
+from .memory import (
+    paper_memory_bits as paper_memory_bits,
+)
+from .memory import (
+    ternary_entropy_bits as ternary_entropy_bits,
+)
 from .models import (
     RandomFeatureMLP as RandomFeatureMLP,
 )
@@ -117,8 +149,27 @@ from .models import (
 from .models import (
     sample_weights as sample_weights,
 )
+from .quantizers import (
+    ActivationQuantizer as ActivationQuantizer,
+)
+from .quantizers import (
+    lloyd_max_data_quantizer as lloyd_max_data_quantizer,
+)
+from .quantizers import (
+    lloyd_max_quantizer as lloyd_max_quantizer,
+)
+from .quantizers import (
+    quantize_activation as quantize_activation,
+)
+from .quantizers import (
+    uniform_quantizer as uniform_quantizer,
+)
+from .readout import LinearReadout as LinearReadout
+from .readout import fit_ridge_readout as fit_ridge_readout
+from .readout import fit_sgd_readout as fit_sgd_readout
 from .recursions import Recursion as Recursion
 from .recursions import recursion as recursion
+from .spec import MLPSpec as MLPSpec
 from .spectra import (
     SpectralComparison as SpectralComparison,
 )

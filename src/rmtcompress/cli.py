@@ -193,6 +193,190 @@ def spectra(
     click.echo(f"wrote {report['json']} and {', '.join(report['figures'].values())}")
 
 
+def _task_from(data: str, seed: int, max_train: int | None) -> Any:
+    from .experiments import TASKS, Task, _split, load_task
+
+    if data in TASKS:
+        try:
+            return load_task(data, seed=seed, max_train=max_train)
+        except FileNotFoundError as exc:
+            if data != "fashion-mnist":
+                raise
+            click.echo(f"note: {exc}\nfalling back to scikit-learn digits", err=True)
+            return load_task("digits", seed=seed, max_train=max_train)
+    from .datasets import PaperNormalizer, load_array_file
+
+    path = Path(data)
+    if not path.exists():
+        raise FileNotFoundError(f"data {data!r} is neither a task ({', '.join(TASKS)}) nor an existing file")
+    X, y = load_array_file(path)
+    Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+    norm = PaperNormalizer().fit(Xtr)
+    return Task(path.name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, f"{path} (80/20 split)")
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+    return vals
+
+
+@main.command(name="compress")
+@click.option(
+    "--data",
+    default="fashion-mnist",
+    show_default=True,
+    help="fashion-mnist (Debian package; digits if absent), mnist-subset, mnist-6v8, mnist-0to4, digits, gmm, "
+    "or a .npz/.csv file (label in the last column)",
+)
+@click.option("--widths", default="2000,2000,1000", show_default=True)
+@click.option(
+    "--activation", default="relu", show_default=True, help="activation of the original net (all layers)"
+)
+@click.option("--sparsity", type=float, default=0.9, show_default=True)
+@click.option(
+    "--method",
+    default="lloyd-max",
+    show_default=True,
+    help="lloyd-max, lloyd-max-data, uniform, ntklc-paper, weights-only",
+)
+@click.option(
+    "--levels", type=int, default=4, show_default=True, help="activation levels (quantizer methods)"
+)
+@click.option(
+    "--compare/--no-compare",
+    default=True,
+    show_default=True,
+    help="also build the dense original, the paper's recipe and the 1-bit quantizer",
+)
+@click.option("--max-train", type=int, default=None, help="subsample the training split")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), default="runs/compress", show_default=True
+)
+@click.option("--show-match", is_flag=True, help="print the per-layer moment-matching table of each method")
+def compress_cmd(
+    data: str,
+    widths: str,
+    activation: str,
+    sparsity: float,
+    method: str,
+    levels: int,
+    compare: bool,
+    max_train: int | None,
+    seed: int,
+    out_dir: str,
+    show_match: bool,
+) -> None:
+    """Compress a random-feature ReLU net, train the ridge readout, print accuracy and memory (both ways)."""
+    import torch
+
+    from .experiments import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
+
+    try:
+        w = _int_list(widths, "--widths")
+        task = _task_from(data, seed, max_train)
+        rows = []
+        if compare:
+            rows += [
+                MethodSpec("dense", "dense"),
+                MethodSpec("ntklc-paper", "ntklc-paper", sparsity),
+                MethodSpec("lloyd-max", "lloyd-max", sparsity, 2),
+            ]
+        main_row = MethodSpec(method, method, sparsity, levels)
+        if main_row not in rows:
+            rows.append(main_row)
+        click.echo(
+            f"{task.description}: train {task.X_train.shape}, test {task.X_test.shape}, widths {w}, "
+            f"torch threads {torch.get_num_threads()}"
+        )
+        records = []
+        for ms in rows:
+            rec = run_one(task, ms, w, seed, [activation] * len(w))
+            records.append(rec)
+            click.echo(f"  {rec['label']}: {100 * rec['accuracy']:.2f} % ({rec['seconds']:.1f} s)")
+        files = write_results(records, out_dir, "compress", f"{task.description}, widths {w}")
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        _fail(exc)
+        return
+    print_table(summary_table(records), SUMMARY_HEADER)
+    if show_match:
+        from .baselines import BASELINES
+        from .experiments import build_model
+        from .spec import MLPSpec
+
+        spec = MLPSpec(task.X_train.shape[1], w, tuple([activation] * len(w)))
+        for ms in rows:
+            if ms.method not in BASELINES:
+                rep = build_model(ms, spec, task.X_train, seed).match_report
+                if rep is not None:
+                    click.echo(
+                        f"\nmoments of {ms.label()} vs the original (targets at τ_ℓ−1, achieved at τ̃_ℓ−1):"
+                    )
+                    click.echo(rep.table())
+    click.echo(
+        "memory: 'paper' = 32 bits per dense weight and neuron, 1 bit per non-zero ternary weight and per "
+        "quantized neuron; 'entropy bound' = honest bytes of the stored codes at their empirical entropy "
+        "+ float32 head + per-layer constants"
+    )
+    click.echo(f"wrote {files['json']}, {files['csv']}, {files['png']}")
+
+
+_FIG_WIDTHS = ((256, 256, 128), (512, 512, 256), (1024, 1024, 512), (2048, 2048, 1024))
+
+
+@main.command()
+@click.argument("figure", type=click.Choice(["fig3", "fig4"]))
+@click.option(
+    "--task", "task_name", default=None, help="fig3: mnist-subset (default) or fashion-mnist, digits, gmm"
+)
+@click.option("--widths", "widths_list", multiple=True, help="repeatable, e.g. --widths 512,512,256")
+@click.option("--seeds", default="0", show_default=True, help="comma-separated seeds")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True
+)
+@click.option("--quiet", is_flag=True)
+def reproduce(
+    figure: str, task_name: str | None, widths_list: tuple[str, ...], seeds: str, out_dir: str, quiet: bool
+) -> None:
+    """Fig. 3 / Fig. 4 of Gu et al. 2022 (accuracy vs memory, log-x), with our quantizers added; CSV/JSON/PNG."""
+    from .experiments import SUMMARY_HEADER, MethodSpec, load_task, run_grid, summary_table, write_results
+
+    try:
+        ws = [_int_list(w, "--widths") for w in widths_list] or list(_FIG_WIDTHS)
+        seed_list = _int_list(seeds, "--seeds")
+        methods = [MethodSpec("dense", "dense")]
+        methods += [MethodSpec("ntklc-paper", "ntklc-paper", e) for e in (0.0, 0.5, 0.9)]
+        methods += [MethodSpec("lloyd-max", "lloyd-max", 0.9, k) for k in (2, 4)]
+        methods += [
+            MethodSpec("weights-only", "weights-only", 0.9),
+            MethodSpec(
+                "heuristic-sparsification", "heuristic-sparsification", 0.8 if figure == "fig3" else 0.9
+            ),
+            MethodSpec(
+                "binary-heuristic", "binary-heuristic" if figure == "fig3" else "binary-heuristic-first2", 0.9
+            ),
+        ]
+        if figure == "fig3":
+            methods.append(MethodSpec("magnitude-pruning", "magnitude-pruning", 0.9))
+        tasks = (
+            [task_name or "mnist-subset"]
+            if figure == "fig3"
+            else ([task_name] if task_name else ["mnist-6v8", "mnist-0to4"])
+        )
+        for tn in tasks:
+            task = load_task(tn, seed=seed_list[0])
+            recs = run_grid(task, methods, ws, seeds=seed_list, progress=not quiet)
+            files = write_results(recs, out_dir, f"{figure}_{tn}", f"{figure}: {task.description}")
+            click.echo(f"{figure} on {task.description}")
+            print_table(summary_table(recs), SUMMARY_HEADER)
+            click.echo(f"wrote {files['png']}, {files['csv']}, {files['json']}")
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        _fail(exc)
+
+
 @main.command(name="show-json", hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def show_json(path: str) -> None:

