@@ -14,6 +14,13 @@ Methods (``NTKLCConfig.method``):
   scale (level 0 kept exact when σ has an atom there, e.g. ReLU), then centred.
 * ``"lloyd-max-data"`` — the same, fitted on the net's actual pre-activations on a sample of X.
 * ``"uniform"`` — k evenly spaced levels.
+* ``"lloyd-max-matched"`` — the least-distortion k-level quantizer whose E[σ']², E[σ'']² (and E[σ'²+σ̄σ''] in hidden
+  layers) equal the original's: the paper's conditions as constraints, distortion as the objective
+  (:mod:`rmtcompress.matched_quantizers`; needs k ≥ 3).
+
+``readout_features="thermometer"`` feeds the readout the k − 1 threshold indicators 1{z ≥ b_j} of each last-layer
+neuron instead of its level: the same 2-bit runtime code, but the readout learns each neuron's k levels
+(the head has (k − 1)·d_L·K weights; counted in the memory).
 * ``"weights-only"`` — ternary weights, original activations (the paper's "no activation quantization").
 """
 
@@ -33,7 +40,7 @@ from torch import nn
 from ._validation import check_positive, check_sparsity, validate_X, validate_Xy
 from .activations import Activation, StepActivation
 from .gaussian_moments import gaussian_moments
-from .matching import EquationResidual, LayerMatch, MatchReport, match_activations
+from .matching import EquationResidual, LayerMatch, MatchReport, MatchWarning, match_activations
 from .models import torch_generator
 from .readout import LinearReadout, fit_ridge_readout, fit_sgd_readout
 from .spec import MLPSpec
@@ -57,6 +64,7 @@ class CompressionMethod(enum.StrEnum):
     LLOYD_MAX = "lloyd-max"
     LLOYD_MAX_DATA = "lloyd-max-data"
     UNIFORM = "uniform"
+    LLOYD_MAX_MATCHED = "lloyd-max-matched"
     WEIGHTS_ONLY = "weights-only"
 
 
@@ -96,6 +104,7 @@ class NTKLCConfig:
     on_infeasible: str = "warn"
     data_sample: int = 2048
     straight_through: bool = False
+    readout_features: str = "levels"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,6 +118,14 @@ class NTKLCConfig:
             raise ValueError(f"levels must be an integer in 2..256, got {self.levels!r}")
         if self.weight_sampling not in ("iid", "exact"):
             raise ValueError(f"weight_sampling must be 'iid' or 'exact', got {self.weight_sampling!r}")
+        if self.readout_features not in ("levels", "thermometer"):
+            raise ValueError(
+                f"readout_features must be 'levels' or 'thermometer', got {self.readout_features!r}"
+            )
+        if self.method is CompressionMethod.LLOYD_MAX_MATCHED and int(self.levels) < 3:
+            raise ValueError(
+                "lloyd-max-matched needs levels ≥ 3 (with 2 levels the conditions leave no freedom: use 'ntklc-paper')"
+            )
         check_positive(int(self.restarts), "restarts")
         check_positive(int(self.data_sample), "data_sample")
 
@@ -126,6 +143,7 @@ class NTKLCConfig:
             "tau_anchor": self.tau_anchor,
             "hard": list(self.hard),
             "straight_through": self.straight_through,
+            "readout_features": self.readout_features,
         }
 
 
@@ -185,6 +203,7 @@ class CompressedMLP(nn.Module):
         tau0: float = 1.0,
         straight_through: bool = False,
         running_tau: Sequence[float] | None = None,
+        thermometer: bool = False,
     ) -> None:
         super().__init__()
         if (codes is None) == (weights is None):
@@ -196,6 +215,7 @@ class CompressedMLP(nn.Module):
         self.tau0 = float(tau0)
         self.match_report = match_report
         self.straight_through = straight_through
+        self.thermometer = bool(thermometer) and isinstance(activations[-1], StepActivation)
         self.running_tau = tuple(running_tau) if running_tau is not None else None
         self.register_buffer("centers", torch.tensor(list(centers), dtype=torch.float32))
         self._ternary = codes is not None
@@ -234,6 +254,10 @@ class CompressedMLP(nn.Module):
         assert isinstance(centers, torch.Tensor)
         for i, act in enumerate(self.activations):
             z = h @ self.weight(i).T
+            if self.thermometer and i == len(self.activations) - 1:
+                assert isinstance(act, StepActivation)
+                ind = [(z >= b).to(z.dtype) for b in act.breakpoints]
+                return torch.cat(ind, dim=1) / math.sqrt(self.spec.widths[i])
             if self.straight_through and isinstance(act, StepActivation) and torch.is_grad_enabled():
                 width = 0.5 * (self.running_tau[i] if self.running_tau else 1.0)
                 a = _StraightThroughStep.apply(z, act, width)
@@ -283,8 +307,10 @@ def _features(model: nn.Module, X: Any, batch_size: int) -> Any:
     return np.concatenate(out, axis=0) if out else np.empty((0, 0), dtype=np.float32)
 
 
-def _soft_report(original: Sequence[Activation], new: Sequence[Activation], tau0: float) -> MatchReport:
-    """Moment residuals of arbitrary compressed activations against the original (all conditions informational)."""
+def _soft_report(
+    original: Sequence[Activation], new: Sequence[Activation], tau0: float, hard: tuple[str, ...] = ()
+) -> MatchReport:
+    """Moment residuals of compressed activations against the original (conditions in ``hard`` are flagged)."""
     layers: list[LayerMatch] = []
     t_orig, t_comp = tau0, tau0
     L = len(original)
@@ -300,10 +326,11 @@ def _soft_report(original: Sequence[Activation], new: Sequence[Activation], tau0
                 vals_c[k],
                 vals_c[k] - vals_o[k],
                 (vals_c[k] - vals_o[k]) / max(abs(vals_o[k]), 1e-12),
-                False,
+                k in hard and not (k == "curv" and ell == L),
             )
             for k in names
         )
+        feasible = all(abs(e.relative) <= 1e-6 for e in eqs if e.hard)
         params = (
             {"breakpoints": list(b.breakpoints), "values": list(b.values)}
             if isinstance(b, StepActivation)
@@ -321,12 +348,12 @@ def _soft_report(original: Sequence[Activation], new: Sequence[Activation], tau0
                 math.sqrt(mc.var),
                 mc.mean,
                 eqs,
-                True,
-                "",
+                feasible,
+                "" if feasible else "the constrained quantizer did not meet its conditions",
             )
         )
         t_orig, t_comp = math.sqrt(mo.var), math.sqrt(mc.var)
-    return MatchReport(tuple(layers), tau0, {"informational": True})
+    return MatchReport(tuple(layers), tau0, {"informational": not hard, "hard": list(hard)})
 
 
 def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | None = None) -> CompressedMLP:
@@ -383,10 +410,12 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         running = [lm.tau_in_compressed for lm in report.layers]
         bits = [32.0] * spec.depth
     else:
+        from .matched_quantizers import moment_matched_quantizer
         from .quantizers import lloyd_max_data_quantizer, lloyd_max_quantizer, uniform_quantizer
 
         acts, centers, running = [], [], []
         tau = tau0
+        tau_orig = tau0
         h = None
         if method is CompressionMethod.LLOYD_MAX_DATA:
             if Xa is None:
@@ -398,11 +427,21 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
                 q = lloyd_max_quantizer(act, tau, int(cfg.levels))
             elif method is CompressionMethod.UNIFORM:
                 q = uniform_quantizer(act, tau, int(cfg.levels))
+            elif method is CompressionMethod.LLOYD_MAX_MATCHED:
+                conds = ("d1", "d2", "curv") if i < spec.depth - 1 else ("d1", "d2")
+                mq = moment_matched_quantizer(act, tau_orig, tau, int(cfg.levels), conditions=conds)
+                if not mq.converged:
+                    warnings.warn(
+                        f"layer {i + 1}: no {cfg.levels}-level quantizer met {conds} (relative residuals "
+                        f"{mq.residuals}); using it anyway, see the match report",
+                        MatchWarning,
+                        stacklevel=2,
+                    )
             else:
                 assert h is not None
                 z = h @ (codes[i].to(torch.float32) * scales[i]).T
                 q = lloyd_max_data_quantizer(act, z.numpy(), int(cfg.levels), seed=cfg.seed)
-            step = q.activation
+            step = mq.activation if method is CompressionMethod.LLOYD_MAX_MATCHED else q.activation
             m = gaussian_moments(step, tau)
             acts.append(step)
             centers.append(m.mean)
@@ -412,7 +451,9 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
                     dims[i + 1]
                 )
             tau = math.sqrt(m.var)
-        report = _soft_report(original, acts, tau0)
+            tau_orig = math.sqrt(gaussian_moments(act, tau_orig).var)
+        hard = ("d1", "d2", "curv") if method is CompressionMethod.LLOYD_MAX_MATCHED else ()
+        report = _soft_report(original, acts, tau0, hard=hard)
         bits = [math.log2(int(cfg.levels))] * spec.depth
     return CompressedMLP(
         spec,
@@ -427,6 +468,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         tau0=tau0,
         straight_through=cfg.straight_through,
         running_tau=running,
+        thermometer=cfg.readout_features == "thermometer",
     )
 
 

@@ -118,7 +118,9 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
     """
     spec = model.spec
     dims = [spec.input_dim, *spec.widths]
-    head = (dims[-1] + 1) * n_classes
+    last = model.activations[-1]
+    per_neuron = len(last.breakpoints) if model.thermometer and isinstance(last, StepActivation) else 1
+    head = (dims[-1] * per_neuron + 1) * n_classes
     neurons = sum(spec.widths)
     paper_bits = 32.0 * head
     honest_bits = 32.0 * head
@@ -168,8 +170,13 @@ class MethodSpec:
         """Short display label."""
         if self.method in BASELINES:
             return self.name if self.method == "dense" else f"{self.name} ε={self.sparsity:g}"
-        lv = f", k={self.levels}" if self.method in ("lloyd-max", "lloyd-max-data", "uniform") else ""
-        return f"{self.name} ε={self.sparsity:g}{lv}"
+        lv = (
+            f", k={self.levels}"
+            if self.method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
+            else ""
+        )
+        extra = "".join(f", {k}={v}" for k, v in self.options)
+        return f"{self.name} ε={self.sparsity:g}{lv}{extra}"
 
 
 def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -> CompressedMLP:
