@@ -10,6 +10,7 @@ Writes benchmarks/results/ntklc.json (or ntklc_<task>.json / *_quick.json) and a
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
@@ -49,6 +50,9 @@ def plan(quick: bool) -> list[tuple[MethodSpec, tuple[int, ...]]]:
     rows.append((MethodSpec("lloyd-max", "lloyd-max", 0.5, 4), EQUAL))
     for b in ("heuristic-sparsification", "magnitude-pruning", "binary-heuristic-first2"):
         rows.append((MethodSpec(b, b, 0.9), EQUAL))
+    rows.append((MethodSpec("lloyd-max-matched", "lloyd-max-matched", 0.9, 4), EQUAL))
+    rows.append((MethodSpec("lloyd-max", "lloyd-max", 0.9, 4, (("readout_features", "thermometer"),)), EQUAL))
+    rows.append((MethodSpec("lloyd-max", "lloyd-max", 0.95, 4, (("readout_features", "thermometer"),)), WIDE))
     return rows
 
 
@@ -60,6 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--append", action="store_true", help="keep the rows of the existing JSON, run only new ones"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     name = args.task or ("mnist-subset" if args.quick else "fashion-mnist")
@@ -70,8 +77,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = "mnist-subset"
         task = load_task(name)
     t0 = time.perf_counter()
-    records = []
+    stem = "ntklc" if name == "fashion-mnist" else f"ntklc_{name}"
+    stem += "_quick" if args.quick else ""
+    records: list[dict] = []
+    if args.append and (RESULTS / f"{stem}.json").exists():
+        records = json.loads((RESULTS / f"{stem}.json").read_text())["records"]
+    done = {(r["label"], tuple(r["widths"]), r["seed"]) for r in records}
     for ms, widths in plan(args.quick):
+        if all((ms.label(), widths, s) in done for s in args.seeds):
+            continue
         recs = run_grid(task, [ms], [widths], seeds=args.seeds, progress=False)
         records.extend(recs)
         for r in recs:
@@ -81,8 +95,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{r['seconds']:5.1f}s",
                 flush=True,
             )
-    stem = "ntklc" if name == "fashion-mnist" else f"ntklc_{name}"
-    stem += "_quick" if args.quick else ""
     files = write_results(records, RESULTS, f"{stem}_table", f"NTK-LC and baselines on {task.description}")
     result = {
         "benchmark": "ntklc_accuracy_vs_memory",

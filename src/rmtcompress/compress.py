@@ -68,10 +68,11 @@ class CompressionMethod(enum.StrEnum):
     WEIGHTS_ONLY = "weights-only"
 
 
-# Chosen by the rule documented in docs/compression.md from benchmarks/results/ntklc.json: the method on the
-# accuracy-vs-honest-bytes frontier of the Fashion-MNIST benchmark with the best accuracy at ≤ 2 activation bits.
+# Chosen by the rule of docs/compression.md (experiments.rank_methods on benchmarks/results/ntklc.json):
+# tests/test_default_method.py fails when the benchmark ranks another method first.
 DEFAULT_METHOD = CompressionMethod.LLOYD_MAX
 DEFAULT_LEVELS = 4
+DEFAULT_READOUT_FEATURES = "levels"
 
 
 @dataclass
@@ -83,8 +84,9 @@ class NTKLCConfig:
         method: a :class:`CompressionMethod` value.
         levels: activation levels k for the quantizer methods (2 ≤ k ≤ 256).
         seed: seed of the weights (and of the solver's starts).
-        weight_sampling: ``"iid"`` (each weight 0 w.p. ε) or ``"exact"`` (exactly round(ε·size) zeros per layer and
-            equal ± counts, as the research code).
+        weight_sampling: ``"iid"`` (each weight 0 w.p. ε), ``"exact"`` (exactly round(ε·size) zeros per layer and
+            equal ± counts, as the research code) or ``"philox"`` (i.i.d. from the documented counter-based Philox
+            mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed).
         restarts, last_layer, hidden, tau_anchor, hard, on_infeasible: :func:`match_activations` options
             (``ntklc-paper`` only).
         data_sample: rows of X used by ``lloyd-max-data``.
@@ -104,7 +106,7 @@ class NTKLCConfig:
     on_infeasible: str = "warn"
     data_sample: int = 2048
     straight_through: bool = False
-    readout_features: str = "levels"
+    readout_features: str = DEFAULT_READOUT_FEATURES
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -116,8 +118,10 @@ class NTKLCConfig:
             raise ValueError(f"unknown compression method {self.method!r}; valid: {valid}") from None
         if not isinstance(self.levels, (int, np.integer)) or not 2 <= int(self.levels) <= 256:
             raise ValueError(f"levels must be an integer in 2..256, got {self.levels!r}")
-        if self.weight_sampling not in ("iid", "exact"):
-            raise ValueError(f"weight_sampling must be 'iid' or 'exact', got {self.weight_sampling!r}")
+        if self.weight_sampling not in ("iid", "exact", "philox"):
+            raise ValueError(
+                f"weight_sampling must be 'iid', 'exact' or 'philox', got {self.weight_sampling!r}"
+            )
         if self.readout_features not in ("levels", "thermometer"):
             raise ValueError(
                 f"readout_features must be 'levels' or 'thermometer', got {self.readout_features!r}"
@@ -236,6 +240,7 @@ class CompressedMLP(nn.Module):
             ]
         )
         self.classifier: LinearReadout | None = None
+        self.weight_seed: int | None = None  # set when the codes come from rmtcompress.philox (seed mode)
 
     @property
     def is_ternary(self) -> bool:
@@ -381,10 +386,18 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
     original = spec.resolved_activations
     gen = torch_generator(cfg.seed)
     dims = [spec.input_dim, *spec.widths]
-    codes = [
-        ternary_codes((dims[i + 1], dims[i]), cfg.sparsity, gen, cfg.weight_sampling == "exact")
-        for i in range(spec.depth)
-    ]
+    if cfg.weight_sampling == "philox":
+        from .philox import philox_ternary_codes
+
+        codes = [
+            torch.from_numpy(philox_ternary_codes(cfg.seed, i, (dims[i + 1], dims[i]), cfg.sparsity))
+            for i in range(spec.depth)
+        ]
+    else:
+        codes = [
+            ternary_codes((dims[i + 1], dims[i]), cfg.sparsity, gen, cfg.weight_sampling == "exact")
+            for i in range(spec.depth)
+        ]
     scale = 1.0 / math.sqrt(1.0 - cfg.sparsity)
     scales = [scale] * spec.depth
     bits: list[float] | None = None
@@ -455,7 +468,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         hard = ("d1", "d2", "curv") if method is CompressionMethod.LLOYD_MAX_MATCHED else ()
         report = _soft_report(original, acts, tau0, hard=hard)
         bits = [math.log2(int(cfg.levels))] * spec.depth
-    return CompressedMLP(
+    model = CompressedMLP(
         spec,
         acts,
         centers,
@@ -470,6 +483,9 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         running_tau=running,
         thermometer=cfg.readout_features == "thermometer",
     )
+    if cfg.weight_sampling == "philox":
+        model.weight_seed = int(cfg.seed)
+    return model
 
 
 def fit_readout(

@@ -215,6 +215,7 @@ def run_one(
         "name": ms.name,
         "sparsity": ms.sparsity if ms.method != "dense" else 0.0,
         "levels": ms.levels,
+        "options": dict(ms.options),
         "widths": list(widths),
         "seed": seed,
         "accuracy": acc,
@@ -350,6 +351,44 @@ def summary_table(records: list[dict[str, Any]]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def _options(row: dict[str, Any]) -> dict[str, Any]:
+    if "options" in row:
+        return dict(row["options"])
+    opts: dict[str, Any] = {}
+    for part in str(row.get("label", "")).split(", ")[1:]:
+        key, sep, value = part.partition("=")
+        if sep and key not in ("k",):
+            opts[key] = value
+    return opts
+
+
+def rank_methods(
+    summary: list[dict[str, Any]],
+    *,
+    widths: Sequence[int] = (2000, 2000, 1000),
+    sparsity: float = 0.9,
+    max_activation_bits: float = 2.0,
+) -> list[dict[str, Any]]:
+    """The documented rule that picks ``rc.compress``'s default (docs/compression.md).
+
+    Among compressed nets (ternary weights, a quantizer method — not a baseline, not ``weights-only``) at the given
+    widths and ε with activations of at most ``max_activation_bits`` bits, sort by test accuracy (descending), then
+    honest size (ascending). Returns the sorted rows, each with ``method``, ``levels`` and ``options``.
+    """
+    from .compress import CompressionMethod
+
+    methods = {m.value for m in CompressionMethod} - {CompressionMethod.WEIGHTS_ONLY.value}
+    rows = [
+        {**r, "options": _options(r)}
+        for r in summary
+        if r["method"] in methods
+        and list(r["widths"]) == list(widths)
+        and abs(float(r["sparsity"]) - sparsity) < 1e-9
+        and float(r["activation_bits_per_neuron"]) <= max_activation_bits
+    ]
+    return sorted(rows, key=lambda r: (-float(r["accuracy"]), float(r["entropy_bound_bytes"])))
 
 
 SUMMARY_HEADER = [
