@@ -313,7 +313,11 @@ def _features(model: nn.Module, X: Any, batch_size: int) -> Any:
 
 
 def _soft_report(
-    original: Sequence[Activation], new: Sequence[Activation], tau0: float, hard: tuple[str, ...] = ()
+    original: Sequence[Activation],
+    new: Sequence[Activation],
+    tau0: float,
+    hard: tuple[str, ...] = (),
+    kind: str = "",
 ) -> MatchReport:
     """Moment residuals of compressed activations against the original (conditions in ``hard`` are flagged)."""
     layers: list[LayerMatch] = []
@@ -344,7 +348,7 @@ def _soft_report(
         layers.append(
             LayerMatch(
                 ell,
-                type(b).__name__,
+                kind or type(b).__name__,
                 params,
                 b if isinstance(b, StepActivation) else None,  # type: ignore[arg-type]
                 t_orig,
@@ -418,7 +422,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         running = [lm.tau_in_compressed for lm in report.layers]
     elif method is CompressionMethod.WEIGHTS_ONLY:
         acts = list(original)
-        report = _soft_report(original, acts, tau0)
+        report = _soft_report(original, acts, tau0, kind="original")
         centers = report.centers.tolist()
         running = [lm.tau_in_compressed for lm in report.layers]
         bits = [32.0] * spec.depth
@@ -466,7 +470,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
             tau = math.sqrt(m.var)
             tau_orig = math.sqrt(gaussian_moments(act, tau_orig).var)
         hard = ("d1", "d2", "curv") if method is CompressionMethod.LLOYD_MAX_MATCHED else ()
-        report = _soft_report(original, acts, tau0, hard=hard)
+        report = _soft_report(original, acts, tau0, hard=hard, kind=f"q{int(cfg.levels)}")
         bits = [math.log2(int(cfg.levels))] * spec.depth
     model = CompressedMLP(
         spec,
