@@ -130,6 +130,22 @@ class NTKLCConfig:
             raise ValueError(
                 "lloyd-max-matched needs levels ≥ 3 (with 2 levels the conditions leave no freedom: use 'ntklc-paper')"
             )
+        if self.last_layer not in ("paper", "free"):
+            raise ValueError(f"last_layer must be 'paper' or 'free', got {self.last_layer!r}")
+        if self.hidden not in ("sigma_t", "sigma_q"):
+            raise ValueError(f"hidden must be 'sigma_t' or 'sigma_q', got {self.hidden!r}")
+        if self.on_infeasible not in ("warn", "raise", "ignore"):
+            raise ValueError(f"on_infeasible must be 'warn', 'raise' or 'ignore', got {self.on_infeasible!r}")
+        if not (
+            isinstance(self.tau_anchor, (int, float))
+            and math.isfinite(self.tau_anchor)
+            and self.tau_anchor >= 0
+        ):
+            raise ValueError(f"tau_anchor must be a finite number ≥ 0, got {self.tau_anchor!r}")
+        valid_hard = ("d1", "d2", "curv", "Q", "tau")
+        if isinstance(self.hard, str) or any(h not in valid_hard for h in self.hard):
+            raise ValueError(f"hard must be a tuple of conditions from {valid_hard}, got {self.hard!r}")
+        self.hard = tuple(self.hard)
         check_positive(int(self.restarts), "restarts")
         check_positive(int(self.data_sample), "data_sample")
 

@@ -120,10 +120,12 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
     dims = [spec.input_dim, *spec.widths]
     last = model.activations[-1]
     per_neuron = len(last.breakpoints) if model.thermometer and isinstance(last, StepActivation) else 1
-    head = (dims[-1] * per_neuron + 1) * n_classes
+    head_weights = dims[-1] * per_neuron * n_classes
     neurons = sum(spec.widths)
-    paper_bits = 32.0 * head
-    honest_bits = 32.0 * head
+    paper_bits = (
+        32.0 * head_weights
+    )  # the paper's convention (memory.paper_memory_bits): head weights, no bias
+    honest_bits = 32.0 * (head_weights + n_classes)  # what is stored: weights and bias
     for i in range(spec.depth):
         w = getattr(model, f"w{i}")
         size = w.numel()
@@ -144,7 +146,7 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
             honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
     act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
     paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
-    dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + head)
+    dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + dims[-1] * n_classes)
     return {
         "paper_bits": paper_bits,
         "entropy_bound_bytes": honest_bits / 8.0,

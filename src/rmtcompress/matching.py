@@ -4,14 +4,17 @@ For an original net (σ_1, …, σ_L) at input scale τ_0 the compressed net use
 moments, evaluated at the compressed net's *own* running scale τ̃_{ℓ−1}, reproduce the original's at τ_{ℓ−1}:
 
 * hidden layers ℓ < L, σ_T(t) = a·(1{t < s1} + 1{t > s2}):   E[σ']² = d1,  E[σ'']² = d2,  E[σ'² + σ̄σ''] = curv
-  (optionally a soft (Var − τ_ℓ²) term, ``tau_anchor``, that keeps τ̃_ℓ near τ_ℓ so the last layer stays feasible);
+  (optionally a soft (Var − τ_ℓ²) term, ``tau_anchor``, that pulls τ̃_ℓ towards τ_ℓ; with ``hidden="sigma_q"`` this
+  narrows the last layer's infeasibility gap, but for 3×ReLU does not close it);
 * last layer ℓ = L, σ_Q(t) = b1·(1{t<r1} + 1{t>r4}) + b2·1{r2 ≤ t ≤ r3}, r4 − r3 = r2 − r1:
   Var = τ_L², E[σ']² = d1, E[σ'']² = d2 (+ Q = 2·curv in the paper's formulation, where b1 = b2 = b is fixed by the
   amplitude identity b² = Q²/E''² + 4V of {0, b}-valued functions; ``last_layer="free"`` frees b1, b2 instead).
 
 Equations are solved by seeded multi-start ``scipy.optimize.least_squares`` on relative residuals (weight 1 for hard
 conditions, ``soft_weight`` for soft ones); the best start wins. Every equation's target, achieved value and
-residual is reported; a hard condition left above ``tol`` marks the match infeasible, with the reason.
+residual is reported; a hard condition left above ``tol`` marks the match infeasible, with the reason. Hard
+conditions are solved first; soft ones are then minimised subject to them (SLSQP), so an unreachable soft condition
+never degrades a reachable hard one.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, minimize
 
 from .activations import Activation, StepActivation, resolve_activations, sigma_q, sigma_t
 from .gaussian_moments import GaussianMoments, _check_tau, gaussian_moments
@@ -222,6 +225,65 @@ def _solve(
     return best_x, best_cost
 
 
+def _solve_hard_soft(
+    build: Callable[[np.ndarray], StepActivation],
+    n_params: int,
+    tau: float,
+    targets: dict[str, float],
+    weights: dict[str, float],
+    hard: set[str],
+    starts: np.ndarray,
+    relative: bool,
+    tol: float,
+) -> np.ndarray:
+    """Hard conditions first (least squares on them alone); if they can be met, minimise the weighted soft
+    residuals subject to them (SLSQP equality constraints); otherwise the weighted compromise of everything."""
+    hard_t = {k: v for k, v in targets.items() if k in hard}
+    soft_t = {k: v for k, v in targets.items() if k not in hard}
+    if not hard_t or not soft_t:
+        return _solve(build, n_params, tau, targets, weights, starts, relative)[0]
+    scale = {k: max(abs(v), 1e-12) if relative else 1.0 for k, v in targets.items()}
+
+    def rel(x: np.ndarray, names: dict[str, float]) -> np.ndarray:
+        try:
+            m = gaussian_moments(build(x), tau)
+        except ValueError:
+            return np.full(len(names), 1e6)
+        return np.array([(_value(k, m) - v) / scale[k] for k, v in names.items()])
+
+    x_h, _ = _solve(build, n_params, tau, hard_t, {k: 1.0 for k in hard_t}, starts, relative)
+    if (
+        np.max(
+            np.abs(
+                rel(x_h, hard_t)
+                * np.array([scale[k] for k in hard_t])
+                / [max(abs(v), 1e-12) for v in hard_t.values()]
+            )
+        )
+        > tol
+    ):
+        return _solve(build, n_params, tau, targets, weights, starts, relative)[0]
+    w_soft = np.array([weights[k] for k in soft_t])
+    res = minimize(
+        lambda x: float(np.sum((w_soft * rel(x, soft_t)) ** 2)),
+        x_h,
+        method="SLSQP",
+        constraints=[{"type": "eq", "fun": lambda x: rel(x, hard_t)}],
+        options={"maxiter": 300, "ftol": 1e-14},
+    )
+    hard_ok = (
+        np.max(
+            np.abs(
+                rel(res.x, hard_t)
+                * np.array([scale[k] for k in hard_t])
+                / [max(abs(v), 1e-12) for v in hard_t.values()]
+            )
+        )
+        <= tol
+    )
+    return res.x if hard_ok else x_h
+
+
 def _sigma_t_from(x: np.ndarray, tau: float) -> StepActivation:
     s1 = float(x[0]) * tau
     s2 = s1 + float(x[1]) ** 2 * tau
@@ -236,20 +298,23 @@ def _sigma_q_from(x: np.ndarray, tau: float, b: float | None) -> StepActivation:
     return sigma_q(r1, r1 + g1, r1 + g1 + g2, r1 + 2 * g1 + g2, b1, b2)
 
 
-def _explain(targets: dict[str, float], tau_in: float, tau_in_orig: float, b: float | None) -> str:
+def _explain(
+    targets: dict[str, float], tau_in: float, tau_in_orig: float, b: float | None, hard: set[str]
+) -> str:
     """Why a layer's hard conditions cannot all hold (rigorous Hermite bound first, then the amplitude bound)."""
     parts = []
-    if "tau" in targets:
+    if {"tau", "d1", "d2"} <= hard:
         # Var σ(τ̃ξ) = Σ_k c_k², c_1 = τ̃ E[σ'], c_2 = τ̃² E[σ'']/√2  ⇒  Var ≥ τ̃² d1 + τ̃⁴ d2 / 2
         bound = tau_in**2 * targets["d1"] + 0.5 * tau_in**4 * targets["d2"]
         if targets["tau"] < bound:
             parts.append(
                 f"the target variance τ² = {targets['tau']:.4g} is below the Hermite lower bound "
                 f"τ̃²·d1 + τ̃⁴·d2/2 = {bound:.4g} that any activation with these d1, d2 has at the compressed input "
-                f"scale τ̃ = {tau_in:.4g} (original {tau_in_orig:.4g}): no activation can match; keep τ̃ near τ in "
-                "the hidden layers (tau_anchor > 0, hidden='sigma_q') or make 'tau' soft"
+                f"scale τ̃ = {tau_in:.4g} (original {tau_in_orig:.4g}): no activation can match; make 'tau' soft, or "
+                "pull τ̃ towards τ in the hidden layers (tau_anchor > 0, hidden='sigma_q'; this narrows the gap "
+                "but did not close it for 3×ReLU)"
             )
-    if b is not None and "d1" in targets and math.sqrt(targets["d1"]) > b / (_SQRT_2PI * tau_in):
+    if b is not None and "d1" in hard and math.sqrt(targets["d1"]) > b / (_SQRT_2PI * tau_in):
         parts.append(
             f"E[σ'] = {math.sqrt(targets['d1']):.4g} is unreachable: a {{0, b}}-valued step function has "
             f"|E[σ']| ≤ b/(√(2π)τ̃) = {b / (_SQRT_2PI * tau_in):.4g} with b = {b:.4g} fixed by the amplitude identity"
@@ -286,7 +351,7 @@ def match_activations(
         last_layer: ``"paper"`` (b1 = b2 from the amplitude identity, match τ, d1, d2, Q) or ``"free"``
             (b1, b2 free, match τ, d1, d2).
         hidden: ``"sigma_t"`` (the paper's 2-level σ_T) or ``"sigma_q"`` (3 levels {b1, 0, b2}, 5 parameters: room to
-            also match τ_ℓ through ``tau_anchor``, which keeps the last layer feasible).
+            also pull τ̃_ℓ towards τ_ℓ through ``tau_anchor``).
         tau_anchor: weight of a soft (Var − τ_ℓ²) term in the hidden layers (0 = the paper's recipe).
         hard: conditions that must hold; the others get ``soft_weight``.
         soft_weight: residual weight of soft conditions.
@@ -345,6 +410,7 @@ def match_activations(
                 b = math.sqrt((2.0 * m.curv) ** 2 / m.d2**2 + 4.0 * m.var)
             kind = "sigma_q"
         weights = {k: (1.0 if k in hard else soft_weight) for k in targets}
+        hard_set = {k for k in targets if k in hard and not (k == "tau" and not last)}
         if not last and "tau" in targets:
             weights["tau"] = tau_anchor
         if kind == "sigma_t":
@@ -360,7 +426,9 @@ def match_activations(
             def build(x: np.ndarray, _t: float = tau_comp, _b: float | None = None) -> StepActivation:
                 return _sigma_t_from(x, _t)
 
-            x, _ = _solve(build, 3, tau_comp, targets, weights, starts, objective == "relative")
+            x = _solve_hard_soft(
+                build, 3, tau_comp, targets, weights, hard_set, starts, objective == "relative", tol
+            )
             new = build(x)
             params = {"s1": new.breakpoints[0], "s2": new.breakpoints[1], "a": new.values[0]}
         else:
@@ -377,8 +445,16 @@ def match_activations(
             def build(x: np.ndarray, _t: float = tau_comp, _b: float | None = b) -> StepActivation:
                 return _sigma_q_from(x, _t, _b)
 
-            x, _ = _solve(
-                build, 3 if b is not None else 5, tau_comp, targets, weights, starts, objective == "relative"
+            x = _solve_hard_soft(
+                build,
+                3 if b is not None else 5,
+                tau_comp,
+                targets,
+                weights,
+                hard_set,
+                starts,
+                objective == "relative",
+                tol,
             )
             new = build(x)
             bp = new.breakpoints
@@ -399,7 +475,7 @@ def match_activations(
             eqs.append(EquationResidual(k, tgt, val, val - tgt, (val - tgt) / max(abs(tgt), 1e-12), is_hard))
         feasible = all(abs(e.relative) <= tol for e in eqs if e.hard)
         if not feasible:
-            note = _explain(targets, tau_comp, tau_orig, b if last else None)
+            note = _explain(targets, tau_comp, tau_orig, b if last else None, hard_set)
         layers.append(
             LayerMatch(
                 ell,
@@ -424,6 +500,7 @@ def match_activations(
             "last_layer": last_layer,
             "hidden": hidden,
             "tau_anchor": tau_anchor,
+            "objective": objective,
             "hard": list(hard),
             "soft_weight": soft_weight,
             "restarts": int(restarts),

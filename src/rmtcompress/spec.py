@@ -32,7 +32,13 @@ class MLPSpec:
         widths = tuple(self.widths)
         if not widths:
             raise ValueError("widths must not be empty: give at least one hidden layer")
-        dims = check_widths([self.input_dim, *widths])
+        if (
+            isinstance(self.input_dim, bool)
+            or not isinstance(self.input_dim, (int, np.integer))
+            or int(self.input_dim) <= 0
+        ):
+            raise ValueError(f"input_dim must be a positive integer, got {self.input_dim!r}")
+        dims = (int(self.input_dim), *check_widths(widths))
         acts = self.activations
         if isinstance(acts, (str, Activation)):
             acts = (acts,) * len(widths)

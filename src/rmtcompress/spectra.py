@@ -132,9 +132,24 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     return target
 
 
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Atomically write ``obj`` as indented JSON."""
-    return atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    """Atomically write ``obj`` as indented, standard JSON (NaN/inf become null; NumPy values become Python)."""
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
 
 
 def plot_comparison(
