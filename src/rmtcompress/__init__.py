@@ -179,3 +179,6 @@ from .spectra import (
 from .spectra import (
     plot_comparison as plot_comparison,
 )
+from .storage import FormatError as FormatError
+from .storage import load as load
+from .storage import save as save

@@ -377,6 +377,127 @@ def reproduce(
         _fail(exc)
 
 
+@main.command(name="save")
+@click.option(
+    "--data", default="digits", show_default=True, help="task name or .npz/.csv file (as for compress)"
+)
+@click.option("--widths", default="256,256,128", show_default=True)
+@click.option("--sparsity", type=float, default=0.9, show_default=True)
+@click.option("--method", default="lloyd-max", show_default=True)
+@click.option("--levels", type=int, default=4, show_default=True)
+@click.option(
+    "--encoding", default="auto", show_default=True, help="auto, 2bit, base3, bitmask, entropy, seed"
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.argument("path", type=click.Path(dir_okay=False))
+def save_cmd(
+    data: str, widths: str, sparsity: float, method: str, levels: int, encoding: str, seed: int, path: str
+) -> None:
+    """Compress, train the readout and save the model to PATH (packed file; see docs/format.md)."""
+    from .compress import NTKLCConfig, compress, fit_readout
+    from .spec import MLPSpec
+    from .storage import inspect as inspect_file
+    from .storage import save
+
+    try:
+        w = _int_list(widths, "--widths")
+        task = _task_from(data, seed, None)
+        sampling = "philox" if encoding == "seed" else "iid"
+        spec = MLPSpec(task.X_train.shape[1], w, ("relu",) * len(w))
+        cfg = NTKLCConfig(
+            sparsity=sparsity,
+            method=method,
+            levels=levels,
+            seed=seed,
+            weight_sampling=sampling,
+            on_infeasible="ignore",
+        )
+        model = compress(spec, cfg, X=task.X_train)
+        fit_readout(model, task.X_train, task.y_train)
+        save(model, path, encoding=encoding)
+        info = inspect_file(path)
+    except (ValueError, FileNotFoundError, ImportError) as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"test accuracy {100 * model.score(task.X_test, task.y_test):.2f} %; wrote {path} "
+        f"({info.get('file_bytes', '?')} bytes)"
+    )
+
+
+@main.command(name="inspect")
+@click.argument("path", type=click.Path(dir_okay=False))
+def inspect_cmd(path: str) -> None:
+    """Format, layers, bits per weight, sizes and checksum status of a saved model file."""
+    from .storage import inspect as inspect_file
+
+    try:
+        info = inspect_file(path)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(info, indent=2, default=str))
+
+
+@main.command(name="predict")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="output .csv or .npy (default: DATA with suffix .pred.csv)",
+)
+@click.option("--batch-size", type=int, default=4096, show_default=True)
+@click.option("--quiet", is_flag=True)
+def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, quiet: bool) -> None:
+    """Batch inference of a saved model on DATA (.npy/.npz/.csv features, already normalised) → labels and scores."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .datasets import load_array_file
+    from .spectra import atomic_write_bytes
+    from .storage import load
+
+    try:
+        model = load(path)
+        src = Path(data)
+        if src.suffix == ".npy":
+            X = np.load(src, allow_pickle=False)
+        else:
+            X, _ = load_array_file(src)
+        if X.ndim != 2:
+            raise ValueError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
+        clf = model.classifier
+        if clf is None:
+            raise ValueError(f"{path} holds no trained readout; it cannot predict")
+        labels, scores = [], []
+        for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
+            F = np.asarray(model.features(X[i : i + batch_size]))
+            scores.append(clf.decision_function(F))
+            labels.append(clf.predict(F))
+        lab = np.concatenate(labels)
+        sc = np.concatenate(scores)
+        target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
+        if target.suffix == ".npy":
+            import io
+
+            buf = io.BytesIO()
+            np.save(buf, np.column_stack([lab, sc]))
+            atomic_write_bytes(target, buf.getvalue())
+        else:
+            header = "label," + ",".join(f"score_{c}" for c in clf.classes)
+            rows = [header] + [
+                ",".join([str(int(a)), *(f"{v:.6g}" for v in b)]) for a, b in zip(lab, sc, strict=True)
+            ]
+            atomic_write_bytes(target, ("\n".join(rows) + "\n").encode())
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {target} ({lab.size} predictions)")
+
+
 @main.command(name="show-json", hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def show_json(path: str) -> None:

@@ -146,6 +146,12 @@ class NTKLCConfig:
         if isinstance(self.hard, str) or any(h not in valid_hard for h in self.hard):
             raise ValueError(f"hard must be a tuple of conditions from {valid_hard}, got {self.hard!r}")
         self.hard = tuple(self.hard)
+        if self.weight_sampling == "philox" and not (
+            isinstance(self.seed, (int, np.integer)) and 0 <= int(self.seed) < 2**64
+        ):
+            raise ValueError(
+                f"weight_sampling='philox' needs an integer seed in [0, 2**64), got {self.seed!r}"
+            )
         check_positive(int(self.restarts), "restarts")
         check_positive(int(self.data_sample), "data_sample")
 
