@@ -409,7 +409,7 @@ def test_random_feature_mlp_options_and_errors() -> None:
     assert not torch.equal(other.layers[0].weight, m.layers[0].weight)
     with pytest.raises(ValueError, match="2 widths but 1 activations"):
         rc.RandomFeatureMLP(8, (16, 4), ["relu"])
-    with pytest.raises(ValueError, match=r"widths\[1\] must be a positive integer"):
+    with pytest.raises(ValueError, match=r"widths\[0\] must be a positive integer"):
         rc.RandomFeatureMLP(8, (-16,), ["relu"])
     with pytest.raises(ValueError, match="tau must be positive"):
         rc.RandomFeatureMLP(8, (16,), ["relu"], tau0=0.0)
