@@ -20,6 +20,7 @@ BENCHES = {
     "theory": "bench_theory.py",
     "ntklc": "bench_ntklc.py",
     "hermite": "bench_hermite.py",
+    "storage": "bench_storage.py",
     "kernel": "bench_kernel.py",
     "trf": "bench_trf.py",
 }
@@ -119,6 +120,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "theory": ("CK equivalent (Theorem 1) vs sampled CK (issue #3)", _sec_theory),
     "ntklc": ("NTK-LC compression: accuracy vs memory on Fashion-MNIST (issues #4, #9)", _sec_ntklc),
     "hermite": ("Why moment matching loses: Hermite energy and exact limit kernels (issue #9)", _sec_hermite),
+    "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
     "trf": ("Ternary random features vs RFF, LP-RFF, Nyström (issue #7)", _sec_generic),
 }
