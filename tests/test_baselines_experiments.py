@@ -204,7 +204,9 @@ def _entropy(counts: np.ndarray) -> float:
 
 def test_model_memory_ternary_by_hand() -> None:
     spec = rc.MLPSpec(20, (30, 25), ("relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.7, method="lloyd-max", levels=4, seed=5))
+    model = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.7, method="lloyd-max", levels=4, seed=5, readout_features="levels")
+    )
     assert not getattr(model, "thermometer", False)
     K = 3
     mem = experiments.model_memory(model, K)

@@ -467,14 +467,26 @@ def test_random_feature_mlp_from_spec(digits: experiments.Task) -> None:
 
 def test_memory_below_dense_at_high_sparsity() -> None:
     spec = rc.MLPSpec(64, (256, 256, 128), ("relu", "relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4))
+    # weight memory: the plain readout (the thermometer readout's head is (k − 1)× larger, see the next test)
+    model = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, readout_features="levels")
+    )
     mem = model.memory(10)
     n_hid = 64 * 256 + 256 * 256 + 256 * 128
     assert mem["dense_fp32_bytes"] == 4.0 * (n_hid + 128 * 10)
     assert mem["entropy_bound_bytes"] < mem["dense_fp32_bytes"] / 20
+
     # hidden weights cost ≈ H(ε) bits each (methods.md §1.14), on top of the float32 head (weights + bias)
     head_bytes = 4.0 * (128 + 1) * 10
     assert mem["entropy_bound_bytes"] - head_bytes == pytest.approx(
         n_hid * rc.ternary_entropy_bits(0.9) / 8, rel=0.02
     )
     assert mem["activation_bits_per_neuron"] == 2.0
+
+
+def test_thermometer_head_is_counted() -> None:
+    spec = rc.MLPSpec(64, (256, 256, 128), ("relu", "relu", "relu"))
+    plain = rc.compress(spec, rc.NTKLCConfig(sparsity=0.9, readout_features="levels")).memory(10)
+    thermo = rc.compress(spec, rc.NTKLCConfig(sparsity=0.9, readout_features="thermometer")).memory(10)
+    # 3 indicators per last-layer neuron: 2·128·10 more float32 head weights
+    assert thermo["entropy_bound_bytes"] - plain["entropy_bound_bytes"] == pytest.approx(4 * 2 * 128 * 10)

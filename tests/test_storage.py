@@ -102,7 +102,9 @@ def _assert_same_model(a: rc.CompressedMLP, b: rc.CompressedMLP, X: np.ndarray) 
         assert b.classifier.classes.dtype == a.classifier.classes.dtype
         assert b.classifier.method == a.classifier.method
         assert np.array_equal(b.predict(X), a.predict(X))
-        assert np.array_equal(b.classifier.decision_function(fb), a.classifier.decision_function(fa))
+        ra, rb = a.readout_inputs(X), b.readout_inputs(X)
+        assert np.array_equal(ra, rb)
+        assert np.array_equal(b.classifier.decision_function(rb), a.classifier.decision_function(ra))
     else:
         assert b.classifier is None
 
@@ -718,7 +720,9 @@ def test_inspect(model: rc.CompressedMLP, tmp_path: Path) -> None:
     assert info["layers"][1]["bytes"] == -(-80 * 96 // 5)
     assert info["layers"][2]["ratio_to_bound"] < 1.1
     assert info["readout"]["classes"] == list(range(10))
-    assert info["readout"]["coef_shape"] == (40, 10)
+    # the default readout sees the thermometer indicators: (k − 1)·d_L = 3·40 inputs
+    assert model.thermometer
+    assert info["readout"]["coef_shape"] == (3 * 40, 10)
     assert info["tensors"]["readout.coef"]["dtype"] == "float64"
     md = info["metadata"]
     assert md["model"]["method"] == "lloyd-max" and md["model"]["sparsity"] == 0.9

@@ -246,6 +246,13 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     "--levels", type=int, default=4, show_default=True, help="activation levels (quantizer methods)"
 )
 @click.option(
+    "--readout-features",
+    type=click.Choice(["levels", "thermometer"]),
+    default="thermometer",
+    show_default=True,
+    help="last-layer features fed to the readout (quantizer methods)",
+)
+@click.option(
     "--compare/--no-compare",
     default=True,
     show_default=True,
@@ -264,6 +271,7 @@ def compress_cmd(
     sparsity: float,
     method: str,
     levels: int,
+    readout_features: str,
     compare: bool,
     max_train: int | None,
     seed: int,
@@ -285,7 +293,13 @@ def compress_cmd(
                 MethodSpec("ntklc-paper", "ntklc-paper", sparsity),
                 MethodSpec("lloyd-max", "lloyd-max", sparsity, 2),
             ]
-        main_row = MethodSpec(method, method, sparsity, levels)
+        opts = (
+            (("readout_features", readout_features),)
+            if readout_features != "levels"
+            and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
+            else ()
+        )
+        main_row = MethodSpec(method, method, sparsity, levels, opts)
         if main_row not in rows:
             rows.append(main_row)
         click.echo(
@@ -474,7 +488,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
             raise ValueError(f"{path} holds no trained readout; it cannot predict")
         labels, scores = [], []
         for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-            F = np.asarray(model.features(X[i : i + batch_size]))
+            F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
             scores.append(clf.decision_function(F))
             labels.append(clf.predict(F))
         lab = np.concatenate(labels)
