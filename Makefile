@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-quick lint format clean
+.PHONY: install demo demo-spectra test test-slow bench bench-quick lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: $(STAMP)  ## Fig. 2 (left) of Gu et al. 2022: sampled CK vs equivalent vs exact limit, prints a table
-	$(BIN)/rmtcompress spectra --preset fig2-left --out runs/demo --quiet
+demo: $(STAMP)  ## compress a 3-layer ReLU net on Fashion-MNIST (digits if absent), train the readout, print the table
+	$(BIN)/rmtcompress compress --data fashion-mnist --widths 2000,2000,1000 --out runs/demo
+
+demo-spectra: $(STAMP)  ## Fig. 2 (left) of Gu et al. 2022: sampled CK vs equivalent vs exact limit
+	$(BIN)/rmtcompress spectra --preset fig2-left --out runs/spectra --quiet
 
 test: $(STAMP)  ## the fast suite (slow checks excluded)
 	$(BIN)/python -m pytest -q

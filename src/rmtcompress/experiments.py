@@ -186,13 +186,10 @@ def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -
     tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
     if ms.method in BASELINES:
         return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
+    # rows name every option explicitly: the readout sees the quantized levels unless the row says otherwise
+    options = {"readout_features": "levels", **dict(ms.options)}
     cfg = NTKLCConfig(
-        sparsity=ms.sparsity,
-        method=ms.method,
-        levels=ms.levels,
-        seed=seed,
-        on_infeasible="ignore",
-        **dict(ms.options),
+        sparsity=ms.sparsity, method=ms.method, levels=ms.levels, seed=seed, on_infeasible="ignore", **options
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MatchWarning)
