@@ -23,6 +23,8 @@ BENCHES = {
     "storage": "bench_storage.py",
     "kernel": "bench_kernel.py",
     "trf": "bench_trf.py",
+    "pruning": "bench_pruning.py",
+    "sweeps": "bench_sweeps.py",
 }
 
 
@@ -107,7 +109,7 @@ def _sec_hermite(d: dict[str, Any]) -> list[str]:
 
 
 def _sec_generic(d: dict[str, Any]) -> list[str]:
-    table = d.get("markdown_table")
+    table = d.get("markdown_table", d.get("table_markdown"))
     if isinstance(table, str):
         return table.strip().splitlines()
     if isinstance(table, list):
@@ -123,6 +125,11 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
     "trf": ("Ternary random features vs RFF, LP-RFF, Nyström (issue #7)", _sec_generic),
+    "pruning": (
+        "ℓq / PQ-index pruning of trained nets vs magnitude, lottery ticket, gradual (issue #6)",
+        _sec_generic,
+    ),
+    "sweeps": ("Sweeps, result store and tiled kernels (issue #8)", _sec_generic),
 }
 
 

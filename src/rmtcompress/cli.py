@@ -512,6 +512,60 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     click.echo(f"wrote {target} ({lab.size} predictions)")
 
 
+@main.command(name="sweep")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--backend", type=click.Choice(["loky", "serial", "dask"]), default="loky", show_default=True)
+@click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
+@click.option("--n-jobs", type=int, default=None, help="workers (loky)")
+@click.option("--retry-failed", is_flag=True, help="re-run only the points that failed before")
+@click.option(
+    "--run-dir", type=click.Path(file_okay=False), default=None, help="result folder (default from the file)"
+)
+@click.option("--quiet", is_flag=True)
+def sweep_cmd(
+    path: str,
+    backend: str,
+    scheduler: str | None,
+    n_jobs: int | None,
+    retry_failed: bool,
+    run_dir: str | None,
+    quiet: bool,
+) -> None:
+    """Run a TOML sweep (resumable: finished points are skipped; failures are stored, never fatal)."""
+    from .sweeps import run_sweep_file
+
+    try:
+        summary = run_sweep_file(
+            path,
+            backend=backend,
+            scheduler=scheduler,
+            n_jobs=n_jobs,
+            retry_failed=retry_failed,
+            quiet=quiet,
+            run_dir=run_dir,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(json.dumps(summary.as_dict(), indent=2, default=str))
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.command(name="report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def report_cmd(run_dir: str) -> None:
+    """Write RUN_DIR/index.html (+ PNGs): plots and tables of every sweep in the run directory."""
+    from .report import write_report
+
+    try:
+        out = write_report(run_dir)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(f"wrote {out}")
+
+
 @main.command(name="show-json", hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def show_json(path: str) -> None:
