@@ -410,8 +410,7 @@ def save_cmd(
     """Compress, train the readout and save the model to PATH (packed file; see docs/format.md)."""
     from .compress import NTKLCConfig, compress, fit_readout
     from .spec import MLPSpec
-    from .storage import inspect as inspect_file
-    from .storage import save
+    from .storage import inspect as inspect_file, save
 
     try:
         w = _int_list(widths, "--widths")

@@ -263,6 +263,7 @@ class CompressedMLP(nn.Module):
         )
         self.classifier: LinearReadout | None = None
         self.weight_seed: int | None = None  # set when the codes come from rmtcompress.philox (seed mode)
+        self.fast = False  # NumPy inputs go through rmtcompress.kernels (set by rc.load, or use_fast_kernel)
 
     @property
     def is_ternary(self) -> bool:
@@ -297,8 +298,30 @@ class CompressedMLP(nn.Module):
         """Last hidden layer h_L (n, d_L) for a float tensor x (n, p)."""
         return self._forward_features(x)
 
+    def use_fast_kernel(self, enabled: bool = True) -> CompressedMLP:
+        """Route NumPy inputs of ``features``/``readout_inputs``/``predict`` through the packed add/popcount CPU
+        kernels of :mod:`rmtcompress.kernels` (same features wherever no pre-activation ties a breakpoint within
+        float rounding); raises ``ValueError`` for nets the kernels do not support (float weights, smooth activations)."""
+        if enabled:
+            from .kernels import supports
+
+            if not supports(self):
+                raise ValueError("the fast kernels need ternary weights and step activations in every layer")
+        self.fast = bool(enabled)
+        return self
+
+    def _fast(self, X: Any, readout_inputs: bool) -> Any:
+        from .kernels import fast_features
+
+        Xa = validate_X(X)
+        if Xa.shape[1] != self.spec.input_dim:
+            raise ValueError(f"X has {Xa.shape[1]} features but the model expects {self.spec.input_dim}")
+        return fast_features(self, Xa.astype(np.float32), readout_inputs=readout_inputs)
+
     def features(self, X: Any, *, batch_size: int = 4096) -> Any:
         """Last hidden layer h_L; NumPy (n, p) → NumPy float32 (n, d_L), tensor → tensor."""
+        if self.fast and not isinstance(X, torch.Tensor):
+            return self._fast(X, readout_inputs=False)
         return _features(self, X, batch_size)
 
     def readout_inputs(self, X: Any, *, batch_size: int = 4096) -> Any:
@@ -306,6 +329,8 @@ class CompressedMLP(nn.Module):
         last-layer pre-activation z, shape (n, (k − 1)·d_L) (same 2-bit runtime code, learned levels)."""
         if not self.thermometer:
             return self.features(X, batch_size=batch_size)
+        if self.fast and not isinstance(X, torch.Tensor):
+            return self._fast(X, readout_inputs=True)
         return _features(self, X, batch_size, lambda x: self._forward_features(x, thermometer=True))
 
     def predict(self, X: Any) -> np.ndarray:

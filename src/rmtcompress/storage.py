@@ -1140,7 +1140,9 @@ def load(path: str | os.PathLike[str]) -> CompressedMLP:
         path: The file.
 
     Returns:
-        The :class:`~rmtcompress.compress.CompressedMLP` with its readout (``match_report`` is not stored: None).
+        The :class:`~rmtcompress.compress.CompressedMLP` with its readout (``match_report`` is not stored: None);
+        ternary nets with step activations run NumPy inputs through the fast kernels (``model.fast``; turn off with
+        ``model.use_fast_kernel(False)``).
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -1148,7 +1150,12 @@ def load(path: str | os.PathLike[str]) -> CompressedMLP:
             tensor whose checksum fails), has a wrong magic or an unknown format version, or its metadata is
             inconsistent with its payloads.
     """
-    return from_bytes(Path(path).read_bytes())
+    model = from_bytes(Path(path).read_bytes())
+    from .kernels import supports
+
+    if supports(model):
+        model.fast = True
+    return model
 
 
 def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -1,0 +1,236 @@
+"""Tests for :mod:`rmtcompress.training` (tiny MLPs / CNN on scikit-learn's 8×8 digits)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import rmtcompress.training as training
+from rmtcompress.datasets import load_digits_data
+from rmtcompress.pruning import (
+    GradualMagnitudeConfig,
+    LotteryTicketConfig,
+    MagnitudeConfig,
+    SAPConfig,
+    current_sparsity,
+    get_masks,
+    prune,
+)
+from rmtcompress.training import (
+    TrainConfig,
+    evaluate,
+    initial_state,
+    make_cnn,
+    make_mlp,
+    train,
+    train_iterative,
+    train_val_split,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models: one torch thread (two spin-waiting threads are far slower on a shared 2-core box); restored."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Digits scaled to [0, 1], split once into train (1500) and a held-out test part."""
+    X, y = load_digits_data()
+    X = X / 16.0
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(y))
+    tr, te = perm[:1500], perm[1500:]
+    return X[tr], y[tr], X[te], y[te]
+
+
+FAST = TrainConfig(epochs=3, batch_size=64, lr=1e-2, seed=0)
+
+
+def test_train_only_sees_training_data_in_its_signature() -> None:
+    for fn in (train, train_iterative):
+        params = inspect.signature(fn).parameters
+        positional = [n for n, p in params.items() if p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert positional[:4] == ["model", "X", "y", "config"]
+        assert params["evaluate_on"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert params["evaluate_on"].default is None
+        assert not any("test" in n for n in params)
+
+
+def test_test_data_never_influences_the_trained_model(digits: Any) -> None:
+    Xtr, ytr, Xte, yte = digits
+    cfg = TrainConfig(epochs=3, batch_size=64, lr=3e-3, patience=1)
+    a, b, c = (make_mlp(64, (32,), 10, seed=1) for _ in range(3))
+    ra = train(a, Xtr, ytr, cfg, evaluate_on=(Xte, yte))
+    rb = train(b, Xtr, ytr, cfg, evaluate_on=(Xte[::-1], (yte[::-1] + 3) % 10))  # garbage "test" set
+    rc = train(c, Xtr, ytr, cfg)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters(), strict=True):
+        assert torch.equal(pa, pb) and torch.equal(pa, pc)
+    assert ra.best_epoch == rb.best_epoch == rc.best_epoch
+    assert rc.test_accuracy is None and ra.test_accuracy is not None
+    assert ra.test_accuracy == pytest.approx(evaluate(a, Xte, yte)[1])
+
+
+def test_split_is_stratified_disjoint_and_seeded() -> None:
+    y = np.repeat(np.arange(3), [10, 20, 40])
+    tr, va = train_val_split(y, 0.1, seed=3)
+    assert np.intersect1d(tr, va).size == 0 and tr.size + va.size == y.size
+    assert np.bincount(y[va]).tolist() == [1, 2, 4]
+    _tr2, va2 = train_val_split(y, 0.1, seed=3)
+    assert np.array_equal(va, va2)
+    with pytest.raises(ValueError, match="needs >= 2"):
+        train_val_split(np.array([0, 0, 1]), 0.2, seed=0)
+
+
+def test_training_learns_and_is_reproducible(digits: Any) -> None:
+    Xtr, ytr, Xte, yte = digits
+    m1, m2 = make_mlp(64, (32,), 10, seed=2), make_mlp(64, (32,), 10, seed=2)
+    r1 = train(m1, Xtr, ytr, FAST, evaluate_on=(Xte, yte))
+    train(m2, Xtr, ytr, FAST)
+    assert r1.val_accuracy > 0.85 and r1.test_accuracy is not None and r1.test_accuracy > 0.85
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
+    assert r1.n_val == sum(max(1, round(0.1 * c)) for c in np.bincount(ytr))
+    best = max(h["val_accuracy"] for h in r1.history)
+    assert r1.val_accuracy == pytest.approx(best)  # the selected checkpoint is the best validation one
+
+
+def test_sgd_and_early_stopping(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    Xtr, ytr, _, _ = digits
+    scores = iter([(1.0, 0.5), (0.9, 0.6), (0.8, 0.55), (1.1, 0.6), (0.6, 0.6), (0.5, 0.9)])
+    real = training._evaluate_tensors
+
+    def fake(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
+        return next(scores, None) or real(model, X, y, batch)
+
+    monkeypatch.setattr(training, "_evaluate_tensors", fake)
+    model = make_mlp(64, (16,), 10, seed=3)
+    cfg = TrainConfig(epochs=40, batch_size=128, optimizer="sgd", lr=1e-2, momentum=0.5, patience=2)
+    res = train(model, Xtr, ytr, cfg)
+    # accuracies 0.5, 0.6 (best), 0.55, 0.6 (tie, higher loss ⇒ not better) → stop after 2 stale epochs
+    assert [h["epoch"] for h in res.history] == [1, 2, 3, 4]
+    assert res.best_epoch == 2
+
+
+def test_fine_tuning_keeps_masks(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    model = make_mlp(64, (32,), 10, seed=4)
+    train(model, Xtr, ytr, FAST)
+    prune(model, MagnitudeConfig(0.8))
+    masks = get_masks(model)
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=3e-3, optimizer="sgd", weight_decay=1e-2, momentum=0.9)
+    res = train(model, Xtr, ytr, cfg)
+    assert res.sparsity == pytest.approx(current_sparsity(model)[0])
+    for name, mask in masks.items():
+        assert torch.all(model.get_submodule(name).weight[~mask] == 0)
+        assert torch.equal(model.get_submodule(name).weight_mask, mask)
+
+
+def test_gradual_schedule_during_training(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    steps_per_epoch = int(np.ceil(1350 / 64))  # 1500 − 150 validation rows
+    sched = GradualMagnitudeConfig(
+        final_sparsity=0.85, begin_step=5, end_step=2 * steps_per_epoch, frequency=7
+    )
+    model = make_mlp(64, (32,), 10, seed=5)
+    res = train(model, Xtr, ytr, FAST, schedule=sched)
+    assert res.steps == 3 * steps_per_epoch
+    assert res.prune_events[-1]["step"] == sched.end_step
+    assert res.prune_events[-1]["target"] == 0.85
+    targets = [e["target"] for e in res.prune_events]
+    assert targets == sorted(targets)
+    for rate in current_sparsity(model)[1].values():
+        assert rate == pytest.approx(0.85, abs=0.01)
+    assert [h["eligible"] for h in res.history] == [False, True, True]
+    assert res.best_epoch >= 2
+    too_long = GradualMagnitudeConfig(final_sparsity=0.5, begin_step=0, end_step=10**6, frequency=10)
+    with pytest.raises(ValueError, match="exceeds"):
+        train(make_mlp(64, (8,), 10), Xtr, ytr, FAST, schedule=too_long)
+
+
+def test_lottery_ticket_rounds_rewind_to_init(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    Xtr, ytr, Xte, yte = digits
+    model = make_mlp(64, (32,), 10, seed=6)
+    theta0 = initial_state(model)
+    seen: list[dict[str, torch.Tensor]] = []
+    original = training.train
+
+    def spy(m: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        seen.append({n: p.detach().clone() for n, p in m.named_parameters()})
+        return original(m, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    cfg = LotteryTicketConfig(rate=0.5, rounds=2, rewind="init")
+    res = train_iterative(model, Xtr, ytr, FAST, cfg, evaluate_on=(Xte, yte))
+    assert [r.round for r in res.rounds] == [0, 1, 2]
+    assert [r.sparsity for r in res.rounds] == pytest.approx([0.0, 0.5, 0.75], abs=2e-3)
+    assert len(seen) == 3
+    for start in seen[1:]:  # every round starts from θ_0 ⊙ mask
+        for name, value in start.items():
+            kept = value != 0
+            assert torch.equal(value[kept], theta0[name][kept])
+    assert all(r.test_accuracy is not None for r in res.rounds)
+    assert res.rounds[2].entropy_bytes < res.rounds[1].entropy_bytes < res.rounds[0].entropy_bytes
+    assert res.rounds[1].prune is not None and res.rounds[1].prune["method"] == "lottery_ticket"
+
+
+def test_sap_rounds_from_a_pretrained_model(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    model = make_mlp(64, (32,), 10, seed=7)
+    theta0 = initial_state(model)
+    train(model, Xtr, ytr, FAST)
+    res = train_iterative(
+        model, Xtr, ytr, FAST, SAPConfig(scope="global", gamma=2.0, rounds=2), init=theta0, pretrained=True
+    )
+    sp = [r.sparsity for r in res.rounds]
+    assert sp[0] == 0.0 and sp[1] > 0 and sp[2] > sp[1]
+    assert 0 < res.rounds[0].pq_index < 1
+    assert res.rounds[1].prune is not None and res.rounds[1].prune["details"]["units"][0]["unit"] == "global"
+    stopped = train_iterative(
+        make_mlp(64, (32,), 10, seed=7),
+        Xtr,
+        ytr,
+        FAST,
+        SAPConfig(scope="global", gamma=5.0, rounds=5),
+        stop_at_sparsity=0.3,
+    )
+    assert stopped.rounds[-1].sparsity >= 0.3 and len(stopped.rounds) < 6
+    with pytest.raises(ValueError, match="needs init"):
+        train_iterative(model, Xtr, ytr, FAST, SAPConfig(), pretrained=True)
+    with pytest.raises(ValueError, match="LotteryTicketConfig or SAPConfig"):
+        train_iterative(model, Xtr, ytr, FAST, MagnitudeConfig(0.5))  # type: ignore[arg-type]
+
+
+def test_small_cnn_trains_and_prunes(digits: Any) -> None:
+    Xtr, ytr, Xte, yte = digits
+    cnn = make_cnn((1, 8, 8), 10, channels=(4, 8), seed=8)
+    res = train(cnn, Xtr, ytr, TrainConfig(epochs=3, batch_size=64, lr=1e-2), evaluate_on=(Xte, yte))
+    assert res.test_accuracy is not None and res.test_accuracy > 0.5
+    prune(cnn, MagnitudeConfig(0.5))
+    train(cnn, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, lr=1e-2))
+    assert torch.all(cnn[1].weight[~cnn[1].weight_mask] == 0)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        make_cnn((1, 6, 6))
+
+
+def test_config_errors() -> None:
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(optimizer="rmsprop")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(val_fraction=0.0)
+    with pytest.raises(ValueError, match="lr"):
+        TrainConfig(lr=-1.0)
+    with pytest.raises(ValueError, match="patience"):
+        TrainConfig(patience=0)
+    with pytest.raises(ValueError, match="positive integers"):
+        make_mlp(0)
