@@ -565,6 +565,78 @@ def report_cmd(run_dir: str) -> None:
     click.echo(f"wrote {out}")
 
 
+@main.command(name="compressibility")
+@click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="write a PNG bar chart"
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the full summary"
+)
+def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_path: str | None) -> None:
+    """ℓq norms, PQ index, SAP retained-count bound and Gini index of every 2-D weight in a torch state_dict (.pt)."""
+    import torch
+    from torch import nn
+
+    from .pruning import compressibility
+    from .spectra import atomic_write_bytes, atomic_write_json
+
+    try:
+        try:
+            obj = torch.load(model_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises many types for non-checkpoint files
+            raise ValueError(
+                f"{model_path} is not a torch state_dict file ({type(exc).__name__}: {exc})"
+            ) from None
+        state = obj.state_dict() if isinstance(obj, nn.Module) else obj
+        if not isinstance(state, dict):
+            raise ValueError(f"{model_path} holds a {type(state).__name__}, expected a state_dict")
+        layers = nn.ModuleDict()
+        for name, t in state.items():
+            if isinstance(t, torch.Tensor) and t.ndim == 2 and name.endswith("weight"):
+                lin = nn.Linear(t.shape[1], t.shape[0], bias=False)
+                with torch.no_grad():
+                    lin.weight.copy_(t.float())
+                layers[name.replace(".", "__")] = lin
+        if not len(layers):
+            raise ValueError(f"{model_path} has no 2-D '*weight' tensor to analyse")
+        summary = compressibility(layers, q=q)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    rows = []
+    for name, m in summary["layers"].items():
+        flat = {k: v for k, v in m.items() if isinstance(v, (int, float))}
+        rows.append([name.replace("__", "."), *(f"{flat[k]:.4g}" for k in sorted(flat))])
+    keys = sorted(k for k, v in next(iter(summary["layers"].values())).items() if isinstance(v, (int, float)))
+    print_table(rows, ["layer", *keys])
+    if json_path:
+        atomic_write_json(json_path, summary)
+        click.echo(f"wrote {json_path}")
+    if plot_path:
+        import io
+
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+
+        names = [r[0] for r in rows]
+        pq_key = next((k for k in keys if k.startswith("pq")), keys[0])
+        vals = [summary["layers"][n.replace(".", "__")][pq_key] for n in names]
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        ax.bar(range(len(vals)), vals)
+        ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel(pq_key)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        atomic_write_bytes(plot_path, buf.getvalue())
+        click.echo(f"wrote {plot_path}")
+
+
 @main.command(name="show-json", hidden=True)
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 def show_json(path: str) -> None:
