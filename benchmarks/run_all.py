@@ -111,7 +111,7 @@ def _sec_hermite(d: dict[str, Any]) -> list[str]:
 
 
 def _sec_generic(d: dict[str, Any]) -> list[str]:
-    table = d.get("markdown_table", d.get("table_markdown"))
+    table = d.get("markdown_table", d.get("table_markdown", d.get("markdown")))
     if isinstance(table, str):
         return table.strip().splitlines()
     if isinstance(table, list):

@@ -106,3 +106,4 @@ from .spectra import (
     plot_comparison as plot_comparison,
 )
 from .storage import FormatError as FormatError, load as load, save as save
+from .trf import LowPrecisionRFF as LowPrecisionRFF, TernaryRandomFeatures as TernaryRandomFeatures
