@@ -156,6 +156,17 @@ def write_table(quick: bool) -> Path:
         d = json.loads(path.read_text())
         lines += fn(d)
         lines += ["", f"Machine: {_machine(d)}. Command: `{_cmd(d)}`.", ""]
+    fig4 = sorted((HERE / "results" / "fig4").glob("fig4_*.png"))
+    if fig4:
+        lines += [
+            "## Fig. 4 of Gu et al. (MNIST 6 vs 8 and 0–4, 5k subset) with our quantizers (issue #4)",
+            "",
+            "Accuracy vs memory over widths 256…2048: "
+            + ", ".join(f"`{p.relative_to(ROOT)}`" for p in fig4)
+            + " (tables in the CSV/JSON next to them). Command: `rmtcompress reproduce fig4 --out "
+            "benchmarks/results/fig4`.",
+            "",
+        ]
     out = ROOT / "BENCHMARKS.md"
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))

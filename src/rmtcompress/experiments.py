@@ -287,34 +287,28 @@ def write_results(
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    names = sorted({r["name"] for r in rows})
-    cmap = plt.get_cmap("tab10")
+    labels = sorted({r["label"] for r in rows})
+    cmap = plt.get_cmap("tab20")
     for ax, key, xlabel in (
         (axes[0], "paper_bits", "memory, paper's convention (bits)"),
         (axes[1], "entropy_bound_bytes", "memory, honest bytes at the entropy bound"),
     ):
-        for j, nm in enumerate(names):
-            for eps in sorted({r["sparsity"] for r in rows if r["name"] == nm}):
-                pts = sorted(
-                    (r[key], r["accuracy"], r["accuracy_std"])
-                    for r in rows
-                    if r["name"] == nm and r["sparsity"] == eps
-                )
-                if not pts:
-                    continue
-                x, y, e = (np.array(v) for v in zip(*pts, strict=True))
-                lab = nm if nm == "dense" else f"{nm} ε={eps:g}"
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=e,
-                    marker="o",
-                    ms=3,
-                    lw=1,
-                    color=cmap(j % 10),
-                    label=lab,
-                    ls="-" if eps >= 0.9 or nm == "dense" else "--",
-                )
+        for j, lab in enumerate(labels):
+            pts = sorted(
+                (r[key], r["accuracy"], r["accuracy_std"], r["sparsity"]) for r in rows if r["label"] == lab
+            )
+            x, y, e, eps = (np.array(v) for v in zip(*pts, strict=True))
+            ax.errorbar(
+                x,
+                y,
+                yerr=e,
+                marker="o",
+                ms=3,
+                lw=1,
+                color=cmap(j % 20),
+                label=lab,
+                ls="-" if lab == "dense" or float(eps[0]) >= 0.9 else "--",
+            )
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
