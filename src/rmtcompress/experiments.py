@@ -197,13 +197,19 @@ def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -
 
 
 def run_one(
-    task: Task, ms: MethodSpec, widths: Sequence[int], seed: int, activations: Sequence[str]
+    task: Task,
+    ms: MethodSpec,
+    widths: Sequence[int],
+    seed: int,
+    activations: Sequence[str],
+    readout: str = "ridge",
 ) -> dict[str, Any]:
-    """Build, train the ridge readout (λ on a validation split of the training data) and test one net."""
+    """Build, train the readout (``"ridge"``: λ on a validation split of the training data, or ``"sgd"``) and test
+    one net; returns a flat record."""
     spec = MLPSpec(task.X_train.shape[1], tuple(widths), tuple(activations))
     t0 = time.perf_counter()
     model = build_model(ms, spec, task.X_train, seed)
-    fit_readout(model, task.X_train, task.y_train, method="ridge", seed=seed)
+    fit_readout(model, task.X_train, task.y_train, method=readout, seed=seed)
     acc = model.score(task.X_test, task.y_test)
     mem = model_memory(model, task.n_classes)
     rep = model.match_report

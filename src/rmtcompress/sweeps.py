@@ -570,38 +570,6 @@ def _task(name: str, split_seed: int, max_train: int | None) -> Any:
     return load_task(name, seed=split_seed, max_train=max_train)
 
 
-def _run_one_readout(
-    task: Any, ms: Any, widths: list[int], seed: int, acts: list[str], readout: str
-) -> dict[str, Any]:
-    """:func:`rmtcompress.experiments.run_one` with another readout trainer (``"sgd"``)."""
-    from .compress import fit_readout
-    from .experiments import build_model, model_memory
-    from .spec import MLPSpec
-
-    spec = MLPSpec(task.X_train.shape[1], tuple(widths), tuple(acts))
-    t0 = time.perf_counter()
-    model = build_model(ms, spec, task.X_train, seed)
-    fit_readout(model, task.X_train, task.y_train, method=readout, seed=seed)
-    acc = model.score(task.X_test, task.y_test)
-    rep = model.match_report
-    return {
-        "task": task.name,
-        "method": ms.method,
-        "label": ms.label(),
-        "name": ms.name,
-        "sparsity": ms.sparsity if ms.method != "dense" else 0.0,
-        "levels": ms.levels,
-        "options": dict(ms.options),
-        "widths": list(widths),
-        "seed": seed,
-        "accuracy": acc,
-        "max_residual": float(rep.max_residual) if rep is not None else float("nan"),
-        "lambda": float("nan"),
-        "seconds": time.perf_counter() - t0,
-        **model_memory(model, task.n_classes),
-    }
-
-
 def train_point(config: Mapping[str, Any]) -> dict[str, Any]:
     """The default point function: build, compress, train the readout and test one net (a flat record).
 
@@ -630,10 +598,7 @@ def train_point(config: Mapping[str, Any]) -> dict[str, Any]:
     acts = [str(a) for a in config["activations"]]
     readout = str(config.get("readout", "ridge"))
     seed = int(config["seed"])
-    if readout == "ridge":
-        rec = run_one(task, ms, widths, seed, acts)
-    else:
-        rec = _run_one_readout(task, ms, widths, seed, acts, readout)
+    rec = run_one(task, ms, widths, seed, acts, readout)
     rec.update(
         readout=readout,
         activations=acts,
