@@ -95,6 +95,24 @@ class ClassStatistics:
         return A
 
 
+def _first_order_statistics(
+    X: np.ndarray, sq: np.ndarray, inverse: np.ndarray, J: np.ndarray, counts: np.ndarray, statistics: str
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """τ̂_0², t (K,) and ψ (n,) from the squared norms ``sq`` (``"norms"``) or the class-centred data (``"trace"``)."""
+    p = X.shape[1]
+    tau0_sq = float(sq.mean())
+    if statistics == "norms":
+        class_sq = (J.T @ sq) / counts
+        return tau0_sq, np.sqrt(p) * (class_sq - tau0_sq), sq - class_sq[inverse]
+    if statistics == "trace":
+        means = (J.T @ X) / counts[:, None]
+        omega = X - means[inverse]
+        om_sq = np.einsum("ij,ij->i", omega, omega)
+        tr_c = (J.T @ om_sq) / (counts - 1.0)  # unbiased tr(Ĉ_a)/p
+        return tau0_sq, np.sqrt(p) * (tr_c - tau0_sq), om_sq - tr_c[inverse]
+    raise ValueError(f"statistics must be 'norms' or 'trace', got {statistics!r}")
+
+
 def _stats_from_gram(X: np.ndarray, y: np.ndarray, G: np.ndarray, statistics: str) -> ClassStatistics:
     n, p = X.shape
     classes, inverse = np.unique(y, return_inverse=True)
@@ -103,20 +121,7 @@ def _stats_from_gram(X: np.ndarray, y: np.ndarray, G: np.ndarray, statistics: st
     J[np.arange(n), inverse] = 1.0
     counts = J.sum(axis=0)
     sq = np.diag(G).copy()
-    tau0_sq = float(sq.mean())
-    if statistics == "norms":
-        class_sq = (J.T @ sq) / counts
-        t = np.sqrt(p) * (class_sq - tau0_sq)
-        psi = sq - class_sq[inverse]
-    elif statistics == "trace":
-        means = (J.T @ X) / counts[:, None]
-        omega = X - means[inverse]
-        om_sq = np.einsum("ij,ij->i", omega, omega)
-        tr_c = (J.T @ om_sq) / (counts - 1.0)  # unbiased tr(Ĉ_a)/p
-        t = np.sqrt(p) * (tr_c - tau0_sq)
-        psi = om_sq - tr_c[inverse]
-    else:
-        raise ValueError(f"statistics must be 'norms' or 'trace', got {statistics!r}")
+    tau0_sq, t, psi = _first_order_statistics(X, sq, inverse, J, counts, statistics)
     G2 = G * G
     block = J.T @ G2 @ J
     diag_block = J.T @ (np.diag(G2))

@@ -48,7 +48,7 @@ from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
 from ._validation import check_positive, check_sparsity, check_widths, validate_X, validate_Xy
 from .activations import Activation, LinearAbsActivation, resolve_activations
-from .equivalents import ClassStatistics, IdentityConvention, _layer_arg
+from .equivalents import ClassStatistics, IdentityConvention, _first_order_statistics, _layer_arg
 from .gaussian_moments import gaussian_moments, hermite_coefficients
 from .limits import SeriesTruncationWarning
 from .recursions import recursion
@@ -397,20 +397,7 @@ def class_statistics_streamed(
     J[np.arange(n), inverse] = 1.0
     counts = J.sum(axis=0)
     sq = np.einsum("ij,ij->i", Xa, Xa)
-    tau0_sq = float(sq.mean())
-    if statistics == "norms":
-        class_sq = (J.T @ sq) / counts
-        t = np.sqrt(p) * (class_sq - tau0_sq)
-        psi = sq - class_sq[inverse]
-    elif statistics == "trace":
-        means = (J.T @ Xa) / counts[:, None]
-        omega = Xa - means[inverse]
-        om_sq = np.einsum("ij,ij->i", omega, omega)
-        tr_c = (J.T @ om_sq) / (counts - 1.0)
-        t = np.sqrt(p) * (tr_c - tau0_sq)
-        psi = om_sq - tr_c[inverse]
-    else:
-        raise ValueError(f"statistics must be 'norms' or 'trace', got {statistics!r}")
+    tau0_sq, t, psi = _first_order_statistics(Xa, sq, inverse, J, counts, statistics)
     diag_block = J.T @ (sq * sq)
     if route == "scatter" or (route == "auto" and K * p * p * 8 <= 2**30):
         S = np.stack([Xa[inverse == a].T @ Xa[inverse == a] for a in range(K)])  # (K, p, p)
