@@ -10,28 +10,16 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 import rmtcompress as rc
 from rmtcompress import experiments
 from rmtcompress.activations import StepActivation
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded() -> Iterator[None]:
-    """One torch and one BLAS thread (busy 2-core machine); the previous torch setting is restored."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 @pytest.fixture(scope="module")

@@ -22,32 +22,17 @@ What is checked:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 
 import rmtcompress as rc
 
 N_SE = 6.0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_threaded() -> Iterator[None]:
-    """Run this module with one torch and one BLAS thread.
-
-    On a busy 2-core machine two spinning threads per library make a 40-draw sampled kernel take 8 s instead of 1 s
-    (and a 1024 × 1024 eigvalsh seconds instead of 0.1 s); results are unaffected beyond reduction order.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 def op_norm(M: np.ndarray) -> float:
