@@ -25,7 +25,9 @@ BENCHES = {
     "storage": "bench_storage.py",
     "kernel": "bench_kernel.py",
     "trf": "bench_trf.py",
+    "equal_width": "bench_equal_width.py",
     "pruning": "bench_pruning.py",
+    "cross_method": "bench_cross_method.py",
     "sweeps": "bench_sweeps.py",
 }
 
@@ -119,6 +121,10 @@ def _sec_generic(d: dict[str, Any]) -> list[str]:
     return ["(see the JSON file)"]
 
 
+def _sec_cross(d: dict[str, Any]) -> list[str]:
+    return [*_sec_generic(d), "", f"Figure: `{d['figure']}`."]
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "ntk": ("Empirical NTK: structured per-layer formula vs torch.func Jacobian (issue #3)", _sec_ntk),
     "theory": ("CK equivalent (Theorem 1) vs sampled CK (issue #3)", _sec_theory),
@@ -132,6 +138,14 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "pruning": (
         "ℓq / PQ-index pruning of trained nets vs magnitude, lottery ticket, gradual (issue #6)",
         _sec_generic,
+    ),
+    "equal_width": (
+        "'Lossless' at equal width: ≤ 2-bit nets at the dense widths, 3 seeds (issue #9)",
+        _sec_generic,
+    ),
+    "cross_method": (
+        "NTK-LC random-feature nets vs pruned trained nets at equal bytes (issue #6)",
+        _sec_cross,
     ),
     "sweeps": ("Sweeps, result store and tiled kernels (issue #8)", _sec_generic),
 }
