@@ -520,3 +520,147 @@ def test_config_and_input_errors() -> None:
     torch_prune.l1_unstructured(torch_pruned[0], "weight", amount=0.5)
     with pytest.raises(ValueError, match="weight_orig"):
         prune(torch_pruned, MagnitudeConfig(0.5))
+
+
+# ============================================================================================ ℓ_q criterion, SAP milestones
+
+
+def _perturb(model: nn.Module, seed: int) -> None:
+    """Pretend to train: move every weight (masked entries are zeroed again), so the ranking changes."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * p.abs().mean() * torch.randn(p.shape, generator=gen))
+    apply_masks(model)
+
+
+def _pruned_counts(model: nn.Module) -> dict[str, int]:
+    return {name: int((~mask).sum()) for name, mask in get_masks(model).items()}
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_lq_criterion_lottery_hits_milestones_exactly_with_nested_masks(scope: str) -> None:
+    model = _mlp((30, 20, 10, 4), seed=21)
+    sizes = {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    total = sum(sizes.values())
+    cfg = LotteryTicketConfig(rate=0.5, milestones=(0.5, 0.8, 0.9), scope=scope, criterion="lq")  # type: ignore[arg-type]
+    previous: dict[str, torch.Tensor] | None = None
+    for r, target in enumerate(cfg.schedule()):
+        res = prune(model, cfg)
+        assert res.method == "lottery_ticket" and res.details["criterion"] == "lq"
+        assert res.target_sparsity == pytest.approx(target)
+        counts = _pruned_counts(model)
+        if scope == "layer":
+            assert counts == {n: round(target * size) for n, size in sizes.items()}
+        else:
+            assert sum(counts.values()) == round(target * total)
+        masks = get_masks(model)
+        if previous is not None:  # nested: nothing pruned earlier comes back
+            for name, mask in masks.items():
+                assert not torch.any(mask & ~previous[name])
+        previous = masks
+        _perturb(model, seed=r)
+    with pytest.raises(ValueError, match="exhausted"):
+        prune(model, cfg)
+
+
+def test_lq_criterion_gradual_follows_schedule_exactly_with_nested_masks() -> None:
+    model = _mlp((30, 20, 10, 4), seed=22)
+    sizes = {n: m.weight.numel() for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    cfg = GradualMagnitudeConfig(
+        final_sparsity=0.85, begin_step=0, end_step=10, frequency=3, criterion="lq", q=0.3
+    )
+    previous = {n: torch.ones(model.get_submodule(n).weight.shape, dtype=torch.bool) for n in sizes}
+    for step in (0, 3, 6, 9, 10):
+        res = prune(model, cfg, step=step)
+        target = cfg.sparsity_at(step)
+        assert res.details["criterion"] == "lq" and res.details["lq"]["q"] == 0.3
+        assert _pruned_counts(model) == {n: round(target * size) for n, size in sizes.items()}
+        masks = get_masks(model)
+        for name, mask in masks.items():
+            assert not torch.any(mask & ~previous[name])
+        previous = masks
+        _perturb(model, seed=100 + step)
+    assert res.sparsity == pytest.approx(0.85, abs=1e-9 + 1 / min(sizes.values()))
+
+
+def test_lq_criterion_allocates_differently_from_magnitude() -> None:
+    # neuron 0: eight weights ≈ 10, neuron 1: eight weights ≈ 1, single (last) layer ⇒ a_j = 1.
+    # Keep 8 of 16: magnitude keeps all of neuron 0 and nothing of neuron 1; the ℓ_q rule (q = ½) keeps
+    # k_j ∝ ‖w_j‖_½^½ ≈ 25.3 : 8 ⇒ (6, 2) — not just the min_keep = 1 floor.
+    def one_layer() -> nn.Sequential:
+        layer = nn.Linear(8, 2, bias=False)
+        with torch.no_grad():
+            base = torch.arange(8, dtype=torch.float32) * 0.01
+            layer.weight.copy_(torch.stack([10.0 + base, 1.0 + base]))
+        return nn.Sequential(layer)
+
+    for make_cfg in (
+        lambda c: LotteryTicketConfig(rate=0.5, rounds=1, criterion=c),
+        lambda c: GradualMagnitudeConfig(0.5, begin_step=0, end_step=1, frequency=1, criterion=c),
+    ):
+        mag, lq = one_layer(), one_layer()
+        prune(mag, make_cfg("magnitude"), step=1)
+        prune(lq, make_cfg("lq"), step=1)
+        assert mag[0].weight_mask.sum(dim=1).tolist() == [8, 0]
+        assert lq[0].weight_mask.sum(dim=1).tolist() == [6, 2]
+        assert lq[0].weight_mask[1, -2:].all()  # inside a neuron the largest |w| are kept
+
+
+def test_sap_milestones_land_exactly() -> None:
+    for scope in ("global", "layer", "neuron"):
+        model = _mlp((40, 30, 20, 5), seed=23)
+        total = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Linear))
+        cfg = SAPConfig(gamma=5.0, scope=scope, milestones=(0.3, 0.5))
+        landed = []
+        clipped = []
+        for r in range(30):
+            try:
+                res = prune(model, cfg)
+            except ValueError as exc:
+                assert "exhausted" in str(exc)
+                break
+            clipped.append(res.details["clipped"])
+            if res.target_sparsity is not None:  # landed on a milestone
+                assert res.n_pruned == round(res.target_sparsity * total)
+                assert res.details["n_proposed"] >= res.details["n_step"]
+                assert res.details["n_step"] == sum(u["n_pruned"] for u in res.details["units"])
+                landed.append(res.target_sparsity)
+            else:
+                assert not res.details["clipped"]
+                assert res.n_pruned < round(res.details["next_milestone"] * total)
+            _perturb(model, seed=r)
+        else:
+            pytest.fail("SAP never reached its last milestone")
+        assert landed == [0.3, 0.5], scope
+        assert clipped[0], scope  # γ = 5 proposes far more than 30 % in the first step: it was scaled down
+        assert sum(_pruned_counts(model).values()) == round(0.5 * total)
+
+
+def test_sap_milestone_below_reach_is_a_plain_step() -> None:
+    plain, capped = _mlp(seed=24), _mlp(seed=24)
+    a = prune(plain, SAPConfig(scope="layer"))
+    b = prune(capped, SAPConfig(scope="layer", milestones=(0.99,)))
+    assert not b.details["clipped"] and b.target_sparsity is None and b.details["next_milestone"] == 0.99
+    for name, mask in get_masks(plain).items():
+        assert torch.equal(mask, capped.get_submodule(name).weight_mask)
+    assert a.n_pruned == b.n_pruned
+
+
+def test_criterion_and_milestone_errors() -> None:
+    with pytest.raises(ValueError, match="criterion"):
+        LotteryTicketConfig(criterion="l1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="criterion"):
+        GradualMagnitudeConfig(0.5, begin_step=0, end_step=10, frequency=1, criterion="random")  # type: ignore[arg-type]
+    for q in (0.0, 1.0, 2.0, float("nan")):
+        with pytest.raises(ValueError, match="q"):
+            LotteryTicketConfig(criterion="lq", q=q)
+        with pytest.raises(ValueError, match="q"):
+            GradualMagnitudeConfig(0.5, begin_step=0, end_step=10, frequency=1, criterion="lq", q=q)
+    with pytest.raises(ValueError, match="increasing"):
+        SAPConfig(milestones=(0.5, 0.5))
+    with pytest.raises(ValueError, match="milestones entry"):
+        SAPConfig(milestones=(0.5, 1.0))
+    with pytest.raises(ValueError, match="milestones"):
+        SAPConfig(milestones=0.5)  # type: ignore[arg-type]
+    assert SAPConfig(milestones=[0.2, 0.4]).milestones == (0.2, 0.4)  # type: ignore[arg-type]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -234,3 +235,51 @@ def test_config_errors() -> None:
         TrainConfig(patience=0)
     with pytest.raises(ValueError, match="positive integers"):
         make_mlp(0)
+
+
+def test_lq_criterion_lottery_rounds_land_on_milestones(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    model = make_mlp(64, (32,), 10, seed=9)
+    sizes = {"0": 64 * 32, "2": 32 * 10}
+    masks: list[dict[str, torch.Tensor]] = []
+    cfg = LotteryTicketConfig(rate=0.6, milestones=(0.5, 0.75), criterion="lq")
+    res = train_iterative(
+        model,
+        Xtr,
+        ytr,
+        TrainConfig(epochs=1, batch_size=64, lr=1e-2),
+        cfg,
+        on_round=lambda r, m: masks.append(get_masks(m)),
+    )
+    assert [r.round for r in res.rounds] == [0, 1, 2]
+    for rec, target in zip(res.rounds[1:], (0.5, 0.75), strict=True):
+        assert rec.layer_sparsity == {n: round(target * s) / s for n, s in sizes.items()}
+        assert rec.prune is not None and rec.prune["details"]["criterion"] == "lq"
+    for name in sizes:  # round-2 masks ⊆ round-1 masks
+        assert not torch.any(masks[2][name] & ~masks[1][name])
+
+
+def test_lq_criterion_gradual_schedule_during_training(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    steps_per_epoch = int(np.ceil(1350 / 64))
+    sched = GradualMagnitudeConfig(
+        final_sparsity=0.85, begin_step=5, end_step=2 * steps_per_epoch, frequency=7, criterion="lq"
+    )
+    model = make_mlp(64, (32,), 10, seed=10)
+    res = train(model, Xtr, ytr, FAST, schedule=sched)
+    assert res.prune_events[-1]["step"] == sched.end_step
+    assert current_sparsity(model)[1] == {"0": round(0.85 * 2048) / 2048, "2": round(0.85 * 320) / 320}
+    assert res.val_accuracy > 0.5
+
+
+def test_sap_rounds_driven_to_milestones(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    model = make_mlp(64, (32,), 10, seed=11)
+    total = 64 * 32 + 32 * 10
+    cfg = SAPConfig(scope="global", gamma=4.0, rounds=12, milestones=(0.6, 0.8))
+    res = train_iterative(model, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, lr=1e-2), cfg)
+    sp = [r.sparsity for r in res.rounds]
+    assert sp[-1] == round(0.8 * total) / total  # stopped exactly on the last milestone
+    assert round(0.6 * total) / total in sp  # and passed through the first one
+    assert all(b > a for a, b in itertools.pairwise(sp))
+    assert len(res.rounds) <= 13

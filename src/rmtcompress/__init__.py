@@ -106,4 +106,10 @@ from .spectra import (
     plot_comparison as plot_comparison,
 )
 from .storage import FormatError as FormatError, load as load, save as save
+from .trained_quantization import (
+    QuantizedActivation as QuantizedActivation,
+    activation_bits as activation_bits,
+    quantize_activations as quantize_activations,
+    runtime_memory as runtime_memory,
+)
 from .trf import LowPrecisionRFF as LowPrecisionRFF, TernaryRandomFeatures as TernaryRandomFeatures

@@ -28,9 +28,13 @@ Pruning rules (one typed, validated config each; ``prune(model, config)`` applie
   ``c_j = |a_j| ‖w_j‖_q`` and ``ρ = 1/q − 1``. Minimising ``Σ_j k_j`` under that bound (Lagrange) gives
   ``k_j ∝ c_j^q``; the proportionality constant is set to reach a target sparsity (the main knob) or a bound budget.
 * :class:`SAPConfig` — one step of Sparsity-informed Adaptive Pruning (Diao et al., ICLR 2023) from the PQ index,
-  scopes ``'layer' | 'neuron' | 'global'``.
+  scopes ``'layer' | 'neuron' | 'global'``; optional ``milestones`` clip the steps so the rounds land exactly on
+  requested sparsities.
 * :class:`GradualMagnitudeConfig` — the Zhu & Gupta (2017) cubic sparsity schedule (used by Gale et al. 2019).
 * :class:`LotteryTicketConfig` — iterative magnitude pruning with rewinding (Frankle & Carbin 2019).
+
+The last two take ``criterion='magnitude' | 'lq'``: with ``'lq'`` each schedule step / round allocates its sparsity
+across neurons with the same neuron-wise ℓ_q rule as :class:`LqAdaptiveConfig` (already-pruned weights stay pruned).
 
 The training loops that apply schedules, rounds and rewinds are in :mod:`rmtcompress.training`.
 
@@ -88,6 +92,7 @@ __all__ = [
 ArrayLikeW: TypeAlias = NDArray[Any] | torch.Tensor | Sequence[float]
 Scope = Literal["layer", "global"]
 SAPScope = Literal["layer", "neuron", "global"]
+Criterion = Literal["magnitude", "lq"]
 
 MASK_NAME = "weight_mask"
 _HOOK_ATTR = "_rmt_mask_grad_hook"
@@ -529,6 +534,26 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}; got {value!r}")
 
 
+def _check_criterion(owner: str, criterion: object, q: object) -> None:
+    """Validate ``criterion`` ('magnitude' | 'lq') and the ℓ_q exponent ``q`` in (0, 1) (always checked)."""
+    _check_choice(criterion, f"{owner}.criterion", ("magnitude", "lq"))
+    qf = _check_real(q, f"{owner}.q")
+    if not 0.0 < qf < 1.0:
+        raise ValueError(f"{owner}.q must lie in (0, 1) (exponent of the ℓ_q quasi-norm); got {q!r}")
+
+
+def _check_milestones(owner: str, milestones: object) -> tuple[float, ...] | None:
+    """None, or a non-empty strictly increasing tuple of fractions in (0, 1)."""
+    if milestones is None:
+        return None
+    if isinstance(milestones, str) or not isinstance(milestones, Iterable):
+        raise ValueError(f"{owner}.milestones must be None or a tuple of sparsities; got {milestones!r}")
+    ms = [_check_fraction(m, "milestones entry", allow_zero=False) for m in milestones]
+    if not ms or any(b <= a for a, b in itertools.pairwise(ms)):
+        raise ValueError(f"milestones must be a non-empty strictly increasing tuple; got {milestones}")
+    return tuple(ms)
+
+
 @dataclass(frozen=True)
 class MagnitudeConfig:
     """One-shot magnitude pruning: keep exactly the ``round((1 − sparsity)·n)`` largest ``|w|``.
@@ -612,6 +637,14 @@ class SAPConfig:
     weights (d of them), the bound ``m = ceil(d (1+η)^{−q/(q−p)} (1−I)^{qp/(q−p)})``, the prune ratio
     ``c = clamp(γ (1 − m/d), 0, β)``, and prune the ``⌊d c⌋`` smallest-magnitude unpruned weights.
 
+    Driving SAP to target sparsities: with ``milestones`` (increasing overall sparsities of the selected layers),
+    a step whose proposed counts would take the overall sparsity past the next milestone not yet reached is clipped
+    so that it lands exactly on it (``round(milestone · n_total)`` pruned weights): each unit's count ``⌊d c⌋`` is
+    scaled down proportionally (largest-remainder rounding; with ``scope='global'`` the single count is simply
+    capped), and inside a unit the smallest magnitudes still go first. Steps that stay below the next milestone are
+    plain SAP steps. :func:`rmtcompress.training.train_iterative` then runs rounds until the last milestone is
+    reached (``rounds`` becomes a cap); :func:`prune` refuses a step once the last milestone is reached.
+
     Attributes:
         p: Lower exponent, ``0 < p < q``.
         q: Upper exponent.
@@ -619,7 +652,9 @@ class SAPConfig:
         gamma: γ > 0 (aggressiveness).
         beta: β in ``(0, 1]``, the maximum fraction pruned per step.
         scope: ``'layer'``, ``'neuron'`` or ``'global'``.
-        rounds: Number of prune/retrain rounds the training loop applies (``>= 1``).
+        rounds: Number of prune/retrain rounds the training loop applies (``>= 1``); the maximum number of rounds
+            when ``milestones`` is given.
+        milestones: Optional strictly increasing overall sparsities in ``(0, 1)`` that the rounds land on exactly.
     """
 
     p: float = 0.5
@@ -629,9 +664,11 @@ class SAPConfig:
     beta: float = 0.9
     scope: SAPScope = "layer"
     rounds: int = 30
+    milestones: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         """Validate the fields (ValueError)."""
+        object.__setattr__(self, "milestones", _check_milestones("SAPConfig", self.milestones))
         _check_pq(self.p, self.q)
         eta = _check_real(self.eta, "eta")
         if not (eta >= 0 and math.isfinite(eta)):
@@ -654,6 +691,12 @@ class GradualMagnitudeConfig:
     after; masks are updated every ``frequency`` optimizer steps from ``begin_step`` and at ``end_step`` itself, so
     the final sparsity is reached exactly at ``end_step``.
 
+    ``criterion`` chooses which weights each update removes: ``'magnitude'`` (Zhu & Gupta: the smallest ``|w|``) or
+    ``'lq'``: the step's sparsity (per layer, or overall with ``scope='global'``) is allocated across neurons by the
+    neuron-wise ℓ_q rule of :class:`LqAdaptiveConfig` (``k_j ∝ (a_j ‖w_j‖_q)^q`` kept inputs per neuron, at least 1
+    while the neuron has any, the largest ``|w|`` inside the neuron), computed on the current unpruned weights;
+    already-pruned weights stay pruned.
+
     Attributes:
         final_sparsity: ``s_f`` in ``[0, 1)``.
         begin_step: ``t_0 >= 0`` (optimizer steps completed).
@@ -662,6 +705,8 @@ class GradualMagnitudeConfig:
         initial_sparsity: ``s_i`` in ``[0, s_f]``.
         exponent: ``e > 0`` (3 = Zhu & Gupta; 1 = linear).
         scope: ``'layer'`` (TF model_pruning default) or ``'global'``.
+        criterion: ``'magnitude'`` or ``'lq'``.
+        q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
     """
 
     final_sparsity: float
@@ -671,9 +716,12 @@ class GradualMagnitudeConfig:
     initial_sparsity: float = 0.0
     exponent: float = 3.0
     scope: Scope = "layer"
+    criterion: Criterion = "magnitude"
+    q: float = 0.5
 
     def __post_init__(self) -> None:
         """Validate the fields (ValueError)."""
+        _check_criterion("GradualMagnitudeConfig", self.criterion, self.q)
         sf = _check_fraction(self.final_sparsity, "final_sparsity")
         si = _check_fraction(self.initial_sparsity, "initial_sparsity")
         if si > sf:
@@ -717,12 +765,18 @@ class LotteryTicketConfig:
     then derived. The loop in :func:`rmtcompress.training.train_iterative` rewinds unpruned weights to their
     initial values (``rewind='init'``) or keeps the trained ones (``'none'``, i.e. prune + fine-tune).
 
+    ``criterion='lq'`` replaces the magnitude choice of each round by the neuron-wise ℓ_q allocation of
+    :class:`LqAdaptiveConfig` at the round's cumulative sparsity (per layer, or overall with ``scope='global'``),
+    computed on the trained unpruned weights; already-pruned weights stay pruned, so masks are nested.
+
     Attributes:
         rate: Fraction of remaining weights pruned per round, in ``(0, 1)``.
         rounds: Number of rounds (``>= 1``); ignored when ``milestones`` is given.
         rewind: ``'init'`` or ``'none'``.
         scope: ``'layer'`` or ``'global'``.
         milestones: Optional increasing cumulative sparsities in ``(0, 1)``.
+        criterion: ``'magnitude'`` (Frankle & Carbin) or ``'lq'``.
+        q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
     """
 
     rate: float = 0.2
@@ -730,6 +784,8 @@ class LotteryTicketConfig:
     rewind: Literal["init", "none"] = "init"
     scope: Scope = "layer"
     milestones: tuple[float, ...] | None = None
+    criterion: Criterion = "magnitude"
+    q: float = 0.5
 
     def __post_init__(self) -> None:
         """Validate the fields (ValueError)."""
@@ -737,13 +793,8 @@ class LotteryTicketConfig:
         _check_int(self.rounds, "rounds", 1)
         _check_choice(self.rewind, "rewind", ("init", "none"))
         _check_choice(self.scope, "scope", ("layer", "global"))
-        if self.milestones is not None:
-            ms = [_check_fraction(m, "milestones entry", allow_zero=False) for m in self.milestones]
-            if not ms or any(b <= a for a, b in itertools.pairwise(ms)):
-                raise ValueError(
-                    f"milestones must be a non-empty strictly increasing tuple; got {self.milestones}"
-                )
-            object.__setattr__(self, "milestones", tuple(ms))
+        _check_criterion("LotteryTicketConfig", self.criterion, self.q)
+        object.__setattr__(self, "milestones", _check_milestones("LotteryTicketConfig", self.milestones))
 
     def schedule(self) -> tuple[float, ...]:
         """Cumulative sparsity after each round."""
@@ -1112,13 +1163,23 @@ def _sap_units(layers: list[tuple[str, nn.Module]], scope: str) -> list[tuple[st
 
 
 def _sap_step(
-    layers: list[tuple[str, nn.Module]], cfg: SAPConfig
+    layers: list[tuple[str, nn.Module]], cfg: SAPConfig, cap: int | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One SAP step; with ``cap`` (milestones) the total number of newly pruned weights is at most ``cap``.
+
+    Pass 1 computes every unit's SAP count ``⌊d c⌋`` (a unit = a neuron, a layer or everything); if their sum
+    exceeds ``cap`` the counts are scaled down proportionally to sum to ``cap`` exactly (largest remainder, via
+    :func:`_allocate` with exponent 1). Pass 2 prunes, in each unit, that many smallest unpruned magnitudes.
+    """
     p, q, eta = float(cfg.p), float(cfg.q), float(cfg.eta)
     by_name = dict(layers)
     new_masks = {name: _rows(_full_mask(m)).clone() for name, m in layers}
     mags = {name: _rows(_weight(m).detach()).abs().to(torch.float64) for name, m in layers}
     unit_stats: list[dict[str, Any]] = []
+
+    # ---- pass 1: SAP's own counts
+    neuron_plans: list[dict[str, Any]] = []
+    unit_plans: list[dict[str, Any]] = []
     if cfg.scope == "neuron":
         for name, _m in layers:
             mask_t = new_masks[name]
@@ -1127,8 +1188,7 @@ def _sap_step(
             d_rows = alive_np.sum(axis=1)
             pqi_rows = np.zeros(len(d_rows))
             m_rows = np.zeros(len(d_rows))
-            pruned_rows = np.zeros(len(d_rows), dtype=np.int64)
-            order_np = np.argsort(np.where(alive_np, mag_np, np.inf), axis=1, kind="stable")
+            proposed_rows = np.zeros(len(d_rows), dtype=np.int64)
             for j in range(len(d_rows)):
                 dj = int(d_rows[j])
                 if dj == 0:
@@ -1137,41 +1197,93 @@ def _sap_step(
                 pqi_rows[j] = pq_index(row, p, q)
                 m_rows[j] = math.ceil(sap_retained_bound(row, p, q, eta) - 1e-9)
                 c_j = min(max(cfg.gamma * (1.0 - min(1.0, m_rows[j] / dj)), 0.0), cfg.beta)
-                nj = math.floor(dj * c_j)
-                pruned_rows[j] = nj
-                if nj > 0:
-                    alive_np[j, order_np[j, :nj]] = False
-            new_masks[name] = torch.from_numpy(alive_np)
-            unit_stats.append(
+                proposed_rows[j] = math.floor(dj * c_j)
+            neuron_plans.append(
                 {
-                    "unit": name,
-                    "scope": "neuron",
-                    "d_mean": float(d_rows.mean()),
-                    "pq_index_mean": float(pqi_rows.mean()),
-                    "m_mean": float(m_rows.mean()),
-                    "n_pruned": int(pruned_rows.sum()),
+                    "name": name,
+                    "mag": mag_np,
+                    "alive": alive_np,
+                    "d_rows": d_rows,
+                    "pqi_rows": pqi_rows,
+                    "m_rows": m_rows,
+                    "proposed": proposed_rows,
                 }
             )
+        proposed = (
+            np.concatenate([plan["proposed"] for plan in neuron_plans])
+            if neuron_plans
+            else np.zeros(0, dtype=np.int64)
+        )
     else:
         for unit, parts in _sap_units(layers, cfg.scope):
-            vals_list = [mags[name][new_masks[name]] for name, _ in parts]
-            vals = torch.cat(vals_list)
+            vals = torch.cat([mags[name][new_masks[name]] for name, _ in parts])
             d = vals.numel()
             if d == 0:
-                unit_stats.append(
-                    {"unit": unit, "d": 0, "pq_index": 0.0, "m": 0, "prune_ratio": 0.0, "n_pruned": 0}
-                )
+                unit_plans.append({"unit": unit, "parts": parts, "vals": vals, "proposed": 0, "stats": None})
                 continue
             v_np = vals.cpu().numpy()
             pqi = pq_index(v_np, p, q)
             m_bound = math.ceil(sap_retained_bound(v_np, p, q, eta) - 1e-9)
             ratio = min(1.0, m_bound / d)
             c = min(max(cfg.gamma * (1.0 - ratio), 0.0), cfg.beta)
-            n_prune = math.floor(d * c)
+            stats = {
+                "unit": unit,
+                "d": d,
+                "pq_index": pqi,
+                "m": m_bound,
+                "retain_ratio": ratio,
+                "prune_ratio": c,
+            }
+            unit_plans.append(
+                {"unit": unit, "parts": parts, "vals": vals, "proposed": math.floor(d * c), "stats": stats}
+            )
+        proposed = np.array([plan["proposed"] for plan in unit_plans], dtype=np.int64)
+
+    # ---- clip to the milestone
+    n_proposed = int(proposed.sum())
+    clipped = cap is not None and n_proposed > cap
+    if clipped:
+        assert cap is not None
+        zeros = np.zeros_like(proposed)
+        final = _allocate(proposed.astype(np.float64), zeros, proposed, 1.0, int(cap))
+    else:
+        final = proposed
+
+    # ---- pass 2: prune the smallest unpruned magnitudes of each unit
+    if cfg.scope == "neuron":
+        start = 0
+        for plan in neuron_plans:
+            alive_np, mag_np = plan["alive"], plan["mag"]
+            rows = alive_np.shape[0]
+            counts = final[start : start + rows]
+            start += rows
+            order_np = np.argsort(np.where(alive_np, mag_np, np.inf), axis=1, kind="stable")
+            for row_idx in np.flatnonzero(counts).tolist():
+                alive_np[row_idx, order_np[row_idx, : int(counts[row_idx])]] = False
+            new_masks[plan["name"]] = torch.from_numpy(alive_np)
+            unit_stats.append(
+                {
+                    "unit": plan["name"],
+                    "scope": "neuron",
+                    "d_mean": float(plan["d_rows"].mean()),
+                    "pq_index_mean": float(plan["pqi_rows"].mean()),
+                    "m_mean": float(plan["m_rows"].mean()),
+                    "n_proposed": int(plan["proposed"].sum()),
+                    "n_pruned": int(counts.sum()),
+                }
+            )
+    else:
+        for plan, n_prune in zip(unit_plans, final.tolist(), strict=True):
+            if plan["stats"] is None:
+                unit_stats.append(
+                    {"unit": plan["unit"], "d": 0, "pq_index": 0.0, "m": 0, "prune_ratio": 0.0, "n_pruned": 0}
+                )
+                continue
+            vals, parts = plan["vals"], plan["parts"]
             if n_prune > 0:
                 # prune exactly the n smallest unpruned magnitudes of the unit (ties by position)
                 order = torch.argsort(vals, stable=True)[:n_prune]
-                drop = torch.zeros(d, dtype=torch.bool)
+                drop = torch.zeros(vals.numel(), dtype=torch.bool)
                 drop[order] = True
                 start = 0
                 for name, _ in parts:
@@ -1183,17 +1295,7 @@ def _sap_step(
                     flat[sel] = False
                     new_masks[name] = flat.reshape(mask.shape)
                     start += cnt
-            unit_stats.append(
-                {
-                    "unit": unit,
-                    "d": d,
-                    "pq_index": pqi,
-                    "m": m_bound,
-                    "retain_ratio": ratio,
-                    "prune_ratio": c,
-                    "n_pruned": n_prune,
-                }
-            )
+            unit_stats.append({**plan["stats"], "n_proposed": plan["proposed"], "n_pruned": int(n_prune)})
     masks = {name: new_masks[name].reshape(_weight(by_name[name]).shape) for name, _ in layers}
     details = {
         "p": p,
@@ -1203,8 +1305,26 @@ def _sap_step(
         "beta": cfg.beta,
         "scope": cfg.scope,
         "units": unit_stats,
+        "n_proposed": n_proposed,
+        "n_step": int(final.sum()),
+        "clipped": bool(clipped),
     }
     return masks, details
+
+
+def _sap_milestone(layers: list[tuple[str, nn.Module]], cfg: SAPConfig) -> tuple[float, int]:
+    """Next milestone not yet reached and how many more weights reach it exactly (``round(m·n_total)`` pruned)."""
+    assert cfg.milestones is not None
+    total = sum(_weight(m).numel() for _, m in layers)
+    pruned = sum(int((~_full_mask(m)).sum()) for _, m in layers)
+    for milestone in cfg.milestones:
+        goal = round(milestone * total)
+        if goal > pruned:
+            return milestone, goal - pruned
+    raise ValueError(
+        f"the SAP milestones are exhausted: the model is already at sparsity {pruned / total:.4f} "
+        f"(milestones {cfg.milestones})"
+    )
 
 
 def _lt_target(layers: list[tuple[str, nn.Module]], cfg: LotteryTicketConfig) -> float:
@@ -1224,6 +1344,26 @@ def _lt_target(layers: list[tuple[str, nn.Module]], cfg: LotteryTicketConfig) ->
     )
 
 
+def _criterion_masks(
+    model: nn.Module,
+    selected: list[tuple[str, nn.Module]],
+    target: float,
+    scope: str,
+    criterion: str,
+    q: float,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Masks at sparsity ``target`` chosen by magnitude or by the neuron-wise ℓ_q allocation of :func:`_lq_adaptive`.
+
+    The ℓ_q branch is :class:`LqAdaptiveConfig` with ``sparsity=target`` (and the defaults ``min_keep=1``,
+    ``outgoing_norm='inf'``) applied to the current unpruned weights: it never revives a pruned weight.
+    """
+    if criterion == "magnitude":
+        return _magnitude_masks(selected, target, scope), {"criterion": "magnitude"}
+    lq_cfg = LqAdaptiveConfig(sparsity=target, q=q, scope="global" if scope == "global" else "layer")
+    masks, lq_details = _lq_adaptive(selected, prunable_layers(model), lq_cfg)
+    return masks, {"criterion": "lq", "lq": lq_details}
+
+
 def prune(
     model: nn.Module,
     config: PruneConfig,
@@ -1238,10 +1378,13 @@ def prune(
     * :class:`MagnitudeConfig`: one-shot, exact count.
     * :class:`LqAdaptiveConfig`: the ℓ_q neuron-wise rule; ``result.details`` holds ``k_j``, ``c_j`` and the
       per-layer ℓ_q / tail bound terms.
-    * :class:`SAPConfig`: one SAP step (the training loop applies ``config.rounds`` of them).
-    * :class:`GradualMagnitudeConfig`: magnitude pruning to ``config.sparsity_at(step)`` (``step`` required).
-    * :class:`LotteryTicketConfig`: magnitude pruning to the next sparsity of ``config.schedule()`` above the
-      current one (rewinding is the training loop's job, see :func:`rewind_to`).
+    * :class:`SAPConfig`: one SAP step (the training loop applies ``config.rounds`` of them); with ``milestones``
+      clipped so as not to pass the next milestone (``target_sparsity`` = that milestone when the step lands on
+      it, else None; ``details['clipped']`` says whether SAP's counts were scaled down).
+    * :class:`GradualMagnitudeConfig`: pruning to ``config.sparsity_at(step)`` (``step`` required) by magnitude or,
+      with ``criterion='lq'``, by the neuron-wise ℓ_q allocation.
+    * :class:`LotteryTicketConfig`: pruning to the next sparsity of ``config.schedule()`` above the current one
+      (magnitude or ℓ_q criterion; rewinding is the training loop's job, see :func:`rewind_to`).
 
     Args:
         model: The model (modified in place).
@@ -1254,7 +1397,7 @@ def prune(
 
     Raises:
         ValueError: If the model has no prunable layer, ``config`` has the wrong type, ``step`` is missing for the
-            gradual schedule, or the lottery-ticket schedule is exhausted.
+            gradual schedule, or the lottery-ticket schedule / SAP milestones are exhausted.
     """
     selected = prunable_layers(model, layers)
     target: float | None = None
@@ -1266,19 +1409,26 @@ def prune(
         if step is None:
             raise ValueError("prune(..., GradualMagnitudeConfig) needs step= (optimizer steps completed)")
         method, target = "gradual_magnitude", config.sparsity_at(int(step))
-        masks = _magnitude_masks(selected, target, config.scope)
+        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
         details["step"] = int(step)
     elif isinstance(config, LotteryTicketConfig):
         method = "lottery_ticket"
         target = _lt_target(selected, config)
-        masks = _magnitude_masks(selected, target, config.scope)
+        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
     elif isinstance(config, LqAdaptiveConfig):
         method = "lq_adaptive"
         target = None if config.sparsity is None else float(config.sparsity)
         masks, details = _lq_adaptive(selected, prunable_layers(model), config)
     elif isinstance(config, SAPConfig):
         method = "sap"
-        masks, details = _sap_step(selected, config)
+        if config.milestones is None:
+            masks, details = _sap_step(selected, config)
+        else:
+            milestone, cap = _sap_milestone(selected, config)
+            masks, details = _sap_step(selected, config, cap=cap)
+            details["next_milestone"] = milestone
+            if details["n_step"] == cap:  # landed exactly on the milestone (clipped, or SAP's own count)
+                target = milestone
     else:
         raise ValueError(
             f"unknown pruning config {type(config).__name__}; expected MagnitudeConfig, LqAdaptiveConfig, "

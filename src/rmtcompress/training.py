@@ -13,11 +13,12 @@ What "correct" means here (and what the research code of NTK-LC / SAP got wrong,
 Pruning hooks:
 
 * :func:`train` with ``schedule=GradualMagnitudeConfig(...)`` updates the masks at the scheduled steps (Zhu &
-  Gupta); only checkpoints taken after ``end_step`` (i.e. at the final sparsity) are eligible for selection and
-  early stopping starts counting only then.
+  Gupta; by magnitude, or by the neuron-wise ℓ_q allocation with ``criterion='lq'``); only checkpoints taken after
+  ``end_step`` (i.e. at the final sparsity) are eligible for selection and early stopping starts counting only then.
 * :func:`train_iterative` runs lottery-ticket rounds (:class:`~rmtcompress.pruning.LotteryTicketConfig`) or SAP
   rounds (:class:`~rmtcompress.pruning.SAPConfig`): train → select on validation → prune → rewind to the initial
   weights (or keep them, ``rewind='none'``) → train again, recording sparsity, accuracy, PQ index and bytes per round.
+  SAP with ``milestones`` runs until the round that lands exactly on the last milestone (``rounds`` is a cap).
 * masks are re-applied after every optimizer step (and gradients of masked entries are zeroed before it) through
   :class:`~rmtcompress.pruning.MaskedOptimizerStep`.
 
@@ -364,7 +365,8 @@ def train(
         X: Training inputs, shape ``(n, p)``.
         y: Training labels, shape ``(n,)``.
         config: Hyper-parameters.
-        schedule: Optional gradual magnitude pruning schedule (steps = optimizer steps completed).
+        schedule: Optional gradual pruning schedule (steps = optimizer steps completed; magnitude or ℓ_q
+            criterion).
         layers: Layers the schedule prunes (default: every Linear/Conv2d).
         evaluate_on: Optional ``(X_test, y_test)`` evaluated once, after training and selection.
         log: Optional callback receiving each epoch's history dict.
@@ -542,6 +544,20 @@ def pq_trajectory_point(
     return pq_index(np.concatenate(all_vals), p, q), per
 
 
+def _last_milestone_reached(model: nn.Module, cfg: SAPConfig, layers: list[str] | None) -> bool:
+    """Whether the pruned count has reached ``round(last milestone · n_total)`` (False without milestones)."""
+    if cfg.milestones is None:
+        return False
+    pruned = total = 0
+    for _, m in prunable_layers(model, layers):
+        mask = m._buffers.get("weight_mask")
+        weight = m._parameters["weight"]
+        assert weight is not None
+        total += weight.numel()
+        pruned += 0 if mask is None else int((~mask).sum())
+    return pruned >= round(cfg.milestones[-1] * total)
+
+
 def train_iterative(
     model: nn.Module,
     X: ArrayLike,
@@ -573,7 +589,8 @@ def train_iterative(
         config: Training hyper-parameters of every round.
         prune_config: :class:`LotteryTicketConfig` or :class:`SAPConfig`.
         rounds: Number of pruning rounds (default: ``len(prune_config.schedule())`` for LT, ``prune_config.rounds``
-            for SAP).
+            for SAP). SAP with ``milestones`` stops after the round that lands on the last milestone (``rounds``
+            is then a cap: SAP's own prune ratio may shrink so much that it is not reached).
         rewind: ``'init'`` / ``'none'``; default ``prune_config.rewind`` for LT, ``'init'`` for SAP.
         init: θ_0 (from :func:`initial_state`); default: the model's parameters at the call.
         pretrained: The model is already trained (round 0 is only evaluated); requires ``init``.
@@ -654,5 +671,7 @@ def train_iterative(
         if stop_at_sparsity is not None and records[-1].sparsity >= stop_at_sparsity - 1e-12:
             break
         if isinstance(prune_config, LotteryTicketConfig) and r >= len(prune_config.schedule()):
+            break
+        if isinstance(prune_config, SAPConfig) and _last_milestone_reached(model, prune_config, layers):
             break
     return IterativeResult(method=method, rounds=records)
