@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import io
+import json
 import math
 import shlex
 import sys
@@ -34,6 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,10 +50,12 @@ from rmtcompress.pruning import (
     LqAdaptiveConfig,
     MagnitudeConfig,
     SAPConfig,
+    current_sparsity,
     model_storage_bytes,
     prune,
 )
 from rmtcompress.spectra import atomic_write_bytes
+from rmtcompress.trained_quantization import activation_bits, quantize_activations, runtime_memory
 from rmtcompress.training import (
     TrainConfig,
     evaluate,
@@ -80,19 +84,21 @@ class Plan:
     sap_round_epochs: int
     sap_gamma: float
     bound_epochs: int
+    sap_beta: float = 0.6
+    quant_ft_epochs: int = 1
     batch_size: int = 256
     lr: float = 1e-3
 
 
 FULL = Plan(
     n_train=None,
-    dense_epochs=4,
-    gmp_epochs=4,
+    dense_epochs=6,
+    gmp_epochs=6,
     ft_epochs=1,
-    round_epochs=4,
-    sap_rounds=5,
+    round_epochs=3,
+    sap_rounds=8,
     sap_round_epochs=3,
-    sap_gamma=4.0,
+    sap_gamma=20.0,
     bound_epochs=2,
 )
 QUICK = Plan(
@@ -101,11 +107,12 @@ QUICK = Plan(
     gmp_epochs=3,
     ft_epochs=1,
     round_epochs=1,
-    sap_rounds=4,
+    sap_rounds=6,
     sap_round_epochs=1,
-    sap_gamma=4.0,
+    sap_gamma=20.0,
     bound_epochs=1,
 )
+QUANT_LEVELS = (2, 4)
 
 
 def load_data(plan: Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -137,24 +144,142 @@ def output_gap(ref: nn.Module, pruned: nn.Module, X: np.ndarray) -> tuple[float,
     return float(gap.max()), float(gap.mean())
 
 
+MODEL_DIR: list[Path] = []  # set by --rows-dir: nets are kept there when the packed format is not importable
+
+
+def _file_bytes(model: nn.Module, key: str) -> float | str | None:
+    """Bytes of the packed file of a pruned float net (rmtcompress.sparse_storage); without that module, the
+    net's state is saved under MODEL_DIR and its path returned (sized later by ``fill_file_bytes``)."""
+    try:
+        from rmtcompress.sparse_storage import sparse_model_bytes
+    except ImportError:
+        if not MODEL_DIR:
+            return None
+        path = MODEL_DIR[0] / f"{key}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        return str(path)
+    return float(sparse_model_bytes(model))
+
+
+def _net_from_state(path: str) -> nn.Module:
+    state = torch.load(path, map_location="cpu")
+    net = make_mlp(784, HIDDEN, 10, seed=0)
+    for name, module in net.named_modules():
+        mask = state.get(f"{name}.weight_mask")
+        if mask is not None:
+            module.register_buffer("weight_mask", mask.clone())
+    net.load_state_dict(state)
+    return net
+
+
+def fill_file_bytes(rows: list[dict[str, Any]]) -> int:
+    """Size the nets saved by ``_file_bytes`` (rows with a ``model_file``); returns how many were sized."""
+    from rmtcompress.sparse_storage import sparse_model_bytes
+
+    n = 0
+    for r in rows:
+        if r.get("file_bytes") is None and r.get("model_file") and Path(r["model_file"]).exists():
+            r["file_bytes"] = float(sparse_model_bytes(_net_from_state(r["model_file"]))) + r.get(
+                "quantizer_bytes", 0.0
+            )
+            n += 1
+    return n
+
+
 def _row(
-    method: str, target: float | None, model: nn.Module, res: Any, seed: int, **extra: Any
+    method: str,
+    target: float | None,
+    model: nn.Module,
+    res: Any,
+    seed: int,
+    *,
+    epochs: int,
+    base: nn.Module | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
-    storage = model_storage_bytes(model)
-    pqi, _ = pq_trajectory_point(model)
+    """One result row; ``base`` is the float net under a quantized one (its weights are what is stored)."""
+    weights = base if base is not None else model
+    storage = model_storage_bytes(weights)
+    pqi, _ = pq_trajectory_point(weights)
+    rt = runtime_memory(model, batch_size=256)
+    tgt = "r" if target is None else f"{target:g}"
+    fb = _file_bytes(weights, f"seed{seed}/{method}_{tgt}")
+    bits = activation_bits(model)
     return {
         "method": method,
         "seed": seed,
         "target_sparsity": target,
-        "sparsity": float(res.sparsity),
+        "sparsity": float(res.sparsity) if hasattr(res, "sparsity") else float(current_sparsity(weights)[0]),
         "test_accuracy": float(res.test_accuracy),
         "val_accuracy": float(res.val_accuracy),
-        "entropy_bytes": float(storage["entropy_bytes"]),
+        "entropy_bytes": float(storage["entropy_bytes"]) + float(rt["quantizer_bytes"]),
+        "file_bytes": fb + float(rt["quantizer_bytes"]) if isinstance(fb, float) else None,
+        "model_file": fb if isinstance(fb, str) else None,
+        "quantizer_bytes": float(rt["quantizer_bytes"]),
         "csr_bytes": float(storage["csr_bytes"]),
         "dense_bytes": float(storage["dense_bytes"]),
+        "activation_bits": float(max(bits.values())) if bits else 32.0,
+        "activation_bytes_batch256": float(rt["activation_bytes"]),
+        "epochs": int(epochs),
         "pq_index": pqi,
         **extra,
     }
+
+
+def _iterative_rows(
+    name: str, it: Any, seed: int, plan: Plan, round_epochs: int, file_bytes: dict[int, float | str | None]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows, traj = [], []
+    seen: set[float] = set()
+    for rec in it.rounds:
+        traj.append(
+            {
+                "round": rec.round,
+                "sparsity": rec.sparsity,
+                "test_accuracy": rec.test_accuracy,
+                "val_accuracy": rec.val_accuracy,
+                "pq_index": rec.pq_index,
+                "pq_index_layers": rec.pq_index_layers,
+                "entropy_bytes": rec.entropy_bytes,
+                "layer_sparsity": rec.layer_sparsity,
+            }
+        )
+        if rec.round == 0:
+            continue
+        target: float | None = min(SPARSITIES, key=lambda v: abs(v - rec.sparsity))
+        if target in seen or abs(target - rec.sparsity) > 5e-3:
+            target = None  # off the grid, or a later round that stayed on a milestone: listed by round
+        else:
+            seen.add(target)
+        fb = file_bytes.get(rec.round)
+        rows.append(
+            {
+                "method": name,
+                "seed": seed,
+                "target_sparsity": target,
+                "round": rec.round,
+                "sparsity": rec.sparsity,
+                "test_accuracy": rec.test_accuracy,
+                "val_accuracy": rec.val_accuracy,
+                "entropy_bytes": rec.entropy_bytes,
+                "file_bytes": fb if isinstance(fb, float) else None,
+                "model_file": fb if isinstance(fb, str) else None,
+                "activation_bits": 32.0,
+                "epochs": plan.dense_epochs + round_epochs * rec.round,
+                "pq_index": rec.pq_index,
+            }
+        )
+    return rows, traj
+
+
+def _float_twin(quantized: nn.Module, base: nn.Module) -> nn.Module:
+    """The float net with the (fine-tuned) weights of ``quantized``: what a packed file stores for it."""
+    twin = copy.deepcopy(base)
+    twin.load_state_dict(
+        {k: v for k, v in quantized.state_dict().items() if k in twin.state_dict()}, strict=True
+    )
+    return twin
 
 
 def run_seed(seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any) -> dict[str, Any]:
@@ -164,12 +289,15 @@ def run_seed(seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any) -> d
     cfg = TrainConfig(epochs=plan.dense_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
     steps_per_epoch = math.ceil(len(train_val_split(ytr, cfg.val_fraction, seed)[0]) / plan.batch_size)
     rows: list[dict[str, Any]] = []
+    calib = Xtr[np.random.default_rng(seed).permutation(len(Xtr))[:10000]]  # training rows only
 
     t = time.perf_counter()
     dense = make_mlp(784, HIDDEN, 10, seed=seed)
     theta0 = initial_state(dense)
     res = train(dense, Xtr, ytr, cfg, evaluate_on=test)
-    rows.append(_row("dense", 0.0, dense, res, seed, seconds=time.perf_counter() - t))
+    rows.append(
+        _row("dense", 0.0, dense, res, seed, epochs=plan.dense_epochs, seconds=time.perf_counter() - t)
+    )
     log(f"seed {seed} dense: test {res.test_accuracy:.4f} ({time.perf_counter() - t:.0f}s)")
 
     ft_cfg = TrainConfig(epochs=plan.ft_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
@@ -203,77 +331,109 @@ def run_seed(seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any) -> d
             )
             res = train(m, Xtr, ytr, ft_cfg, evaluate_on=test)
             rows.append(
-                _row(name, s, m, res, seed, test_accuracy_before_ft=before, seconds=time.perf_counter() - t)
+                _row(
+                    name,
+                    s,
+                    m,
+                    res,
+                    seed,
+                    epochs=plan.dense_epochs + plan.ft_epochs,
+                    test_accuracy_before_ft=before,
+                    seconds=time.perf_counter() - t,
+                )
             )
             log(f"seed {seed} {name} {s}: before ft {before:.4f} after {res.test_accuracy:.4f}")
-        t = time.perf_counter()
-        m = make_mlp(784, HIDDEN, 10, seed=seed)
-        sched = GradualMagnitudeConfig(final_sparsity=s, begin_step=begin, end_step=end, frequency=frequency)
-        res = train(m, Xtr, ytr, gmp_cfg, schedule=sched, evaluate_on=test)
-        rows.append(_row("gmp", s, m, res, seed, seconds=time.perf_counter() - t))
-        log(f"seed {seed} gmp {s}: test {res.test_accuracy:.4f} ({time.perf_counter() - t:.0f}s)")
+        for name, criterion in (("gmp", "magnitude"), ("gmp-lq", "lq")):
+            t = time.perf_counter()
+            m = make_mlp(784, HIDDEN, 10, seed=seed)
+            sched = GradualMagnitudeConfig(
+                final_sparsity=s, begin_step=begin, end_step=end, frequency=frequency, criterion=criterion
+            )
+            res = train(m, Xtr, ytr, gmp_cfg, schedule=sched, evaluate_on=test)
+            rows.append(_row(name, s, m, res, seed, epochs=plan.gmp_epochs, seconds=time.perf_counter() - t))
+            log(f"seed {seed} {name} {s}: test {res.test_accuracy:.4f} ({time.perf_counter() - t:.0f}s)")
 
     round_cfg = TrainConfig(epochs=plan.round_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
     sap_cfg = TrainConfig(epochs=plan.sap_round_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
     trajectories: dict[str, list[dict[str, Any]]] = {}
-    for name, pcfg in (
-        ("lottery", LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init")),
+    snapshots: dict[tuple[str, float], tuple[nn.Module, Any]] = {}
+    for name, pcfg, rcfg in (
+        ("lottery", LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init"), round_cfg),
+        (
+            "lottery-lq",
+            LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init", criterion="lq"),
+            round_cfg,
+        ),
         (
             "sap",
-            SAPConfig(p=0.5, q=1.0, eta=0.0, gamma=plan.sap_gamma, scope="global", rounds=plan.sap_rounds),
+            SAPConfig(
+                p=0.5,
+                q=1.0,
+                eta=0.0,
+                gamma=plan.sap_gamma,
+                beta=plan.sap_beta,
+                scope="global",
+                rounds=plan.sap_rounds,
+                milestones=SPARSITIES,
+            ),
+            sap_cfg,
         ),
     ):
         t = time.perf_counter()
         m = copy.deepcopy(dense)
+        fbytes: dict[int, float | str | None] = {}
+
+        def on_round(
+            rec: Any, model: nn.Module, _name: str = name, _fb: dict[int, float | str | None] = fbytes
+        ) -> None:
+            _fb[rec.round] = (
+                _file_bytes(model, f"seed{seed}/{_name}_round{rec.round}") if rec.round > 0 else None
+            )
+            for target in (0.9, 0.95):
+                if _name == "lottery-lq" and abs(rec.sparsity - target) <= 5e-3:
+                    snapshots[(_name, target)] = (copy.deepcopy(model), rec)
+
         it = train_iterative(
-            m,
-            Xtr,
-            ytr,
-            round_cfg if name == "lottery" else sap_cfg,
-            pcfg,
-            init=theta0,
-            pretrained=True,
-            evaluate_on=test,
-            stop_at_sparsity=0.95 if name == "sap" else None,
+            m, Xtr, ytr, rcfg, pcfg, init=theta0, pretrained=True, evaluate_on=test, on_round=on_round
         )
-        traj = []
-        for rec in it.rounds:
-            traj.append(
-                {
-                    "round": rec.round,
-                    "sparsity": rec.sparsity,
-                    "test_accuracy": rec.test_accuracy,
-                    "val_accuracy": rec.val_accuracy,
-                    "pq_index": rec.pq_index,
-                    "pq_index_layers": rec.pq_index_layers,
-                    "entropy_bytes": rec.entropy_bytes,
-                    "layer_sparsity": rec.layer_sparsity,
-                }
-            )
-            if rec.round == 0:
-                continue
-            target = min(SPARSITIES, key=lambda v: abs(v - rec.sparsity)) if name == "lottery" else None
-            if name == "lottery" and abs(target - rec.sparsity) > 5e-3:
-                target = None  # intermediate round (0.75), trajectory only
-            rows.append(
-                {
-                    "method": name,
-                    "seed": seed,
-                    "target_sparsity": target,
-                    "round": rec.round,
-                    "sparsity": rec.sparsity,
-                    "test_accuracy": rec.test_accuracy,
-                    "val_accuracy": rec.val_accuracy,
-                    "entropy_bytes": rec.entropy_bytes,
-                    "pq_index": rec.pq_index,
-                }
-            )
+        r_rows, traj = _iterative_rows(name, it, seed, plan, rcfg.epochs, fbytes)
+        rows += r_rows
         trajectories[name] = traj
         log(
             f"seed {seed} {name}: "
             + ", ".join(f"r{r['round']} s={r['sparsity']:.3f} acc={r['test_accuracy']:.4f}" for r in traj)
             + f" ({time.perf_counter() - t:.0f}s)"
         )
+
+    # k-level activations (issue #9) on the dense net and on the ℓq-lottery nets at 0.9 / 0.95
+    q_cfg = TrainConfig(epochs=plan.quant_ft_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
+    bases: list[tuple[str, float, nn.Module, int]] = [("dense", 0.0, dense, plan.dense_epochs)]
+    for target in (0.9, 0.95):
+        if ("lottery-lq", target) in snapshots:
+            snap, rec = snapshots[("lottery-lq", target)]
+            bases.append(("lottery-lq", target, snap, plan.dense_epochs + plan.round_epochs * rec.round))
+    for base_name, target, base, ep in bases:
+        for k in QUANT_LEVELS:
+            t = time.perf_counter()
+            qm = quantize_activations(base, calib, levels=k, seed=seed)
+            before = evaluate(qm, Xte, yte)[1]
+            res = train(qm, Xtr, ytr, q_cfg, evaluate_on=test)
+            rows.append(
+                _row(
+                    f"{base_name}+q{k}",
+                    target,
+                    qm,
+                    res,
+                    seed,
+                    epochs=ep + plan.quant_ft_epochs,
+                    base=_float_twin(qm, base),
+                    test_accuracy_before_ft=before,
+                    seconds=time.perf_counter() - t,
+                )
+            )
+            log(
+                f"seed {seed} {base_name}+q{k} {target}: before ft {before:.4f} after {res.test_accuracy:.4f}"
+            )
 
     # Bound vs reality on a 2-layer net pruned in its first layer (the certified §3.2 setting).
     two = make_mlp(784, (512,), 10, seed=seed)
@@ -312,22 +472,32 @@ def _ms(values: Sequence[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else 0.0
 
 
+METHOD_ORDER = (
+    "dense",
+    "gmp",
+    "gmp-lq",
+    "oneshot+ft",
+    "lq+ft",
+    "lottery",
+    "lottery-lq",
+    "sap",
+    *(f"{b}+q{k}" for b in ("dense", "lottery-lq") for k in QUANT_LEVELS),
+)
+OURS = ("gmp-lq", "lq+ft", "lottery-lq", "sap")  # the ℓ_q / PQ-index methods of the issue's target
+
+
 def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean ± std over seeds per (method, target) — per (method, round) for SAP."""
+    """Mean ± std over seeds per (method, target sparsity); per (method, round) for rounds off the grid."""
     groups: dict[tuple[str, Any], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
-        if r["method"] == "sap":
-            key: Any = ("round", r["round"])
-        elif r["method"] == "lottery" and r["target_sparsity"] is None:
-            key = ("round", r["round"])
-        else:
-            key = r["target_sparsity"]
+        key: Any = r["target_sparsity"] if r["target_sparsity"] is not None else ("round", r.get("round"))
         groups[(r["method"], key)].append(r)
     out = []
     for (method, key), rs in groups.items():
         acc, acc_sd = _ms([r["test_accuracy"] for r in rs])
         sp, sp_sd = _ms([r["sparsity"] for r in rs])
         by, _ = _ms([r["entropy_bytes"] for r in rs])
+        fbs = [r.get("file_bytes") for r in rs]
         pq, _ = _ms([r["pq_index"] for r in rs])
         entry = {
             "method": method,
@@ -339,27 +509,54 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "test_accuracy": acc,
             "test_accuracy_std": acc_sd,
             "entropy_bytes": by,
+            "file_bytes": None if any(f is None for f in fbs) else _ms(fbs)[0],
+            "activation_bits": float(rs[0].get("activation_bits", 32.0)),
+            "epochs": _ms([r.get("epochs", 0) for r in rs])[0],
             "pq_index": pq,
         }
         if "test_accuracy_before_ft" in rs[0]:
             entry["test_accuracy_before_ft"] = _ms([r["test_accuracy_before_ft"] for r in rs])[0]
         out.append(entry)
-    order = {"dense": 0, "gmp": 1, "oneshot+ft": 2, "lq+ft": 3, "lottery": 4, "sap": 5}
-    out.sort(key=lambda e: (order.get(e["method"], 9), e["sparsity"]))
+    order = {m: i for i, m in enumerate(METHOD_ORDER)}
+    out.sort(key=lambda e: (order.get(e["method"], 99), e["sparsity"]))
     return out
 
 
 def within_one_point(summary: list[dict[str, Any]]) -> dict[str, Any]:
-    """Highest mean sparsity whose mean test accuracy is within 1 point of the dense mean, per method."""
+    """Highest mean sparsity whose mean test accuracy is within 1 point of the dense mean, per float method."""
     dense = next(e for e in summary if e["method"] == "dense")
     out: dict[str, Any] = {}
-    for method in ("gmp", "oneshot+ft", "lq+ft", "lottery", "sap"):
+    for method in dict.fromkeys(e["method"] for e in summary):
+        if method == "dense" or "+q" in method:
+            continue
         ok = [
             e
             for e in summary
             if e["method"] == method and e["test_accuracy"] >= dense["test_accuracy"] - 0.01
         ]
         out[method] = max((e["sparsity"] for e in ok), default=None)
+    return out
+
+
+def target_check(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue #6 target: at 0.9 and 0.95 the best ℓ_q/SAP method ≥ gradual magnitude pruning (mean over seeds)."""
+    out = []
+    for s in (0.9, 0.95):
+        at = {e["method"]: e for e in summary if e["target_sparsity"] == s and "+q" not in e["method"]}
+        if "gmp" not in at:
+            continue
+        ours = {m: at[m] for m in OURS if m in at}
+        best = max(ours.values(), key=lambda e: e["test_accuracy"], default=None)
+        out.append(
+            {
+                "sparsity": s,
+                "gmp": at["gmp"]["test_accuracy"],
+                "gmp_epochs": at["gmp"]["epochs"],
+                "ours": {m: e["test_accuracy"] for m, e in ours.items()},
+                "best": None if best is None else best["method"],
+                "met": best is not None and best["test_accuracy"] >= at["gmp"]["test_accuracy"],
+            }
+        )
     return out
 
 
@@ -380,31 +577,47 @@ def bound_summary(bound_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markdown(
-    summary: list[dict[str, Any]], within: dict[str, Any], bounds: list[dict[str, Any]], seeds: int
+    summary: list[dict[str, Any]],
+    within: dict[str, Any],
+    bounds: list[dict[str, Any]],
+    seeds: int,
+    targets: list[dict[str, Any]] | None = None,
 ) -> str:
     """The tables of the JSON's ``markdown_table``."""
     dense = next(e for e in summary if e["method"] == "dense")
     pm = (lambda e: f" ± {100 * e['test_accuracy_std']:.2f}") if seeds > 1 else (lambda e: "")
     lines = [
-        "| method | target | achieved sparsity | test acc % | Δ vs dense (pt) | acc before fine-tune % | honest KiB "
-        "| × smaller | PQ index (½,1) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| method | target | achieved sparsity | epochs | act. bits | test acc % | Δ vs dense (pt) | "
+        "acc before fine-tune % | honest KiB | file KiB | × smaller (file) | PQ index (½,1) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in summary:
-        target = "—" if e["target_sparsity"] is None else f"{e['target_sparsity']:.2f}"
-        if e["method"] in ("sap",) or (e["method"] == "lottery" and e["target_sparsity"] is None):
-            target = f"round {e['round']}"
+        target = f"round {e['round']}" if e["target_sparsity"] is None else f"{e['target_sparsity']:.2f}"
         before = e.get("test_accuracy_before_ft")
+        fb = e.get("file_bytes")
+        dfb = dense.get("file_bytes")
         lines.append(
-            f"| {e['method']} | {target} | {e['sparsity']:.3f} | {100 * e['test_accuracy']:.2f}{pm(e)} | "
+            f"| {e['method']} | {target} | {e['sparsity']:.3f} | {e['epochs']:g} | {e['activation_bits']:g} | "
+            f"{100 * e['test_accuracy']:.2f}{pm(e)} | "
             f"{100 * (e['test_accuracy'] - dense['test_accuracy']):+.2f} | "
             f"{'—' if before is None else f'{100 * before:.2f}'} | {e['entropy_bytes'] / 1024:.1f} | "
-            f"{dense['entropy_bytes'] / e['entropy_bytes']:.1f} | {e['pq_index']:.3f} |"
+            f"{'—' if fb is None else f'{fb / 1024:.1f}'} | "
+            f"{'—' if fb is None or dfb is None else f'{dfb / fb:.1f}'} | {e['pq_index']:.3f} |"
         )
     lines += [
         "",
-        "Highest sparsity within 1 point of the dense test accuracy (grid 0.5/0.8/0.9/0.95; SAP: its rounds): "
+        "Highest sparsity within 1 point of the dense test accuracy (grid 0.5/0.8/0.9/0.95; rounds off the grid "
+        "count at their sparsity): "
         + ", ".join(f"{k} {'none (< 0.5)' if v is None else f'{v:.3f}'}" for k, v in within.items()),
+        "",
+    ]
+    for t in targets or []:
+        ours = ", ".join(f"{m} {100 * a:.2f}" for m, a in t["ours"].items())
+        lines.append(
+            f"Target at sparsity {t['sparsity']:.2f} (best ℓ_q/SAP method ≥ gmp {100 * t['gmp']:.2f}, "
+            f"{t['gmp_epochs']:g} epochs): {ours} → {'met' if t['met'] else 'NOT met'} (best: {t['best']})."
+        )
+    lines += [
         "",
         "| net (pruned part) | rule | target | certified bound | §3.2 bound L·Σ‖a_j‖∞‖Δw_j‖₁ | ℓ_q bound | "
         "measured max |f−f̂| | measured mean | holds |",
@@ -434,7 +647,17 @@ def figure(
 
     fig, ax = plt.subplots(2, 2, figsize=(12, 9))
     dense = next(e for e in summary if e["method"] == "dense")
-    colors = {"gmp": "C0", "oneshot+ft": "C1", "lq+ft": "C2", "lottery": "C3", "sap": "C4"}
+    colors = {
+        "gmp": "C0",
+        "gmp-lq": "C5",
+        "oneshot+ft": "C1",
+        "lq+ft": "C2",
+        "lottery": "C3",
+        "lottery-lq": "C6",
+        "sap": "C4",
+        "lottery-lq+q2": "C7",
+        "lottery-lq+q4": "C8",
+    }
     for method, color in colors.items():
         es = sorted((e for e in summary if e["method"] == method), key=lambda e: e["sparsity"])
         if not es:
@@ -443,7 +666,8 @@ def figure(
         acc = [100 * e["test_accuracy"] for e in es]
         sd = [100 * e["test_accuracy_std"] for e in es]
         ax[0, 0].errorbar(sp, acc, yerr=sd, marker="o", color=color, label=method, capsize=3)
-        ax[0, 1].plot([e["entropy_bytes"] / 1024 for e in es], acc, marker="o", color=color, label=method)
+        nbytes = [(e.get("file_bytes") or e["entropy_bytes"]) / 1024 for e in es]
+        ax[0, 1].plot(nbytes, acc, marker="o", color=color, label=method)
     for a in (ax[0, 0], ax[0, 1]):
         a.axhline(100 * dense["test_accuracy"], color="k", ls="--", lw=1, label="dense")
         a.axhline(100 * dense["test_accuracy"] - 1, color="k", ls=":", lw=1, label="dense − 1 pt")
@@ -451,8 +675,13 @@ def figure(
         a.legend(fontsize=8)
     ax[0, 0].set_xlabel("sparsity")
     ax[0, 1].set_xscale("log")
-    ax[0, 1].set_xlabel("honest KiB (32-bit non-zeros + bitmask at its entropy + biases)")
-    ax[0, 1].plot([dense["entropy_bytes"] / 1024], [100 * dense["test_accuracy"]], "k*", ms=10)
+    ax[0, 1].set_xlabel("KiB of the packed file (rmtcompress.sparse_storage; else the entropy estimate)")
+    ax[0, 1].plot(
+        [(dense.get("file_bytes") or dense["entropy_bytes"]) / 1024],
+        [100 * dense["test_accuracy"]],
+        "k*",
+        ms=10,
+    )
     for t in trajectories:
         for name, traj in t["trajectories"].items():
             ax[1, 0].plot(
@@ -495,6 +724,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core box)"
     )
+    parser.add_argument(
+        "--rows-dir",
+        default=None,
+        help="keep each seed's results in DIR/seed<N>.json and reuse them (resume; seeds in parallel processes)",
+    )
+    parser.add_argument(
+        "--rows-only", action="store_true", help="with --rows-dir: run the seeds, do not write the summary"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL
@@ -506,16 +743,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
 
     per_seed = []
+    rows_dir = Path(args.rows_dir) if args.rows_dir else None
+    if rows_dir is not None:
+        MODEL_DIR.append(rows_dir / "models")
     for seed in seeds:
-        out = run_seed(seed, plan, (Xtr, ytr, Xte, yte), log)
-        out["seed"] = seed
+        cached = rows_dir / f"seed{seed}.json" if rows_dir else None
+        if cached is not None and cached.exists():
+            out = json.loads(cached.read_text())
+            log(f"seed {seed}: reusing {cached}")
+        else:
+            out = run_seed(seed, plan, (Xtr, ytr, Xte, yte), log)
+            out["seed"] = seed
+            out["plan"] = plan.__dict__
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                write_json(cached, out)
+        if out.get("plan", plan.__dict__) != plan.__dict__:
+            raise SystemExit(f"{cached} was made with another plan: delete it or use another --rows-dir")
         per_seed.append(out)
+    if args.rows_only:
+        return 0
     rows = [r for s in per_seed for r in s["rows"]]
+    try:
+        log(f"sized {fill_file_bytes(rows)} saved nets with rmtcompress.sparse_storage")
+    except ImportError:
+        log("rmtcompress.sparse_storage not available: file sizes left empty")
     bound_rows = [r for s in per_seed for r in s["bound_rows"]]
     summary = aggregate(rows)
     within = within_one_point(summary)
     bounds = bound_summary(bound_rows)
-    table = markdown(summary, within, bounds, len(seeds))
+    targets = target_check(summary)
+    table = markdown(summary, within, bounds, len(seeds), targets)
     stem = "pruning_quick" if args.quick else "pruning"
     png = RESULTS / f"{stem}.png"
     atomic_write_bytes(png, figure(summary, per_seed, bounds))
@@ -531,14 +789,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "notes": [
             "validation = 10 % of the training images (stratified, per seed); test only evaluated on selected models",
             "honest bytes = 32 bits per non-zero + bitmask at its order-0 entropy + 32-bit biases (from remove())",
-            "gmp trains from scratch for gmp_epochs (schedule 15 % → gmp_epochs−1.5 epochs, exponent 3, layer-wise)",
-            "lottery rate 0.6 per round clipped to the milestones (not 0.2: budget), rewind to init, round_epochs each",
-            "sap p=0.5 q=1 eta=0 global scope, gamma=sap_gamma, beta=0.9, rewind to init, sap_round_epochs per round, "
-            "at most sap_rounds rounds (stopped once >= 0.95)",
+            "gmp / gmp-lq train from scratch for gmp_epochs (schedule 15 % → gmp_epochs−1.5 epochs, exponent 3, "
+            "layer-wise); gmp-lq allocates each step's layer sparsity across neurons by the ℓ_q rule",
+            "lottery / lottery-lq: rate 0.6 per round clipped to the milestones (not 0.2: budget), rewind to init, "
+            "round_epochs each; lottery-lq allocates each round by the ℓ_q rule (q=0.5)",
+            "sap p=0.5 q=1 eta=0 global scope, gamma=sap_gamma, beta=sap_beta, rewind to init, sap_round_epochs per "
+            "round, steps clipped to land on the milestones 0.5/0.8/0.9/0.95, at most sap_rounds rounds",
             "lq+ft = our reading of Yang et al. 2022 (paper body unavailable): k_j ∝ (a_j‖w_j‖_q)^q, q=0.5",
+            "+q2 / +q4: hidden ReLUs replaced by Lloyd–Max 2/4-level quantizers fitted on 10 000 training rows "
+            "(rc.quantize_activations), then quant_ft_epochs of straight-through fine-tuning; bytes add the tables",
+            "epochs = total passes over the training part that produced the row (dense pre-training included)",
+            "file KiB = rc.sparse_storage packed file (float32 values, best position coding) + quantizer tables",
         ],
         "summary": summary,
         "within_1pt_of_dense": within,
+        "target_check": targets,
         "bound_vs_reality": bounds,
         "rows": rows,
         "bound_rows": bound_rows,
