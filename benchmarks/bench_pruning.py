@@ -2,23 +2,30 @@
 
 784-512-512-10 ReLU MLP (pixels scaled to [0, 1], so ‖x‖_∞ ≤ 1 for the degradation bounds), Adam, batch 256,
 validation split carved from the 60 000 training images (10 %) for every selection; the 10 000 test images are only
-evaluated on selected models. Methods at target sparsities 0.5 / 0.8 / 0.9 / 0.95:
+evaluated on selected models. Methods at target sparsities 0.5 / 0.8 / 0.9 / 0.95 (every row lists its epochs):
 
 * ``gmp``: Zhu & Gupta gradual magnitude pruning during training from scratch (layer-wise, cubic schedule);
+* ``gmp-lq``: the same schedule, each step's layer sparsity allocated across neurons by the ℓ_q rule;
 * ``oneshot+ft``: one-shot layer-wise magnitude pruning of the dense model + fine-tuning;
 * ``lq+ft``: our reading of Yang et al.'s neuron-wise ℓ_q rule (q = ½), layer-wise target, + fine-tuning;
-* ``lottery``: iterative magnitude pruning (layer-wise) with rewinding to init; rate 0.6 per round clipped to the
-  milestones, so the four rounds land exactly on 0.5, 0.8, 0.9, 0.95 (Frankle & Carbin use 0.2: budget);
-* ``sap``: SAP (p = ½, q = 1, η = 0, global scope, γ below) rounds with rewinding to init; its sparsity is chosen by
-  the PQ-index bound, so its rows are its rounds (achieved sparsity shown), stopped once it passes 0.95.
+* ``lottery`` / ``lottery-lq``: iterative pruning (magnitude / ℓ_q allocation) with rewinding to init; rate 0.6 per
+  round clipped to the milestones, so the four rounds land exactly on 0.5, 0.8, 0.9, 0.95 (Frankle & Carbin use
+  0.2: budget);
+* ``sap``: SAP (p = ½, q = 1, η = 0, global scope, γ = 20, β = 0.6) rounds with rewinding to init, each step
+  clipped so that the rounds land on the milestones;
+* ``dense+qk`` / ``lottery-lq+qk``: the dense net and the ℓ_q-lottery nets at 0.9 / 0.95 with their hidden ReLUs
+  replaced by k-level Lloyd–Max quantizers (k = 2, 4; fitted on training rows) + one epoch of straight-through
+  fine-tuning (issue #9's quantizer rows; activation bits listed).
 
 Also: bound vs reality for the ℓ_q rule (a 784-512-10 net pruned in its first layer, where the bound of methods.md
-§3.2 is certified, and the 3-layer net, where the chained bound is valid but loose).
+§3.2 is certified, and the 3-layer net, where the chained bound is valid but loose). Bytes: the packed file of
+:mod:`rmtcompress.sparse_storage` (float32 non-zeros, best position coding) + quantizer tables.
 
-Budget: full mode (3 seeds, all 60 000 images, see FULL) took 1 805 s on 2 busy CPUs with 1 torch thread;
---quick (1 seed, 12 000 images, 1–3 epochs) about 90 s.
+Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 110 epochs per seed; run the seeds as parallel
+processes with ``--rows-dir DIR --rows-only --seeds N`` and then summarise with ``--rows-dir DIR`` (reuses the
+per-seed files); --quick (1 seed, 12 000 images, 1–3 epochs) takes about 2 minutes.
 
-Usage: python benchmarks/bench_pruning.py [--quick] [--seeds 0 1 2] [--threads 1]
+Usage: python benchmarks/bench_pruning.py [--quick] [--seeds 0 1 2] [--threads 1] [--rows-dir DIR [--rows-only]]
 Writes benchmarks/results/pruning.json (pruning_quick.json with --quick) and a PNG next to it.
 """
 
