@@ -19,9 +19,9 @@ evaluated on selected models. Methods at target sparsities 0.5 / 0.8 / 0.9 / 0.9
 
 Also: bound vs reality for the ℓ_q rule (a 784-512-10 net pruned in its first layer, where the bound of methods.md
 §3.2 is certified, and the 3-layer net, where the chained bound is valid but loose). Bytes: the packed file of
-:mod:`rmtcompress.sparse_storage` (float32 non-zeros, best position coding) + quantizer tables.
+:mod:`rmtcompress.pruned_storage` (float32 non-zeros, best position coding) + quantizer tables.
 
-Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 110 epochs per seed; run the seeds as parallel
+Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 230 epochs per seed (≈ 1–2 s each on one core); run the seeds as parallel
 processes with ``--rows-dir DIR --rows-only --seeds N`` and then summarise with ``--rows-dir DIR`` (reuses the
 per-seed files); --quick (1 seed, 12 000 images, 1–3 epochs) takes about 2 minutes.
 
@@ -99,14 +99,15 @@ class Plan:
 
 FULL = Plan(
     n_train=None,
-    dense_epochs=6,
-    gmp_epochs=6,
-    ft_epochs=1,
-    round_epochs=3,
+    dense_epochs=15,
+    gmp_epochs=15,
+    ft_epochs=2,
+    round_epochs=5,
     sap_rounds=8,
-    sap_round_epochs=3,
+    sap_round_epochs=5,
     sap_gamma=20.0,
     bound_epochs=2,
+    quant_ft_epochs=2,
 )
 QUICK = Plan(
     n_train=12000,
@@ -155,10 +156,10 @@ MODEL_DIR: list[Path] = []  # set by --rows-dir: nets are kept there when the pa
 
 
 def _file_bytes(model: nn.Module, key: str) -> float | str | None:
-    """Bytes of the packed file of a pruned float net (rmtcompress.sparse_storage); without that module, the
+    """Bytes of the packed file of a pruned float net (rmtcompress.pruned_storage); without that module, the
     net's state is saved under MODEL_DIR and its path returned (sized later by ``fill_file_bytes``)."""
     try:
-        from rmtcompress.sparse_storage import sparse_model_bytes
+        from rmtcompress.pruned_storage import pruned_file_bytes as sparse_model_bytes
     except ImportError:
         if not MODEL_DIR:
             return None
@@ -182,7 +183,7 @@ def _net_from_state(path: str) -> nn.Module:
 
 def fill_file_bytes(rows: list[dict[str, Any]]) -> int:
     """Size the nets saved by ``_file_bytes`` (rows with a ``model_file``); returns how many were sized."""
-    from rmtcompress.sparse_storage import sparse_model_bytes
+    from rmtcompress.pruned_storage import pruned_file_bytes as sparse_model_bytes
 
     n = 0
     for r in rows:
@@ -682,7 +683,7 @@ def figure(
         a.legend(fontsize=8)
     ax[0, 0].set_xlabel("sparsity")
     ax[0, 1].set_xscale("log")
-    ax[0, 1].set_xlabel("KiB of the packed file (rmtcompress.sparse_storage; else the entropy estimate)")
+    ax[0, 1].set_xlabel("KiB of the packed file (rmtcompress.pruned_storage; else the entropy estimate)")
     ax[0, 1].plot(
         [(dense.get("file_bytes") or dense["entropy_bytes"]) / 1024],
         [100 * dense["test_accuracy"]],
@@ -772,9 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     rows = [r for s in per_seed for r in s["rows"]]
     try:
-        log(f"sized {fill_file_bytes(rows)} saved nets with rmtcompress.sparse_storage")
+        log(f"sized {fill_file_bytes(rows)} saved nets with rmtcompress.pruned_storage")
     except ImportError:
-        log("rmtcompress.sparse_storage not available: file sizes left empty")
+        log("rmtcompress.pruned_storage not available: file sizes left empty")
     bound_rows = [r for s in per_seed for r in s["bound_rows"]]
     summary = aggregate(rows)
     within = within_one_point(summary)
@@ -806,7 +807,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "+q2 / +q4: hidden ReLUs replaced by Lloyd–Max 2/4-level quantizers fitted on 10 000 training rows "
             "(rc.quantize_activations), then quant_ft_epochs of straight-through fine-tuning; bytes add the tables",
             "epochs = total passes over the training part that produced the row (dense pre-training included)",
-            "file KiB = rc.sparse_storage packed file (float32 values, best position coding) + quantizer tables",
+            "file KiB = rc.pruned_storage packed file (float32 values, best position coding) + quantizer tables",
         ],
         "summary": summary,
         "within_1pt_of_dense": within,

@@ -467,6 +467,7 @@ def inspect_cmd(path: str) -> None:
 def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, quiet: bool) -> None:
     """Batch inference of a saved model on DATA (.npy/.npz/.csv features, already normalised) → labels and scores."""
     import numpy as np
+    import torch
     from tqdm.auto import tqdm
 
     from .datasets import load_array_file
@@ -482,14 +483,32 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
             X, _ = load_array_file(src)
         if X.ndim != 2:
             raise ValueError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
-        clf = model.classifier
-        if clf is None:
-            raise ValueError(f"{path} holds no trained readout; it cannot predict")
         labels, scores = [], []
-        for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-            F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
-            scores.append(clf.decision_function(F))
-            labels.append(clf.predict(F))
+        if isinstance(model, torch.nn.Sequential):  # a pruned trained net: its logits are the scores
+            n_in = next(m.in_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+            if X.shape[1] != n_in:
+                raise ValueError(f"DATA has {X.shape[1]} features but the model expects {n_in}")
+            if not np.isfinite(X).all():
+                raise ValueError("DATA contains NaN or inf")
+            classes = list(
+                range(next(m.out_features for m in reversed(model) if isinstance(m, torch.nn.Linear)))
+            )
+            with torch.no_grad():
+                for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
+                    logits = model(
+                        torch.from_numpy(np.asarray(X[i : i + batch_size], dtype=np.float32))
+                    ).numpy()
+                    scores.append(logits)
+                    labels.append(logits.argmax(1))
+        else:
+            clf = model.classifier
+            if clf is None:
+                raise ValueError(f"{path} holds no trained readout; it cannot predict")
+            classes = list(clf.classes)
+            for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
+                F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
+                scores.append(clf.decision_function(F))
+                labels.append(clf.predict(F))
         lab = np.concatenate(labels)
         sc = np.concatenate(scores)
         target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
@@ -500,7 +519,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
             np.save(buf, np.column_stack([lab, sc]))
             atomic_write_bytes(target, buf.getvalue())
         else:
-            header = "label," + ",".join(f"score_{c}" for c in clf.classes)
+            header = "label," + ",".join(f"score_{c}" for c in classes)
             rows = [header] + [
                 ",".join([str(int(a)), *(f"{v:.6g}" for v in b)]) for a, b in zip(lab, sc, strict=True)
             ]

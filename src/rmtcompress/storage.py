@@ -798,8 +798,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
                 os.close(dfd)
 
 
-def save(model: CompressedMLP, path: str | os.PathLike[str], encoding: str | Sequence[str] = "auto") -> None:
+def save(
+    model: CompressedMLP | torch.nn.Sequential,
+    path: str | os.PathLike[str],
+    encoding: str | Sequence[str] = "auto",
+) -> None:
     """Store ``model`` (weights, activations, centring constants, readout) in a packed file, atomically.
+
+    A pruned trained ``nn.Sequential`` MLP (e.g. after :func:`rmtcompress.prune`) goes to the pruned-net format
+    of :mod:`rmtcompress.pruned_storage` (float32 kept values; ``encoding`` ``"auto"``, ``"bitmask"`` or
+    ``"entropy"`` picks how the kept positions are coded).
 
     The file is written to a temporary file in the same folder and moved onto ``path`` with ``os.replace``: an
     interrupted save leaves any previous file intact and no temporary file behind.
@@ -816,6 +824,15 @@ def save(model: CompressedMLP, path: str | os.PathLike[str], encoding: str | Seq
         ValueError: See :func:`to_bytes`.
         OSError: If the file cannot be written.
     """
+    if isinstance(model, torch.nn.Sequential):
+        from .pruned_storage import save_pruned
+
+        if not isinstance(encoding, str):
+            raise ValueError(
+                "a pruned nn.Sequential takes one position encoding: 'auto', 'bitmask' or 'entropy'"
+            )
+        save_pruned(model, path, positions=encoding)
+        return
     _atomic_write(Path(path), to_bytes(model, encoding))
 
 
@@ -832,7 +849,9 @@ class _Parsed:
     checksums: dict[str, str] = field(default_factory=dict)
 
 
-def _parse(data: bytes, *, strict: bool) -> _Parsed:
+def _parse(
+    data: bytes, *, strict: bool, magic: str = MAGIC, version_expected: int = FORMAT_VERSION
+) -> _Parsed:
     if len(data) < 8:
         raise FormatError(f"not a safetensors file: only {len(data)} bytes")
     try:
@@ -863,15 +882,15 @@ def _parse(data: bytes, *, strict: bool) -> _Parsed:
         raise FormatError(
             f"the rmtcompress metadata is not valid JSON (metadata checksum: {status}): {exc}"
         ) from exc
-    if not isinstance(doc, dict) or doc.get("magic") != MAGIC:
+    if not isinstance(doc, dict) or doc.get("magic") != magic:
         got = doc.get("magic") if isinstance(doc, dict) else None
-        raise FormatError(f"not an rmtcompress file: wrong magic {got!r} (expected {MAGIC!r})")
+        raise FormatError(f"not an rmtcompress file of this kind: wrong magic {got!r} (expected {magic!r})")
     version = doc.get("format_version")
     if not _is_int(version):
         raise FormatError(f"format_version must be an integer, got {version!r}")
-    if version != FORMAT_VERSION:
+    if version != version_expected:
         raise FormatError(
-            f"unsupported rmtcompress format version {version}; this library reads version {FORMAT_VERSION}"
+            f"unsupported {magic} format version {version}; this library reads version {version_expected}"
         )
     if strict and status != "ok":
         raise FormatError(
@@ -1133,8 +1152,10 @@ def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: Com
     )
 
 
-def load(path: str | os.PathLike[str]) -> CompressedMLP:
+def load(path: str | os.PathLike[str]) -> Any:
     """Load a model saved by :func:`save`; its outputs are bit-identical to the saved model's.
+
+    A pruned-net file (:mod:`rmtcompress.pruned_storage`) loads as a plain ``nn.Sequential`` with exact zeros.
 
     Args:
         path: The file.
@@ -1150,7 +1171,12 @@ def load(path: str | os.PathLike[str]) -> CompressedMLP:
             tensor whose checksum fails), has a wrong magic or an unknown format version, or its metadata is
             inconsistent with its payloads.
     """
-    model = from_bytes(Path(path).read_bytes())
+    data = Path(path).read_bytes()
+    from .pruned_storage import is_pruned_file, pruned_from_bytes
+
+    if is_pruned_file(data):
+        return pruned_from_bytes(data)
+    model = from_bytes(data)
     from .kernels import supports
 
     if supports(model):
@@ -1178,6 +1204,10 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise: it is reported).
     """
     data = Path(path).read_bytes()
+    from .pruned_storage import is_pruned_file, pruned_file_report
+
+    if is_pruned_file(data):
+        return pruned_file_report(path)
     with _as_format_error():
         parsed = _parse(data, strict=False)
         lay = _layout(parsed)
