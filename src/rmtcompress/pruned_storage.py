@@ -128,7 +128,7 @@ def _best_encoding(flat: NDArray[np.bool_]) -> tuple[str, NDArray[np.uint8]]:
 def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"save_pruned stores an nn.Sequential, got {type(model).__name__}")
-    out = []
+    out: list[tuple[str, str, nn.Module]] = []
     for name, m in model.named_children():
         if isinstance(m, nn.Linear):
             out.append((name, "linear", m))
