@@ -584,6 +584,95 @@ def report_cmd(run_dir: str) -> None:
     click.echo(f"wrote {out}")
 
 
+PRUNE_METHODS = ("gmp", "gmp-lq", "oneshot", "lq", "lottery", "lottery-lq", "sap")
+
+
+@main.command(name="prune")
+@click.argument("out_path", type=click.Path(dir_okay=False))
+@click.option(
+    "--data", default="digits", show_default=True, help="task name or .npz/.csv file (as for compress)"
+)
+@click.option("--hidden", default="256,256", show_default=True, help="hidden widths of the MLP")
+@click.option("--method", type=click.Choice(PRUNE_METHODS), default="gmp-lq", show_default=True)
+@click.option("--sparsity", type=float, default=0.9, show_default=True)
+@click.option("--epochs", type=int, default=10, show_default=True, help="dense training / GMP epochs")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--values", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+def prune_cmd(
+    out_path: str, data: str, hidden: str, method: str, sparsity: float, epochs: int, seed: int, values: str
+) -> None:
+    """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file."""
+    import math
+
+    from .pruned_storage import pruned_file_bytes, save_pruned
+    from .pruning import (
+        GradualMagnitudeConfig,
+        LotteryTicketConfig,
+        LqAdaptiveConfig,
+        MagnitudeConfig,
+        SAPConfig,
+        current_sparsity,
+        prune,
+    )
+    from .training import TrainConfig, evaluate, initial_state, make_mlp, train, train_iterative
+
+    try:
+        if not 0.0 < sparsity < 1.0:
+            raise ValueError(f"--sparsity must be in (0, 1), got {sparsity}")
+        if epochs < 1:
+            raise ValueError(f"--epochs must be >= 1, got {epochs}")
+        widths = _int_list(hidden, "--hidden")
+        task = _task_from(data, seed, None)
+        Xtr, ytr = task.X_train, task.y_train
+        model = make_mlp(Xtr.shape[1], widths, task.n_classes, seed=seed)
+        cfg = TrainConfig(epochs=epochs, seed=seed)
+        if method in ("gmp", "gmp-lq"):
+            total = epochs * math.ceil((1 - cfg.val_fraction) * len(ytr) / cfg.batch_size)
+            begin = round(0.15 * total)
+            end = max(begin + 1, round(max(0.5, epochs - 1.5) / epochs * total))
+            sched = GradualMagnitudeConfig(
+                final_sparsity=sparsity,
+                begin_step=begin,
+                end_step=end,
+                frequency=max(1, min(100, (end - begin) // 10)),
+                criterion="lq" if method == "gmp-lq" else "magnitude",
+            )
+            train(model, Xtr, ytr, cfg, schedule=sched)
+        else:
+            theta0 = initial_state(model)
+            train(model, Xtr, ytr, cfg)
+            # one-shot methods fine-tune briefly; rewinding methods retrain from θ_0 every round
+            ft = TrainConfig(epochs=max(1, epochs // 3) if method in ("oneshot", "lq") else epochs, seed=seed)
+            if method in ("oneshot", "lq"):
+                prune(
+                    model,
+                    MagnitudeConfig(sparsity) if method == "oneshot" else LqAdaptiveConfig(sparsity=sparsity),
+                )
+                train(model, Xtr, ytr, ft)
+            elif method in ("lottery", "lottery-lq"):
+                lt = LotteryTicketConfig(
+                    rate=0.6,
+                    milestones=(sparsity,),
+                    criterion="lq" if method == "lottery-lq" else "magnitude",
+                )
+                train_iterative(model, Xtr, ytr, ft, lt, init=theta0, pretrained=True)
+            else:
+                sap = SAPConfig(gamma=20.0, beta=0.6, scope="global", rounds=12, milestones=(sparsity,))
+                train_iterative(model, Xtr, ytr, ft, sap, init=theta0, pretrained=True)
+        acc = evaluate(model, task.X_test, task.y_test)[1]
+        reached = current_sparsity(model)[0]
+        save_pruned(model, out_path, values=values)
+        nbytes = pruned_file_bytes(model, values=values)
+        dense_bytes = 4 * sum(p.numel() for p in model.parameters())
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"{method}: sparsity {reached:.3f}, test accuracy {100 * acc:.2f} % on {task.name}; wrote {out_path} "
+        f"({nbytes:,} bytes, {dense_bytes / nbytes:.1f}× smaller than fp32)"
+    )
+
+
 @main.command(name="compressibility")
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")
@@ -598,29 +687,42 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
     import torch
     from torch import nn
 
+    from .pruned_storage import is_pruned_file, load_pruned
     from .pruning import compressibility
     from .spectra import atomic_write_bytes, atomic_write_json
 
     try:
-        try:
-            obj = torch.load(model_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for non-checkpoint files
-            raise ValueError(
-                f"{model_path} is not a torch state_dict file ({type(exc).__name__}: {exc})"
-            ) from None
-        state = obj.state_dict() if isinstance(obj, nn.Module) else obj
-        if not isinstance(state, dict):
-            raise ValueError(f"{model_path} holds a {type(state).__name__}, expected a state_dict")
-        layers = nn.ModuleDict()
-        for name, t in state.items():
-            if isinstance(t, torch.Tensor) and t.ndim == 2 and name.endswith("weight"):
-                lin = nn.Linear(t.shape[1], t.shape[0], bias=False)
-                with torch.no_grad():
-                    lin.weight.copy_(t.float())
-                layers[name.replace(".", "__")] = lin
-        if not len(layers):
-            raise ValueError(f"{model_path} has no 2-D '*weight' tensor to analyse")
-        summary = compressibility(layers, q=q)
+        with open(model_path, "rb") as fh:
+            head = fh.read(1 << 20)
+        if is_pruned_file(head):  # the header of a pruned-net file is a few KiB
+            net = load_pruned(model_path)
+            for mod in net.modules():  # stored zeros are the pruned weights: statistics over the kept ones
+                if isinstance(mod, nn.Linear):
+                    mod.register_buffer("weight_mask", mod.weight.detach() != 0)
+            summary = compressibility(net, q=q)
+        else:
+            try:
+                obj = torch.load(model_path, map_location="cpu", weights_only=True)
+            except Exception as exc:  # torch raises many types for non-checkpoint files
+                raise ValueError(
+                    f"{model_path} is neither a pruned-net file nor a torch state_dict ({type(exc).__name__}: {exc})"
+                ) from None
+            state = obj.state_dict() if isinstance(obj, nn.Module) else obj
+            if not isinstance(state, dict):
+                raise ValueError(f"{model_path} holds a {type(state).__name__}, expected a state_dict")
+            layers = nn.ModuleDict()
+            for name, t in state.items():
+                if isinstance(t, torch.Tensor) and t.ndim == 2 and name.endswith("weight"):
+                    lin = nn.Linear(t.shape[1], t.shape[0], bias=False)
+                    with torch.no_grad():
+                        lin.weight.copy_(t.float())
+                    mask = state.get(f"{name}_mask")  # prune() keeps its masks as '<layer>.weight_mask'
+                    if isinstance(mask, torch.Tensor) and mask.shape == t.shape:
+                        lin.register_buffer("weight_mask", mask.bool())
+                    layers[name.replace(".", "__")] = lin
+            if not len(layers):
+                raise ValueError(f"{model_path} has no 2-D '*weight' tensor to analyse")
+            summary = compressibility(layers, q=q)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
         return
