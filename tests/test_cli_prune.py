@@ -34,7 +34,8 @@ def test_prune_writes_a_loadable_file_at_the_target_sparsity(tmp_path: Path, met
 def test_predict_on_a_pruned_file(tmp_path: Path) -> None:
     out = tmp_path / "net.safetensors"
     res = CliRunner().invoke(
-        main, ["prune", str(out), "--hidden", "16", "--sparsity", "0.5", "--epochs", "1", "--method", "oneshot"]
+        main,
+        ["prune", str(out), "--hidden", "16", "--sparsity", "0.5", "--epochs", "1", "--method", "oneshot"],
     )
     assert res.exit_code == 0, res.output
     X = np.random.default_rng(0).standard_normal((7, 64)).astype(np.float32)
