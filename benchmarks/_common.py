@@ -34,3 +34,16 @@ def write_json(path: Path, obj: Any) -> Path:
     from rmtcompress.spectra import atomic_write_json
 
     return atomic_write_json(path, obj)
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """A matplotlib figure as PNG bytes (tight layout), closing the figure."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return buf.getvalue()

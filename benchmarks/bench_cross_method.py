@@ -20,14 +20,13 @@ Writes benchmarks/results/cross_method.json and cross_method.png.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shlex
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, figure_png, machine_info, write_json
 from rmtcompress.spectra import atomic_write_bytes
 
 BUDGETS_MB = (0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
@@ -151,11 +150,7 @@ def figure(points: list[dict[str, Any]]) -> bytes:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Random-feature nets compressed by NTK-LC vs trained nets pruned, at equal bytes")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

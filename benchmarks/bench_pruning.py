@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import io
 import json
 import math
 import shlex
@@ -49,7 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, figure_png, machine_info, write_json
 from rmtcompress.datasets import load_fashion_mnist, load_mnist_subset
 from rmtcompress.pruning import (
     GradualMagnitudeConfig,
@@ -718,11 +717,7 @@ def figure(
     ax[1, 1].set_xlabel("first-layer sparsity (784-512-10 net, no fine-tuning)")
     ax[1, 1].set_ylabel("|f(x) − f̂(x)| (logits)")
     ax[1, 1].legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
