@@ -518,6 +518,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "entropy_bytes": by,
             "file_bytes": None if any(f is None for f in fbs) else _ms(fbs)[0],
             "activation_bits": float(rs[0].get("activation_bits", 32.0)),
+            # runtime memory of the hidden activations of a 256-sample batch (float rows: 32 bits each)
+            "activation_bytes_batch256": float(
+                rs[0].get("activation_bytes_batch256")
+                or 256 * sum(HIDDEN) * rs[0].get("activation_bits", 32.0) / 8
+            ),
             "epochs": _ms([r.get("epochs", 0) for r in rs])[0],
             "pq_index": pq,
         }
@@ -594,9 +599,9 @@ def markdown(
     dense = next(e for e in summary if e["method"] == "dense")
     pm = (lambda e: f" ± {100 * e['test_accuracy_std']:.2f}") if seeds > 1 else (lambda e: "")
     lines = [
-        "| method | target | achieved sparsity | epochs | act. bits | test acc % | Δ vs dense (pt) | "
+        "| method | target | achieved sparsity | epochs | act. bits | act. KiB @256 | test acc % | Δ vs dense (pt) | "
         "acc before fine-tune % | honest KiB | file KiB | × smaller (file) | PQ index (½,1) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for e in summary:
         target = f"round {e['round']}" if e["target_sparsity"] is None else f"{e['target_sparsity']:.2f}"
@@ -605,6 +610,7 @@ def markdown(
         dfb = dense.get("file_bytes")
         lines.append(
             f"| {e['method']} | {target} | {e['sparsity']:.3f} | {e['epochs']:g} | {e['activation_bits']:g} | "
+            f"{e['activation_bytes_batch256'] / 1024:.0f} | "
             f"{100 * e['test_accuracy']:.2f}{pm(e)} | "
             f"{100 * (e['test_accuracy'] - dense['test_accuracy']):+.2f} | "
             f"{'—' if before is None else f'{100 * before:.2f}'} | {e['entropy_bytes'] / 1024:.1f} | "
