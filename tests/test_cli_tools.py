@@ -65,4 +65,4 @@ def test_compressibility_command(tmp_path: Path) -> None:
     junk = tmp_path / "junk.pt"
     junk.write_text("junk")
     res = CliRunner().invoke(main, ["compressibility", str(junk)])
-    assert res.exit_code == 2 and "not a torch state_dict" in res.output
+    assert res.exit_code == 2 and "neither a pruned-net file nor a torch state_dict" in res.output
