@@ -195,3 +195,21 @@ def test_random_masks_round_trip(rows: int, cols: int, density: float, seed: int
     x = torch.from_numpy(g.standard_normal((3, cols)).astype(np.float32))
     with torch.no_grad():
         assert torch.equal(net(x), back(x))
+
+
+def test_pruned_cnn_round_trip(tmp_path: Path) -> None:
+    from rmtcompress.training import make_cnn
+
+    net = make_cnn((1, 8, 8), 10, channels=(4, 8), seed=0)
+    prune(net, MagnitudeConfig(0.7, "layer"))
+    net.eval()
+    path = tmp_path / "cnn.safetensors"
+    rc.save(net, path)
+    back = rc.load(path)
+    x = torch.from_numpy(np.random.default_rng(0).random((5, 64)).astype(np.float32))
+    with torch.no_grad():
+        assert torch.equal(net(x), back(x))
+    kinds = [layer["shape"] for layer in pruned_file_report(path)["layers"]]
+    assert kinds[0] == (4, 1, 3, 3) and kinds[-1] == (10, 8 * 2 * 2)
+    with pytest.raises(ValueError, match="padding_mode"):
+        pruned_to_bytes(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect")))

@@ -4,7 +4,8 @@ A file is a safetensors container like the ternary format of :mod:`rmtcompress.s
 SHA-256 of every tensor and of the JSON document, atomic write), with magic ``"rmtcompress-pruned"``. Per
 ``nn.Linear`` of an ``nn.Sequential`` it stores
 
-* the positions of the kept weights (row-major over the ``(out, in)`` weight), in one of
+* the positions of the kept weights (row-major over the ``(out, in)`` weight; ``nn.Conv2d`` weights
+  ``(out, in/groups, kh, kw)`` the same way, with stride / padding / dilation / groups), in one of
 
   - ``"bitmask"`` — one bit per weight, ⌈n/8⌉ bytes;
   - ``"entropy"`` — the mask as a binary rANS stream with a static model from its counts (the ternary coder of
@@ -15,8 +16,9 @@ SHA-256 of every tensor and of the JSON document, atomic write), with magic ``"r
 * the kept values, ``"float32"`` (exact) or ``"float16"`` (lossy: relative error ≤ 2⁻¹¹ per weight within the
   float16 range; values beyond ±65 504 are refused), and the float32 bias.
 
-Parameter-free modules between the linear layers are recorded by name: ``nn.ReLU``, ``nn.Identity``,
-``nn.Flatten`` (its dims), ``nn.Tanh``, ``nn.Sigmoid``, ``nn.GELU``. Anything else is refused with a ValueError.
+Parameter-free modules between them are recorded with their settings: ``nn.ReLU``, ``nn.Identity``, ``nn.Tanh``,
+``nn.Sigmoid``, ``nn.GELU``, ``nn.Flatten``, ``nn.Unflatten``, ``nn.MaxPool2d``. Anything else (or a convolution
+with a non-zero padding mode) is refused with a ValueError.
 Weights masked by a ``weight_mask`` buffer and exact zeros are both stored as pruned; the loaded model is a plain
 ``nn.Sequential`` whose pruned weights are exactly zero (no mask buffers), so its outputs equal the masked
 model's (bit for bit with float32 values).
@@ -77,7 +79,7 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def _mask_and_weight(module: nn.Linear) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
+def _mask_and_weight(module: nn.Linear | nn.Conv2d) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
     w = module.weight.detach().cpu().to(torch.float32).numpy()
     mask = w != 0
     buf = getattr(module, "weight_mask", None)
@@ -125,6 +127,13 @@ def _best_encoding(flat: NDArray[np.bool_]) -> tuple[str, NDArray[np.uint8]]:
     return min(options, key=lambda kv: kv[1].size)
 
 
+def _ints(v: Any) -> Any:
+    """A conv/pool hyper-parameter as JSON: an int, a list of ints, or a padding string ('same' / 'valid')."""
+    if isinstance(v, str):
+        return v
+    return int(v) if isinstance(v, int) else [int(x) for x in v]
+
+
 def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
     if not isinstance(model, nn.Sequential):
         raise ValueError(f"save_pruned stores an nn.Sequential, got {type(model).__name__}")
@@ -132,18 +141,26 @@ def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
     for name, m in model.named_children():
         if isinstance(m, nn.Linear):
             out.append((name, "linear", m))
-        elif isinstance(m, nn.Flatten):
-            out.append((name, "flatten", m))
+        elif isinstance(m, nn.Conv2d):
+            if m.padding_mode != "zeros":
+                raise ValueError(f"layer {name!r}: only padding_mode='zeros' convolutions can be stored")
+            out.append((name, "conv2d", m))
+        elif isinstance(m, nn.MaxPool2d):
+            if m.return_indices:
+                raise ValueError(f"layer {name!r}: MaxPool2d with return_indices cannot be stored")
+            out.append((name, "maxpool2d", m))
+        elif isinstance(m, (nn.Flatten, nn.Unflatten)):
+            out.append((name, "flatten" if isinstance(m, nn.Flatten) else "unflatten", m))
         else:
             kind = next((k for k, cls in _ACTIVATIONS.items() if type(m) is cls), None)
             if kind is None:
                 raise ValueError(
-                    f"layer {name!r} is a {type(m).__name__}: pruned files store nn.Linear and "
-                    f"{', '.join(c.__name__ for c in _ACTIVATIONS.values())}, nn.Flatten"
+                    f"layer {name!r} is a {type(m).__name__}: pruned files store nn.Linear, nn.Conv2d, "
+                    f"{', '.join(c.__name__ for c in _ACTIVATIONS.values())}, nn.MaxPool2d, nn.Flatten, nn.Unflatten"
                 )
             out.append((name, kind, m))
-    if not any(kind == "linear" for _, kind, _ in out):
-        raise ValueError("the model has no nn.Linear layer to store")
+    if not any(kind in ("linear", "conv2d") for _, kind, _ in out):
+        raise ValueError("the model has no nn.Linear or nn.Conv2d layer to store")
     return out
 
 
@@ -172,10 +189,27 @@ def pruned_to_bytes(model: nn.Module, *, values: str = "float32", positions: str
             assert isinstance(m, nn.Flatten)
             sequence.append({"name": name, "type": kind, "start_dim": m.start_dim, "end_dim": m.end_dim})
             continue
-        if kind != "linear":
+        if kind == "unflatten":
+            assert isinstance(m, nn.Unflatten)
+            sequence.append(
+                {"name": name, "type": kind, "dim": int(m.dim), "sizes": [int(v) for v in m.unflattened_size]}
+            )
+            continue
+        if kind == "maxpool2d":
+            assert isinstance(m, nn.MaxPool2d)
+            sequence.append(
+                {
+                    "name": name,
+                    "type": kind,
+                    **{k: _ints(getattr(m, k)) for k in ("kernel_size", "stride", "padding", "dilation")},
+                    "ceil_mode": bool(m.ceil_mode),
+                }
+            )
+            continue
+        if kind not in ("linear", "conv2d"):
             sequence.append({"name": name, "type": kind})
             continue
-        assert isinstance(m, nn.Linear)
+        assert isinstance(m, (nn.Linear, nn.Conv2d))
         mask, w = _mask_and_weight(m)
         if not np.isfinite(w[mask]).all():
             raise ValueError(f"layer {name!r} holds NaN or inf weights: refusing to store them")
@@ -194,19 +228,24 @@ def pruned_to_bytes(model: nn.Module, *, values: str = "float32", positions: str
         else:
             kept_arr = kept.astype(np.float32)
         idx = len(tensors)
-        key = f"linear{idx}"
+        key = f"{kind}{idx}"
         tensors[f"{key}.positions"] = payload
         tensors[f"{key}.values"] = kept_arr
         entry: dict[str, Any] = {
             "name": name,
-            "type": "linear",
+            "type": kind,
             "tensor": key,
-            "shape": [int(m.out_features), int(m.in_features)],
+            "shape": [int(v) for v in w.shape],
             "nnz": int(flat.sum()),
             "positions": enc,
             "values": values,
             "bias": m.bias is not None,
         }
+        if isinstance(m, nn.Conv2d):
+            entry.update(
+                {k: _ints(getattr(m, k)) for k in ("stride", "padding", "dilation")}
+                | {"groups": int(m.groups)}
+            )
         if m.bias is not None:
             b = m.bias.detach().cpu().to(torch.float32).numpy()
             if not np.isfinite(b).all():
@@ -261,52 +300,75 @@ def _build(doc: dict[str, Any], tensors: dict[str, np.ndarray]) -> nn.Sequential
     modules: dict[str, nn.Module] = {}
     used: set[str] = set()
     prev_out: int | None = None
-    for i, e in enumerate(seq):
+    for e in seq:
         name, kind = str(e["name"]), e["type"]
         if kind == "flatten":
             modules[name] = nn.Flatten(int(e["start_dim"]), int(e["end_dim"]))
         elif kind in _ACTIVATIONS:
             modules[name] = _ACTIVATIONS[kind]()
-        elif kind == "linear":
-            out_f, in_f = (int(v) for v in e["shape"])
-            if out_f < 1 or in_f < 1:
-                raise FormatError(f"layer {i} has shape {e['shape']}")
-            if prev_out is not None and in_f != prev_out:
+        elif kind == "unflatten":
+            modules[name] = nn.Unflatten(int(e["dim"]), tuple(int(v) for v in e["sizes"]))
+        elif kind == "maxpool2d":
+            modules[name] = nn.MaxPool2d(
+                e["kernel_size"], e["stride"], e["padding"], e["dilation"], ceil_mode=bool(e["ceil_mode"])
+            )
+        elif kind in ("linear", "conv2d"):
+            shape = [int(v) for v in e["shape"]]
+            if len(shape) != (2 if kind == "linear" else 4) or min(shape) < 1:
+                raise FormatError(f"layer {name!r} has shape {shape}")
+            if kind == "linear" and prev_out is not None and shape[1] != prev_out:
                 raise FormatError(
-                    f"layer {name!r} takes {in_f} inputs but the previous layer gives {prev_out}"
+                    f"layer {name!r} takes {shape[1]} inputs but the previous layer gives {prev_out}"
                 )
+            n = int(np.prod(shape))
             key, nnz = str(e["tensor"]), int(e["nnz"])
-            if not 0 <= nnz <= out_f * in_f:
-                raise FormatError(f"layer {name!r}: nnz {nnz} outside [0, {out_f * in_f}]")
-            flat = _decode_positions(tensors[f"{key}.positions"], str(e["positions"]), out_f * in_f, nnz)
+            if not 0 <= nnz <= n:
+                raise FormatError(f"layer {name!r}: nnz {nnz} outside [0, {n}]")
+            flat = _decode_positions(tensors[f"{key}.positions"], str(e["positions"]), n, nnz)
             vals = tensors[f"{key}.values"]
             if vals.shape != (nnz,) or vals.dtype.name != e["values"] or e["values"] not in VALUE_DTYPES:
                 raise FormatError(
                     f"layer {name!r}: values are {vals.dtype.name}{list(vals.shape)}, expected {nnz}"
                 )
-            w = np.zeros(out_f * in_f, dtype=np.float32)
+            w = np.zeros(n, dtype=np.float32)
             w[flat] = vals.astype(np.float32)
-            lin = nn.Linear(in_f, out_f, bias=bool(e["bias"]))
+            mod: nn.Linear | nn.Conv2d
+            if kind == "linear":
+                mod = nn.Linear(shape[1], shape[0], bias=bool(e["bias"]))
+            else:
+                groups = int(e["groups"])
+                mod = nn.Conv2d(
+                    shape[1] * groups,
+                    shape[0],
+                    (shape[2], shape[3]),
+                    stride=e["stride"],
+                    padding=e["padding"],
+                    dilation=e["dilation"],
+                    groups=groups,
+                    bias=bool(e["bias"]),
+                )
             with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(w.reshape(out_f, in_f)))
+                mod.weight.copy_(torch.from_numpy(w.reshape(shape)))
                 if e["bias"]:
                     b = tensors[f"{key}.bias"]
-                    if b.shape != (out_f,):
-                        raise FormatError(f"layer {name!r}: bias shape {list(b.shape)}, expected [{out_f}]")
-                    assert lin.bias is not None
-                    lin.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+                    if b.shape != (shape[0],):
+                        raise FormatError(
+                            f"layer {name!r}: bias shape {list(b.shape)}, expected [{shape[0]}]"
+                        )
+                    assert mod.bias is not None
+                    mod.bias.copy_(torch.from_numpy(b.astype(np.float32)))
                     used.add(f"{key}.bias")
             used.update((f"{key}.positions", f"{key}.values"))
-            modules[name] = lin
-            prev_out = out_f
+            modules[name] = mod
+            prev_out = shape[0] if kind == "linear" else None
         else:
             raise FormatError(f"unknown layer type {kind!r} in the pruned-net metadata")
     unused = sorted(set(tensors) - used)
     if unused:
         raise FormatError(f"tensors not referenced by any layer: {unused}")
     net = nn.Sequential()
-    for name, mod in modules.items():
-        net.add_module(name, mod)
+    for name, module in modules.items():
+        net.add_module(name, module)
     return net.eval()
 
 
@@ -348,10 +410,10 @@ def pruned_file_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         parsed = _parse(data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION)
         layers = []
         for e in parsed.doc["sequence"]:
-            if e["type"] != "linear":
+            if e["type"] not in ("linear", "conv2d"):
                 continue
             key = e["tensor"]
-            n = int(e["shape"][0]) * int(e["shape"][1])
+            n = int(np.prod([int(v) for v in e["shape"]]))
             nnz = int(e["nnz"])
             bias = parsed.tensors.get(f"{key}.bias")
             layers.append(
