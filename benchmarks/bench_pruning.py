@@ -101,9 +101,9 @@ FULL = Plan(
     dense_epochs=15,
     gmp_epochs=15,
     ft_epochs=2,
-    round_epochs=5,
+    round_epochs=15,  # every rewound round retrains as long as the dense net
     sap_rounds=8,
-    sap_round_epochs=5,
+    sap_round_epochs=15,
     sap_gamma=20.0,
     bound_epochs=2,
     quant_ft_epochs=2,
@@ -289,8 +289,13 @@ def _float_twin(quantized: nn.Module, base: nn.Module) -> nn.Module:
     return twin
 
 
-def run_seed(seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any) -> dict[str, Any]:
-    """Every method for one seed."""
+STAGES = ("single", "iterative", "quantized", "bound")
+
+
+def run_seed(
+    seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any, stages: Sequence[str] = STAGES
+) -> dict[str, Any]:
+    """Every method for one seed (``stages``: one-shot + gradual, iterative, quantized rows, bound vs reality)."""
     Xtr, ytr, Xte, yte = data
     test = (Xte, yte)
     cfg = TrainConfig(epochs=plan.dense_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
@@ -313,164 +318,173 @@ def run_seed(seed: int, plan: Plan, data: tuple[np.ndarray, ...], log: Any) -> d
     begin, end = round(0.15 * total), round((plan.gmp_epochs - 1.5) / plan.gmp_epochs * total)
     frequency = max(1, min(100, (end - begin) // 10))
     bound_rows: list[dict[str, Any]] = []
-    for s in SPARSITIES:
-        for name, pcfg in (
-            ("oneshot+ft", MagnitudeConfig(s, "layer")),
-            ("lq+ft", LqAdaptiveConfig(sparsity=s)),
-        ):
-            t = time.perf_counter()
-            m = copy.deepcopy(dense)
-            pr = prune(m, pcfg)
-            before = evaluate(m, Xte, yte)[1]
-            gmax, gmean = output_gap(dense, m, Xte)
-            bound_rows.append(
-                {
-                    "net": "784-512-512-10 (all layers)",
-                    "rule": name.split("+")[0],
-                    "seed": seed,
-                    "target_sparsity": s,
-                    "bound": pr.bound,
-                    "max_gap": gmax,
-                    "mean_gap": gmean,
-                    "lq_bound_layers": pr.details.get("lq_bound_total"),
-                    "tail_bound_layers": pr.details.get("tail_bound_total"),
-                }
-            )
-            res = train(m, Xtr, ytr, ft_cfg, evaluate_on=test)
-            rows.append(
-                _row(
-                    name,
-                    s,
-                    m,
-                    res,
-                    seed,
-                    epochs=plan.dense_epochs + plan.ft_epochs,
-                    test_accuracy_before_ft=before,
-                    seconds=time.perf_counter() - t,
+    if "single" in stages:
+        for s in SPARSITIES:
+            for name, pcfg in (
+                ("oneshot+ft", MagnitudeConfig(s, "layer")),
+                ("lq+ft", LqAdaptiveConfig(sparsity=s)),
+            ):
+                t = time.perf_counter()
+                m = copy.deepcopy(dense)
+                pr = prune(m, pcfg)
+                before = evaluate(m, Xte, yte)[1]
+                gmax, gmean = output_gap(dense, m, Xte)
+                bound_rows.append(
+                    {
+                        "net": "784-512-512-10 (all layers)",
+                        "rule": name.split("+")[0],
+                        "seed": seed,
+                        "target_sparsity": s,
+                        "bound": pr.bound,
+                        "max_gap": gmax,
+                        "mean_gap": gmean,
+                        "lq_bound_layers": pr.details.get("lq_bound_total"),
+                        "tail_bound_layers": pr.details.get("tail_bound_total"),
+                    }
                 )
-            )
-            log(f"seed {seed} {name} {s}: before ft {before:.4f} after {res.test_accuracy:.4f}")
-        for name, criterion in (("gmp", "magnitude"), ("gmp-lq", "lq")):
-            t = time.perf_counter()
-            m = make_mlp(784, HIDDEN, 10, seed=seed)
-            sched = GradualMagnitudeConfig(
-                final_sparsity=s, begin_step=begin, end_step=end, frequency=frequency, criterion=criterion
-            )
-            res = train(m, Xtr, ytr, gmp_cfg, schedule=sched, evaluate_on=test)
-            rows.append(_row(name, s, m, res, seed, epochs=plan.gmp_epochs, seconds=time.perf_counter() - t))
-            log(f"seed {seed} {name} {s}: test {res.test_accuracy:.4f} ({time.perf_counter() - t:.0f}s)")
+                res = train(m, Xtr, ytr, ft_cfg, evaluate_on=test)
+                rows.append(
+                    _row(
+                        name,
+                        s,
+                        m,
+                        res,
+                        seed,
+                        epochs=plan.dense_epochs + plan.ft_epochs,
+                        test_accuracy_before_ft=before,
+                        seconds=time.perf_counter() - t,
+                    )
+                )
+                log(f"seed {seed} {name} {s}: before ft {before:.4f} after {res.test_accuracy:.4f}")
+            for name, criterion in (("gmp", "magnitude"), ("gmp-lq", "lq")):
+                t = time.perf_counter()
+                m = make_mlp(784, HIDDEN, 10, seed=seed)
+                sched = GradualMagnitudeConfig(
+                    final_sparsity=s, begin_step=begin, end_step=end, frequency=frequency, criterion=criterion
+                )
+                res = train(m, Xtr, ytr, gmp_cfg, schedule=sched, evaluate_on=test)
+                rows.append(
+                    _row(name, s, m, res, seed, epochs=plan.gmp_epochs, seconds=time.perf_counter() - t)
+                )
+                log(f"seed {seed} {name} {s}: test {res.test_accuracy:.4f} ({time.perf_counter() - t:.0f}s)")
 
     round_cfg = TrainConfig(epochs=plan.round_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
     sap_cfg = TrainConfig(epochs=plan.sap_round_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
     trajectories: dict[str, list[dict[str, Any]]] = {}
     snapshots: dict[tuple[str, float], tuple[nn.Module, Any]] = {}
-    for name, pcfg, rcfg in (
-        ("lottery", LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init"), round_cfg),
-        (
-            "lottery-lq",
-            LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init", criterion="lq"),
-            round_cfg,
-        ),
-        (
-            "sap",
-            SAPConfig(
-                p=0.5,
-                q=1.0,
-                eta=0.0,
-                gamma=plan.sap_gamma,
-                beta=plan.sap_beta,
-                scope="global",
-                rounds=plan.sap_rounds,
-                milestones=SPARSITIES,
+    if "iterative" in stages:
+        for name, pcfg, rcfg in (
+            ("lottery", LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init"), round_cfg),
+            (
+                "lottery-lq",
+                LotteryTicketConfig(rate=0.6, milestones=SPARSITIES, rewind="init", criterion="lq"),
+                round_cfg,
             ),
-            sap_cfg,
-        ),
-    ):
-        t = time.perf_counter()
-        m = copy.deepcopy(dense)
-        fbytes: dict[int, float | str | None] = {}
-
-        def on_round(
-            rec: Any, model: nn.Module, _name: str = name, _fb: dict[int, float | str | None] = fbytes
-        ) -> None:
-            _fb[rec.round] = (
-                _file_bytes(model, f"seed{seed}/{_name}_round{rec.round}") if rec.round > 0 else None
-            )
-            for target in (0.9, 0.95):
-                if _name == "lottery-lq" and abs(rec.sparsity - target) <= 5e-3:
-                    snapshots[(_name, target)] = (copy.deepcopy(model), rec)
-
-        it = train_iterative(
-            m, Xtr, ytr, rcfg, pcfg, init=theta0, pretrained=True, evaluate_on=test, on_round=on_round
-        )
-        r_rows, traj = _iterative_rows(name, it, seed, plan, rcfg.epochs, fbytes)
-        rows += r_rows
-        trajectories[name] = traj
-        log(
-            f"seed {seed} {name}: "
-            + ", ".join(f"r{r['round']} s={r['sparsity']:.3f} acc={r['test_accuracy']:.4f}" for r in traj)
-            + f" ({time.perf_counter() - t:.0f}s)"
-        )
-
-    # k-level activations (issue #9) on the dense net and on the ℓq-lottery nets at 0.9 / 0.95
-    q_cfg = TrainConfig(epochs=plan.quant_ft_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
-    bases: list[tuple[str, float, nn.Module, int]] = [("dense", 0.0, dense, plan.dense_epochs)]
-    for target in (0.9, 0.95):
-        if ("lottery-lq", target) in snapshots:
-            snap, rec = snapshots[("lottery-lq", target)]
-            bases.append(("lottery-lq", target, snap, plan.dense_epochs + plan.round_epochs * rec.round))
-    for base_name, target, base, ep in bases:
-        for k in QUANT_LEVELS:
+            (
+                "sap",
+                SAPConfig(
+                    p=0.5,
+                    q=1.0,
+                    eta=0.0,
+                    gamma=plan.sap_gamma,
+                    beta=plan.sap_beta,
+                    scope="global",
+                    rounds=plan.sap_rounds,
+                    milestones=SPARSITIES,
+                ),
+                sap_cfg,
+            ),
+        ):
             t = time.perf_counter()
-            qm = quantize_activations(base, calib, levels=k, seed=seed)
-            before = evaluate(qm, Xte, yte)[1]
-            res = train(qm, Xtr, ytr, q_cfg, evaluate_on=test)
-            rows.append(
-                _row(
-                    f"{base_name}+q{k}",
-                    target,
-                    qm,
-                    res,
-                    seed,
-                    epochs=ep + plan.quant_ft_epochs,
-                    base=_float_twin(qm, base),
-                    test_accuracy_before_ft=before,
-                    seconds=time.perf_counter() - t,
+            m = copy.deepcopy(dense)
+            fbytes: dict[int, float | str | None] = {}
+
+            def on_round(
+                rec: Any, model: nn.Module, _name: str = name, _fb: dict[int, float | str | None] = fbytes
+            ) -> None:
+                _fb[rec.round] = (
+                    _file_bytes(model, f"seed{seed}/{_name}_round{rec.round}") if rec.round > 0 else None
                 )
+                for target in (0.9, 0.95):
+                    if _name == "lottery-lq" and abs(rec.sparsity - target) <= 5e-3:
+                        snapshots[(_name, target)] = (copy.deepcopy(model), rec)
+
+            it = train_iterative(
+                m, Xtr, ytr, rcfg, pcfg, init=theta0, pretrained=True, evaluate_on=test, on_round=on_round
             )
+            r_rows, traj = _iterative_rows(name, it, seed, plan, rcfg.epochs, fbytes)
+            rows += r_rows
+            trajectories[name] = traj
             log(
-                f"seed {seed} {base_name}+q{k} {target}: before ft {before:.4f} after {res.test_accuracy:.4f}"
+                f"seed {seed} {name}: "
+                + ", ".join(f"r{r['round']} s={r['sparsity']:.3f} acc={r['test_accuracy']:.4f}" for r in traj)
+                + f" ({time.perf_counter() - t:.0f}s)"
             )
 
-    # Bound vs reality on a 2-layer net pruned in its first layer (the certified §3.2 setting).
-    two = make_mlp(784, (512,), 10, seed=seed)
-    train(
-        two,
-        Xtr,
-        ytr,
-        TrainConfig(epochs=plan.bound_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed),
-    )
-    for s in SPARSITIES:
-        for rule, pcfg in (("lq", LqAdaptiveConfig(sparsity=s)), ("oneshot", MagnitudeConfig(s, "layer"))):
-            m = copy.deepcopy(two)
-            pr = prune(m, pcfg, layers=["0"])
-            W, A = two[0].weight.detach(), two[2].weight.detach()
-            paper = float(torch.sum(A.abs().max(dim=0).values * (W * ~m[0].weight_mask).abs().sum(dim=1)))
-            gmax, gmean = output_gap(two, m, Xte)
-            bound_rows.append(
-                {
-                    "net": "784-512-10 (first layer)",
-                    "rule": rule,
-                    "seed": seed,
-                    "target_sparsity": s,
-                    "bound": pr.bound,
-                    "paper_bound": paper,
-                    "max_gap": gmax,
-                    "mean_gap": gmean,
-                    "lq_bound_layers": pr.details.get("lq_bound_total"),
-                    "test_accuracy": evaluate(m, Xte, yte)[1],
-                }
-            )
+    if "quantized" in stages:
+        # k-level activations (issue #9) on the dense net and on the ℓq-lottery nets at 0.9 / 0.95
+        q_cfg = TrainConfig(epochs=plan.quant_ft_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed)
+        bases: list[tuple[str, float, nn.Module, int]] = [("dense", 0.0, dense, plan.dense_epochs)]
+        for target in (0.9, 0.95):
+            if ("lottery-lq", target) in snapshots:
+                snap, rec = snapshots[("lottery-lq", target)]
+                bases.append(("lottery-lq", target, snap, plan.dense_epochs + plan.round_epochs * rec.round))
+        for base_name, target, base, ep in bases:
+            for k in QUANT_LEVELS:
+                t = time.perf_counter()
+                qm = quantize_activations(base, calib, levels=k, seed=seed)
+                before = evaluate(qm, Xte, yte)[1]
+                res = train(qm, Xtr, ytr, q_cfg, evaluate_on=test)
+                rows.append(
+                    _row(
+                        f"{base_name}+q{k}",
+                        target,
+                        qm,
+                        res,
+                        seed,
+                        epochs=ep + plan.quant_ft_epochs,
+                        base=_float_twin(qm, base),
+                        test_accuracy_before_ft=before,
+                        seconds=time.perf_counter() - t,
+                    )
+                )
+                log(
+                    f"seed {seed} {base_name}+q{k} {target}: before ft {before:.4f} after {res.test_accuracy:.4f}"
+                )
+
+    if "bound" in stages:
+        # Bound vs reality on a 2-layer net pruned in its first layer (the certified §3.2 setting).
+        two = make_mlp(784, (512,), 10, seed=seed)
+        train(
+            two,
+            Xtr,
+            ytr,
+            TrainConfig(epochs=plan.bound_epochs, batch_size=plan.batch_size, lr=plan.lr, seed=seed),
+        )
+        for s in SPARSITIES:
+            for rule, pcfg in (
+                ("lq", LqAdaptiveConfig(sparsity=s)),
+                ("oneshot", MagnitudeConfig(s, "layer")),
+            ):
+                m = copy.deepcopy(two)
+                pr = prune(m, pcfg, layers=["0"])
+                W, A = two[0].weight.detach(), two[2].weight.detach()
+                paper = float(torch.sum(A.abs().max(dim=0).values * (W * ~m[0].weight_mask).abs().sum(dim=1)))
+                gmax, gmean = output_gap(two, m, Xte)
+                bound_rows.append(
+                    {
+                        "net": "784-512-10 (first layer)",
+                        "rule": rule,
+                        "seed": seed,
+                        "target_sparsity": s,
+                        "bound": pr.bound,
+                        "paper_bound": paper,
+                        "max_gap": gmax,
+                        "mean_gap": gmean,
+                        "lq_bound_layers": pr.details.get("lq_bound_total"),
+                        "test_accuracy": evaluate(m, Xte, yte)[1],
+                    }
+                )
     return {"rows": rows, "trajectories": trajectories, "bound_rows": bound_rows}
 
 
@@ -726,6 +740,19 @@ def figure(
     return figure_png(fig)
 
 
+def merge_seed_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One seed's results from several partial runs: a later part's methods replace an earlier part's rows (and
+    trajectories); bound rows come from the last part that has them."""
+    out: dict[str, Any] = {"seed": parts[0]["seed"], "rows": [], "trajectories": {}, "bound_rows": []}
+    for part in parts:
+        methods = {r["method"] for r in part["rows"]}
+        out["rows"] = [r for r in out["rows"] if r["method"] not in methods] + list(part["rows"])
+        out["trajectories"].update(part.get("trajectories", {}))
+        if part.get("bound_rows"):
+            out["bound_rows"] = list(part["bound_rows"])
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, 12 000 training images, short training")
@@ -735,13 +762,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--rows-dir",
+        action="append",
         default=None,
-        help="keep each seed's results in DIR/seed<N>.json and reuse them (resume; seeds in parallel processes)",
+        help="keep each seed's results in DIR/seed<N>.json and reuse them (resume; seeds in parallel processes). "
+        "Repeatable: per seed, the files are merged in order, a later file's methods replacing an earlier one's; "
+        "new results go to the last DIR",
     )
     parser.add_argument(
         "--rows-only", action="store_true", help="with --rows-dir: run the seeds, do not write the summary"
     )
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"comma-separated subset of {','.join(STAGES)} to run (e.g. to redo one part into another --rows-dir)",
+    )
     args = parser.parse_args(argv)
+    stages = [v.strip() for v in args.stages.split(",") if v.strip()]
+    if not stages or any(v not in STAGES for v in stages):
+        parser.error(f"--stages must be a comma-separated subset of {','.join(STAGES)}, got {args.stages!r}")
     torch.set_num_threads(args.threads)
     plan = QUICK if args.quick else FULL
     seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2])
@@ -752,23 +790,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"[{time.perf_counter() - t0:7.1f}s] {msg}", flush=True)
 
     per_seed = []
-    rows_dir = Path(args.rows_dir) if args.rows_dir else None
-    if rows_dir is not None:
-        MODEL_DIR.append(rows_dir / "models")
+    dirs = [Path(d) for d in args.rows_dir or []]
+    if dirs:
+        MODEL_DIR.append(dirs[-1] / "models")
+    plans: dict[str, Any] = {}
     for seed in seeds:
-        cached = rows_dir / f"seed{seed}.json" if rows_dir else None
-        if cached is not None and cached.exists():
-            out = json.loads(cached.read_text())
-            log(f"seed {seed}: reusing {cached}")
+        found = [d / f"seed{seed}.json" for d in dirs if (d / f"seed{seed}.json").exists()]
+        if found:
+            parts = [json.loads(f.read_text()) for f in found]
+            out = merge_seed_parts(parts)
+            plans.update({str(f): p.get("plan") for f, p in zip(found, parts, strict=True)})
+            log(f"seed {seed}: reusing {', '.join(map(str, found))}")
         else:
-            out = run_seed(seed, plan, (Xtr, ytr, Xte, yte), log)
-            out["seed"] = seed
-            out["plan"] = plan.__dict__
-            if cached is not None:
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                write_json(cached, out)
-        if out.get("plan", plan.__dict__) != plan.__dict__:
-            raise SystemExit(f"{cached} was made with another plan: delete it or use another --rows-dir")
+            out = run_seed(seed, plan, (Xtr, ytr, Xte, yte), log, stages)
+            out.update({"seed": seed, "plan": plan.__dict__, "stages": stages})
+            plans[f"seed {seed} (this run)"] = plan.__dict__
+            if dirs:
+                dirs[-1].mkdir(parents=True, exist_ok=True)
+                write_json(dirs[-1] / f"seed{seed}.json", out)
         per_seed.append(out)
     if args.rows_only:
         return 0
@@ -794,6 +833,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_test": len(yte),
         "seeds": seeds,
         "plan": plan.__dict__,
+        "plans_of_parts": plans,
         "model": f"784-{'-'.join(map(str, HIDDEN))}-10 ReLU MLP, Adam lr {plan.lr}, batch {plan.batch_size}",
         "notes": [
             "validation = 10 % of the training images (stratified, per seed); test only evaluated on selected models",
