@@ -664,3 +664,23 @@ def test_criterion_and_milestone_errors() -> None:
     with pytest.raises(ValueError, match="milestones"):
         SAPConfig(milestones=0.5)  # type: ignore[arg-type]
     assert SAPConfig(milestones=[0.2, 0.4]).milestones == (0.2, 0.4)  # type: ignore[arg-type]
+
+
+def test_sap_milestone_missed_by_one_weight_counts_as_reached() -> None:
+    """A clipped SAP step that lands a weight short of a milestone must not cost a round pruning that one weight."""
+    from rmtcompress.pruning import _sap_milestone
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(100, 100))
+    total = 100 * 100
+    mask = torch.ones(total, dtype=torch.bool)
+    mask[: round(0.8 * total) - 1] = False  # one weight short of 0.8
+    net[0].register_buffer("weight_mask", mask.reshape(100, 100))
+    layers = [("0", net[0])]
+    cfg = SAPConfig(milestones=(0.8, 0.9))
+    milestone, cap = _sap_milestone(layers, cfg)
+    assert milestone == 0.9 and cap == round(0.9 * total) - (round(0.8 * total) - 1)
+    mask2 = torch.ones(total, dtype=torch.bool)
+    mask2[: round(0.8 * total) - 10] = False
+    net[0].weight_mask = mask2.reshape(100, 100)
+    assert _sap_milestone(layers, cfg) == (0.8, 10)

@@ -1313,13 +1313,17 @@ def _sap_step(
 
 
 def _sap_milestone(layers: list[tuple[str, nn.Module]], cfg: SAPConfig) -> tuple[float, int]:
-    """Next milestone not yet reached and how many more weights reach it exactly (``round(m·n_total)`` pruned)."""
+    """Next milestone not yet reached and how many more weights reach it exactly (``round(m·n_total)`` pruned).
+
+    A milestone missed by at most ``max(1, 10⁻⁴·n_total)`` weights (per-unit rounding of a clipped step) counts as
+    reached, so no round is spent pruning a handful of weights."""
     assert cfg.milestones is not None
     total = sum(_weight(m).numel() for _, m in layers)
     pruned = sum(int((~_full_mask(m)).sum()) for _, m in layers)
+    slack = max(1, round(1e-4 * total))
     for milestone in cfg.milestones:
         goal = round(milestone * total)
-        if goal > pruned:
+        if goal - pruned > slack:
             return milestone, goal - pruned
     raise ValueError(
         f"the SAP milestones are exhausted: the model is already at sparsity {pruned / total:.4f} "
