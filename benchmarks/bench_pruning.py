@@ -21,9 +21,11 @@ Also: bound vs reality for the ℓ_q rule (a 784-512-10 net pruned in its first 
 §3.2 is certified, and the 3-layer net, where the chained bound is valid but loose). Bytes: the packed file of
 :mod:`rmtcompress.pruned_storage` (float32 non-zeros, best position coding) + quantizer tables.
 
-Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 230 epochs per seed (≈ 1–2 s each on one core); run the seeds as parallel
-processes with ``--rows-dir DIR --rows-only --seeds N`` and then summarise with ``--rows-dir DIR`` (reuses the
-per-seed files); --quick (1 seed, 12 000 images, 1–3 epochs) takes about 2 minutes.
+Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 360 epochs per seed (≈ 2.5 s each on one core;
+≈ 50 min for 3 seeds as parallel processes on 2 cores): run the seeds as parallel processes with
+``--rows-dir DIR --rows-only --seeds N`` and then summarise with ``--rows-dir DIR`` (reuses the per-seed files;
+``--stages`` and a repeated ``--rows-dir`` redo one part and merge it); --quick (1 seed, 12 000 images, 1–3
+epochs) takes about 2 minutes.
 
 Usage: python benchmarks/bench_pruning.py [--quick] [--seeds 0 1 2] [--threads 1] [--rows-dir DIR [--rows-only]]
 Writes benchmarks/results/pruning.json (pruning_quick.json with --quick) and a PNG next to it.
