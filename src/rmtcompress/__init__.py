@@ -12,6 +12,7 @@ from .activations import (
     Activation as Activation,
     ActivationKind as ActivationKind,
     LinearAbsActivation as LinearAbsActivation,
+    PerNeuronStep as PerNeuronStep,
     SmoothActivation as SmoothActivation,
     StepActivation as StepActivation,
     activation_names as activation_names,
@@ -28,6 +29,7 @@ from .activations import (
     sign as sign,
 )
 from .baselines import BASELINES as BASELINES, build_baseline as build_baseline
+from .calibration import CalibrationConfig as CalibrationConfig, calibrate as calibrate
 from .compress import (
     CompressedMLP as CompressedMLP,
     CompressionMethod as CompressionMethod,

@@ -31,6 +31,7 @@ __all__ = [
     "Activation",
     "ActivationKind",
     "LinearAbsActivation",
+    "PerNeuronStep",
     "SmoothActivation",
     "StepActivation",
     "activation_names",
@@ -151,6 +152,97 @@ class StepActivation(Activation):
             f"activation {self.name!r} is a step function: its derivative is a sum of Dirac masses, so E[σ'²] and the "
             "NTK do not exist; use the CK path"
         )
+
+
+@dataclass(frozen=True, eq=False)
+class PerNeuronStep(Activation):
+    """A layer of k-level step functions, one per neuron: ``σ_j(t) = levels[i, j]`` for
+    ``thresholds[i−1, j] ≤ t < thresholds[i, j]`` (``levels[0, j]`` below the first threshold).
+
+    Not a scalar function, so the theory engine (Gaussian moments, equivalents) does not take it: it is what
+    :func:`rmtcompress.calibrate` fits on training data for a compressed random-feature net. Runtime code:
+    ``log2(k)`` bits per neuron.
+
+    Args:
+        thresholds: float array (k − 1, d), non-decreasing along axis 0, finite.
+        levels: float array (k, d), finite.
+        name: display name.
+    """
+
+    thresholds: np.ndarray
+    levels: np.ndarray
+    name: str = "per-neuron-step"
+    kind: ActivationKind = field(default=ActivationKind.STEP, init=False)
+    _thr_torch: torch.Tensor = field(init=False, repr=False, compare=False)
+    _lev_torch: torch.Tensor = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        t = np.array(self.thresholds, dtype=np.float64)
+        v = np.array(self.levels, dtype=np.float64)
+        if t.ndim != 2 or v.ndim != 2 or t.shape[0] < 1:
+            raise ValueError(
+                f"per-neuron step: thresholds must be (k−1, d) and levels (k, d), got {t.shape} and {v.shape}"
+            )
+        if v.shape != (t.shape[0] + 1, t.shape[1]):
+            raise ValueError(
+                f"per-neuron step: {t.shape[0]} thresholds per neuron need levels of shape "
+                f"{(t.shape[0] + 1, t.shape[1])}, got {v.shape}"
+            )
+        if not (np.isfinite(t).all() and np.isfinite(v).all()):
+            raise ValueError("per-neuron step: thresholds and levels must be finite")
+        if np.any(np.diff(t, axis=0) < 0):
+            raise ValueError("per-neuron step: thresholds must be non-decreasing for every neuron")
+        t.setflags(write=False)
+        v.setflags(write=False)
+        object.__setattr__(self, "thresholds", t)
+        object.__setattr__(self, "levels", v)
+        object.__setattr__(self, "_thr_torch", torch.from_numpy(t.copy()))
+        object.__setattr__(self, "_lev_torch", torch.from_numpy(v.copy()))
+
+    @property
+    def width(self) -> int:
+        """Number of neurons d."""
+        return int(self.thresholds.shape[1])
+
+    @property
+    def n_levels(self) -> int:
+        """Number of levels k."""
+        return int(self.levels.shape[0])
+
+    def _check(self, t: Any) -> None:
+        if t.ndim < 1 or t.shape[-1] != self.width:
+            raise ValueError(f"per-neuron step of width {self.width} got input of shape {tuple(t.shape)}")
+
+    def codes(self, t: torch.Tensor) -> torch.Tensor:
+        """Level index in {0, …, k − 1} of every entry of t (…, d), int64."""
+        self._check(t)
+        thr = self._thr_torch.to(dtype=t.dtype, device=t.device)
+        return (t.unsqueeze(-2) >= thr).sum(-2)
+
+    def indicators(self, t: torch.Tensor) -> torch.Tensor:
+        """Thermometer code: ``[1{t ≥ thresholds[i]} for i < k − 1]`` concatenated on the last axis, (…, (k−1)·d)."""
+        self._check(t)
+        thr = self._thr_torch.to(dtype=t.dtype, device=t.device)
+        return torch.cat([(t >= thr[i]).to(t.dtype) for i in range(thr.shape[0])], dim=-1)
+
+    def numpy(self, t: ArrayF) -> ArrayF:
+        t = np.asarray(t, dtype=np.float64)
+        self._check(t)
+        idx = (t[..., None, :] >= self.thresholds).sum(-2)
+        return np.take_along_axis(
+            np.broadcast_to(self.levels, (*t.shape[:-1], *self.levels.shape)), idx[..., None, :], axis=-2
+        )[..., 0, :]
+
+    def torch(self, t: torch.Tensor) -> torch.Tensor:
+        idx = self.codes(t)
+        lev = self._lev_torch.to(dtype=t.dtype, device=t.device)
+        out = torch.zeros_like(t)
+        for i in range(lev.shape[0]):
+            out = torch.where(idx == i, lev[i], out)
+        return out
+
+    def derivative(self, t: ArrayF) -> ArrayF:
+        raise ValueError(f"activation {self.name!r} is a step function: no derivative, so no NTK")
 
 
 def sign() -> StepActivation:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from ._validation import check_positive, check_sparsity, validate_X, validate_Xy
-from .activations import Activation, StepActivation
+from .activations import Activation, PerNeuronStep, StepActivation
 from .gaussian_moments import gaussian_moments
 from .matching import EquationResidual, LayerMatch, MatchReport, MatchWarning, match_activations
 from .models import torch_generator
@@ -241,7 +241,7 @@ class CompressedMLP(nn.Module):
         self.tau0 = float(tau0)
         self.match_report = match_report
         self.straight_through = straight_through
-        self.thermometer = bool(thermometer) and isinstance(activations[-1], StepActivation)
+        self.thermometer = bool(thermometer) and isinstance(activations[-1], (StepActivation, PerNeuronStep))
         self.running_tau = tuple(running_tau) if running_tau is not None else None
         self.register_buffer("centers", torch.tensor(list(centers), dtype=torch.float32))
         self._ternary = codes is not None
@@ -257,7 +257,11 @@ class CompressedMLP(nn.Module):
             activation_bits
             if activation_bits is not None
             else [
-                math.log2(len(set(a.values))) if isinstance(a, StepActivation) else 32.0
+                math.log2(len(set(a.values)))
+                if isinstance(a, StepActivation)
+                else math.log2(a.n_levels)
+                if isinstance(a, PerNeuronStep)
+                else 32.0
                 for a in self.activations
             ]
         )
@@ -283,6 +287,8 @@ class CompressedMLP(nn.Module):
         for i, act in enumerate(self.activations):
             z = h @ self.weight(i).T
             if thermometer and i == len(self.activations) - 1:
+                if isinstance(act, PerNeuronStep):
+                    return act.indicators(z) / math.sqrt(self.spec.widths[i])
                 assert isinstance(act, StepActivation)
                 ind = [(z >= b).to(z.dtype) for b in act.breakpoints]
                 return torch.cat(ind, dim=1) / math.sqrt(self.spec.widths[i])
@@ -303,10 +309,13 @@ class CompressedMLP(nn.Module):
         kernels of :mod:`rmtcompress.kernels` (same features wherever no pre-activation ties a breakpoint within
         float rounding); raises ``ValueError`` for nets the kernels do not support (float weights, smooth activations)."""
         if enabled:
-            from .kernels import supports
+            from .kernels import _unsupported_reason
 
-            if not supports(self):
-                raise ValueError("the fast kernels need ternary weights and step activations in every layer")
+            why = _unsupported_reason(self)
+            if why:
+                raise ValueError(
+                    f"the fast kernels need ternary weights and step activations in every layer: {why}"
+                )
         self.fast = bool(enabled)
         return self
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .activations import StepActivation
+from .activations import PerNeuronStep, StepActivation
 from .baselines import BASELINES, build_baseline
 from .compress import CompressedMLP, NTKLCConfig, compress, fit_readout
 from .datasets import (
@@ -119,7 +119,12 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
     spec = model.spec
     dims = [spec.input_dim, *spec.widths]
     last = model.activations[-1]
-    per_neuron = len(last.breakpoints) if model.thermometer and isinstance(last, StepActivation) else 1
+    if model.thermometer and isinstance(last, StepActivation):
+        per_neuron = len(last.breakpoints)
+    elif model.thermometer and isinstance(last, PerNeuronStep):
+        per_neuron = last.n_levels - 1
+    else:
+        per_neuron = 1
     head_weights = dims[-1] * per_neuron * n_classes
     neurons = sum(spec.widths)
     paper_bits = (
@@ -144,6 +149,11 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
         act = model.activations[i]
         if isinstance(act, StepActivation):
             honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
+        elif isinstance(
+            act, PerNeuronStep
+        ):  # float32 thresholds (+ levels unless the readout reads indicators)
+            read_as_indicators = model.thermometer and i == spec.depth - 1
+            honest_bits += 32.0 * (act.thresholds.size + (0 if read_as_indicators else act.levels.size))
     act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
     paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
     dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + dims[-1] * n_classes)

@@ -64,7 +64,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
-from .activations import StepActivation
+from .activations import PerNeuronStep, StepActivation
 
 __all__ = [
     "FastMLP",
@@ -1260,6 +1260,8 @@ def _unsupported_reason(model: Any) -> str:
     if not getattr(model, "is_ternary", False):
         return "its weights are not ternary codes"
     acts = getattr(model, "activations", ())
+    if any(isinstance(a, PerNeuronStep) for a in acts):
+        return "per-neuron step activations (rc.calibrate) are not supported by the packed kernels"
     if not acts or not all(isinstance(a, StepActivation) for a in acts):
         return "every activation must be a StepActivation (method 'weights-only' keeps float activations)"
     if any(len(a.breakpoints) > 255 for a in acts):

@@ -40,7 +40,14 @@ import safetensors.numpy
 import torch
 from numpy.typing import NDArray
 
-from .activations import Activation, LinearAbsActivation, StepActivation, activation_names, get_activation
+from .activations import (
+    Activation,
+    LinearAbsActivation,
+    PerNeuronStep,
+    StepActivation,
+    activation_names,
+    get_activation,
+)
 from .compress import CompressedMLP
 from .philox import PHILOX_ALGORITHM, philox_codes_match, philox_ternary_codes
 from .readout import LinearReadout
@@ -497,6 +504,12 @@ def _activation_to_json(act: Any, where: str) -> dict[str, Any]:
         }
     if type(act) is LinearAbsActivation:
         return {"kind": "linear_abs", "name": act.name, "a": float(act.a), "b": float(act.b)}
+    if isinstance(act, PerNeuronStep):
+        raise ValueError(
+            f"{where}: per-neuron step activations (from rc.calibrate) cannot be stored in a packed file: the "
+            "format holds one activation per layer; save the uncalibrated model and re-run rc.calibrate on the "
+            "training data after loading"
+        )
     name = getattr(act, "name", None)
     if isinstance(act, Activation) and isinstance(name, str):
         key = name.strip().lower()

@@ -1,0 +1,199 @@
+"""Per-neuron calibration of a compressed net's k-level activations (issue #9, "lossless at equal width").
+
+NTK-LC and the Lloyd–Max quantizers use **one** step function per layer, fitted to a standard Gaussian
+pre-activation. On real data the neurons of one layer have different scales (a ternary row with more non-zeros, an
+input direction with more energy), so a shared quantizer is too coarse for some neurons and wasted on others.
+:func:`calibrate` keeps the ternary codes of a :class:`~rmtcompress.compress.CompressedMLP` and replaces every
+layer's activation by a :class:`~rmtcompress.activations.PerNeuronStep` fitted on a sample of **training** rows,
+layer after layer (each layer sees the calibrated layers before it):
+
+* ``"scale"`` — the k-level Lloyd–Max quantizer Q of the spec's activation σ for a unit Gaussian, applied at the
+  neuron's own scale: ``σ̂_j(z) = s_j·Q(z/s_j)`` with ``s_j`` the neuron's pre-activation standard deviation. For
+  ReLU (positively homogeneous) this is the Lloyd–Max quantizer of ``ReLU(z_j)`` when ``z_j ~ N(0, s_j²)``: the
+  scale equivariance that a shared quantizer breaks is restored per neuron.
+* ``"data-lm"`` — ``"scale"`` refined by Lloyd iterations on the neuron's own outputs σ(z_j) (levels = conditional
+  means, thresholds = midpoints); the lowest level stays at its Lloyd–Max value (ReLU's exact 0).
+* ``"quantile"`` — thresholds at the neuron's empirical quantiles ``probs`` (default ``i/k``: every code equally
+  likely, the maximum-entropy k-level code of the pre-activation), levels = conditional means of σ(z_j) per cell.
+  Meant for the **last** layer read through its thermometer indicators (the readout learns the levels).
+
+Each calibrated output is centred per neuron on the sample (the centre is folded into the levels), so the model's
+scalar centres are 0. The runtime code stays ``log2(k)`` bits per neuron; stored extra: float32 thresholds (and
+levels) per neuron, counted by :func:`~rmtcompress.experiments.model_memory`. Calibrated nets run through torch: the
+packed CPU kernels and the packed file format take shared step activations only (a clear ``ValueError`` says so).
+
+Measured (full Fashion-MNIST, [2000, 2000, 1000], ε = 0.95, k = 4): ``benchmarks/bench_equal_width.py``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._validation import validate_X
+from .activations import Activation, PerNeuronStep, get_activation
+from .compress import CompressedMLP
+from .quantizers import lloyd_max_quantizer
+
+__all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate"]
+
+CALIBRATION_MODES = ("scale", "data-lm", "quantile")
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How :func:`calibrate` fits the per-neuron quantizers.
+
+    Args:
+        hidden: mode of the hidden layers 1 … L − 1: ``"scale"``, ``"data-lm"`` or ``"quantile"``.
+        last: mode of layer L (default ``"quantile"``, read through thermometer indicators).
+        levels: k, the number of levels per neuron (2 … 256); ``log2(k)`` bits at run time.
+        quantiles: k − 1 strictly increasing probabilities in (0, 1) for ``"quantile"``; default ``i/k``.
+        thermometer: the readout reads the last layer's k − 1 indicators 1{z ≥ t_ij} (learned levels).
+        n_rows: training rows sampled for the fit (all rows when fewer).
+        iters: Lloyd iterations of ``"data-lm"``.
+        seed: seed of the row sample.
+    """
+
+    hidden: str = "scale"
+    last: str = "quantile"
+    levels: int = 4
+    quantiles: tuple[float, ...] | None = None
+    thermometer: bool = True
+    n_rows: int = 8192
+    iters: int = 30
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden", "last"):
+            mode = getattr(self, name)
+            if mode not in CALIBRATION_MODES:
+                raise ValueError(f"{name} mode must be one of {', '.join(CALIBRATION_MODES)}, got {mode!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 2 <= self.levels <= 256:
+            raise ValueError(f"levels must be an integer in [2, 256], got {self.levels!r}")
+        if self.quantiles is not None:
+            q = tuple(float(x) for x in self.quantiles)
+            if len(q) != self.levels - 1:
+                raise ValueError(
+                    f"quantiles needs levels − 1 = {self.levels - 1} probabilities, got {len(q)}"
+                )
+            if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in itertools.pairwise(q)):
+                raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {q}")
+            object.__setattr__(self, "quantiles", q)
+        if isinstance(self.n_rows, bool) or not isinstance(self.n_rows, int) or self.n_rows < 2 * self.levels:
+            raise ValueError(f"n_rows must be an integer ≥ 2·levels = {2 * self.levels}, got {self.n_rows!r}")
+        if isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 0:
+            raise ValueError(f"iters must be a non-negative integer, got {self.iters!r}")
+
+    @property
+    def probs(self) -> np.ndarray:
+        """The quantile probabilities of ``"quantile"`` mode, shape (k − 1,)."""
+        if self.quantiles is not None:
+            return np.asarray(self.quantiles, dtype=np.float64)
+        return np.arange(1, self.levels, dtype=np.float64) / self.levels
+
+
+def _codes(z: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Cell index of every z (n, d) for per-neuron thresholds T (k − 1, d): int array (n, d)."""
+    idx = np.zeros(z.shape, dtype=np.int64)
+    for t in T:
+        idx += z >= t
+    return idx
+
+
+def _cell_means(r: np.ndarray, idx: np.ndarray, k: int, fallback: np.ndarray) -> np.ndarray:
+    """Per-neuron mean of r (n, d) over each cell of idx; ``fallback[i]`` where cell i is empty. (k, d)."""
+    out = np.array(fallback, dtype=np.float64, copy=True)
+    for i in range(k):
+        m = idx == i
+        cnt = m.sum(0)
+        s = np.where(m, r, 0.0).sum(0)
+        out[i] = np.where(cnt > 0, s / np.maximum(cnt, 1), out[i])
+    return out
+
+
+def fit_layer(
+    z: np.ndarray, sigma_name: str | Activation, mode: str, cfg: CalibrationConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-neuron thresholds (k − 1, d) and levels (k, d), float64, from pre-activations z (n, d) (see module doc)."""
+    sigma = get_activation(sigma_name)
+    k = cfg.levels
+    r = sigma.numpy(z)
+    if mode == "quantile":
+        T = np.quantile(z, cfg.probs, axis=0)
+        T = np.maximum.accumulate(T, axis=0)
+        mids = sigma.numpy(np.concatenate([T[:1], 0.5 * (T[:-1] + T[1:]), T[-1:]], axis=0))
+        return T, _cell_means(r, _codes(z, T), k, mids)
+    q = lloyd_max_quantizer(sigma, 1.0, k)
+    t0 = np.asarray(q.thresholds, dtype=np.float64)[:, None]
+    v0 = np.asarray(q.levels, dtype=np.float64)[:, None]
+    s = z.std(axis=0)[None, :]
+    T, V = t0 * s, v0 * s
+    if mode == "data-lm":
+        for _ in range(cfg.iters):
+            new = _cell_means(r, _codes(z, T), k, V)
+            new[0] = V[0]
+            V = np.maximum.accumulate(new, axis=0)
+            T = 0.5 * (V[:-1] + V[1:])
+    return T, V
+
+
+def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | None = None) -> CompressedMLP:
+    """A copy of ``model`` (same codes/weights and scales) with per-neuron k-level activations fitted on X.
+
+    Args:
+        model: a :class:`CompressedMLP` (ternary or float weights); its readout is not copied (refit it).
+        X: training inputs (n, p), float, finite — never test data.
+        config: :class:`CalibrationConfig` (default: ``"scale"`` hidden layers, quantile last layer, k = 4,
+            thermometer readout).
+
+    Returns:
+        A new :class:`CompressedMLP` with :class:`~rmtcompress.activations.PerNeuronStep` activations, zero
+        centres, ``method = model.method + "+calibrated"``.
+
+    Raises:
+        ValueError: if ``model`` is not a CompressedMLP, X has the wrong shape or NaN/inf, or has fewer rows than
+            ``2·levels``.
+    """
+    cfg = config if config is not None else CalibrationConfig()
+    if not isinstance(model, CompressedMLP):
+        raise ValueError(f"calibrate needs a CompressedMLP, got {type(model).__name__}")
+    Xa = validate_X(X)
+    spec = model.spec
+    if Xa.shape[1] != spec.input_dim:
+        raise ValueError(f"X has {Xa.shape[1]} features but the model expects {spec.input_dim}")
+    if Xa.shape[0] < 2 * cfg.levels:
+        raise ValueError(f"calibration needs at least 2·levels = {2 * cfg.levels} rows, got {Xa.shape[0]}")
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.sort(rng.choice(Xa.shape[0], size=min(cfg.n_rows, Xa.shape[0]), replace=False))
+    h = torch.from_numpy(np.ascontiguousarray(Xa[rows], dtype=np.float32))
+    acts: list[PerNeuronStep] = []
+    with torch.no_grad():
+        for i in range(spec.depth):
+            z = (h @ model.weight(i).T).numpy().astype(np.float64)
+            mode = cfg.last if i == spec.depth - 1 else cfg.hidden
+            T, V = fit_layer(z, spec.activations[i], mode, cfg)
+            a = V[_codes(z, T), np.arange(z.shape[1])]
+            V = V - a.mean(axis=0)[None, :]
+            act = PerNeuronStep(T, V, name=f"per-neuron {mode} (k={cfg.levels})")
+            acts.append(act)
+            h = act.torch(torch.from_numpy(z.astype(np.float32))) / math.sqrt(spec.widths[i])
+    common = {
+        "scales": model.scales,
+        "method": f"{model.method}+calibrated",
+        "sparsity": model.sparsity,
+        "tau0": model.tau0,
+        "thermometer": cfg.thermometer,
+    }
+    mats = [getattr(model, f"w{i}") for i in range(spec.depth)]
+    out = (
+        CompressedMLP(spec, acts, [0.0] * spec.depth, codes=mats, **common)  # type: ignore[arg-type]
+        if model.is_ternary
+        else CompressedMLP(spec, acts, [0.0] * spec.depth, weights=mats, **common)  # type: ignore[arg-type]
+    )
+    out.weight_seed = model.weight_seed
+    return out

@@ -1,0 +1,239 @@
+"""Per-neuron calibration (rc.calibrate, rc.PerNeuronStep): maths against data, model plumbing, bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rmtcompress as rc
+from rmtcompress.calibration import fit_layer
+from rmtcompress.experiments import model_memory
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    X, y = rc.make_gmm(600, 64, n_classes=3, preset="mixed", seed=3, sort=False)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def model(data: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
+    spec = rc.MLPSpec(64, (96, 80), ("relu", "relu"))
+    cfg = rc.NTKLCConfig(sparsity=0.8, method="lloyd-max", levels=4, seed=5, readout_features="thermometer")
+    return rc.compress(spec, cfg, data[0])
+
+
+# ------------------------------------------------------------------------------------------ PerNeuronStep
+
+
+def test_per_neuron_step_hand_example_numpy_and_torch_agree() -> None:
+    T = np.array([[0.0, 1.0], [1.0, 2.0]])  # 2 neurons, 3 levels
+    V = np.array([[-1.0, 0.0], [0.0, 5.0], [2.0, 7.0]])
+    act = rc.PerNeuronStep(T, V)
+    t = np.array([[-0.5, 0.5], [0.0, 1.0], [0.99, 1.99], [3.0, 2.0]])
+    expected = np.array([[-1.0, 0.0], [0.0, 5.0], [0.0, 5.0], [2.0, 7.0]])
+    np.testing.assert_array_equal(act.numpy(t), expected)
+    np.testing.assert_array_equal(act.torch(torch.tensor(t, dtype=torch.float32)).numpy(), expected)
+    np.testing.assert_array_equal(act.codes(torch.tensor(t)).numpy(), [[0, 0], [1, 1], [1, 1], [2, 2]])
+    ind = act.indicators(torch.tensor(t)).numpy()
+    assert ind.shape == (4, 4)  # (k − 1)·d columns: threshold 0 of both neurons, then threshold 1
+    np.testing.assert_array_equal(ind[0], [0, 0, 0, 0])
+    np.testing.assert_array_equal(ind[3], [1, 1, 1, 1])
+    assert act.n_levels == 3 and act.width == 2
+
+
+@pytest.mark.parametrize(
+    ("T", "V", "match"),
+    [
+        (np.zeros((2, 3)), np.zeros((2, 3)), "levels of shape"),
+        (np.zeros(3), np.zeros((2, 3)), "thresholds must be"),
+        (np.array([[1.0], [0.0]]), np.zeros((3, 1)), "non-decreasing"),
+        (np.array([[np.nan]]), np.zeros((2, 1)), "finite"),
+        (np.zeros((1, 1)), np.array([[0.0], [np.inf]]), "finite"),
+    ],
+)
+def test_per_neuron_step_rejects_bad_arrays(T: np.ndarray, V: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        rc.PerNeuronStep(T, V)
+
+
+def test_per_neuron_step_rejects_wrong_width_and_has_no_derivative() -> None:
+    act = rc.PerNeuronStep(np.zeros((1, 3)), np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="width 3"):
+        act.torch(torch.zeros(5, 4))
+    with pytest.raises(ValueError, match="step function"):
+        act.derivative(np.zeros((1, 3)))
+
+
+# ------------------------------------------------------------------------------------------ fitted quantizers
+
+
+def test_scale_mode_is_lloyd_max_at_each_neurons_scale() -> None:
+    """Empirical twin: on N(0, s_j²) pre-activations the thresholds divided by s_j are Lloyd–Max's of ReLU."""
+    rng = np.random.default_rng(0)
+    s = np.array([0.1, 1.0, 7.0])
+    z = rng.standard_normal((200_000, 3)) * s
+    T, V = fit_layer(z, "relu", "scale", rc.CalibrationConfig())
+    q = rc.lloyd_max_quantizer("relu", 1.0, 4)
+    np.testing.assert_allclose(T / s, np.repeat(np.asarray(q.thresholds)[:, None], 3, 1), rtol=5e-3)
+    np.testing.assert_allclose(V / s, np.repeat(np.asarray(q.levels)[:, None], 3, 1), rtol=5e-3, atol=1e-12)
+
+
+def test_quantile_mode_gives_equiprobable_codes_and_cell_means() -> None:
+    rng = np.random.default_rng(1)
+    z = rng.standard_normal((4000, 5)) * np.arange(1, 6) + np.arange(5)
+    cfg = rc.CalibrationConfig(levels=4)
+    T, V = fit_layer(z, "relu", "quantile", cfg)
+    codes = (z[:, None, :] >= T[None]).sum(1)
+    for j in range(5):
+        freq = np.bincount(codes[:, j], minlength=4) / 4000
+        np.testing.assert_allclose(freq, 0.25, atol=2e-3)
+        for i in range(4):  # level = mean of ReLU(z) over the cell
+            assert V[i, j] == pytest.approx(
+                np.maximum(z[codes[:, j] == i, j], 0).mean(), rel=1e-12, abs=1e-15
+            )
+
+
+def test_custom_quantiles_are_honoured() -> None:
+    z = np.random.default_rng(2).standard_normal((10_000, 2))
+    T, _ = fit_layer(z, "relu", "quantile", rc.CalibrationConfig(levels=3, quantiles=(0.5, 0.9)))
+    np.testing.assert_allclose(np.mean(z[:, None, :] >= T[None], axis=0), [[0.5, 0.5], [0.1, 0.1]], atol=2e-4)
+
+
+def test_data_lm_never_increases_distortion_over_scale() -> None:
+    """Lloyd iterations on the neuron's own outputs: per-neuron MSE to ReLU(z) ≤ the scale-mode MSE."""
+    rng = np.random.default_rng(3)
+    # skewed, shifted pre-activations: the Gaussian Lloyd–Max is not optimal for them
+    z = rng.gamma(2.0, 1.0, size=(20_000, 4)) * np.array([0.5, 1, 2, 4]) - 1.0
+    r = np.maximum(z, 0.0)
+    cfg = rc.CalibrationConfig(iters=40)
+    mse = {}
+    for mode in ("scale", "data-lm"):
+        T, V = fit_layer(z, "relu", mode, cfg)
+        act = rc.PerNeuronStep(T, V)
+        mse[mode] = np.mean((act.numpy(z) - r) ** 2, axis=0)
+    assert np.all(mse["data-lm"] <= mse["scale"] * (1 + 1e-12))
+    assert np.mean(mse["data-lm"]) < 0.9 * np.mean(mse["scale"])  # and it does improve on skewed data
+
+
+# ------------------------------------------------------------------------------------------ calibrate
+
+
+def test_calibrate_keeps_codes_and_centres_each_neuron(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, _ = data
+    cal = rc.calibrate(model, X, rc.CalibrationConfig(n_rows=10_000))  # more rows than X: all rows
+    assert all(isinstance(a, rc.PerNeuronStep) for a in cal.activations)
+    assert cal.is_ternary and cal.thermometer and cal.method.endswith("+calibrated")
+    for i in range(model.spec.depth):
+        assert torch.equal(getattr(cal, f"w{i}"), getattr(model, f"w{i}"))
+    assert cal.activation_bits == (2.0, 2.0)
+    np.testing.assert_array_equal(cal.centers.numpy(), [0.0, 0.0])
+    # layer 1 outputs are centred per neuron on the calibration rows (all of X here)
+    z1 = torch.from_numpy(X.astype(np.float32)) @ cal.weight(0).T
+    h1 = cal.activations[0].torch(z1)
+    np.testing.assert_allclose(h1.mean(0).numpy(), 0.0, atol=1e-5)
+    assert cal.readout_inputs(X).shape == (X.shape[0], 3 * model.spec.widths[-1])
+
+
+def test_calibrate_is_reproducible_from_its_seed(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, _ = data
+    a = rc.calibrate(model, X, rc.CalibrationConfig(n_rows=200, seed=4))
+    b = rc.calibrate(model, X, rc.CalibrationConfig(n_rows=200, seed=4))
+    c = rc.calibrate(model, X, rc.CalibrationConfig(n_rows=200, seed=5))
+    np.testing.assert_array_equal(a.activations[0].thresholds, b.activations[0].thresholds)
+    assert not np.array_equal(a.activations[0].thresholds, c.activations[0].thresholds)
+
+
+def test_calibration_repairs_mismatched_neuron_scales(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """Rows with norms spread over two decades: a shared quantizer is wrong for most neurons, the per-neuron one
+    tracks ReLU(z) with a far smaller relative error (the purpose of calibrating)."""
+    X, _ = data
+    rng = np.random.default_rng(6)
+    spec = rc.MLPSpec(64, (50,), ("relu",))
+    W = torch.tensor(rng.standard_normal((50, 64)) * np.logspace(-1, 1, 50)[:, None] / 8, dtype=torch.float32)
+    q = rc.lloyd_max_quantizer("relu", 1.0, 4)
+    shared = rc.StepActivation(tuple(q.thresholds), tuple(q.levels))
+    plain = rc.CompressedMLP(spec, [shared], [0.0], weights=[W])
+    cal = rc.calibrate(plain, X, rc.CalibrationConfig(last="scale", thermometer=False))
+    z = torch.from_numpy(X.astype(np.float32)) @ W.T
+    r = torch.relu(z)
+
+    def rel_err(a: torch.Tensor) -> float:  # mean over neurons of the neuron's centred MSE / its variance
+        a = a - a.mean(0)
+        return float((((a - (r - r.mean(0))) ** 2).mean(0) / r.var(0, unbiased=False)).mean())
+
+    assert rel_err(cal.activations[0].torch(z)) < 0.25 * rel_err(shared.torch(z))
+    assert not cal.is_ternary and not cal.thermometer
+
+
+def test_calibrated_net_trains_a_readout_and_counts_its_thresholds(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = data
+    cal = rc.calibrate(model, X[:400])
+    rc.fit_readout(cal, X[:400], y[:400], seed=0)
+    assert cal.score(X[400:], y[400:]) > 0.6  # three balanced classes: chance is 1/3
+    base = model_memory(model, 3)
+    mem = model_memory(cal, 3)
+    d1, d2 = model.spec.widths
+    # + per-neuron float32 thresholds (layer 1: 3 + 4 levels, layer 2: 3 thresholds read as indicators),
+    # − the two shared step activations (3 + 4 + 1 floats each)
+    extra_bits = 32 * ((3 + 4) * d1 + 3 * d2) - 32 * 2 * (3 + 4 + 1)
+    assert mem["entropy_bound_bytes"] - base["entropy_bound_bytes"] == pytest.approx(extra_bits / 8)
+    assert mem["activation_bits_per_neuron"] == 2.0
+
+
+def test_calibrated_net_is_refused_by_fast_kernel_and_file_format(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    cal = rc.calibrate(model, data[0])
+    with pytest.raises(ValueError, match="per-neuron step activations"):
+        cal.use_fast_kernel()
+    path = tmp_path / "cal.rmtc"
+    with pytest.raises(ValueError, match="per-neuron"):
+        rc.save(cal, path)
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"hidden": "median"}, "hidden mode"),
+        ({"last": "lloyd"}, "last mode"),
+        ({"levels": 1}, "levels"),
+        ({"levels": 2.0}, "levels"),
+        ({"quantiles": (0.5,)}, "3 probabilities"),
+        ({"quantiles": (0.2, 0.2, 0.7)}, "strictly increasing"),
+        ({"quantiles": (0.0, 0.5, 0.7)}, "strictly increasing"),
+        ({"n_rows": 3}, "n_rows"),
+        ({"iters": -1}, "iters"),
+    ],
+)
+def test_config_rejects_bad_values(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        rc.CalibrationConfig(**kwargs)
+
+
+def test_calibrate_rejects_bad_inputs(model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, _ = data
+    with pytest.raises(ValueError, match="CompressedMLP"):
+        rc.calibrate(torch.nn.Linear(3, 3), X)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="features but the model expects 64"):
+        rc.calibrate(model, X[:, :10])
+    bad = X.copy()
+    bad[3, 4] = math.nan
+    with pytest.raises(ValueError, match=r"NaN|finite"):
+        rc.calibrate(model, bad)
+    with pytest.raises(ValueError, match="at least 2·levels"):
+        rc.calibrate(model, X[:5])
