@@ -184,23 +184,47 @@ def test_calibrated_net_trains_a_readout_and_counts_its_thresholds(
     base = model_memory(model, 3)
     mem = model_memory(cal, 3)
     d1, d2 = model.spec.widths
-    # + per-neuron float32 thresholds (layer 1: 3 + 4 levels, layer 2: 3 thresholds read as indicators),
-    # − the two shared step activations (3 + 4 + 1 floats each)
-    extra_bits = 32 * ((3 + 4) * d1 + 3 * d2) - 32 * 2 * (3 + 4 + 1)
+    # + per-neuron float32 thresholds and levels (3 + 4 per neuron), − the two shared step activations (3 + 4 + 1)
+    extra_bits = 32 * (3 + 4) * (d1 + d2) - 32 * 2 * (3 + 4 + 1)
     assert mem["entropy_bound_bytes"] - base["entropy_bound_bytes"] == pytest.approx(extra_bits / 8)
     assert mem["activation_bits_per_neuron"] == 2.0
 
 
-def test_calibrated_net_is_refused_by_fast_kernel_and_file_format(
-    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+def test_calibrated_net_is_refused_by_the_fast_kernel(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]
 ) -> None:
     cal = rc.calibrate(model, data[0])
     with pytest.raises(ValueError, match="per-neuron step activations"):
         cal.use_fast_kernel()
-    path = tmp_path / "cal.rmtc"
-    with pytest.raises(ValueError, match="per-neuron"):
-        rc.save(cal, path)
-    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_calibrated_net_round_trips_through_a_packed_file(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    X, y = data
+    cal = rc.calibrate(model, X, rc.CalibrationConfig(hidden="data-lm"))
+    rc.fit_readout(cal, X, y, seed=0)
+    path = tmp_path / "cal.rmtc.safetensors"
+    rc.save(cal, path)
+    back = rc.load(path)
+    assert isinstance(back.activations[0], rc.PerNeuronStep) and back.thermometer
+    assert not back.fast  # the packed kernels take shared step activations only: torch path
+    np.testing.assert_array_equal(back.readout_inputs(X), cal.readout_inputs(X))
+    np.testing.assert_array_equal(back.predict(X), cal.predict(X))
+    assert back.activation_bits == cal.activation_bits
+
+
+def test_invalid_per_neuron_tensors_are_format_errors(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    """A file whose thresholds decrease (checksums recomputed, so only the content check can catch it)."""
+    cal = rc.calibrate(model, data[0])
+    act = cal.activations[0]
+    object.__setattr__(act, "thresholds", act.thresholds[::-1].copy())  # what a buggy writer could store
+    path = tmp_path / "bad.rmtc.safetensors"
+    rc.save(cal, path)
+    with pytest.raises(rc.FormatError, match="non-decreasing"):
+        rc.load(path)
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -149,11 +149,8 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
         act = model.activations[i]
         if isinstance(act, StepActivation):
             honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
-        elif isinstance(
-            act, PerNeuronStep
-        ):  # float32 thresholds (+ levels unless the readout reads indicators)
-            read_as_indicators = model.thermometer and i == spec.depth - 1
-            honest_bits += 32.0 * (act.thresholds.size + (0 if read_as_indicators else act.levels.size))
+        elif isinstance(act, PerNeuronStep):  # float32 thresholds and levels, as rc.save stores them
+            honest_bits += 32.0 * (act.thresholds.size + act.levels.size)
     act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
     paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
     dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + dims[-1] * n_classes)

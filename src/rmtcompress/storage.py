@@ -506,9 +506,7 @@ def _activation_to_json(act: Any, where: str) -> dict[str, Any]:
         return {"kind": "linear_abs", "name": act.name, "a": float(act.a), "b": float(act.b)}
     if isinstance(act, PerNeuronStep):
         raise ValueError(
-            f"{where}: per-neuron step activations (from rc.calibrate) cannot be stored in a packed file: the "
-            "format holds one activation per layer; save the uncalibrated model and re-run rc.calibrate on the "
-            "training data after loading"
+            f"{where}: per-neuron step activations are stored per layer, not as a spec activation"
         )
     name = getattr(act, "name", None)
     if isinstance(act, Activation) and isinstance(name, str):
@@ -521,6 +519,37 @@ def _activation_to_json(act: Any, where: str) -> dict[str, Any]:
         f"(registered: {', '.join(activation_names())}); register a factory with rc.register_activation(name, ...) "
         "in both the saving and the loading program"
     )
+
+
+def _layer_activation_to_json(act: Any, index: int, tensors: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Activation record of hidden layer ``index``; a :class:`PerNeuronStep` puts its float32 thresholds
+    (k − 1, d) and levels (k, d) in ``tensors`` (the float32 forward computes with exactly these values)."""
+    if not isinstance(act, PerNeuronStep):
+        return _activation_to_json(act, f"layer {index + 1} activation")
+    tn, ln = f"act{index}.thresholds", f"act{index}.levels"
+    tensors[tn] = np.ascontiguousarray(act.thresholds, dtype=np.float32)
+    tensors[ln] = np.ascontiguousarray(act.levels, dtype=np.float32)
+    return {"kind": "per_neuron_step", "name": act.name, "thresholds_tensor": tn, "levels_tensor": ln}
+
+
+def _per_neuron_from_json(
+    obj: dict[str, Any], where: str, tensors: dict[str, np.ndarray], width: int
+) -> Activation:
+    arrays = []
+    for key in ("thresholds_tensor", "levels_tensor"):
+        name = obj.get(key)
+        if not isinstance(name, str) or name not in tensors:
+            raise FormatError(f"{where}.{key} must name a tensor of the file, got {name!r}")
+        arr = tensors[name]
+        if arr.dtype != np.float32 or arr.ndim != 2 or arr.shape[1] != width:
+            raise FormatError(
+                f"{where}: tensor {name!r} must be float32 (·, {width}), got {arr.dtype}{arr.shape}"
+            )
+        arrays.append(np.asarray(arr, dtype=np.float64))
+    try:
+        return PerNeuronStep(arrays[0], arrays[1], name=str(obj.get("name")))
+    except ValueError as exc:
+        raise FormatError(f"{where}: invalid per-neuron step activation: {exc}") from exc
 
 
 def _activation_from_json(obj: Any, where: str) -> str | Activation:
@@ -750,7 +779,7 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
                 _activation_to_json(a, f"spec activation {j + 1}") for j, a in enumerate(spec.activations)
             ],
             "activations": [
-                _activation_to_json(a, f"layer {j + 1} activation") for j, a in enumerate(model.activations)
+                _layer_activation_to_json(a, j, tensors) for j, a in enumerate(model.activations)
             ],
         },
         "model": {
@@ -962,7 +991,11 @@ def _layout(parsed: _Parsed) -> _Layout:
     ]
     acts: list[Activation] = []
     for i, a in enumerate(acts_raw):
-        act = _activation_from_json(a, f"architecture.activations[{i}]")
+        where = f"architecture.activations[{i}]"
+        if isinstance(a, dict) and a.get("kind") == "per_neuron_step":
+            acts.append(_per_neuron_from_json(a, where, parsed.tensors, widths[i]))
+            continue
+        act = _activation_from_json(a, where)
         acts.append(get_activation(act) if isinstance(act, str) else act)
     try:
         spec = MLPSpec(input_dim, tuple(widths), tuple(spec_acts))
@@ -1034,6 +1067,9 @@ def _layout(parsed: _Parsed) -> _Layout:
     readout_raw = doc.get("readout")
     readout = None if readout_raw is None else _obj(readout_raw, "readout")
     expected_tensors = used | ({"readout.coef", "readout.intercept"} if readout is not None else set())
+    for a in acts_raw:  # per-neuron step activations keep their thresholds and levels as tensors
+        if isinstance(a, dict) and a.get("kind") == "per_neuron_step":
+            expected_tensors |= {str(a.get("thresholds_tensor")), str(a.get("levels_tensor"))}
     if set(parsed.tensors) != expected_tensors:
         raise FormatError(
             f"the file's tensors {sorted(parsed.tensors)} do not match the layers and readout {sorted(expected_tensors)}"
@@ -1145,7 +1181,11 @@ def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: Com
     classes = np.asarray(classes_raw, dtype=dtype)
     last = model.activations[-1]
     n_feat = model.spec.widths[-1] * (
-        len(last.breakpoints) if isinstance(last, StepActivation) and model.thermometer else 1
+        len(last.breakpoints)
+        if isinstance(last, StepActivation) and model.thermometer
+        else last.n_levels - 1
+        if isinstance(last, PerNeuronStep) and model.thermometer
+        else 1
     )
     k = len(classes_raw)
     if coef.dtype != np.float64 or coef.shape != (n_feat, k):
