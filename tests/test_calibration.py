@@ -261,3 +261,31 @@ def test_calibrate_rejects_bad_inputs(model: rc.CompressedMLP, data: tuple[np.nd
         rc.calibrate(model, bad)
     with pytest.raises(ValueError, match="at least 2·levels"):
         rc.calibrate(model, X[:5])
+
+
+# ------------------------------------------------------------------------------------------ experiments + CLI
+
+
+def test_method_spec_option_calibrates(data: tuple[np.ndarray, np.ndarray]) -> None:
+    from rmtcompress.experiments import MethodSpec, build_model
+
+    X, _ = data
+    spec = rc.MLPSpec(64, (40, 30), ("relu", "relu"))
+    ms = MethodSpec("lloyd-max", "lloyd-max", 0.9, 4, (("calibrate", "data-lm"),))
+    model = build_model(ms, spec, X, seed=2)
+    assert all(isinstance(a, rc.PerNeuronStep) for a in model.activations) and model.thermometer
+    assert "calibrate=data-lm" in ms.label()
+
+
+def test_cli_compress_calibrate(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rmtcompress.cli import main
+
+    out = tmp_path / "run"
+    args = ["compress", "--data", "digits", "--widths", "64,64", "--no-compare", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--calibrate", "scale"])
+    assert res.exit_code == 0, res.output
+    assert "calibrate=scale" in res.output and (out / "compress.json").exists()
+    bad = CliRunner().invoke(main, [*args, "--method", "weights-only", "--calibrate", "scale"])
+    assert bad.exit_code != 0 and "--calibrate needs a method with step activations" in bad.output

@@ -253,6 +253,14 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     help="last-layer features fed to the readout (quantizer methods)",
 )
 @click.option(
+    "--calibrate",
+    type=click.Choice(["none", "scale", "data-lm"]),
+    default="none",
+    show_default=True,
+    help="fit per-neuron quantizers on the training data (rc.calibrate): hidden-layer mode; the last layer "
+    "gets equiprobable thresholds read as thermometer indicators",
+)
+@click.option(
     "--compare/--no-compare",
     default=True,
     show_default=True,
@@ -272,6 +280,7 @@ def compress_cmd(
     method: str,
     levels: int,
     readout_features: str,
+    calibrate: str,
     compare: bool,
     max_train: int | None,
     seed: int,
@@ -299,6 +308,10 @@ def compress_cmd(
             and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
             else ()
         )
+        if calibrate != "none":
+            if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
+                raise ValueError(f"--calibrate needs a method with step activations, not {method!r}")
+            opts = (*tuple(o for o in opts if o[0] != "readout_features"), ("calibrate", calibrate))
         main_row = MethodSpec(method, method, sparsity, levels, opts)
         if main_row not in rows:
             rows.append(main_row)

@@ -195,12 +195,18 @@ def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -
         return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
     # rows name every option explicitly: the readout sees the quantized levels unless the row says otherwise
     options = {"readout_features": "levels", **dict(ms.options)}
+    calibration = options.pop("calibrate", None)  # per-neuron quantizers (rc.calibrate), hidden-layer mode
     cfg = NTKLCConfig(
         sparsity=ms.sparsity, method=ms.method, levels=ms.levels, seed=seed, on_infeasible="ignore", **options
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MatchWarning)
-        return compress(spec, cfg, X=X_train)
+        model = compress(spec, cfg, X=X_train)
+    if calibration is None:
+        return model
+    from .calibration import CalibrationConfig, calibrate
+
+    return calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
 
 
 def run_one(
