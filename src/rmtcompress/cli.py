@@ -302,7 +302,7 @@ def compress_cmd(
                 MethodSpec("ntklc-paper", "ntklc-paper", sparsity),
                 MethodSpec("lloyd-max", "lloyd-max", sparsity, 2),
             ]
-        opts = (
+        opts: tuple[tuple[str, str], ...] = (
             (("readout_features", readout_features),)
             if readout_features != "levels"
             and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
