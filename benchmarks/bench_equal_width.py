@@ -9,26 +9,32 @@ paper's normalisation. Rows, each for seeds 0, 1, 2 (the seed draws the weights)
   for the target (ε ∈ {0.9, 0.95});
 * ``calibrated lloyd-max k=4 ε`` (:func:`rmtcompress.calibrate`): the same ternary codes with per-neuron 2-bit
   quantizers fitted on 8 192 training rows — hidden layers ``scale`` (Lloyd–Max of ReLU at each neuron's own
-  scale) or ``data-lm`` (refined by Lloyd iterations), last layer at the neuron's quartiles (maximum-entropy code)
-  read through its thermometer indicators;
+  scale) or ``data-lm`` (refined by Lloyd iterations), last layer read through its thermometer indicators with
+  thresholds at the neuron's quartiles (maximum-entropy code) or at its 10/50/90 % quantiles (the *spread*
+  design, :func:`rmtcompress.calibration.spread_quantiles`, calibrate's default);
 * two *diagnostics* that locate the loss (not candidates: they keep 32-bit ReLU in some layers), built from the
   same ternary codes: 2-bit hidden layers 1–2 + ReLU last layer, and ReLU hidden layers + 2-bit last layer
   (thermometer readout).
 
-Seeds 0–2 served the exploration that chose the calibration (benchmarks/explore_equal_width.py, docs/compression.md);
-seeds 3–5 are held out: the table reports the best row's gap on all seeds and on the held-out ones.
+Seeds 0–2 served the exploration that chose the hidden-layer calibration and seeds 0–4 the one that chose the
+spread last layer (benchmarks/explore_equal_width.py, docs/compression.md); later seeds are held out: the table
+reports the best row's gap on all seeds and on the held-out ones.
 
-Usage: python benchmarks/bench_equal_width.py [--quick] [--seeds 0 1 2 3 4 5]
+Usage: python benchmarks/bench_equal_width.py [--quick] [--seeds 0 1 2 3 4 5 6 7] [--out NAME]
+       python benchmarks/bench_equal_width.py --merge A.json B.json   (summarise rows of partial runs, e.g. seeds
+       run as parallel processes with --threads 1)
 Writes benchmarks/results/equal_width.json (``equal_width_quick.json`` with --quick: MNIST subset, 1 seed).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,8 +48,14 @@ from rmtcompress.spec import MLPSpec
 
 WIDTHS = (2000, 2000, 1000)
 THERMO = (("readout_features", "thermometer"),)
-EXPLORED_SEEDS = (0, 1, 2)
-CALIBRATIONS = ("scale", "data-lm")
+EXPLORED_SEEDS = (0, 1, 2, 3, 4)
+QUARTILES = (0.25, 0.5, 0.75)
+# (hidden mode, last-layer quantile probabilities or None for calibrate's default spread design, label)
+CALIBRATIONS = (
+    ("scale", QUARTILES, "last quartiles"),
+    ("data-lm", QUARTILES, "last quartiles"),
+    ("scale", None, "last spread 10/50/90 %"),
+)
 
 
 def _mixed(lm: CompressedMLP, wo: CompressedMLP, quantized: Sequence[bool]) -> CompressedMLP:
@@ -98,10 +110,11 @@ def run_seed(task: Task, seed: int, epsilons: Sequence[float], log: Any) -> list
             log(f"seed {seed} {rec['label']} {rec['accuracy']:.4f}")
         lm = build_model(MethodSpec("lloyd-max", "lloyd-max", eps, 4, THERMO), spec, task.X_train, seed)
         wo = build_model(MethodSpec("weights-only", "weights-only", eps), spec, task.X_train, seed)
-        for mode in CALIBRATIONS:
+        for mode, last_q, last_label in CALIBRATIONS:
             t = time.perf_counter()
-            cal = calibrate(lm, task.X_train, CalibrationConfig(hidden=mode, last="quantile", seed=seed))
-            label = f"calibrated lloyd-max ε={eps:g}, k=4 (hidden {mode}, last quartiles + thermometer)"
+            ccfg = CalibrationConfig(hidden=mode, last="quantile", last_quantiles=last_q, seed=seed)
+            cal = calibrate(lm, task.X_train, ccfg)
+            label = f"calibrated lloyd-max ε={eps:g}, k=4 (hidden {mode}, {last_label} + thermometer)"
             r = _score(task, cal, label, eps, seed, diagnostic=False)
             r["seconds"] += time.perf_counter() - t
             rows.append(r)
@@ -199,29 +212,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="result file name under benchmarks/results/")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON", help="summarise these runs' rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4, 5])
-    task = load_task("mnist-subset" if args.quick else "fashion-mnist", seed=0)
+    seeds = args.seeds if args.seeds is not None else ([0] if args.quick else [0, 1, 2, 3, 4, 5, 6, 7])
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
     rows: list[dict[str, Any]] = []
-    for s in seeds:
-        rows += run_seed(task, s, (0.9, 0.95), log)
+    parts: list[dict[str, Any]] = []
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge]
+        names = {p["task"] for p in parts}
+        if len(names) != 1:
+            raise SystemExit(f"--merge: the runs are of different tasks: {sorted(names)}")
+        task_name = names.pop()
+        rows = [r for p in parts for r in p["rows"]]
+        seeds = sorted({int(r["seed"]) for r in rows})
+        if len(rows) != len({(r["label"], r["seed"]) for r in rows}):
+            raise SystemExit("--merge: two runs hold the same (row, seed); merge disjoint seeds only")
+    else:
+        task = load_task("mnist-subset" if args.quick else "fashion-mnist", seed=0)
+        task_name = task.name
+        for s in seeds:
+            rows += run_seed(task, s, (0.9, 0.95), log)
     summary = summarize(rows)
-    table = markdown(summary, task.name)
+    table = markdown(summary, task_name)
     payload = {
         "benchmark": "equal_width",
-        "task": task.name,
+        "task": task_name,
         "widths": list(WIDTHS),
         "seeds": seeds,
         "rows": rows,
         "summary": summary,
         "markdown": table,
-        "total_seconds": time.perf_counter() - t0,
+        "total_seconds": sum(float(p["total_seconds"]) for p in parts)
+        if args.merge
+        else time.perf_counter() - t0,
+        "parts": [{"command": p["command"], "seeds": p["seeds"]} for p in parts] if args.merge else None,
         "machine": machine_info(),
         "command": "python benchmarks/bench_equal_width.py " + " ".join(shlex.quote(a) for a in (argv or [])),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -102,6 +103,48 @@ def test_custom_quantiles_are_honoured() -> None:
     z = np.random.default_rng(2).standard_normal((10_000, 2))
     T, _ = fit_layer(z, "relu", "quantile", rc.CalibrationConfig(levels=3, quantiles=(0.5, 0.9)))
     np.testing.assert_allclose(np.mean(z[:, None, :] >= T[None], axis=0), [[0.5, 0.5], [0.1, 0.1]], atol=2e-4)
+
+
+def test_spread_quantiles_design() -> None:
+    from rmtcompress.calibration import spread_quantiles
+
+    assert spread_quantiles(4) == pytest.approx((0.1, 0.5, 0.9))
+    assert spread_quantiles(2) == (0.5,)
+    q = spread_quantiles(16)
+    assert len(q) == 15 and q[0] == pytest.approx(0.1) and q[-1] == pytest.approx(0.9)
+    assert all(b > a for a, b in itertools.pairwise(q))
+    for bad in (1, 257, 4.0, True):
+        with pytest.raises(ValueError, match="levels"):
+            spread_quantiles(bad)  # type: ignore[arg-type]
+
+
+def test_calibrate_puts_last_layer_thresholds_at_spread_quantiles_by_default(
+    model: rc.CompressedMLP, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """Empirical twin: on the calibration rows (all of X) the share of last-layer pre-activations at or above each
+    threshold is 1 − p for p = 0.1, 0.5, 0.9; hidden layers in quantile mode keep equiprobable codes; an explicit
+    ``last_quantiles`` wins."""
+    X, _ = data
+    n = X.shape[0]
+
+    def shares(cal: rc.CompressedMLP, layer: int) -> np.ndarray:
+        h = torch.from_numpy(X.astype(np.float32))
+        for i in range(layer):
+            h = cal.activations[i].torch(h @ cal.weight(i).T) / math.sqrt(cal.spec.widths[i])
+        z = (h @ cal.weight(layer).T).numpy()
+        T = cal.activations[layer].thresholds
+        return np.mean(z[:, None, :] >= T[None], axis=0).mean(axis=1)
+
+    cal = rc.calibrate(model, X, rc.CalibrationConfig(hidden="quantile", n_rows=n))
+    np.testing.assert_allclose(shares(cal, 1), [0.9, 0.5, 0.1], atol=2.0 / n)
+    np.testing.assert_allclose(shares(cal, 0), [0.75, 0.5, 0.25], atol=2.0 / n)
+    quart = rc.calibrate(model, X, rc.CalibrationConfig(n_rows=n, last_quantiles=(0.25, 0.5, 0.75)))
+    np.testing.assert_allclose(shares(quart, 1), [0.75, 0.5, 0.25], atol=2.0 / n)
+    hid = rc.calibrate(model, X, rc.CalibrationConfig(hidden="quantile", n_rows=n, quantiles=(0.3, 0.6, 0.9)))
+    np.testing.assert_allclose(shares(hid, 0), [0.7, 0.4, 0.1], atol=2.0 / n)
+    np.testing.assert_allclose(
+        shares(hid, 1), [0.9, 0.5, 0.1], atol=2.0 / n
+    )  # hidden probs leave layer L alone
 
 
 def test_data_lm_never_increases_distortion_over_scale() -> None:
@@ -240,6 +283,9 @@ def test_invalid_per_neuron_tensors_are_format_errors(
         ({"quantiles": (0.5,)}, "3 probabilities"),
         ({"quantiles": (0.2, 0.2, 0.7)}, "strictly increasing"),
         ({"quantiles": (0.0, 0.5, 0.7)}, "strictly increasing"),
+        ({"last_quantiles": (0.1, 0.9)}, "last_quantiles needs levels − 1 = 3"),
+        ({"last_quantiles": (0.5, 0.4, 0.9)}, "last_quantiles must be strictly increasing"),
+        ({"last_quantiles": (0.1, 0.5, 1.0)}, "last_quantiles must be strictly increasing"),
         ({"n_rows": 3}, "n_rows"),
         ({"iters": -1}, "iters"),
     ],

@@ -13,9 +13,14 @@ layer after layer (each layer sees the calibrated layers before it):
   scale equivariance that a shared quantizer breaks is restored per neuron.
 * ``"data-lm"`` — ``"scale"`` refined by Lloyd iterations on the neuron's own outputs σ(z_j) (levels = conditional
   means, thresholds = midpoints); the lowest level stays at its Lloyd–Max value (ReLU's exact 0).
-* ``"quantile"`` — thresholds at the neuron's empirical quantiles ``probs`` (default ``i/k``: every code equally
-  likely, the maximum-entropy k-level code of the pre-activation), levels = conditional means of σ(z_j) per cell.
-  Meant for the **last** layer read through its thermometer indicators (the readout learns the levels).
+* ``"quantile"`` — thresholds at the neuron's empirical quantiles, levels = conditional means of σ(z_j) per cell.
+  Meant for the **last** layer read through its thermometer indicators (the readout learns the levels). Hidden
+  layers in this mode use ``quantiles`` (default ``i/k``: every code equally likely, the maximum-entropy code);
+  the last layer uses ``last_quantiles``, by default the *spread* design :func:`spread_quantiles` — for k = 4 the
+  10 %, 50 % and 90 % quantiles. Its indicators 1{z ≥ t} are the readout's features, and thresholds in the tails
+  give it steps with even Hermite components (a threshold at the median is a pure odd sign function); on full
+  Fashion-MNIST (ε = 0.95, seeds 0–4 of ``benchmarks/explore_equal_width.py``) the spread design raised the
+  validation accuracy on every seed over the quartiles and the test accuracy by 0.28 point on average.
 
 Each calibrated output is centred per neuron on the sample (the centre is folded into the levels), so the model's
 scalar centres are 0. The runtime code stays ``log2(k)`` bits per neuron; stored extra: float32 thresholds (and
@@ -39,9 +44,36 @@ from .activations import Activation, PerNeuronStep, get_activation
 from .compress import CompressedMLP
 from .quantizers import lloyd_max_quantizer
 
-__all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate"]
+__all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate", "spread_quantiles"]
 
 CALIBRATION_MODES = ("scale", "data-lm", "quantile")
+SPREAD_RANGE = (0.1, 0.9)
+
+
+def spread_quantiles(levels: int) -> tuple[float, ...]:
+    """The default last-layer quantile probabilities of :func:`calibrate`: ``levels − 1`` values evenly spaced from
+    0.1 to 0.9 (``(0.5,)`` for 2 levels); k = 4 gives ``(0.1, 0.5, 0.9)``.
+
+    Raises:
+        ValueError: if ``levels`` is not an integer in [2, 256].
+    """
+    if isinstance(levels, bool) or not isinstance(levels, int) or not 2 <= levels <= 256:
+        raise ValueError(f"levels must be an integer in [2, 256], got {levels!r}")
+    if levels == 2:
+        return (0.5,)
+    lo, hi = SPREAD_RANGE
+    return tuple(float(x) for x in np.linspace(lo, hi, levels - 1))
+
+
+def _check_probs(name: str, probs: tuple[float, ...] | None, levels: int) -> tuple[float, ...] | None:
+    if probs is None:
+        return None
+    q = tuple(float(x) for x in probs)
+    if len(q) != levels - 1:
+        raise ValueError(f"{name} needs levels − 1 = {levels - 1} probabilities, got {len(q)}")
+    if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in itertools.pairwise(q)):
+        raise ValueError(f"{name} must be strictly increasing in (0, 1), got {q}")
+    return q
 
 
 @dataclass(frozen=True)
@@ -52,7 +84,10 @@ class CalibrationConfig:
         hidden: mode of the hidden layers 1 … L − 1: ``"scale"``, ``"data-lm"`` or ``"quantile"``.
         last: mode of layer L (default ``"quantile"``, read through thermometer indicators).
         levels: k, the number of levels per neuron (2 … 256); ``log2(k)`` bits at run time.
-        quantiles: k − 1 strictly increasing probabilities in (0, 1) for ``"quantile"``; default ``i/k``.
+        quantiles: k − 1 strictly increasing probabilities in (0, 1) for hidden layers in ``"quantile"`` mode;
+            default ``i/k`` (equiprobable codes).
+        last_quantiles: the same for the last layer in ``"quantile"`` mode; default :func:`spread_quantiles`
+            (``(0.1, 0.5, 0.9)`` for k = 4); pass ``tuple(i / k for i in range(1, k))`` for the quartile design.
         thermometer: the readout reads the last layer's k − 1 indicators 1{z ≥ t_ij} (learned levels).
         n_rows: training rows sampled for the fit (all rows when fewer).
         iters: Lloyd iterations of ``"data-lm"``.
@@ -63,6 +98,7 @@ class CalibrationConfig:
     last: str = "quantile"
     levels: int = 4
     quantiles: tuple[float, ...] | None = None
+    last_quantiles: tuple[float, ...] | None = None
     thermometer: bool = True
     n_rows: int = 8192
     iters: int = 30
@@ -75,15 +111,8 @@ class CalibrationConfig:
                 raise ValueError(f"{name} mode must be one of {', '.join(CALIBRATION_MODES)}, got {mode!r}")
         if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 2 <= self.levels <= 256:
             raise ValueError(f"levels must be an integer in [2, 256], got {self.levels!r}")
-        if self.quantiles is not None:
-            q = tuple(float(x) for x in self.quantiles)
-            if len(q) != self.levels - 1:
-                raise ValueError(
-                    f"quantiles needs levels − 1 = {self.levels - 1} probabilities, got {len(q)}"
-                )
-            if not all(0.0 < x < 1.0 for x in q) or any(b <= a for a, b in itertools.pairwise(q)):
-                raise ValueError(f"quantiles must be strictly increasing in (0, 1), got {q}")
-            object.__setattr__(self, "quantiles", q)
+        for name in ("quantiles", "last_quantiles"):
+            object.__setattr__(self, name, _check_probs(name, getattr(self, name), self.levels))
         if isinstance(self.n_rows, bool) or not isinstance(self.n_rows, int) or self.n_rows < 2 * self.levels:
             raise ValueError(f"n_rows must be an integer ≥ 2·levels = {2 * self.levels}, got {self.n_rows!r}")
         if isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 0:
@@ -91,10 +120,16 @@ class CalibrationConfig:
 
     @property
     def probs(self) -> np.ndarray:
-        """The quantile probabilities of ``"quantile"`` mode, shape (k − 1,)."""
+        """The quantile probabilities of hidden layers in ``"quantile"`` mode, shape (k − 1,)."""
         if self.quantiles is not None:
             return np.asarray(self.quantiles, dtype=np.float64)
         return np.arange(1, self.levels, dtype=np.float64) / self.levels
+
+    @property
+    def last_probs(self) -> np.ndarray:
+        """The quantile probabilities of the last layer in ``"quantile"`` mode, shape (k − 1,)."""
+        q = self.last_quantiles if self.last_quantiles is not None else spread_quantiles(self.levels)
+        return np.asarray(q, dtype=np.float64)
 
 
 def _codes(z: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -117,14 +152,20 @@ def _cell_means(r: np.ndarray, idx: np.ndarray, k: int, fallback: np.ndarray) ->
 
 
 def fit_layer(
-    z: np.ndarray, sigma_name: str | Activation, mode: str, cfg: CalibrationConfig
+    z: np.ndarray,
+    sigma_name: str | Activation,
+    mode: str,
+    cfg: CalibrationConfig,
+    probs: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per-neuron thresholds (k − 1, d) and levels (k, d), float64, from pre-activations z (n, d) (see module doc)."""
+    """Per-neuron thresholds (k − 1, d) and levels (k, d), float64, from pre-activations z (n, d) (see module doc).
+
+    ``probs`` overrides the quantile probabilities of ``"quantile"`` mode (default ``cfg.probs``)."""
     sigma = get_activation(sigma_name)
     k = cfg.levels
     r = sigma.numpy(z)
     if mode == "quantile":
-        T = np.quantile(z, cfg.probs, axis=0)
+        T = np.quantile(z, cfg.probs if probs is None else probs, axis=0)
         T = np.maximum.accumulate(T, axis=0)
         mids = sigma.numpy(np.concatenate([T[:1], 0.5 * (T[:-1] + T[1:]), T[-1:]], axis=0))
         return T, _cell_means(r, _codes(z, T), k, mids)
@@ -148,7 +189,7 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
     Args:
         model: a :class:`CompressedMLP` (ternary or float weights); its readout is not copied (refit it).
         X: training inputs (n, p), float, finite — never test data.
-        config: :class:`CalibrationConfig` (default: ``"scale"`` hidden layers, quantile last layer, k = 4,
+        config: :class:`CalibrationConfig` (default: ``"scale"`` hidden layers, quantile last layer at :func:`spread_quantiles`, k = 4,
             thermometer readout).
 
     Returns:
@@ -175,8 +216,9 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
     with torch.no_grad():
         for i in range(spec.depth):
             z = (h @ model.weight(i).T).numpy().astype(np.float64)
-            mode = cfg.last if i == spec.depth - 1 else cfg.hidden
-            T, V = fit_layer(z, spec.activations[i], mode, cfg)
+            last = i == spec.depth - 1
+            mode = cfg.last if last else cfg.hidden
+            T, V = fit_layer(z, spec.activations[i], mode, cfg, cfg.last_probs if last else None)
             a = V[_codes(z, T), np.arange(z.shape[1])]
             V = V - a.mean(axis=0)[None, :]
             act = PerNeuronStep(T, V, name=f"per-neuron {mode} (k={cfg.levels})")
