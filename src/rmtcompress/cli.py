@@ -258,7 +258,7 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     default="none",
     show_default=True,
     help="fit per-neuron quantizers on the training data (rc.calibrate): hidden-layer mode; the last layer "
-    "gets equiprobable thresholds read as thermometer indicators",
+    "gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators",
 )
 @click.option(
     "--compare/--no-compare",
