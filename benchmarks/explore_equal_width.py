@@ -9,8 +9,9 @@ test accuracy.
 
 Usage: python benchmarks/explore_equal_width.py [--eps 0.95] [--seed 0] [HIDDEN/LAST[@P1,P2,P3] ...]
 (default: the quartile and the spread last layer after scale / data-lm hidden layers). The spread design was chosen
-with ``--seed 0 … 4`` of ``scale/quantile@0.25,0.5,0.75 scale/quantile@0.1,0.5,0.9 scale/quantile@0.15,0.5,0.85``
-(validation higher on all five seeds, test +0.28 point on average; docs/compression.md).
+with the equivalent configurations ``lm,lm,qt`` / ``lm,lm,spread`` of benchmarks/explore_layers.py on seeds 0–4
+(validation higher on all five seeds, test +0.28 point on average; docs/compression.md); this script runs the same
+comparison through rc.calibrate itself.
 """
 
 from __future__ import annotations
