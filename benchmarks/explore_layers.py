@@ -31,7 +31,8 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from rmtcompress.activations import get_activation
+from rmtcompress.activations import PerNeuronStep, get_activation
+from rmtcompress.calibration import _codes
 from rmtcompress.experiments import MethodSpec, build_model, load_task
 from rmtcompress.quantizers import lloyd_max_quantizer
 from rmtcompress.readout import fit_ridge_readout
@@ -39,13 +40,6 @@ from rmtcompress.spec import MLPSpec
 
 WIDTHS = (2000, 2000, 1000)
 Layer = Callable[[np.ndarray], Callable[[torch.Tensor], torch.Tensor]]
-
-
-def _codes(z: np.ndarray, T: np.ndarray) -> np.ndarray:
-    idx = np.zeros(z.shape, dtype=np.int64)
-    for t in T:
-        idx += z >= t
-    return idx
 
 
 def _cell_means(r: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
@@ -62,15 +56,8 @@ def _cell_means(r: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
 
 
 def _step(T: np.ndarray, V: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
-    Tt, Vt = torch.from_numpy(T.astype(np.float32)), torch.from_numpy(V.astype(np.float32))
-
-    def f(z: torch.Tensor) -> torch.Tensor:
-        idx = torch.zeros(z.shape, dtype=torch.int64)
-        for t in Tt:
-            idx += (z >= t).long()
-        return Vt.T[torch.arange(z.shape[1]).unsqueeze(0), idx]
-
-    return f
+    act = PerNeuronStep(T, V)
+    return lambda z: act.torch(z).to(torch.float32)
 
 
 def _unit(t0: np.ndarray, v0: np.ndarray) -> Layer:
