@@ -48,6 +48,7 @@ from .datasets import (
     make_gmm as make_gmm,
     select_classes as select_classes,
 )
+from .finetune import FinetuneConfig as FinetuneConfig, finetune as finetune
 from .empirical_ck import ck_empirical as ck_empirical
 from .empirical_ntk import NTKMethod as NTKMethod, ntk_empirical as ntk_empirical
 from .equivalents import (
