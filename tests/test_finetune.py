@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -90,7 +92,7 @@ def test_finetune_keeps_codes_bytes_and_k_values_per_neuron(
 
 
 def test_finetune_lowers_the_loss_and_reports_the_kept_epoch(tuned: rc.CompressedMLP) -> None:
-    r = tuned.finetune_report  # type: ignore[attr-defined]
+    r = tuned.finetune_report
     assert len(r.train_loss) == len(r.val_accuracy) == 3
     assert r.train_loss[-1] < r.train_loss[0]
     assert r.val_accuracy[r.best_epoch - 1] == max(r.val_accuracy)
@@ -181,4 +183,39 @@ def test_finetune_head_is_the_classifier_and_scores_like_its_validation_record(
     # the stored head, applied through the model's own readout_inputs, reproduces the recorded validation accuracy
     acc = out.score(data[0][va], data[1][va])
     assert acc == pytest.approx(out.classifier.info["val_accuracy"], abs=1e-12)
-    assert acc == pytest.approx(max(out.finetune_report.val_accuracy), abs=1e-12)  # type: ignore[attr-defined]
+    assert acc == pytest.approx(max(out.finetune_report.val_accuracy), abs=1e-12)
+
+
+def test_experiment_option_finetune_keeps_the_joint_head_and_needs_labels_and_calibration() -> None:
+    from rmtcompress.experiments import MethodSpec, Task, build_model, run_one
+
+    X, y = rc.make_gmm(700, 32, n_classes=2, preset="mixed", seed=1, sort=False)
+    task = Task("gmm", X[:500], y[:500], X[500:], y[500:], "gmm")
+    ms = MethodSpec("lloyd-max", "lloyd-max", 0.8, 4, (("calibrate", "scale"), ("finetune", 1)))
+    rec = run_one(task, ms, (48, 40), 0, ("relu", "relu"))
+    assert "finetune=1" in rec["label"] and 0.5 < rec["accuracy"] <= 1.0
+    spec = rc.MLPSpec(32, (48, 40), ("relu", "relu"))
+    model = build_model(ms, spec, task.X_train, 0, task.y_train)
+    assert model.classifier is not None and model.classifier.method == "finetune-head"
+    assert rec["accuracy"] == pytest.approx(model.score(task.X_test, task.y_test))  # same seed, same net
+    with pytest.raises(ValueError, match="y_train"):
+        build_model(ms, spec, task.X_train, 0)
+    with pytest.raises(ValueError, match="option calibrate"):
+        build_model(
+            MethodSpec("lloyd-max", "lloyd-max", 0.8, 4, (("finetune", 1),)), spec, task.X_train, 0, y
+        )
+
+
+def test_cli_compress_finetune(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rmtcompress.cli import main
+
+    out = tmp_path / "run"
+    args = ["compress", "--data", "digits", "--widths", "64,64", "--no-compare", "--out", str(out)]
+    res = CliRunner().invoke(main, [*args, "--calibrate", "scale", "--finetune-epochs", "1"])
+    assert res.exit_code == 0, res.output
+    assert "finetune=1" in res.output and (out / "compress.json").exists()
+    bad = CliRunner().invoke(main, [*args, "--finetune-epochs", "2"])
+    assert bad.exit_code != 0 and "--finetune-epochs needs --calibrate" in bad.output
+    assert "Traceback" not in bad.output

@@ -48,7 +48,6 @@ from .datasets import (
     make_gmm as make_gmm,
     select_classes as select_classes,
 )
-from .finetune import FinetuneConfig as FinetuneConfig, finetune as finetune
 from .empirical_ck import ck_empirical as ck_empirical
 from .empirical_ntk import NTKMethod as NTKMethod, ntk_empirical as ntk_empirical
 from .equivalents import (
@@ -58,6 +57,7 @@ from .equivalents import (
     estimate_tau0 as estimate_tau0,
     ntk_equivalent as ntk_equivalent,
 )
+from .finetune import FinetuneConfig as FinetuneConfig, finetune as finetune
 from .gaussian_moments import GaussianMoments as GaussianMoments, gaussian_moments as gaussian_moments
 from .limits import ck_limit as ck_limit, ntk_limit as ntk_limit
 from .matching import (

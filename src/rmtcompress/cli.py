@@ -261,6 +261,14 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     "gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators",
 )
 @click.option(
+    "--finetune-epochs",
+    type=int,
+    default=0,
+    show_default=True,
+    help="after --calibrate, train the per-neuron thresholds and levels on the training labels for this many "
+    "epochs (rc.finetune; weights and bytes unchanged; the jointly trained head is the readout)",
+)
+@click.option(
     "--compare/--no-compare",
     default=True,
     show_default=True,
@@ -281,6 +289,7 @@ def compress_cmd(
     levels: int,
     readout_features: str,
     calibrate: str,
+    finetune_epochs: int,
     compare: bool,
     max_train: int | None,
     seed: int,
@@ -312,6 +321,12 @@ def compress_cmd(
             if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
                 raise ValueError(f"--calibrate needs a method with step activations, not {method!r}")
             opts = (*tuple(o for o in opts if o[0] != "readout_features"), ("calibrate", calibrate))
+        if finetune_epochs < 0:
+            raise ValueError(f"--finetune-epochs must be ≥ 0, got {finetune_epochs}")
+        if finetune_epochs > 0:
+            if calibrate == "none":
+                raise ValueError("--finetune-epochs needs --calibrate scale or data-lm")
+            opts = (*opts, ("finetune", finetune_epochs))
         main_row = MethodSpec(method, method, sparsity, levels, opts)
         if main_row not in rows:
             rows.append(main_row)

@@ -266,6 +266,7 @@ class CompressedMLP(nn.Module):
             ]
         )
         self.classifier: LinearReadout | None = None
+        self.finetune_report: Any = None  # set by rmtcompress.finetune (a FinetuneReport)
         self.weight_seed: int | None = None  # set when the codes come from rmtcompress.philox (seed mode)
         self.fast = False  # NumPy inputs go through rmtcompress.kernels (set by rc.load, or use_fast_kernel)
 

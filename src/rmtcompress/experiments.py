@@ -188,14 +188,25 @@ class MethodSpec:
         return f"{self.name} ε={self.sparsity:g}{lv}{extra}"
 
 
-def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -> CompressedMLP:
-    """Build the (untrained-readout) net of a :class:`MethodSpec`."""
+def build_model(
+    ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int, y_train: np.ndarray | None = None
+) -> CompressedMLP:
+    """Build the (untrained-readout) net of a :class:`MethodSpec`.
+
+    Options ``calibrate`` (hidden-layer mode of :func:`rmtcompress.calibrate`) and ``finetune`` (epochs of
+    :func:`rmtcompress.finetune`, which needs ``calibrate`` and the training labels ``y_train``) post-process the
+    compressed net; a fine-tuned net comes with its jointly trained head as readout."""
     tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
     if ms.method in BASELINES:
         return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
     # rows name every option explicitly: the readout sees the quantized levels unless the row says otherwise
     options = {"readout_features": "levels", **dict(ms.options)}
     calibration = options.pop("calibrate", None)  # per-neuron quantizers (rc.calibrate), hidden-layer mode
+    ft_epochs = options.pop("finetune", None)  # label-aware fine-tuning of those quantizers (rc.finetune)
+    if ft_epochs is not None and calibration is None:
+        raise ValueError("the finetune option needs calibrated per-neuron quantizers (option calibrate)")
+    if ft_epochs is not None and y_train is None:
+        raise ValueError("the finetune option needs the training labels y_train")
     cfg = NTKLCConfig(
         sparsity=ms.sparsity, method=ms.method, levels=ms.levels, seed=seed, on_infeasible="ignore", **options
     )
@@ -206,7 +217,13 @@ def build_model(ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int) -
         return model
     from .calibration import CalibrationConfig, calibrate
 
-    return calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
+    cal = calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
+    if ft_epochs is None:
+        return cal
+    from .finetune import FinetuneConfig, finetune
+
+    assert y_train is not None
+    return finetune(cal, X_train, y_train, FinetuneConfig(epochs=int(ft_epochs), seed=seed))
 
 
 def run_one(
@@ -218,11 +235,12 @@ def run_one(
     readout: str = "ridge",
 ) -> dict[str, Any]:
     """Build, train the readout (``"ridge"``: λ on a validation split of the training data, or ``"sgd"``) and test
-    one net; returns a flat record."""
+    one net; returns a flat record. A fine-tuned net (option ``finetune``) keeps its jointly trained head."""
     spec = MLPSpec(task.X_train.shape[1], tuple(widths), tuple(activations))
     t0 = time.perf_counter()
-    model = build_model(ms, spec, task.X_train, seed)
-    fit_readout(model, task.X_train, task.y_train, method=readout, seed=seed)
+    model = build_model(ms, spec, task.X_train, seed, task.y_train)
+    if model.finetune_report is None:
+        fit_readout(model, task.X_train, task.y_train, method=readout, seed=seed)
     acc = model.score(task.X_test, task.y_test)
     mem = model_memory(model, task.n_classes)
     rep = model.match_report

@@ -128,7 +128,8 @@ class _SurrogateStep(torch.autograd.Function):
 
 def surrogate_step(u: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``1{u ≥ 0}`` (exact, same dtype as u) whose gradient is ``sigmoid'(u/s)/s`` (s > 0, broadcast to u)."""
-    return _SurrogateStep.apply(u, s)  # type: ignore[no-any-return]
+    out: torch.Tensor = _SurrogateStep.apply(u, s)
+    return out
 
 
 def _to_levels(v0: np.ndarray, T: np.ndarray, D: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,6 +141,8 @@ def _to_levels(v0: np.ndarray, T: np.ndarray, D: np.ndarray) -> tuple[np.ndarray
 
 
 class _Layer(torch.nn.Module):
+    s: torch.Tensor
+
     def __init__(
         self, act: PerNeuronStep, scale: torch.Tensor, train_levels: bool, indicators_only: bool
     ) -> None:
@@ -225,7 +228,8 @@ def train_layers(
         for i, layer in enumerate(layers):
             a = layer(h @ weights[i].T)
             h = a if i == depth - 1 else (a - centers[i]) / norms[i]
-        return head(h)  # type: ignore[no-any-return]
+        out: torch.Tensor = head(h)
+        return out
 
     def val_accuracy() -> float:
         with torch.no_grad():
@@ -304,7 +308,9 @@ def finetune(
     W = [model.weight(i).detach().clone() for i in range(depth)]
     acts: list[PerNeuronStep] = list(model.activations)  # type: ignore[arg-type]
     thermo = model.thermometer
-    centers = [float(c) for c in model.centers]
+    centers_t = model.centers
+    assert isinstance(centers_t, torch.Tensor)
+    centers = [float(c) for c in centers_t]
 
     def make_layer(i: int, z: torch.Tensor) -> tuple[torch.nn.Module, torch.Tensor]:
         s = (cfg.temperature * z.std(dim=0)).clamp_min(1e-6)
@@ -339,7 +345,7 @@ def finetune(
         else CompressedMLP(spec, new_acts, centers, weights=mats, **common)
     )
     out.weight_seed = model.weight_seed
-    out.finetune_report = report  # type: ignore[attr-defined]
+    out.finetune_report = report
     # the jointly trained head, in the model's readout_inputs convention (features / √d_L)
     last_norm = math.sqrt(spec.widths[-1])
     out.classifier = LinearReadout(
