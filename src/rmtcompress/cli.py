@@ -326,7 +326,7 @@ def compress_cmd(
         if finetune_epochs > 0:
             if calibrate == "none":
                 raise ValueError("--finetune-epochs needs --calibrate scale or data-lm")
-            opts = (*opts, ("finetune", finetune_epochs))
+            opts = (*opts, ("finetune", str(finetune_epochs)))
         main_row = MethodSpec(method, method, sparsity, levels, opts)
         if main_row not in rows:
             rows.append(main_row)
