@@ -26,6 +26,7 @@ BENCHES = {
     "kernel": "bench_kernel.py",
     "trf": "bench_trf.py",
     "equal_width": "bench_equal_width.py",
+    "equal_width_finetune": "bench_finetune.py",
     "pruning": "bench_pruning.py",
     "cross_method": "bench_cross_method.py",
     "sweeps": "bench_sweeps.py",
@@ -140,7 +141,12 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         _sec_generic,
     ),
     "equal_width": (
-        "'Lossless' at equal width: ≤ 2-bit nets at the dense widths, 3 seeds (issue #9)",
+        "'Lossless' at equal width: ≤ 2-bit nets at the dense widths, 8 seeds (issue #9)",
+        _sec_generic,
+    ),
+    "equal_width_finetune": (
+        "'Lossless' at equal width with label-aware quantizer fine-tuning (rc.finetune), vs like-for-like dense "
+        "references (issue #9)",
         _sec_generic,
     ),
     "cross_method": (
