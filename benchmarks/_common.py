@@ -29,6 +29,22 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def merge_parts(files: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
+    """Partial runs of one benchmark (e.g. seeds run as parallel 1-thread processes): (parts, their rows, task).
+
+    Exits with a clear message when the runs are of different tasks or two of them hold the same (row, seed)."""
+    import json
+
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    names = {p["task"] for p in parts}
+    if len(names) != 1:
+        raise SystemExit(f"--merge: the runs are of different tasks: {sorted(names)}")
+    rows = [r for p in parts for r in p["rows"]]
+    if len(rows) != len({(r["label"], r["seed"]) for r in rows}):
+        raise SystemExit("--merge: two runs hold the same (row, seed); merge disjoint seeds only")
+    return parts, rows, names.pop()
+
+
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic JSON write (temporary name, then rename)."""
     from rmtcompress.spectra import atomic_write_json

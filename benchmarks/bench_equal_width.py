@@ -29,18 +29,16 @@ Writes benchmarks/results/equal_width.json (``equal_width_quick.json`` with --qu
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, machine_info, merge_parts, write_json
 from rmtcompress.calibration import CalibrationConfig, calibrate
 from rmtcompress.compress import CompressedMLP, fit_readout
 from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory, run_one
@@ -224,15 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
     if args.merge:
-        parts = [json.loads(Path(f).read_text()) for f in args.merge]
-        names = {p["task"] for p in parts}
-        if len(names) != 1:
-            raise SystemExit(f"--merge: the runs are of different tasks: {sorted(names)}")
-        task_name = names.pop()
-        rows = [r for p in parts for r in p["rows"]]
+        parts, rows, task_name = merge_parts(args.merge)
         seeds = sorted({int(r["seed"]) for r in rows})
-        if len(rows) != len({(r["label"], r["seed"]) for r in rows}):
-            raise SystemExit("--merge: two runs hold the same (row, seed); merge disjoint seeds only")
     else:
         task = load_task("mnist-subset" if args.quick else "fashion-mnist", seed=0)
         task_name = task.name

@@ -25,18 +25,16 @@ Writes benchmarks/results/equal_width_finetune.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, machine_info, merge_parts, write_json
 from rmtcompress.calibration import CalibrationConfig, calibrate
 from rmtcompress.compress import CompressedMLP, fit_readout
 from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory
@@ -217,11 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     parts: list[dict[str, Any]] = []
     if args.merge:
-        parts = [json.loads(Path(f).read_text()) for f in args.merge]
-        rows = [r for p in parts for r in p["rows"]]
-        if len(rows) != len({(r["label"], r["seed"]) for r in rows}):
-            raise SystemExit("--merge: two runs hold the same (row, seed); merge disjoint seeds only")
-        task_name = parts[0]["task"]
+        parts, rows, task_name = merge_parts(args.merge)
     else:
         task = load_task(args.task, seed=0)
         task_name = task.name
