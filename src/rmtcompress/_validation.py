@@ -187,6 +187,15 @@ def check_positive(value: _Num, name: str) -> _Num:
     return value
 
 
+def check_int(value: object, name: str, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer ``>= minimum`` (``bool`` and floats refused) and return it as ``int``."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {int(value)}")
+    return int(value)
+
+
 def check_sparsity(eps: float) -> float:
     """Check a sparsity level ``ε`` (fraction of entries set to zero).
 

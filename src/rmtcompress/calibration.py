@@ -225,18 +225,6 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
             act = PerNeuronStep(T, V, name=f"per-neuron {mode} (k={cfg.levels})")
             acts.append(act)
             h = act.torch(torch.from_numpy(z.astype(np.float32))) / math.sqrt(spec.widths[i])
-    common = {
-        "scales": model.scales,
-        "method": f"{model.method}+calibrated",
-        "sparsity": model.sparsity,
-        "tau0": model.tau0,
-        "thermometer": cfg.thermometer,
-    }
-    mats = [getattr(model, f"w{i}") for i in range(spec.depth)]
-    out = (
-        CompressedMLP(spec, acts, [0.0] * spec.depth, codes=mats, **common)  # type: ignore[arg-type]
-        if model.is_ternary
-        else CompressedMLP(spec, acts, [0.0] * spec.depth, weights=mats, **common)  # type: ignore[arg-type]
+    return model.with_activations(
+        acts, [0.0] * spec.depth, method=f"{model.method}+calibrated", thermometer=cfg.thermometer
     )
-    out.weight_seed = model.weight_seed
-    return out

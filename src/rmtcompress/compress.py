@@ -275,6 +275,32 @@ class CompressedMLP(nn.Module):
         """True when the hidden weights are stored as ternary codes."""
         return self._ternary
 
+    def with_activations(
+        self,
+        activations: Sequence[Activation],
+        centers: Sequence[float],
+        *,
+        method: str,
+        thermometer: bool | None = None,
+    ) -> CompressedMLP:
+        """A new net with the same codes (or weights), scales, sparsity, τ0 and weight seed, and the given
+        activations and centres; no readout. ``thermometer`` defaults to this net's."""
+        mats = [getattr(self, f"w{i}") for i in range(self.spec.depth)]
+        common: dict[str, Any] = {
+            "scales": self.scales,
+            "method": method,
+            "sparsity": self.sparsity,
+            "tau0": self.tau0,
+            "thermometer": self.thermometer if thermometer is None else thermometer,
+        }
+        out = (
+            CompressedMLP(self.spec, activations, centers, codes=mats, **common)
+            if self._ternary
+            else CompressedMLP(self.spec, activations, centers, weights=mats, **common)
+        )
+        out.weight_seed = self.weight_seed
+        return out
+
     def weight(self, layer: int) -> torch.Tensor:
         """Dense float32 weight of hidden layer ``layer`` (0-based), scale applied."""
         w = getattr(self, f"w{layer}")

@@ -36,27 +36,12 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from rmtcompress._validation import validate_Xy
+from rmtcompress._validation import check_int, check_positive, validate_Xy
 from rmtcompress.activations import PerNeuronStep
 from rmtcompress.compress import CompressedMLP
 from rmtcompress.readout import LinearReadout, stratified_split
 
 __all__ = ["FinetuneConfig", "FinetuneReport", "TrainedLayers", "finetune", "surrogate_step", "train_layers"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_pos(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return v
 
 
 @dataclass(frozen=True)
@@ -86,12 +71,10 @@ class FinetuneConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_int("epochs", self.epochs, 1)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("n_scale_rows", self.n_scale_rows, 2)
-        _check_int("seed", self.seed, 0)
+        for name, minimum in (("epochs", 1), ("batch_size", 1), ("n_scale_rows", 2), ("seed", 0)):
+            check_int(getattr(self, name), name, minimum)
         for name in ("lr", "head_lr", "temperature"):
-            _check_pos(name, getattr(self, name))
+            check_positive(getattr(self, name), name)
         vf = self.val_fraction
         if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0.0 < float(vf) <= 0.5:
             raise ValueError(f"val_fraction must be in (0, 0.5], got {vf!r}")
@@ -101,9 +84,8 @@ class FinetuneConfig:
 
 @dataclass
 class FinetuneReport:
-    """What :func:`finetune` did: per-epoch mean training loss and validation accuracy (of the temporary head),
-    the validation accuracy before training (head fitted by ridge on the frozen features is *not* used: epoch 0 is
-    the untrained state), and the epoch whose state was kept (1-based)."""
+    """What :func:`finetune` did: per-epoch mean training loss and validation accuracy (net + jointly trained
+    head), the epoch whose state was kept (1-based), the sizes of the training and validation parts, the config."""
 
     train_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
@@ -166,16 +148,13 @@ class _Layer(torch.nn.Module):
 
 @dataclass
 class TrainedLayers:
-    """What :func:`train_layers` returns: the trained layer modules (last state), the kept (best-validation) states of
-    layers and head, the label set, the validation rows and the report."""
+    """What :func:`train_layers` returns: the layer modules and head in their kept (best-validation) state, the
+    label set, the validation rows, the report and the net's forward function (inputs → head scores)."""
 
     layers: list[torch.nn.Module]
-    layer_states: list[dict[str, torch.Tensor]]
     head: torch.nn.Linear
-    head_state: dict[str, torch.Tensor]
     classes: np.ndarray
     val_indices: np.ndarray
-    best_val_accuracy: float
     report: FinetuneReport
     forward: Callable[[torch.Tensor], torch.Tensor]
 
@@ -267,7 +246,7 @@ def train_layers(
     for layer, state in zip(layers, best_layers, strict=True):
         layer.load_state_dict(state)
     head.load_state_dict(best_head)
-    return TrainedLayers(layers, best_layers, head, best_head, classes, va, best_acc, report, forward)
+    return TrainedLayers(layers, head, classes, va, report, forward)
 
 
 def finetune(
@@ -318,41 +297,31 @@ def finetune(
         return layer, layer(z)
 
     run = train_layers(make_layer, W, centers, Xa, ya, cfg)
-    layers = run.layers
-    report, classes, va = run.report, run.classes, run.val_indices
-    best_layers, best_head, best_acc = run.layer_states, run.head_state, run.best_val_accuracy
+    report = run.report
     new_acts = []
-    for i, (layer, state) in enumerate(zip(layers, best_layers, strict=True)):
-        t = state["t"].double().numpy()
+    for i, layer in enumerate(run.layers):
         assert isinstance(layer, _Layer)
+        t = layer.t.detach().double().numpy()
         if layer.indicators_only:
             T = np.sort(t, axis=0)
             V = np.asarray(acts[i].levels, dtype=np.float64)
         else:
-            T, V = _to_levels(state["v0"].double().numpy(), t, state["d"].double().numpy())
+            T, V = _to_levels(layer.v0.detach().double().numpy(), t, layer.d.detach().double().numpy())
         new_acts.append(PerNeuronStep(T, V, name=f"{acts[i].name} finetuned"))
-    mats = [getattr(model, f"w{i}") for i in range(depth)]
-    common: dict[str, Any] = {
-        "scales": model.scales,
-        "method": f"{model.method}+finetuned",
-        "sparsity": model.sparsity,
-        "tau0": model.tau0,
-        "thermometer": thermo,
-    }
-    out = (
-        CompressedMLP(spec, new_acts, centers, codes=mats, **common)
-        if model.is_ternary
-        else CompressedMLP(spec, new_acts, centers, weights=mats, **common)
-    )
-    out.weight_seed = model.weight_seed
+    out = model.with_activations(new_acts, centers, method=f"{model.method}+finetuned")
     out.finetune_report = report
     # the jointly trained head, in the model's readout_inputs convention (features / √d_L)
     last_norm = math.sqrt(spec.widths[-1])
     out.classifier = LinearReadout(
-        coef=best_head["weight"].double().numpy().T * last_norm,
-        intercept=best_head["bias"].double().numpy(),
-        classes=classes,
+        coef=run.head.weight.detach().double().numpy().T * last_norm,
+        intercept=run.head.bias.detach().double().numpy(),
+        classes=run.classes,
         method="finetune-head",
-        info={"val_accuracy": best_acc, "val_indices": va, "n_train": report.n_train, "n_val": int(va.size)},
+        info={
+            "val_accuracy": max(report.val_accuracy),
+            "val_indices": run.val_indices,
+            "n_train": report.n_train,
+            "n_val": report.n_val,
+        },
     )
     return out

@@ -29,9 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from ._validation import check_sparsity, check_widths
+from ._validation import check_int, check_sparsity, check_widths
 
 __all__ = [
     "MemoryReport",
@@ -47,15 +45,6 @@ _QUANTIZED_MAX_BITS = 8
 """Activations with at most this many bits are treated as quantized (levels and thresholds stored)."""
 
 
-def _check_int(value: object, name: str, minimum: int = 1) -> int:
-    """Check that ``value`` is an integer ``>= minimum`` (``bool`` and floats refused) and return it."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {int(value)}")
-    return int(value)
-
-
 def hidden_weight_counts(p: int, widths: Iterable[int]) -> tuple[int, ...]:
     """Number of weights of each hidden layer.
 
@@ -69,7 +58,7 @@ def hidden_weight_counts(p: int, widths: Iterable[int]) -> tuple[int, ...]:
     Raises:
         ValueError: If ``p`` is not a positive integer or a width is not a positive integer.
     """
-    p = _check_int(p, "p")
+    p = check_int(p, "p")
     ws = check_widths(widths)
     fan_in = (p, *ws[:-1])
     return tuple(a * b for a, b in zip(fan_in, ws, strict=True))
@@ -136,7 +125,7 @@ def paper_memory_bits(
     """
     counts = hidden_weight_counts(p, widths)
     ws = check_widths(widths)
-    k = _check_int(n_classes, "n_classes")
+    k = check_int(n_classes, "n_classes")
     n_hid = sum(counts)
     n_head = k * ws[-1]
     n_neur = sum(ws)
@@ -165,7 +154,7 @@ def dense_fp32_bytes(p: int, widths: Iterable[int], n_classes: int) -> int:
     """
     counts = hidden_weight_counts(p, widths)
     ws = check_widths(widths)
-    k = _check_int(n_classes, "n_classes")
+    k = check_int(n_classes, "n_classes")
     return 4 * (sum(counts) + k * ws[-1])
 
 
@@ -187,7 +176,7 @@ def layer_constants(activation_bits: int) -> int:
     Raises:
         ValueError: If ``activation_bits`` is not an integer ``>= 1``.
     """
-    b = _check_int(activation_bits, "activation_bits")
+    b = check_int(activation_bits, "activation_bits")
     if b > _QUANTIZED_MAX_BITS:
         return 2
     nonzero_levels = 2**b - 1
@@ -201,8 +190,8 @@ def _activation_bits(activation_bits: int | Sequence[int], n_layers: int) -> tup
             raise ValueError(
                 f"activation_bits has {len(activation_bits)} entries but there are {n_layers} hidden layers"
             )
-        return tuple(_check_int(b, f"activation_bits[{i}]") for i, b in enumerate(activation_bits))
-    return (_check_int(activation_bits, "activation_bits"),) * n_layers
+        return tuple(check_int(b, f"activation_bits[{i}]") for i, b in enumerate(activation_bits))
+    return (check_int(activation_bits, "activation_bits"),) * n_layers
 
 
 @dataclass(frozen=True)
@@ -325,11 +314,11 @@ def memory_report(
     """
     ws = check_widths(widths)
     counts = hidden_weight_counts(p, ws)
-    k = _check_int(n_classes, "n_classes")
+    k = check_int(n_classes, "n_classes")
     eps = check_sparsity(sparsity)
     a_bits = _activation_bits(activation_bits, len(ws))
-    h_bits = _check_int(head_bits, "head_bits")
-    s_bits = _check_int(scale_bits, "scale_bits")
+    h_bits = check_int(head_bits, "head_bits")
+    s_bits = check_int(scale_bits, "scale_bits")
 
     n_hid = sum(counts)
     n_head = k * ws[-1]

@@ -34,7 +34,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from ._validation import SeedLike, as_generator, check_positive, validate_X, validate_Xy
+from ._validation import SeedLike, as_generator, check_int, check_positive, validate_X, validate_Xy
 
 __all__ = [
     "LinearReadout",
@@ -111,14 +111,6 @@ def _check_val_fraction(val_fraction: float) -> float:
     if not (math.isfinite(f) and 0.0 < f <= 0.5):
         raise ValueError(f"val_fraction must be in (0, 0.5]; got {val_fraction!r}")
     return f
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {int(value)}")
-    return int(value)
 
 
 def _check_lambdas(lambdas: ArrayLike) -> FloatArray:
@@ -681,9 +673,9 @@ def fit_sgd_readout(
     F_arr = _validate_features(F)
     _, classes, codes = _validate_labels(F_arr, y)
     f = _check_val_fraction(val_fraction)
-    n_epochs = _check_int(epochs, "epochs", 1)
-    bs = _check_int(batch_size, "batch_size", 1)
-    pat = _check_int(patience, "patience", 1)
+    n_epochs = check_int(epochs, "epochs", 1)
+    bs = check_int(batch_size, "batch_size", 1)
+    pat = check_int(patience, "patience", 1)
     lr_ = float(check_positive(lr, "lr"))
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real):
         raise ValueError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
