@@ -164,7 +164,9 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def paired_gap(rows: list[dict[str, Any]], label: str, reference: str) -> tuple[float, float, int]:
     """Mean and std (ddof 1) over the shared seeds of accuracy(label) − accuracy(reference), and the seed count."""
     ref = {r["seed"]: r["accuracy"] for r in rows if r["label"] == reference}
-    gaps = np.array([r["accuracy"] - ref[r["seed"]] for r in rows if r["label"] == label and r["seed"] in ref])
+    gaps = np.array(
+        [r["accuracy"] - ref[r["seed"]] for r in rows if r["label"] == label and r["seed"] in ref]
+    )
     if gaps.size == 0:
         return float("nan"), float("nan"), 0
     return float(gaps.mean()), float(gaps.std(ddof=1)) if gaps.size > 1 else 0.0, int(gaps.size)
