@@ -14,8 +14,13 @@ or as ReLU. The numbers quoted in docs/compression.md ("Lossless at equal width"
 * ``dither:D``            Lloyd–Max thresholds shifted per neuron by U(−D/2, D/2)·scale, cell-mean levels
 * ``mintail``             4-level step with the least Hermite energy beyond order 2 at ReLU's c2/c1 ratio
 
+The last layer also takes ``q:P1;P2;P3`` (thresholds at those quantiles). Any layer takes a suffix that quantizes
+the pre-activations of each *sample* at that sample's own scale r(x) = rms over the layer's neurons of z(x) (the
+quantizer is fitted on z/r): ``@u`` keeps the pure k-level code of z/r, ``@n`` multiplies it back by r (a per-row
+scale beside the 2-bit codes, as per-token activation scales do); ``relu@n`` is ReLU exactly.
+
 Usage: python benchmarks/explore_layers.py [--eps 0.95] [--seed 0] [--dense] L1,L2,LAST [L1,L2,LAST ...]
-e.g. ``relu,relu,qt lm,relu,qt relu,lm,qt lm16,relu,qt lm,lm,qt lm,lm,spread``.
+e.g. ``relu,relu,qt lm,relu,qt relu,lm,qt lm16,relu,qt lm,lm,qt lm,lm,spread lm@n,lm@n,spread``.
 """
 
 from __future__ import annotations
@@ -156,10 +161,12 @@ def hidden_layer(name: str, seed: int) -> Layer:
 
 def last_layer(name: str) -> Layer:
     probs = {"qt": (0.25, 0.5, 0.75), "spread": (0.1, 0.5, 0.9)}.get(name)
+    if name.startswith("q:"):
+        probs = tuple(float(p) for p in name[2:].split(";"))
     if name == "relu":
         return lambda z: torch.relu
     if probs is None:
-        raise SystemExit(f"unknown last layer {name!r} (relu, qt, spread)")
+        raise SystemExit(f"unknown last layer {name!r} (relu, qt, spread, q:P1;P2;P3)")
 
     def fit(z: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         T = torch.from_numpy(np.quantile(z, probs, axis=0).astype(np.float32))
@@ -192,8 +199,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         H = X
         for i, W in enumerate(Ws):
             Z = H @ W.T
-            fit = last_layer(names[2]) if i == 2 else hidden_layer(names[i], 1000 * args.seed + i)
+            name, _, mode = names[i].partition("@")
+            if mode not in ("", "n", "u"):
+                raise SystemExit(f"{names[i]!r}: the suffix is @n (per-sample scale) or @u (unscaled)")
+            r = Z.pow(2).mean(1, keepdim=True).sqrt() if mode else torch.ones(1, 1)
+            Z = Z / r
+            fit = last_layer(name) if i == 2 else hidden_layer(name, 1000 * args.seed + i)
             H = fit(Z[rows].numpy().astype(np.float64))(Z)
+            if mode == "n":
+                H = H * r
             H = (H - H[:ntr].mean(0, keepdim=True)) / math.sqrt(W.shape[0])
         F = H.numpy()
         ro = fit_ridge_readout(F[:ntr], task.y_train, seed=args.seed)
