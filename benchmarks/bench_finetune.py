@@ -17,7 +17,7 @@ Full Fashion-MNIST, widths [2000, 2000, 1000], ternary weights ε = 0.95, the pa
 The fine-tuning settings were chosen on seed 0 only (validation accuracy of the head, split of the training rows);
 seeds ≥ 1 are held out. Test data are used for the reported accuracy only.
 
-Usage: python benchmarks/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--out NAME]
+Usage: python benchmarks/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--epochs E] [--out NAME] [--quick]
        python benchmarks/bench_finetune.py --merge A.json B.json
 Writes benchmarks/results/equal_width_finetune.json and prints a markdown table.
 """
@@ -79,9 +79,10 @@ def _dense_finetune(task: Task, dense: CompressedMLP, cfg: FinetuneConfig, train
     return float(np.mean(run.classes[pred] == task.y_test))
 
 
-def run_seed(task: Task, seed: int, log: Any) -> list[dict[str, Any]]:
+def run_seed(task: Task, seed: int, log: Any, epochs: int = FinetuneConfig.epochs) -> list[dict[str, Any]]:
+    """The rows of one seed; every trained row (references included) runs ``epochs`` epochs."""
     spec = MLPSpec(task.X_train.shape[1], WIDTHS, ("relu",) * len(WIDTHS))
-    cfg = FinetuneConfig(seed=seed)
+    cfg = FinetuneConfig(seed=seed, epochs=epochs)
     rows: list[dict[str, Any]] = []
 
     def add(label: str, acc: float, model: CompressedMLP, t0: float, reference: bool) -> None:
@@ -220,9 +221,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--task", default="fashion-mnist", help="fashion-mnist (default) or mnist-subset (smoke)"
     )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=FinetuneConfig.epochs,
+        help="epochs of every trained row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: MNIST subset, seed 0, writes NAME_quick.json"
+    )
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.quick:
+        args.task, args.seeds = "mnist-subset", [0]
+        args.out = args.out.removesuffix(".json") + "_quick.json"
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -234,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         task = load_task(args.task, seed=0)
         task_name = task.name
-        rows = [r for s in args.seeds for r in run_seed(task, s, log)]
+        rows = [r for s in args.seeds for r in run_seed(task, s, log, args.epochs)]
     summary = summarize(rows)
     table = markdown(summary, rows, task_name)
     payload = {

@@ -160,7 +160,7 @@ def hidden_layer(name: str, seed: int) -> Layer:
 
 
 def last_layer(name: str) -> Layer:
-    probs = {"qt": (0.25, 0.5, 0.75), "spread": (0.1, 0.5, 0.9)}.get(name)
+    probs: tuple[float, ...] | None = {"qt": (0.25, 0.5, 0.75), "spread": (0.1, 0.5, 0.9)}.get(name)
     if name.startswith("q:"):
         probs = tuple(float(p) for p in name[2:].split(";"))
     if name == "relu":
@@ -202,8 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             name, _, mode = names[i].partition("@")
             if mode not in ("", "n", "u"):
                 raise SystemExit(f"{names[i]!r}: the suffix is @n (per-sample scale) or @u (unscaled)")
-            r = Z.pow(2).mean(1, keepdim=True).sqrt() if mode else torch.ones(1, 1)
-            Z = Z / r
+            if mode:
+                r = Z.pow(2).mean(1, keepdim=True).sqrt()
+                Z = Z / r
             fit = last_layer(name) if i == 2 else hidden_layer(name, 1000 * args.seed + i)
             H = fit(Z[rows].numpy().astype(np.float64))(Z)
             if mode == "n":

@@ -27,6 +27,7 @@ BENCHES = {
     "trf": "bench_trf.py",
     "equal_width": "bench_equal_width.py",
     "equal_width_finetune": "bench_finetune.py",
+    "equal_width_finetune_e8": "bench_finetune.py --epochs 8 --seeds 0 1 2 3 4 5 6 7 --out equal_width_finetune_e8.json",
     "pruning": "bench_pruning.py",
     "cross_method": "bench_cross_method.py",
     "sweeps": "bench_sweeps.py",
@@ -147,6 +148,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "equal_width_finetune": (
         "'Lossless' at equal width with label-aware quantizer fine-tuning (rc.finetune), vs like-for-like dense "
         "references (issue #9)",
+        _sec_generic,
+    ),
+    "equal_width_finetune_e8": (
+        "The same with 8 epochs for every trained row, the dense references included (issue #9)",
         _sec_generic,
     ),
     "cross_method": (
