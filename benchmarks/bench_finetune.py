@@ -25,20 +25,22 @@ Writes benchmarks/results/equal_width_finetune.json and prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from _common import RESULTS, machine_info, merge_parts, write_json
-from rmtcompress.calibration import CalibrationConfig, calibrate
+from rmtcompress.activations import PerNeuronStep
+from rmtcompress.calibration import CalibrationConfig, calibrate, fit_layer
 from rmtcompress.compress import CompressedMLP, fit_readout
 from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory
-from rmtcompress.finetune import FinetuneConfig, finetune, train_layers
+from rmtcompress.finetune import FinetuneConfig, TrainedLayers, finetune, train_layers
 from rmtcompress.spec import MLPSpec
 
 WIDTHS = (2000, 2000, 1000)
@@ -59,8 +61,11 @@ class _AffineReLU(torch.nn.Module):
         return self.g * torch.relu(z - self.b)
 
 
-def _dense_finetune(task: Task, dense: CompressedMLP, cfg: FinetuneConfig, trainable: bool) -> float:
-    """Test accuracy of the dense net after train_layers with affine ReLUs (or frozen ones: head only)."""
+def _dense_finetune(
+    task: Task, dense: CompressedMLP, cfg: FinetuneConfig, trainable: bool
+) -> tuple[float, TrainedLayers]:
+    """Test accuracy of a ReLU net (dense or ternary weights) after train_layers with affine ReLUs (or frozen
+    ones: head only), and the trained layers."""
     for a in dense.activations:
         if a.name != "relu":
             raise SystemExit(f"the dense reference must use ReLU, got {a.name}")
@@ -76,38 +81,74 @@ def _dense_finetune(task: Task, dense: CompressedMLP, cfg: FinetuneConfig, train
         pred = np.concatenate(
             [run.forward(Xt[b : b + 4096]).argmax(1).numpy() for b in range(0, len(Xt), 4096)]
         )
-    return float(np.mean(run.classes[pred] == task.y_test))
+    return float(np.mean(run.classes[pred] == task.y_test)), run
 
 
-def run_seed(task: Task, seed: int, log: Any, epochs: int = FinetuneConfig.epochs) -> list[dict[str, Any]]:
-    """The rows of one seed; every trained row (references included) runs ``epochs`` epochs."""
+def _ptq(net: CompressedMLP, run: TrainedLayers, X: np.ndarray, seed: int) -> CompressedMLP:
+    """2-bit post-training quantization of a ReLU net whose per-neuron ``g·ReLU(z − b)`` were trained: per layer
+    and neuron, data Lloyd–Max of ReLU(z − b) on 8 192 training rows (calibrate's ``data-lm``), thresholds shifted
+    by b and levels scaled by g; layer after layer, each fitted on the quantized layers before it."""
+    ccfg = CalibrationConfig(hidden="data-lm", seed=seed)
+    rows = np.sort(
+        np.random.default_rng(seed).choice(X.shape[0], size=min(ccfg.n_rows, X.shape[0]), replace=False)
+    )
+    h = torch.from_numpy(np.ascontiguousarray(X[rows], dtype=np.float32))
+    centers = [float(c) for c in net.centers]
+    acts: list[PerNeuronStep] = []
+    with torch.no_grad():
+        for i, layer in enumerate(run.layers):
+            assert isinstance(layer, _AffineReLU)
+            b = layer.b.detach().double().numpy()[None, :]
+            g = layer.g.detach().double().numpy()[None, :]
+            if np.any(g <= 0):
+                raise SystemExit(
+                    f"layer {i + 1}: a trained gain is ≤ 0; this quantizer assumes increasing ReLUs"
+                )
+            z = (h @ net.weight(i).T).numpy().astype(np.float64)
+            T, V = fit_layer(z - b, "relu", "data-lm", ccfg)
+            acts.append(PerNeuronStep(T + b, V * g, name="2-bit PTQ of a trained g·ReLU(z − b)"))
+            h = (acts[-1].torch(torch.from_numpy(z.astype(np.float32))) - centers[i]) / math.sqrt(z.shape[1])
+    return net.with_activations(acts, centers, method="ptq", thermometer=True)
+
+
+def run_seed(
+    task: Task, seed: int, log: Any, epochs: int = FinetuneConfig.epochs, rows_set: str = "main"
+) -> list[dict[str, Any]]:
+    """The rows of one seed: ``rows_set="main"`` the rows of the module doc, every trained row (references
+    included) at ``epochs`` epochs; ``"ptq"`` the train-then-quantize rows (:func:`ptq_rows`)."""
     spec = MLPSpec(task.X_train.shape[1], WIDTHS, ("relu",) * len(WIDTHS))
     cfg = FinetuneConfig(seed=seed, epochs=epochs)
     rows: list[dict[str, Any]] = []
 
-    def add(label: str, acc: float, model: CompressedMLP, t0: float, reference: bool) -> None:
+    def add(
+        label: str, acc: float, model: CompressedMLP, t0: float, reference: bool, label_epochs: int = epochs
+    ) -> None:
         rows.append(
             {
                 "label": label,
                 "seed": seed,
-                "sparsity": 0.0 if reference else EPS,
+                "sparsity": EPS if model.sparsity else 0.0,
                 "accuracy": acc,
                 "seconds": time.perf_counter() - t0,
                 "diagnostic": reference,
+                "label_epochs": label_epochs,
                 **model_memory(model, task.n_classes),
             }
         )
         log(f"seed {seed} {label} {acc:.4f} ({rows[-1]['seconds']:.0f} s)")
 
+    if rows_set == "ptq":
+        ptq_rows(task, spec, seed, cfg, add)
+        return rows
     t0 = time.perf_counter()
     dense = build_model(MethodSpec("dense", "dense"), spec, task.X_train, seed)
     fit_readout(dense, task.X_train, task.y_train, seed=seed)
     add("dense (ridge)", dense.score(task.X_test, task.y_test), dense, t0, False)
     rows[-1]["diagnostic"] = False
     t0 = time.perf_counter()
-    add("reference: dense + CE head", _dense_finetune(task, dense, cfg, False), dense, t0, True)
+    add("reference: dense + CE head", _dense_finetune(task, dense, cfg, False)[0], dense, t0, True)
     t0 = time.perf_counter()
-    add("reference: dense + bias/gain fine-tune", _dense_finetune(task, dense, cfg, True), dense, t0, True)
+    add("reference: dense + bias/gain fine-tune", _dense_finetune(task, dense, cfg, True)[0], dense, t0, True)
 
     t0 = time.perf_counter()
     lm = build_model(MethodSpec("lloyd-max", "lloyd-max", EPS, 4, THERMO), spec, task.X_train, seed)
@@ -136,13 +177,49 @@ def run_seed(task: Task, seed: int, log: Any, epochs: int = FinetuneConfig.epoch
     return rows
 
 
+def ptq_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Callable[..., None]) -> None:
+    """Train, then quantize: the ternary-weight ReLU net (weights-only ε) gets its per-neuron bias and gain trained
+    with a joint head (``cfg.epochs``; a 32-bit reference row), is quantized to 2 bits per neuron by :func:`_ptq`
+    (ridge readout), then fine-tuned by rc.finetune (``cfg.epochs`` more; joint head, and ridge refit). The
+    label-aware epochs add up to 2·``cfg.epochs``: compare with references run at that many epochs."""
+    t0 = time.perf_counter()
+    wo = build_model(MethodSpec("weights-only", "weights-only", EPS), spec, task.X_train, seed)
+    acc, run = _dense_finetune(task, wo, cfg, True)
+    add(f"reference: ternary ε={EPS:g} ReLU + bias/gain fine-tune", acc, wo, t0, True)
+    t0 = time.perf_counter()
+    q = _ptq(wo, run, task.X_train, seed)
+    fit_readout(q, task.X_train, task.y_train, seed=seed)
+    add(f"trained, 2-bit PTQ ε={EPS:g}, k=4 (ridge)", q.score(task.X_test, task.y_test), q, t0, False)
+    t0 = time.perf_counter()
+    ft = finetune(q, task.X_train, task.y_train, cfg)
+    twice = 2 * cfg.epochs
+    add(
+        f"trained, 2-bit PTQ + finetuned ε={EPS:g}, k=4 (joint head)",
+        ft.score(task.X_test, task.y_test),
+        ft,
+        t0,
+        False,
+        twice,
+    )
+    t0 = time.perf_counter()
+    fit_readout(ft, task.X_train, task.y_train, seed=seed)
+    add(
+        f"trained, 2-bit PTQ + finetuned ε={EPS:g}, k=4 (ridge refit)",
+        ft.score(task.X_test, task.y_test),
+        ft,
+        t0,
+        False,
+        twice,
+    )
+
+
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     dense = {r["seed"]: r["accuracy"] for r in rows if r["label"] == "dense (ridge)"}
     out = []
     for lab in dict.fromkeys(r["label"] for r in rows):
         rs = [r for r in rows if r["label"] == lab]
         acc = np.array([r["accuracy"] for r in rs])
-        gaps = np.array([r["accuracy"] - dense[r["seed"]] for r in rs])
+        gaps = np.array([r["accuracy"] - dense.get(r["seed"], np.nan) for r in rs])
         held = np.array([g for g, r in zip(gaps, rs, strict=True) if r["seed"] not in TUNED_SEEDS])
         out.append(
             {
@@ -230,6 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: MNIST subset, seed 0, writes NAME_quick.json"
     )
+    parser.add_argument(
+        "--rows", choices=("main", "ptq"), default="main", help="main rows, or the train-then-quantize rows"
+    )
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -247,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         task = load_task(args.task, seed=0)
         task_name = task.name
-        rows = [r for s in args.seeds for r in run_seed(task, s, log, args.epochs)]
+        rows = [r for s in args.seeds for r in run_seed(task, s, log, args.epochs, args.rows)]
     summary = summarize(rows)
     table = markdown(summary, rows, task_name)
     payload = {
