@@ -14,10 +14,20 @@ Full Fashion-MNIST, widths [2000, 2000, 1000], ternary weights ε = 0.95, the pa
   trained head kept as the readout;
 * ``calibrated + finetuned (ridge refit)``: the same quantizers, ridge readout refitted.
 
+With ``--rows ptq`` (or ``--rows main ptq``), train-then-quantize, the usual order of quantization-aware work:
+
+* ``ternary ReLU + bias/gain fine-tune``: the weights-only ternary net's ``g·ReLU(z − b)`` trained with a joint head
+  (32-bit activations; a reference);
+* ``trained, 2-bit PTQ (ridge)``: that net quantized per neuron to 2 bits (data Lloyd–Max of ReLU(z − b), levels
+  scaled by g, layer after layer; thermometer last layer), ridge readout;
+* ``trained, 2-bit PTQ + finetuned (joint head / ridge refit)``: then rc.finetune; ``--ptq-epochs`` per stage, so
+  4 + 4 label-aware epochs compare with references run at ``--epochs 8``.
+
 The fine-tuning settings were chosen on seed 0 only (validation accuracy of the head, split of the training rows);
 seeds ≥ 1 are held out. Test data are used for the reported accuracy only.
 
-Usage: python benchmarks/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--epochs E] [--out NAME] [--quick]
+Usage: python benchmarks/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--epochs E] [--rows main ptq]
+           [--ptq-epochs E] [--out NAME] [--quick]
        python benchmarks/bench_finetune.py --merge A.json B.json
 Writes benchmarks/results/equal_width_finetune.json and prints a markdown table.
 """
@@ -112,16 +122,28 @@ def _ptq(net: CompressedMLP, run: TrainedLayers, X: np.ndarray, seed: int) -> Co
 
 
 def run_seed(
-    task: Task, seed: int, log: Any, epochs: int = FinetuneConfig.epochs, rows_set: str = "main"
+    task: Task,
+    seed: int,
+    log: Any,
+    epochs: int = FinetuneConfig.epochs,
+    rows_sets: Sequence[str] = ("main",),
+    ptq_epochs: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The rows of one seed: ``rows_set="main"`` the rows of the module doc, every trained row (references
-    included) at ``epochs`` epochs; ``"ptq"`` the train-then-quantize rows (:func:`ptq_rows`)."""
+    """The rows of one seed: ``"main"`` in ``rows_sets``, the rows of the module doc, every trained row
+    (references included) at ``epochs`` epochs; ``"ptq"``, the train-then-quantize rows (:func:`ptq_rows`),
+    ``ptq_epochs`` (default ``epochs``) per stage."""
     spec = MLPSpec(task.X_train.shape[1], WIDTHS, ("relu",) * len(WIDTHS))
     cfg = FinetuneConfig(seed=seed, epochs=epochs)
     rows: list[dict[str, Any]] = []
 
     def add(
-        label: str, acc: float, model: CompressedMLP, t0: float, reference: bool, label_epochs: int = epochs
+        label: str,
+        acc: float,
+        model: CompressedMLP,
+        t0: float,
+        reference: bool,
+        label_epochs: int = epochs,
+        **extra: Any,
     ) -> None:
         rows.append(
             {
@@ -133,18 +155,25 @@ def run_seed(
                 "diagnostic": reference,
                 "label_epochs": label_epochs,
                 **model_memory(model, task.n_classes),
+                **extra,
             }
         )
         log(f"seed {seed} {label} {acc:.4f} ({rows[-1]['seconds']:.0f} s)")
 
-    if rows_set == "ptq":
-        ptq_rows(task, spec, seed, cfg, add)
-        return rows
+    if "main" in rows_sets:
+        main_rows(task, spec, seed, cfg, add)
+    if "ptq" in rows_sets:
+        ptq_cfg = cfg if ptq_epochs is None else FinetuneConfig(seed=seed, epochs=ptq_epochs)
+        ptq_rows(task, spec, seed, ptq_cfg, add)
+    return rows
+
+
+def main_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Callable[..., None]) -> None:
+    """The rows of the module doc; every trained row runs ``cfg.epochs`` epochs."""
     t0 = time.perf_counter()
     dense = build_model(MethodSpec("dense", "dense"), spec, task.X_train, seed)
     fit_readout(dense, task.X_train, task.y_train, seed=seed)
     add("dense (ridge)", dense.score(task.X_test, task.y_test), dense, t0, False)
-    rows[-1]["diagnostic"] = False
     t0 = time.perf_counter()
     add("reference: dense + CE head", _dense_finetune(task, dense, cfg, False)[0], dense, t0, True)
     t0 = time.perf_counter()
@@ -163,8 +192,8 @@ def run_seed(
         ft,
         t0,
         False,
+        finetune_val_accuracy=ft.finetune_report.val_accuracy,
     )
-    rows[-1]["finetune_val_accuracy"] = ft.finetune_report.val_accuracy
     t0 = time.perf_counter()
     fit_readout(ft, task.X_train, task.y_train, seed=seed)
     add(
@@ -174,7 +203,6 @@ def run_seed(
         t0,
         False,
     )
-    return rows
 
 
 def ptq_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Callable[..., None]) -> None:
@@ -185,11 +213,18 @@ def ptq_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Cal
     t0 = time.perf_counter()
     wo = build_model(MethodSpec("weights-only", "weights-only", EPS), spec, task.X_train, seed)
     acc, run = _dense_finetune(task, wo, cfg, True)
-    add(f"reference: ternary ε={EPS:g} ReLU + bias/gain fine-tune", acc, wo, t0, True)
+    add(f"reference: ternary ε={EPS:g} ReLU + bias/gain fine-tune", acc, wo, t0, True, cfg.epochs)
     t0 = time.perf_counter()
     q = _ptq(wo, run, task.X_train, seed)
     fit_readout(q, task.X_train, task.y_train, seed=seed)
-    add(f"trained, 2-bit PTQ ε={EPS:g}, k=4 (ridge)", q.score(task.X_test, task.y_test), q, t0, False)
+    add(
+        f"trained, 2-bit PTQ ε={EPS:g}, k=4 (ridge)",
+        q.score(task.X_test, task.y_test),
+        q,
+        t0,
+        False,
+        cfg.epochs,
+    )
     t0 = time.perf_counter()
     ft = finetune(q, task.X_train, task.y_train, cfg)
     twice = 2 * cfg.epochs
@@ -308,7 +343,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--quick", action="store_true", help="smoke run: MNIST subset, seed 0, writes NAME_quick.json"
     )
     parser.add_argument(
-        "--rows", choices=("main", "ptq"), default="main", help="main rows, or the train-then-quantize rows"
+        "--rows",
+        nargs="+",
+        choices=("main", "ptq"),
+        default=["main"],
+        help="main rows, train-then-quantize rows",
+    )
+    parser.add_argument(
+        "--ptq-epochs", type=int, default=None, help="epochs of each ptq stage (default --epochs)"
     )
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON")
     args = parser.parse_args(argv)
@@ -327,7 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         task = load_task(args.task, seed=0)
         task_name = task.name
-        rows = [r for s in args.seeds for r in run_seed(task, s, log, args.epochs, args.rows)]
+        rows = [
+            r for s in args.seeds for r in run_seed(task, s, log, args.epochs, args.rows, args.ptq_epochs)
+        ]
     summary = summarize(rows)
     table = markdown(summary, rows, task_name)
     payload = {

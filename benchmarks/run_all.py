@@ -27,7 +27,8 @@ BENCHES = {
     "trf": "bench_trf.py",
     "equal_width": "bench_equal_width.py",
     "equal_width_finetune": "bench_finetune.py",
-    "equal_width_finetune_e8": "bench_finetune.py --epochs 8 --seeds 0 1 2 3 4 5 6 7 --out equal_width_finetune_e8.json",
+    "equal_width_finetune_e8": "bench_finetune.py --epochs 8 --rows main ptq --ptq-epochs 4 --seeds 0 1 2 3 4 5 6 7 "
+    "--out equal_width_finetune_e8.json",
     "pruning": "bench_pruning.py",
     "cross_method": "bench_cross_method.py",
     "sweeps": "bench_sweeps.py",
@@ -35,15 +36,24 @@ BENCHES = {
 
 
 def _machine(d: dict[str, Any]) -> str:
-    m = d.get("machine", {})
-    return (
-        f"{m.get('platform', '?')}, {m.get('cpu_count', '?')} CPUs, torch {m.get('torch', '?')}, "
-        f"{m.get('torch_num_threads', '?')} threads"
+    """Where it ran; for a merge of partial runs (``parts``), the machine of the parts and their thread counts."""
+    parts = [p for p in d.get("parts") or [] if p.get("machine")]  # older merges did not record it
+    m = parts[0]["machine"] if parts else d.get("machine", {})
+    threads = sorted({p["machine"].get("torch_num_threads", "?") for p in parts}, key=str)
+    per = (
+        f"{'/'.join(map(str, threads))} thread(s) per part, {len(parts)} parts"
+        if parts
+        else f"{m.get('torch_num_threads', '?')} threads"
     )
+    return f"{m.get('platform', '?')}, {m.get('cpu_count', '?')} CPUs, torch {m.get('torch', '?')}, {per}"
 
 
 def _cmd(d: dict[str, Any]) -> str:
-    return str(d.get("command", "?")).replace(str(ROOT) + "/", "")
+    """The command; for a merge, each part's command first, then the merge."""
+    parts = d.get("parts") or []
+    own = str(d.get("command", "?"))
+    text = "`, `".join([str(p.get("command", "?")) for p in parts] + [own]) if parts else own
+    return text.replace(str(ROOT) + "/", "")
 
 
 def _sec_ntk(d: dict[str, Any]) -> list[str]:
@@ -151,7 +161,8 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         _sec_generic,
     ),
     "equal_width_finetune_e8": (
-        "The same with 8 epochs for every trained row, the dense references included (issue #9)",
+        "The same at 8 label-aware epochs for every trained row, the dense references included, and "
+        "train-then-quantize (4 + 4 epochs) (issue #9)",
         _sec_generic,
     ),
     "cross_method": (
