@@ -184,25 +184,35 @@ def main_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Ca
     cal = calibrate(lm, task.X_train, CalibrationConfig(seed=seed))
     fit_readout(cal, task.X_train, task.y_train, seed=seed)
     add(f"calibrated ε={EPS:g}, k=4 (ridge)", cal.score(task.X_test, task.y_test), cal, t0, False)
+    _finetune_rows(task, cal, "calibrated", seed, cfg, add, cfg.epochs)
+
+
+def _finetune_rows(
+    task: Task,
+    model: CompressedMLP,
+    name: str,
+    seed: int,
+    cfg: FinetuneConfig,
+    add: Callable[..., None],
+    label_epochs: int,
+) -> None:
+    """rc.finetune of a per-neuron 2-bit net: a row with its jointly trained head, one with the ridge refit."""
     t0 = time.perf_counter()
-    ft = finetune(cal, task.X_train, task.y_train, cfg)
+    ft = finetune(model, task.X_train, task.y_train, cfg)
+    val = ft.finetune_report.val_accuracy
+    label = f"{name} + finetuned ε={EPS:g}, k=4"
     add(
-        f"calibrated + finetuned ε={EPS:g}, k=4 (joint head)",
+        f"{label} (joint head)",
         ft.score(task.X_test, task.y_test),
         ft,
         t0,
         False,
-        finetune_val_accuracy=ft.finetune_report.val_accuracy,
+        label_epochs,
+        finetune_val_accuracy=val,
     )
     t0 = time.perf_counter()
     fit_readout(ft, task.X_train, task.y_train, seed=seed)
-    add(
-        f"calibrated + finetuned ε={EPS:g}, k=4 (ridge refit)",
-        ft.score(task.X_test, task.y_test),
-        ft,
-        t0,
-        False,
-    )
+    add(f"{label} (ridge refit)", ft.score(task.X_test, task.y_test), ft, t0, False, label_epochs)
 
 
 def ptq_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Callable[..., None]) -> None:
@@ -225,27 +235,7 @@ def ptq_rows(task: Task, spec: MLPSpec, seed: int, cfg: FinetuneConfig, add: Cal
         False,
         cfg.epochs,
     )
-    t0 = time.perf_counter()
-    ft = finetune(q, task.X_train, task.y_train, cfg)
-    twice = 2 * cfg.epochs
-    add(
-        f"trained, 2-bit PTQ + finetuned ε={EPS:g}, k=4 (joint head)",
-        ft.score(task.X_test, task.y_test),
-        ft,
-        t0,
-        False,
-        twice,
-    )
-    t0 = time.perf_counter()
-    fit_readout(ft, task.X_train, task.y_train, seed=seed)
-    add(
-        f"trained, 2-bit PTQ + finetuned ε={EPS:g}, k=4 (ridge refit)",
-        ft.score(task.X_test, task.y_test),
-        ft,
-        t0,
-        False,
-        twice,
-    )
+    _finetune_rows(task, q, "trained, 2-bit PTQ", seed, cfg, add, 2 * cfg.epochs)
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
