@@ -47,7 +47,7 @@ import torch
 
 from _common import RESULTS, machine_info, merge_parts, write_json
 from rmtcompress.activations import PerNeuronStep
-from rmtcompress.calibration import CalibrationConfig, calibrate, fit_layer
+from rmtcompress.calibration import CalibrationConfig, calibrate, calibration_sample, fit_layer
 from rmtcompress.compress import CompressedMLP, fit_readout
 from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory
 from rmtcompress.finetune import FinetuneConfig, TrainedLayers, finetune, train_layers
@@ -99,10 +99,7 @@ def _ptq(net: CompressedMLP, run: TrainedLayers, X: np.ndarray, seed: int) -> Co
     and neuron, data Lloyd–Max of ReLU(z − b) on 8 192 training rows (calibrate's ``data-lm``), thresholds shifted
     by b and levels scaled by g; layer after layer, each fitted on the quantized layers before it."""
     ccfg = CalibrationConfig(hidden="data-lm", seed=seed)
-    rows = np.sort(
-        np.random.default_rng(seed).choice(X.shape[0], size=min(ccfg.n_rows, X.shape[0]), replace=False)
-    )
-    h = torch.from_numpy(np.ascontiguousarray(X[rows], dtype=np.float32))
+    h = calibration_sample(X, ccfg)
     centers = [float(c) for c in net.centers]
     acts: list[PerNeuronStep] = []
     with torch.no_grad():
@@ -149,7 +146,7 @@ def run_seed(
             {
                 "label": label,
                 "seed": seed,
-                "sparsity": EPS if model.sparsity else 0.0,
+                "sparsity": float(model.sparsity),
                 "accuracy": acc,
                 "seconds": time.perf_counter() - t0,
                 "diagnostic": reference,

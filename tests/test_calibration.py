@@ -335,3 +335,17 @@ def test_cli_compress_calibrate(tmp_path: Path) -> None:
     assert "calibrate=scale" in res.output and (out / "compress.json").exists()
     bad = CliRunner().invoke(main, [*args, "--method", "weights-only", "--calibrate", "scale"])
     assert bad.exit_code != 0 and "--calibrate needs a method with step activations" in bad.output
+
+
+def test_calibration_sample_is_seeded_ordered_and_capped() -> None:
+    from rmtcompress.calibration import CalibrationConfig, calibration_sample
+
+    X = np.arange(200.0).reshape(100, 2)
+    cfg = CalibrationConfig(n_rows=30, seed=3)
+    h = calibration_sample(X, cfg)
+    assert h.dtype == torch.float32 and h.shape == (30, 2)
+    rows = h[:, 0].numpy() / 2
+    assert np.all(np.diff(rows) > 0)  # distinct rows, in their original order
+    np.testing.assert_array_equal(h.numpy(), calibration_sample(X, cfg).numpy())
+    assert not np.array_equal(h.numpy(), calibration_sample(X, CalibrationConfig(n_rows=30, seed=4)).numpy())
+    assert calibration_sample(X[:10], cfg).shape == (10, 2)  # fewer rows than n_rows: all of them

@@ -45,7 +45,7 @@ from .activations import Activation, PerNeuronStep, get_activation
 from .compress import CompressedMLP
 from .quantizers import lloyd_max_quantizer
 
-__all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate", "spread_quantiles"]
+__all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate", "calibration_sample", "spread_quantiles"]
 
 CALIBRATION_MODES = ("scale", "data-lm", "quantile")
 SPREAD_RANGE = (0.1, 0.9)
@@ -184,6 +184,14 @@ def fit_layer(
     return T, V
 
 
+def calibration_sample(X: np.ndarray, cfg: CalibrationConfig) -> torch.Tensor:
+    """The rows of X (n, p) that :func:`calibrate` fits on, float32 (min(n, cfg.n_rows), p): drawn without
+    replacement with ``cfg.seed``, kept in their original order."""
+    rng = np.random.default_rng(cfg.seed)
+    rows = np.sort(rng.choice(X.shape[0], size=min(cfg.n_rows, X.shape[0]), replace=False))
+    return torch.from_numpy(np.ascontiguousarray(X[rows], dtype=np.float32))
+
+
 def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | None = None) -> CompressedMLP:
     """A copy of ``model`` (same codes/weights and scales) with per-neuron k-level activations fitted on X.
 
@@ -210,9 +218,7 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
         raise ValueError(f"X has {Xa.shape[1]} features but the model expects {spec.input_dim}")
     if Xa.shape[0] < 2 * cfg.levels:
         raise ValueError(f"calibration needs at least 2·levels = {2 * cfg.levels} rows, got {Xa.shape[0]}")
-    rng = np.random.default_rng(cfg.seed)
-    rows = np.sort(rng.choice(Xa.shape[0], size=min(cfg.n_rows, Xa.shape[0]), replace=False))
-    h = torch.from_numpy(np.ascontiguousarray(Xa[rows], dtype=np.float32))
+    h = calibration_sample(Xa, cfg)
     acts: list[PerNeuronStep] = []
     with torch.no_grad():
         for i in range(spec.depth):
