@@ -47,7 +47,7 @@ def merge_parts(files: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic JSON write (temporary name, then rename)."""
-    from rmtcompress.spectra import atomic_write_json
+    from rmtcompress.theory._spectra import atomic_write_json
 
     return atomic_write_json(path, obj)
 

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from _common import RESULTS, figure_png, machine_info, write_json
-from rmtcompress.spectra import atomic_write_bytes
+from rmtcompress.theory._spectra import atomic_write_bytes
 
 BUDGETS_MB = (0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
 

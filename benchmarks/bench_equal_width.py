@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from _common import RESULTS, machine_info, merge_parts, write_json
-from rmtcompress.calibration import CalibrationConfig, calibrate
-from rmtcompress.compress import CompressedMLP, fit_readout
-from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory, run_one
-from rmtcompress.spec import MLPSpec
+from rmtcompress.core._spec import MLPSpec
+from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, model_memory, run_one
+from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate
+from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
 
 WIDTHS = (2000, 2000, 1000)
 THERMO = (("readout_features", "thermometer"),)

@@ -46,12 +46,12 @@ import numpy as np
 import torch
 
 from _common import RESULTS, machine_info, merge_parts, write_json
-from rmtcompress.activations import PerNeuronStep
-from rmtcompress.calibration import CalibrationConfig, calibrate, calibration_sample, fit_layer
-from rmtcompress.compress import CompressedMLP, fit_readout
-from rmtcompress.experiments import MethodSpec, Task, build_model, load_task, model_memory
-from rmtcompress.finetune import FinetuneConfig, TrainedLayers, finetune, train_layers
-from rmtcompress.spec import MLPSpec
+from rmtcompress.core._activations import PerNeuronStep
+from rmtcompress.core._spec import MLPSpec
+from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, model_memory
+from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate, calibration_sample, fit_layer
+from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
+from rmtcompress.ntklc._finetune import FinetuneConfig, TrainedLayers, finetune, train_layers
 
 WIDTHS = (2000, 2000, 1000)
 EPS = 0.95

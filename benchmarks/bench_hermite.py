@@ -25,7 +25,7 @@ import torch
 
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.experiments import load_task
+from rmtcompress.lab._experiments import load_task
 
 
 def _families() -> dict[str, str]:

@@ -66,7 +66,7 @@ except ModuleNotFoundError:  # running from a checkout without an installed pack
     import rmtcompress as rc
 
 from _common import RESULTS, machine_info, write_json
-from rmtcompress import kernels
+from rmtcompress.kernels import _ternary as kernels
 
 WIDTHS = (2000, 2000, 1000)
 INPUT_DIM = 784

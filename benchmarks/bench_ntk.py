@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 try:
-    from rmtcompress.empirical_ntk import ntk_empirical
+    from rmtcompress.empirical._ntk import ntk_empirical
 except ModuleNotFoundError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from rmtcompress.empirical_ntk import ntk_empirical
+    from rmtcompress.empirical._ntk import ntk_empirical
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WIDTHS = (784, 512, 512, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.experiments import MethodSpec, aggregate, load_task, run_grid, write_results
+from rmtcompress.lab._experiments import MethodSpec, aggregate, load_task, run_grid, write_results
 
 EQUAL = (2000, 2000, 1000)
 WIDE = (2000, 2000, 4000)

@@ -51,8 +51,9 @@ import torch
 from torch import nn
 
 from _common import RESULTS, figure_png, machine_info, write_json
-from rmtcompress.datasets import load_fashion_mnist, load_mnist_subset
-from rmtcompress.pruning import (
+from rmtcompress.lab._datasets import load_fashion_mnist, load_mnist_subset
+from rmtcompress.pruning._activation_quant import activation_bits, quantize_activations, runtime_memory
+from rmtcompress.pruning._pruning import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     LqAdaptiveConfig,
@@ -62,9 +63,7 @@ from rmtcompress.pruning import (
     model_storage_bytes,
     prune,
 )
-from rmtcompress.spectra import atomic_write_bytes
-from rmtcompress.trained_quantization import activation_bits, quantize_activations, runtime_memory
-from rmtcompress.training import (
+from rmtcompress.pruning._training import (
     TrainConfig,
     evaluate,
     initial_state,
@@ -74,6 +73,7 @@ from rmtcompress.training import (
     train_iterative,
     train_val_split,
 )
+from rmtcompress.theory._spectra import atomic_write_bytes
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 HIDDEN = (512, 512)
@@ -160,7 +160,7 @@ def _file_bytes(model: nn.Module, key: str) -> float | str | None:
     """Bytes of the packed file of a pruned float net (rmtcompress.pruned_storage); without that module, the
     net's state is saved under MODEL_DIR and its path returned (sized later by ``fill_file_bytes``)."""
     try:
-        from rmtcompress.pruned_storage import pruned_file_bytes as sparse_model_bytes
+        from rmtcompress.io._pruned import pruned_file_bytes as sparse_model_bytes
     except ImportError:
         if not MODEL_DIR:
             return None
@@ -184,7 +184,7 @@ def _net_from_state(path: str) -> nn.Module:
 
 def fill_file_bytes(rows: list[dict[str, Any]]) -> int:
     """Size the nets saved by ``_file_bytes`` (rows with a ``model_file``); returns how many were sized."""
-    from rmtcompress.pruned_storage import pruned_file_bytes as sparse_model_bytes
+    from rmtcompress.io._pruned import pruned_file_bytes as sparse_model_bytes
 
     n = 0
     for r in rows:

@@ -25,7 +25,7 @@ from safetensors.numpy import save_file
 
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.storage import entropy_bound_bits, ternary_counts
+from rmtcompress.io._ternary import entropy_bound_bits, ternary_counts
 
 ENCODINGS = ("2bit", "base3", "bitmask", "entropy", "auto", "seed")
 

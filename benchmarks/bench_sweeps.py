@@ -56,7 +56,7 @@ cpu_point.sweep_fields = {"i": int, "reps": int}  # type: ignore[attr-defined]
 
 
 def _spec(name: str, function: str, grid: dict[str, list[Any]]) -> Any:
-    from rmtcompress.sweeps import parse_sweep
+    from rmtcompress.lab._sweeps import parse_sweep
 
     return parse_sweep(
         {"sweep": {"name": name, "function": f"{ENTRY}:{function}", "root_seed": 1}, "grid": grid}
@@ -69,8 +69,8 @@ def _run(spec: Any, backend: str, n_jobs: int, tmp: Path) -> float:
 
 def _run_detail(spec: Any, backend: str, n_jobs: int, tmp: Path) -> tuple[float, float]:
     """Wall time of the sweep and the mean wall time of one point inside its worker."""
-    from rmtcompress.store import ResultStore
-    from rmtcompress.sweeps import run_sweep
+    from rmtcompress.lab._store import ResultStore
+    from rmtcompress.lab._sweeps import run_sweep
 
     rd = Path(tempfile.mkdtemp(dir=tmp))
     t0 = time.perf_counter()
@@ -132,8 +132,8 @@ def bench_scaling(n: int, reps: int, tmp: Path) -> dict[str, Any]:
 
 
 def bench_tiled(n: int, k: int, check: bool) -> dict[str, Any]:
-    from rmtcompress.datasets import make_gmm
-    from rmtcompress.tiled import ck_equivalent_tiled, top_eigenpairs
+    from rmtcompress.empirical._tiled import ck_equivalent_tiled, top_eigenpairs
+    from rmtcompress.lab._datasets import make_gmm
 
     t0 = time.perf_counter()
     X, y = make_gmm(n, 784, n_classes=3, preset="mixed", seed=0)

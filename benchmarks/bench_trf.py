@@ -55,7 +55,7 @@ try:
 except ModuleNotFoundError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import rmtcompress as rc
-from rmtcompress.trf import LowPrecisionRFF, TernaryRandomFeatures, memory_bits
+from rmtcompress.rf._trf import LowPrecisionRFF, TernaryRandomFeatures, memory_bits
 
 CLASSES = (0, 6)
 COARSE_REL_LAMBDAS = np.logspace(-7.0, 2.0, 10)

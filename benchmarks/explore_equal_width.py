@@ -23,10 +23,10 @@ from collections.abc import Sequence
 
 import torch
 
-from rmtcompress.calibration import CalibrationConfig, calibrate
-from rmtcompress.compress import fit_readout
-from rmtcompress.experiments import MethodSpec, build_model, load_task
-from rmtcompress.spec import MLPSpec
+from rmtcompress.core._spec import MLPSpec
+from rmtcompress.lab._experiments import MethodSpec, build_model, load_task
+from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate
+from rmtcompress.ntklc._compress import fit_readout
 
 WIDTHS = (2000, 2000, 1000)
 DEFAULT = (

@@ -36,12 +36,12 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from rmtcompress.activations import PerNeuronStep, get_activation
-from rmtcompress.calibration import _codes
-from rmtcompress.experiments import MethodSpec, build_model, load_task
-from rmtcompress.quantizers import lloyd_max_quantizer
-from rmtcompress.readout import fit_ridge_readout
-from rmtcompress.spec import MLPSpec
+from rmtcompress.core._activations import PerNeuronStep, get_activation
+from rmtcompress.core._spec import MLPSpec
+from rmtcompress.lab._experiments import MethodSpec, build_model, load_task
+from rmtcompress.ntklc._calibration import _codes
+from rmtcompress.ntklc._readout import fit_ridge_readout
+from rmtcompress.quant._quantizers import lloyd_max_quantizer
 
 WIDTHS = (2000, 2000, 1000)
 Layer = Callable[[np.ndarray], Callable[[torch.Tensor], torch.Tensor]]

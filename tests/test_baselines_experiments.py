@@ -18,8 +18,8 @@ import scipy.special as sps
 import torch
 
 import rmtcompress as rc
-from rmtcompress import experiments
-from rmtcompress.activations import StepActivation
+from rmtcompress.core._activations import StepActivation
+from rmtcompress.lab import _experiments as experiments
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
@@ -254,7 +254,7 @@ def test_model_memory_weights_only_counts_float_activations() -> None:
 
 
 def test_model_memory_agrees_with_memory_module() -> None:
-    from rmtcompress.memory import dense_fp32_bytes
+    from rmtcompress.quant._memory import dense_fp32_bytes
 
     spec = rc.MLPSpec(20, (30, 26), ("relu", "relu"))
     model = rc.compress(

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import rmtcompress as rc
-from rmtcompress.calibration import fit_layer
-from rmtcompress.experiments import model_memory
+from rmtcompress.lab._experiments import model_memory
+from rmtcompress.ntklc._calibration import fit_layer
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_custom_quantiles_are_honoured() -> None:
 
 
 def test_spread_quantiles_design() -> None:
-    from rmtcompress.calibration import spread_quantiles
+    from rmtcompress.ntklc._calibration import spread_quantiles
 
     assert spread_quantiles(4) == pytest.approx((0.1, 0.5, 0.9))
     assert spread_quantiles(2) == (0.5,)
@@ -313,7 +313,7 @@ def test_calibrate_rejects_bad_inputs(model: rc.CompressedMLP, data: tuple[np.nd
 
 
 def test_method_spec_option_calibrates(data: tuple[np.ndarray, np.ndarray]) -> None:
-    from rmtcompress.experiments import MethodSpec, build_model
+    from rmtcompress.lab._experiments import MethodSpec, build_model
 
     X, _ = data
     spec = rc.MLPSpec(64, (40, 30), ("relu", "relu"))
@@ -338,7 +338,7 @@ def test_cli_compress_calibrate(tmp_path: Path) -> None:
 
 
 def test_calibration_sample_is_seeded_ordered_and_capped() -> None:
-    from rmtcompress.calibration import CalibrationConfig, calibration_sample
+    from rmtcompress.ntklc._calibration import CalibrationConfig, calibration_sample
 
     X = np.arange(200.0).reshape(100, 2)
     cfg = CalibrationConfig(n_rows=30, seed=3)

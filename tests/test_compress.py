@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import rmtcompress as rc
-from rmtcompress import experiments
-from rmtcompress.activations import StepActivation
+from rmtcompress.core._activations import StepActivation
+from rmtcompress.lab import _experiments as experiments
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

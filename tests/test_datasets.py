@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rmtcompress.datasets import (
+from rmtcompress.lab._datasets import (
     DEFAULT_FASHION_MNIST_ROOT,
     GMM_PRESETS,
     PaperNormalizer,

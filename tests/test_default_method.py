@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import rmtcompress as rc
-from rmtcompress.compress import DEFAULT_LEVELS, DEFAULT_METHOD, DEFAULT_READOUT_FEATURES
-from rmtcompress.experiments import rank_methods
+from rmtcompress.lab._experiments import rank_methods
+from rmtcompress.ntklc._compress import DEFAULT_LEVELS, DEFAULT_METHOD, DEFAULT_READOUT_FEATURES
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ntklc.json"
 

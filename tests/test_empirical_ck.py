@@ -270,7 +270,7 @@ def test_ck_empirical_bad_data_and_activation() -> None:
     ids=str,
 )
 def test_sample_weights_moments_and_sparsity(distribution: str, sparsity: float) -> None:
-    g = rc.models.torch_generator(11)
+    g = rc.empirical.torch_generator(11)
     # ν = 10 for Student-t so that w² has a finite variance and its sample standard error is reliable
     W = rc.sample_weights(
         (1000, 1000),
@@ -300,7 +300,7 @@ def test_ternary_values_exact(eps: float, dtype: torch.dtype) -> None:
         (1000, 1000),
         distribution="ternary",
         sparsity=eps,
-        generator=rc.models.torch_generator(4),
+        generator=rc.empirical.torch_generator(4),
         dtype=dtype,
     )
     assert W.dtype == dtype
@@ -316,7 +316,7 @@ def test_ternary_values_exact(eps: float, dtype: torch.dtype) -> None:
 
 
 def test_sample_weights_bad_arguments() -> None:
-    g = rc.models.torch_generator(0)
+    g = rc.empirical.torch_generator(0)
     with pytest.raises(ValueError, match="unknown weight distribution"):
         rc.sample_weights((3, 3), distribution="cauchy", generator=g)
     with pytest.raises(ValueError, match="sparsity"):
@@ -326,9 +326,9 @@ def test_sample_weights_bad_arguments() -> None:
 
 
 def test_sample_weights_reproducible_from_generator() -> None:
-    a = rc.sample_weights((50, 40), generator=rc.models.torch_generator(9))
-    b = rc.sample_weights((50, 40), generator=rc.models.torch_generator(9))
-    c = rc.sample_weights((50, 40), generator=rc.models.torch_generator(10))
+    a = rc.sample_weights((50, 40), generator=rc.empirical.torch_generator(9))
+    b = rc.sample_weights((50, 40), generator=rc.empirical.torch_generator(9))
+    c = rc.sample_weights((50, 40), generator=rc.empirical.torch_generator(10))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

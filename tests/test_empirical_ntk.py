@@ -12,8 +12,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
-from rmtcompress import empirical_ntk
-from rmtcompress.empirical_ntk import NTKMethod, ntk_empirical
+from rmtcompress.empirical import _ntk as empirical_ntk
+from rmtcompress.empirical._ntk import NTKMethod, ntk_empirical
 
 RTOL = 1e-5
 

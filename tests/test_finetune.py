@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rmtcompress as rc
-from rmtcompress.experiments import model_memory
-from rmtcompress.finetune import _to_levels, surrogate_step
+from rmtcompress.lab._experiments import model_memory
+from rmtcompress.ntklc._finetune import _to_levels, surrogate_step
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +187,7 @@ def test_finetune_head_is_the_classifier_and_scores_like_its_validation_record(
 
 
 def test_experiment_option_finetune_keeps_the_joint_head_and_needs_labels_and_calibration() -> None:
-    from rmtcompress.experiments import MethodSpec, Task, build_model, run_one
+    from rmtcompress.lab._experiments import MethodSpec, Task, build_model, run_one
 
     X, y = rc.make_gmm(700, 32, n_classes=2, preset="mixed", seed=1, sort=False)
     task = Task("gmm", X[:500], y[:500], X[500:], y[500:], "gmm")

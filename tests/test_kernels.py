@@ -24,10 +24,10 @@ import pytest
 import torch
 
 import rmtcompress as rc
-from rmtcompress import kernels
-from rmtcompress.activations import StepActivation
-from rmtcompress.compress import CompressedMLP, ternary_codes
-from rmtcompress.kernels import FastMLP, TernaryLayer, fast_features, fast_levels, prepare, supports
+from rmtcompress.core._activations import StepActivation
+from rmtcompress.kernels import _ternary as kernels
+from rmtcompress.kernels._ternary import FastMLP, TernaryLayer, fast_features, fast_levels, prepare, supports
+from rmtcompress.ntklc._compress import CompressedMLP, ternary_codes
 
 PATHS: tuple[kernels.Path, ...] = ("blocked", "popcount")
 

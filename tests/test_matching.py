@@ -19,8 +19,8 @@ import pytest
 import scipy.special as sps
 
 import rmtcompress as rc
-from rmtcompress.activations import StepActivation
-from rmtcompress.matching import EquationResidual, LayerMatch, MatchReport
+from rmtcompress.core._activations import StepActivation
+from rmtcompress.theory._matching import EquationResidual, LayerMatch, MatchReport
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from rmtcompress.memory import (
+from rmtcompress.quant._memory import (
     MemoryReport,
     dense_fp32_bytes,
     hidden_weight_counts,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmtcompress.philox import (
+from rmtcompress._utils._philox import (
     PHILOX_ALGORITHM,
     philox_codes_match,
     philox_ternary_codes,

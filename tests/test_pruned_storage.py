@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import rmtcompress as rc
-from rmtcompress.pruned_storage import (
+from rmtcompress.io._pruned import (
     is_pruned_file,
     load_pruned,
     pruned_file_bytes,
@@ -21,9 +21,9 @@ from rmtcompress.pruned_storage import (
     pruned_to_bytes,
     save_pruned,
 )
-from rmtcompress.pruning import MagnitudeConfig, prune
-from rmtcompress.storage import FormatError, entropy_bound_bits
-from rmtcompress.training import make_mlp
+from rmtcompress.io._ternary import FormatError, entropy_bound_bits
+from rmtcompress.pruning._pruning import MagnitudeConfig, prune
+from rmtcompress.pruning._training import make_mlp
 
 
 def _pruned(sparsity: float = 0.9, seed: int = 0, hidden: tuple[int, ...] = (64, 32)) -> nn.Sequential:
@@ -102,7 +102,7 @@ def test_rc_save_load_inspect_dispatch(tmp_path: Path) -> None:
     assert isinstance(back, nn.Sequential)
     with torch.no_grad():
         assert torch.equal(m(_x()), back(_x()))
-    info = rc.storage.inspect(path)
+    info = rc.io.inspect(path)
     assert info["magic"] == "rmtcompress-pruned"
     assert info["file_bytes"] == os.path.getsize(path)
     assert [layer["nnz"] for layer in info["layers"]] == [
@@ -133,7 +133,7 @@ def test_ternary_file_is_not_a_pruned_file(tmp_path: Path) -> None:
     y = np.arange(60) % 3
     model = rc.compress(rc.MLPSpec(12, (16, 8), ("relu", "relu")), rc.NTKLCConfig(seed=0), X=X)
     rc.fit_readout(model, X, y)
-    data = rc.storage.to_bytes(model)
+    data = rc.io.to_bytes(model)
     assert not is_pruned_file(data)
     with pytest.raises(FormatError, match="wrong magic"):
         pruned_from_bytes(data)
@@ -170,7 +170,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("rmtcompress.storage._write_all", boom)
+    monkeypatch.setattr("rmtcompress.io._ternary._write_all", boom)
     with pytest.raises(OSError, match="disk full"):
         save_pruned(_pruned(0.5), path)
     assert path.read_bytes() == before
@@ -198,7 +198,7 @@ def test_random_masks_round_trip(rows: int, cols: int, density: float, seed: int
 
 
 def test_pruned_cnn_round_trip(tmp_path: Path) -> None:
-    from rmtcompress.training import make_cnn
+    from rmtcompress.pruning._training import make_cnn
 
     net = make_cnn((1, 8, 8), 10, channels=(4, 8), seed=0)
     prune(net, MagnitudeConfig(0.7, "layer"))

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from rmtcompress.pruning import (
+from rmtcompress.pruning._pruning import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     LqAdaptiveConfig,
@@ -668,7 +668,7 @@ def test_criterion_and_milestone_errors() -> None:
 
 def test_sap_milestone_missed_by_one_weight_counts_as_reached() -> None:
     """A clipped SAP step that lands a weight short of a milestone must not cost a round pruning that one weight."""
-    from rmtcompress.pruning import _sap_milestone
+    from rmtcompress.pruning._pruning import _sap_milestone
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(100, 100))

@@ -14,8 +14,8 @@ import scipy.special as sps
 import torch
 
 import rmtcompress as rc
-from rmtcompress.activations import Activation, StepActivation, get_activation
-from rmtcompress.quantizers import (
+from rmtcompress.core._activations import Activation, StepActivation, get_activation
+from rmtcompress.quant._quantizers import (
     K_MAX,
     ActivationQuantizer,
     QuantizerConvergenceWarning,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmtcompress.readout import (
+from rmtcompress.ntklc._readout import (
     LinearReadout,
     default_lambda_grid,
     fit_ridge_readout,

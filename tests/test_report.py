@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rmtcompress.report import write_report
-from rmtcompress.sweeps import run_sweep_file
+from rmtcompress.lab._report import write_report
+from rmtcompress.lab._sweeps import run_sweep_file
 
 
 def fake_trained(config: dict[str, Any]) -> dict[str, Any]:

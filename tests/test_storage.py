@@ -21,9 +21,9 @@ import safetensors.numpy
 import torch
 
 import rmtcompress as rc
-from rmtcompress import storage
-from rmtcompress.philox import philox_ternary_codes
-from rmtcompress.storage import FormatError
+from rmtcompress._utils._philox import philox_ternary_codes
+from rmtcompress.io import _ternary as storage
+from rmtcompress.io._ternary import FormatError
 
 SPEC = rc.MLPSpec(64, (96, 80, 40), ("relu",) * 3)
 PAYLOAD_ENCODINGS = ("2bit", "base3", "bitmask", "entropy")

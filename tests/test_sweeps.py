@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from rmtcompress import __version__
-from rmtcompress.store import ResultStore, canonical_json, point_key
-from rmtcompress.sweeps import (
+from rmtcompress.lab._store import ResultStore, canonical_json, point_key
+from rmtcompress.lab._sweeps import (
     TIMING_FIELDS,
     load_sweep,
     parse_sweep,
@@ -203,7 +203,7 @@ def test_normalisation_sorting_and_seeds() -> None:
     assert len({p.key for p in spec.points}) == 16
     cfg = spec.points[0].config
     assert cfg["activations"] == ["relu"] * len(cfg["widths"])  # a single name is expanded per layer
-    assert cfg["function"] == "rmtcompress.sweeps:train_point" and cfg["task"] == "digits"
+    assert cfg["function"] == "rmtcompress.lab:train_point" and cfg["task"] == "digits"
     # every NTK-LC option is written out with its default (same key as writing the default explicitly)
     assert cfg["readout_features"] == point_fields()["readout_features"] and "hard" in cfg
     spec3 = parse_sweep({**BASE, "grid": {**grid, "restarts": [32], "weight_sampling": ["iid"]}})
@@ -270,7 +270,7 @@ def test_serial_run_resume_and_failures(tmp_path: Path) -> None:
 
 
 def test_store_never_overwrites_a_done_point(tmp_path: Path) -> None:
-    from rmtcompress.store import PointResult
+    from rmtcompress.lab._store import PointResult
 
     with ResultStore(tmp_path) as st:
         ok = PointResult(key="k", index=0, config={"a": 1}, status="done", record={"v": 1})
@@ -304,7 +304,7 @@ def test_sigkill_mid_run_then_resume_loses_and_duplicates_nothing(tmp_path: Path
     rd = tmp_path / "run"
     script = textwrap.dedent(
         f"""
-        from rmtcompress.sweeps import run_sweep_file
+        from rmtcompress.lab._sweeps import run_sweep_file
         run_sweep_file({path!r}, run_dir={str(rd)!r}, backend="serial", quiet=True)
         """
     )

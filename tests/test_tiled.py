@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import rmtcompress as rc
-from rmtcompress import tiled
-from rmtcompress.equivalents import class_statistics
-from rmtcompress.experiments import load_task
+from rmtcompress.empirical import _tiled as tiled
+from rmtcompress.lab._experiments import load_task
+from rmtcompress.theory._equivalents import class_statistics
 
 
 @pytest.fixture(scope="module")

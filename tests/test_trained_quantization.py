@@ -10,16 +10,16 @@ import pytest
 import torch
 from torch import nn
 
-from rmtcompress.activations import StepActivation
-from rmtcompress.datasets import load_digits_data
-from rmtcompress.pruning import MagnitudeConfig, get_masks, model_storage_bytes, prune
-from rmtcompress.trained_quantization import (
+from rmtcompress.core._activations import StepActivation
+from rmtcompress.lab._datasets import load_digits_data
+from rmtcompress.pruning._activation_quant import (
     QuantizedActivation,
     activation_bits,
     quantize_activations,
     runtime_memory,
 )
-from rmtcompress.training import TrainConfig, evaluate, make_mlp, train, train_val_split
+from rmtcompress.pruning._pruning import MagnitudeConfig, get_masks, model_storage_bytes, prune
+from rmtcompress.pruning._training import TrainConfig, evaluate, make_mlp, train, train_val_split
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import rmtcompress.training as training
-from rmtcompress.datasets import load_digits_data
-from rmtcompress.pruning import (
+import rmtcompress.pruning._training as training
+from rmtcompress.lab._datasets import load_digits_data
+from rmtcompress.pruning._pruning import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     MagnitudeConfig,
@@ -22,7 +22,7 @@ from rmtcompress.pruning import (
     get_masks,
     prune,
 )
-from rmtcompress.training import (
+from rmtcompress.pruning._training import (
     TrainConfig,
     evaluate,
     initial_state,

@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import rmtcompress as rc
-from rmtcompress.trf import (
+from rmtcompress.rf._trf import (
     LowPrecisionRFF,
     TernaryRandomFeatures,
     kernel_coefficients,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rmtcompress._validation import (
+from rmtcompress._utils._validation import (
     as_generator,
     check_positive,
     check_sparsity,

@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from . import __version__
+from ._utils import __version__
+from .errors import InvalidParameterError, MissingFileError
 
 
 def _fmt(x: float) -> str:
@@ -41,7 +42,7 @@ def main() -> None:
 @main.command()
 def activations() -> None:
     """List the registered activation names."""
-    from .activations import activation_names, get_activation
+    from .core import activation_names, get_activation
 
     print_table([[n, get_activation(n).kind.value] for n in activation_names()], ["name", "kind"])
 
@@ -51,7 +52,7 @@ def activations() -> None:
 @click.option("--tau", type=float, default=1.0, show_default=True, help="input scale τ (standard deviation)")
 def moments(activation: str, tau: float) -> None:
     """Gaussian moments of ACTIVATION(τξ), ξ ~ N(0, 1)."""
-    from .gaussian_moments import gaussian_moments
+    from .theory import gaussian_moments
 
     try:
         m = gaussian_moments(activation, tau)
@@ -74,7 +75,7 @@ def moments(activation: str, tau: float) -> None:
 @click.option("--tau0", type=float, default=1.0, show_default=True)
 def recursion(acts: tuple[str, ...], tau0: float) -> None:
     """τ, α, β, κ² of a net with the given activations (one per layer)."""
-    from .recursions import recursion as run
+    from .theory import recursion as run
 
     try:
         rec = run(list(acts), tau0)
@@ -155,13 +156,13 @@ def spectra(
     quiet: bool,
 ) -> None:
     """Sampled CK vs its equivalent K̃ vs the exact limit (Fig. 2 of Gu et al. 2022); writes PNG + JSON."""
-    from .fig2 import SpectraConfig, run_spectra
+    from .lab._fig2 import SpectraConfig, run_spectra
 
     try:
         w = tuple(int(v) for v in widths.split(",")) if widths else None
         parts = [int(v) for v in classes.split(",")]
         if len(parts) != 2:
-            raise ValueError(f"--classes needs two comma-separated labels, got {classes!r}")
+            raise InvalidParameterError(f"--classes needs two comma-separated labels, got {classes!r}")
         cls = (parts[0], parts[1])
         cfg = SpectraConfig(
             preset=preset,
@@ -194,7 +195,7 @@ def spectra(
 
 
 def _task_from(data: str, seed: int, max_train: int | None) -> Any:
-    from .experiments import TASKS, Task, _split, load_task
+    from .lab._experiments import TASKS, Task, _split, load_task
 
     if data in TASKS:
         try:
@@ -204,11 +205,11 @@ def _task_from(data: str, seed: int, max_train: int | None) -> Any:
                 raise
             click.echo(f"note: {exc}\nfalling back to scikit-learn digits", err=True)
             return load_task("digits", seed=seed, max_train=max_train)
-    from .datasets import PaperNormalizer, load_array_file
+    from .lab import PaperNormalizer, load_array_file
 
     path = Path(data)
     if not path.exists():
-        raise FileNotFoundError(f"data {data!r} is neither a task ({', '.join(TASKS)}) nor an existing file")
+        raise MissingFileError(f"data {data!r} is neither a task ({', '.join(TASKS)}) nor an existing file")
     X, y = load_array_file(path)
     Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
     norm = PaperNormalizer().fit(Xtr)
@@ -219,7 +220,7 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers, got {text!r}") from None
+        raise InvalidParameterError(f"{name} must be comma-separated integers, got {text!r}") from None
     return vals
 
 
@@ -299,7 +300,7 @@ def compress_cmd(
     """Compress a random-feature ReLU net, train the ridge readout, print accuracy and memory (both ways)."""
     import torch
 
-    from .experiments import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
+    from .lab import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
 
     try:
         w = _int_list(widths, "--widths")
@@ -319,13 +320,15 @@ def compress_cmd(
         )
         if calibrate != "none":
             if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
-                raise ValueError(f"--calibrate needs a method with step activations, not {method!r}")
+                raise InvalidParameterError(
+                    f"--calibrate needs a method with step activations, not {method!r}"
+                )
             opts = (*tuple(o for o in opts if o[0] != "readout_features"), ("calibrate", calibrate))
         if finetune_epochs < 0:
-            raise ValueError(f"--finetune-epochs must be ≥ 0, got {finetune_epochs}")
+            raise InvalidParameterError(f"--finetune-epochs must be ≥ 0, got {finetune_epochs}")
         if finetune_epochs > 0:
             if calibrate == "none":
-                raise ValueError("--finetune-epochs needs --calibrate scale or data-lm")
+                raise InvalidParameterError("--finetune-epochs needs --calibrate scale or data-lm")
             opts = (*opts, ("finetune", str(finetune_epochs)))
         main_row = MethodSpec(method, method, sparsity, levels, opts)
         if main_row not in rows:
@@ -345,9 +348,9 @@ def compress_cmd(
         return
     print_table(summary_table(records), SUMMARY_HEADER)
     if show_match:
-        from .baselines import BASELINES
-        from .experiments import build_model
-        from .spec import MLPSpec
+        from .core import MLPSpec
+        from .lab import build_model
+        from .ntklc import BASELINES
 
         spec = MLPSpec(task.X_train.shape[1], w, tuple([activation] * len(w)))
         for ms in rows:
@@ -384,7 +387,7 @@ def reproduce(
     figure: str, task_name: str | None, widths_list: tuple[str, ...], seeds: str, out_dir: str, quiet: bool
 ) -> None:
     """Fig. 3 / Fig. 4 of Gu et al. 2022 (accuracy vs memory, log-x), with our quantizers added; CSV/JSON/PNG."""
-    from .experiments import SUMMARY_HEADER, MethodSpec, load_task, run_grid, summary_table, write_results
+    from .lab import SUMMARY_HEADER, MethodSpec, load_task, run_grid, summary_table, write_results
 
     try:
         ws = [_int_list(w, "--widths") for w in widths_list] or list(_FIG_WIDTHS)
@@ -436,9 +439,9 @@ def save_cmd(
     data: str, widths: str, sparsity: float, method: str, levels: int, encoding: str, seed: int, path: str
 ) -> None:
     """Compress, train the readout and save the model to PATH (packed file; see docs/format.md)."""
-    from .compress import NTKLCConfig, compress, fit_readout
-    from .spec import MLPSpec
-    from .storage import inspect as inspect_file, save
+    from .core import MLPSpec
+    from .io import inspect as inspect_file, save
+    from .ntklc import NTKLCConfig, compress, fit_readout
 
     try:
         w = _int_list(widths, "--widths")
@@ -470,7 +473,7 @@ def save_cmd(
 @click.argument("path", type=click.Path(dir_okay=False))
 def inspect_cmd(path: str) -> None:
     """Format, layers, bits per weight, sizes and checksum status of a saved model file."""
-    from .storage import inspect as inspect_file
+    from .io import inspect as inspect_file
 
     try:
         info = inspect_file(path)
@@ -498,9 +501,9 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     import torch
     from tqdm.auto import tqdm
 
-    from .datasets import load_array_file
-    from .spectra import atomic_write_bytes
-    from .storage import load
+    from .io import load
+    from .lab import load_array_file
+    from .theory import atomic_write_bytes
 
     try:
         model = load(path)
@@ -510,14 +513,14 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
         else:
             X, _ = load_array_file(src)
         if X.ndim != 2:
-            raise ValueError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
+            raise InvalidParameterError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
         labels, scores = [], []
         if isinstance(model, torch.nn.Sequential):  # a pruned trained net: its logits are the scores
             n_in = next(m.in_features for m in model.modules() if isinstance(m, torch.nn.Linear))
             if X.shape[1] != n_in:
-                raise ValueError(f"DATA has {X.shape[1]} features but the model expects {n_in}")
+                raise InvalidParameterError(f"DATA has {X.shape[1]} features but the model expects {n_in}")
             if not np.isfinite(X).all():
-                raise ValueError("DATA contains NaN or inf")
+                raise InvalidParameterError("DATA contains NaN or inf")
             classes = list(
                 range(next(m.out_features for m in reversed(model) if isinstance(m, torch.nn.Linear)))
             )
@@ -531,7 +534,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
         else:
             clf = model.classifier
             if clf is None:
-                raise ValueError(f"{path} holds no trained readout; it cannot predict")
+                raise InvalidParameterError(f"{path} holds no trained readout; it cannot predict")
             classes = list(clf.classes)
             for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
                 F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
@@ -578,7 +581,7 @@ def sweep_cmd(
     quiet: bool,
 ) -> None:
     """Run a TOML sweep (resumable: finished points are skipped; failures are stored, never fatal)."""
-    from .sweeps import run_sweep_file
+    from .lab import run_sweep_file
 
     try:
         summary = run_sweep_file(
@@ -602,7 +605,7 @@ def sweep_cmd(
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def report_cmd(run_dir: str) -> None:
     """Write RUN_DIR/index.html (+ PNGs): plots and tables of every sweep in the run directory."""
-    from .report import write_report
+    from .lab import write_report
 
     try:
         out = write_report(run_dir)
@@ -632,23 +635,28 @@ def prune_cmd(
     """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file."""
     import math
 
-    from .pruned_storage import pruned_file_bytes, save_pruned
+    from .io import pruned_file_bytes, save_pruned
     from .pruning import (
         GradualMagnitudeConfig,
         LotteryTicketConfig,
         LqAdaptiveConfig,
         MagnitudeConfig,
         SAPConfig,
+        TrainConfig,
         current_sparsity,
+        evaluate,
+        initial_state,
+        make_mlp,
         prune,
+        train,
+        train_iterative,
     )
-    from .training import TrainConfig, evaluate, initial_state, make_mlp, train, train_iterative
 
     try:
         if not 0.0 < sparsity < 1.0:
-            raise ValueError(f"--sparsity must be in (0, 1), got {sparsity}")
+            raise InvalidParameterError(f"--sparsity must be in (0, 1), got {sparsity}")
         if epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {epochs}")
+            raise InvalidParameterError(f"--epochs must be >= 1, got {epochs}")
         widths = _int_list(hidden, "--hidden")
         task = _task_from(data, seed, None)
         Xtr, ytr = task.X_train, task.y_train
@@ -715,9 +723,9 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
     import torch
     from torch import nn
 
-    from .pruned_storage import is_pruned_file, load_pruned
+    from .io import is_pruned_file, load_pruned
     from .pruning import compressibility
-    from .spectra import atomic_write_bytes, atomic_write_json
+    from .theory import atomic_write_bytes, atomic_write_json
 
     try:
         with open(model_path, "rb") as fh:
@@ -732,12 +740,14 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
             try:
                 obj = torch.load(model_path, map_location="cpu", weights_only=True)
             except Exception as exc:  # torch raises many types for non-checkpoint files
-                raise ValueError(
+                raise InvalidParameterError(
                     f"{model_path} is neither a pruned-net file nor a torch state_dict ({type(exc).__name__}: {exc})"
                 ) from None
             state = obj.state_dict() if isinstance(obj, nn.Module) else obj
             if not isinstance(state, dict):
-                raise ValueError(f"{model_path} holds a {type(state).__name__}, expected a state_dict")
+                raise InvalidParameterError(
+                    f"{model_path} holds a {type(state).__name__}, expected a state_dict"
+                )
             layers = nn.ModuleDict()
             for name, t in state.items():
                 if isinstance(t, torch.Tensor) and t.ndim == 2 and name.endswith("weight"):
@@ -749,7 +759,7 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
                         lin.register_buffer("weight_mask", mask.bool())
                     layers[name.replace(".", "__")] = lin
             if not len(layers):
-                raise ValueError(f"{model_path} has no 2-D '*weight' tensor to analyse")
+                raise InvalidParameterError(f"{model_path} has no 2-D '*weight' tensor to analyse")
             summary = compressibility(layers, q=q)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)

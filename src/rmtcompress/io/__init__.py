@@ -1,0 +1,33 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from ._pruned import (
+    is_pruned_file as is_pruned_file,
+    load_pruned as load_pruned,
+    pruned_file_bytes as pruned_file_bytes,
+    pruned_from_bytes as pruned_from_bytes,
+    pruned_to_bytes as pruned_to_bytes,
+    save_pruned as save_pruned,
+)
+from ._ternary import (
+    from_bytes as from_bytes,
+    inspect as inspect,
+    load as load,
+    save as save,
+    to_bytes as to_bytes,
+)
+
+__all__ = [
+    "from_bytes",
+    "inspect",
+    "is_pruned_file",
+    "load",
+    "load_pruned",
+    "pruned_file_bytes",
+    "pruned_from_bytes",
+    "pruned_to_bytes",
+    "save",
+    "save_pruned",
+    "to_bytes",
+]

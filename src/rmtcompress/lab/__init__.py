@@ -1,0 +1,61 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from ._datasets import (
+    PaperNormalizer as PaperNormalizer,
+    load_array_file as load_array_file,
+    load_cifar10_batches as load_cifar10_batches,
+    load_digits_data as load_digits_data,
+    load_fashion_mnist as load_fashion_mnist,
+    load_idx_dataset as load_idx_dataset,
+    load_mnist_subset as load_mnist_subset,
+    make_gmm as make_gmm,
+    select_classes as select_classes,
+)
+from ._experiments import (
+    SUMMARY_HEADER as SUMMARY_HEADER,
+    TASKS as TASKS,
+    MethodSpec as MethodSpec,
+    Task as Task,
+    build_model as build_model,
+    load_task as load_task,
+    model_memory as model_memory,
+    run_grid as run_grid,
+    run_one as run_one,
+    summary_table as summary_table,
+    write_results as write_results,
+)
+from ._report import (
+    write_report as write_report,
+)
+from ._sweeps import (
+    run_sweep_file as run_sweep_file,
+    train_point as train_point,
+)
+
+__all__ = [
+    "SUMMARY_HEADER",
+    "TASKS",
+    "MethodSpec",
+    "PaperNormalizer",
+    "Task",
+    "build_model",
+    "load_array_file",
+    "load_cifar10_batches",
+    "load_digits_data",
+    "load_fashion_mnist",
+    "load_idx_dataset",
+    "load_mnist_subset",
+    "load_task",
+    "make_gmm",
+    "model_memory",
+    "run_grid",
+    "run_one",
+    "run_sweep_file",
+    "select_classes",
+    "summary_table",
+    "train_point",
+    "write_report",
+    "write_results",
+]

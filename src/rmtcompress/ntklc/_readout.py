@@ -1,0 +1,790 @@
+"""Linear readouts trained on fixed (random) features (methods.md §1.13, §1.16, §1.17).
+
+Only the linear head of a random-feature net is trained. Two trainers are provided:
+
+* :func:`fit_ridge_readout` — one-hot ridge regression ("least-squares classifier") with λ chosen on a validation
+  split, swept cheaply from one eigendecomposition (primal ``d×d`` Gram or dual ``n×n`` kernel, whichever is
+  smaller);
+* :func:`fit_sgd_readout` — multinomial logistic regression with PyTorch: logits + ``nn.CrossEntropyLoss``,
+  shuffled minibatches, early stopping on a validation split.
+
+**Test data never enters these functions.** The caller passes the *training* features and labels only; the
+validation split used for λ selection / early stopping is carved (stratified, seeded) from them, and the returned
+:class:`LinearReadout` is then evaluated by the caller on held-out data with :meth:`LinearReadout.score`. Any
+feature normalisation must likewise be fitted on training data by the caller. This avoids the research code's bugs
+(methods.md §1.16): double softmax, unshuffled class-sorted minibatches, model selection / early stopping on the
+test set.
+
+Shapes: features ``F`` are ``(n, d)`` (rows are samples; float32 or float64 — float32 inputs are not copied to
+float64 as a whole, blocks are converted on the fly), labels ``y`` are ``(n,)`` integers (any values; the readout
+keeps the sorted distinct labels in ``classes``), ``K`` is the number of classes.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.linalg
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import nn
+
+from .._utils import SeedLike, as_generator, check_int, check_positive, validate_X, validate_Xy
+from ..errors import InvalidParameterError
+
+__all__ = [
+    "LinearReadout",
+    "RidgeSolver",
+    "default_lambda_grid",
+    "fit_ridge_readout",
+    "fit_sgd_readout",
+    "ridge_path",
+    "stratified_split",
+]
+
+RidgeSolver = Literal["auto", "primal", "dual"]
+"""``"primal"``: eigendecomposition of the ``d×d`` Gram FᵀF; ``"dual"``: of the ``n×n`` kernel FFᵀ; ``"auto"``:
+dual when ``d > n`` (rows used for the fit), primal otherwise."""
+
+_BLOCK_ELEMENTS = 1 << 23
+"""Row blocks hold about this many entries (64 MiB in float64) when features are streamed."""
+
+_DEFAULT_REL_LAMBDAS = np.logspace(-6.0, 2.0, 25)
+"""Default λ grid, relative to trace(FcᵀFc)/d of the centred training features."""
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+Features = NDArray[np.float32] | NDArray[np.float64]
+
+
+# ============================================================================================ validation
+
+
+def _validate_features(F: ArrayLike, name: str = "F") -> Features:
+    """Check a feature matrix; float32/float64 inputs are kept as they are (no float64 copy of a big float32 F).
+
+    Args:
+        F: Array-like of shape ``(n, d)``.
+        name: Argument name for error messages.
+
+    Returns:
+        A C-contiguous float32 or float64 array of shape ``(n, d)``.
+
+    Raises:
+        ValueError: As :func:`rmtcompress._validation.validate_X` (not 2-D, empty, non-numeric, NaN/inf).
+    """
+    arr = np.asarray(F) if isinstance(F, np.ndarray) else None
+    if arr is None or arr.dtype not in (np.float32, np.float64) or arr.ndim != 2 or arr.size == 0:
+        return validate_X(F, name=name)  # converts to float64 or raises with the standard message
+    arr = np.ascontiguousarray(arr)
+    for rows in _row_blocks(arr.shape[0], arr.shape[1]):
+        if not np.isfinite(arr[rows]).all():
+            return validate_X(arr, name=name)  # raises, reporting the NaN/inf counts
+    return arr
+
+
+def _validate_labels(F: Features, y: ArrayLike) -> tuple[IntArray, IntArray, IntArray]:
+    """Check labels against ``F``; return ``(y, classes, codes)`` with ``codes`` in ``0..K−1``.
+
+    Raises:
+        ValueError: If ``y`` is not 1-D integer-valued, ``len(y) != n``, or there are fewer than 2 classes.
+    """
+    # validate_Xy on the first column only: the length/label checks without converting all of F to float64.
+    _, y_arr = validate_Xy(F[:, :1], y, X_name="F", y_name="y")
+    classes, codes = np.unique(y_arr, return_inverse=True)
+    if classes.size < 2:
+        raise InvalidParameterError(
+            f"y must contain at least 2 classes to train a classifier; got only class {int(classes[0])} "
+            f"({y_arr.size} samples)"
+        )
+    return y_arr, classes.astype(np.int64), codes.reshape(-1).astype(np.int64)
+
+
+def _check_val_fraction(val_fraction: float) -> float:
+    if isinstance(val_fraction, bool | np.bool_) or not isinstance(val_fraction, numbers.Real):
+        raise InvalidParameterError(f"val_fraction must be a number in (0, 0.5]; got {val_fraction!r}")
+    f = float(val_fraction)
+    if not (math.isfinite(f) and 0.0 < f <= 0.5):
+        raise InvalidParameterError(f"val_fraction must be in (0, 0.5]; got {val_fraction!r}")
+    return f
+
+
+def _check_lambdas(lambdas: ArrayLike) -> FloatArray:
+    try:
+        lam = np.asarray(lambdas, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"lambdas must be a sequence of positive numbers: {exc}") from exc
+    if lam.size == 0:
+        raise InvalidParameterError("lambdas must contain at least one value; got an empty sequence")
+    if not np.isfinite(lam).all():
+        raise InvalidParameterError(f"lambdas must be finite; got {lam.tolist()}")
+    if (lam <= 0).any():
+        raise InvalidParameterError(
+            f"lambdas must all be > 0; got non-positive values {lam[lam <= 0].tolist()}"
+        )
+    return np.unique(lam)  # sorted ascending, duplicates dropped
+
+
+def _check_solver(solver: str) -> RidgeSolver:
+    if solver == "auto":
+        return "auto"
+    if solver == "primal":
+        return "primal"
+    if solver == "dual":
+        return "dual"
+    raise InvalidParameterError(f"solver must be 'auto', 'primal' or 'dual'; got {solver!r}")
+
+
+# ============================================================================================ helpers
+
+
+def _row_blocks(n: int, d: int) -> Iterator[slice]:
+    step = max(1, _BLOCK_ELEMENTS // max(d, 1))
+    for start in range(0, n, step):
+        yield slice(start, min(start + step, n))
+
+
+def _index_blocks(rows: IntArray, d: int) -> Iterator[IntArray]:
+    step = max(1, _BLOCK_ELEMENTS // max(d, 1))
+    for start in range(0, rows.size, step):
+        yield rows[start : start + step]
+
+
+def _rows64(F: Features, rows: IntArray) -> FloatArray:
+    """``F[rows]`` as float64 (one copy)."""
+    return np.asarray(F[rows], dtype=np.float64)
+
+
+def _stratified(
+    codes: IntArray, classes: IntArray, val_fraction: float, rng: np.random.Generator
+) -> IntArray:
+    """Validation indices: ``max(1, round(f·n_c))`` random rows of each class ``c`` (sorted)."""
+    counts = np.bincount(codes, minlength=classes.size)
+    val: list[IntArray] = []
+    for c in range(classes.size):
+        members = np.flatnonzero(codes == c)
+        n_val = max(1, math.floor(val_fraction * members.size + 0.5))
+        if members.size - n_val < 1:
+            raise InvalidParameterError(
+                f"class {int(classes[c])} has only {int(counts[c])} sample(s); the stratified validation split needs at "
+                f"least 2 per class (one for training, one for validation) at val_fraction={val_fraction}"
+            )
+        val.append(rng.permutation(members)[:n_val])
+    return np.sort(np.concatenate(val)).astype(np.int64)
+
+
+def stratified_split(
+    y: ArrayLike, *, val_fraction: float = 0.1, seed: SeedLike = 0
+) -> tuple[IntArray, IntArray]:
+    """Seeded stratified train/validation split of row indices.
+
+    Every class ``c`` with ``n_c`` samples contributes ``max(1, round(val_fraction·n_c))`` randomly chosen rows to
+    the validation part (so each class appears in both parts); the rest is the training part. This is the split
+    used inside :func:`fit_ridge_readout` and :func:`fit_sgd_readout` (same seed → same split).
+
+    Args:
+        y: Integer labels, shape ``(n,)``.
+        val_fraction: Fraction of each class put in validation, in (0, 0.5].
+        seed: Explicit seed (int, ``SeedSequence`` or ``Generator``).
+
+    Returns:
+        ``(train_idx, val_idx)``: sorted, disjoint int64 index arrays whose union is ``0..n−1``.
+
+    Raises:
+        ValueError: On invalid labels, fewer than 2 classes, ``val_fraction`` outside (0, 0.5], or a class with
+            fewer than 2 samples.
+    """
+    f = _check_val_fraction(val_fraction)
+    y_arr = np.asarray(y)
+    if y_arr.ndim != 1 or y_arr.size == 0:
+        raise InvalidParameterError(f"y must be a non-empty 1-D array of labels; got shape {y_arr.shape}")
+    _, classes, codes = _validate_labels(np.zeros((y_arr.size, 1)), y_arr)
+    val_idx = _stratified(codes, classes, f, as_generator(seed))
+    mask = np.ones(codes.size, dtype=bool)
+    mask[val_idx] = False
+    return np.flatnonzero(mask).astype(np.int64), val_idx
+
+
+def _one_hot(codes: IntArray, n_classes: int) -> FloatArray:
+    T = np.zeros((codes.size, n_classes))
+    T[np.arange(codes.size), codes] = 1.0
+    return T
+
+
+# ============================================================================================ readout
+
+
+@dataclass(frozen=True, eq=False)
+class LinearReadout:
+    """A trained linear classifier ``scores = F @ coef + intercept``.
+
+    Attributes:
+        coef: Weights, shape ``(d, K)``, float64.
+        intercept: Biases, shape ``(K,)``, float64.
+        classes: The original labels, sorted, shape ``(K,)``; column ``k`` of the scores is class ``classes[k]``.
+        method: ``"ridge"`` or ``"sgd"``.
+        info: Training record (chosen λ, validation accuracy per λ / losses per epoch, ``n_train``, ``n_val``,
+            ``val_indices`` — the rows of the given training data used for validation, ...).
+    """
+
+    coef: FloatArray
+    intercept: FloatArray
+    classes: IntArray
+    method: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        coef = np.array(self.coef, dtype=np.float64)
+        intercept = np.array(self.intercept, dtype=np.float64).reshape(-1)
+        classes = np.array(self.classes).reshape(-1)
+        if coef.ndim != 2:
+            raise InvalidParameterError(f"coef must be 2-D of shape (d, K); got shape {coef.shape}")
+        if intercept.shape != (coef.shape[1],) or classes.shape != (coef.shape[1],):
+            raise InvalidParameterError(
+                f"intercept and classes must have shape (K,) = ({coef.shape[1]},); got {intercept.shape} and "
+                f"{classes.shape}"
+            )
+        for arr in (coef, intercept, classes):
+            arr.setflags(write=False)
+        object.__setattr__(self, "coef", coef)
+        object.__setattr__(self, "intercept", intercept)
+        object.__setattr__(self, "classes", classes)
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features ``d``."""
+        return int(self.coef.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes ``K``."""
+        return int(self.coef.shape[1])
+
+    def decision_function(self, F: ArrayLike) -> FloatArray:
+        """Class scores (logits for ``"sgd"``, regression outputs for ``"ridge"``).
+
+        Args:
+            F: Features, shape ``(n, d)``.
+
+        Returns:
+            Scores, shape ``(n, K)``, float64.
+
+        Raises:
+            ValueError: If ``F`` is invalid or its number of columns differs from ``d``.
+        """
+        arr = _validate_features(F)
+        if arr.shape[1] != self.n_features:
+            raise InvalidParameterError(
+                f"F has {arr.shape[1]} features but the readout was fitted on {self.n_features} features"
+            )
+        out = np.empty((arr.shape[0], self.n_classes))
+        for rows in _row_blocks(arr.shape[0], arr.shape[1]):
+            out[rows] = np.asarray(arr[rows], dtype=np.float64) @ self.coef + self.intercept
+        return out
+
+    def predict(self, F: ArrayLike) -> IntArray:
+        """Predicted labels (values from ``classes``), shape ``(n,)``."""
+        return np.asarray(self.classes[np.argmax(self.decision_function(F), axis=1)])
+
+    def score(self, F: ArrayLike, y: ArrayLike) -> float:
+        """Accuracy of :meth:`predict` on ``(F, y)``.
+
+        Args:
+            F: Features, shape ``(n, d)``.
+            y: True labels, shape ``(n,)``.
+
+        Returns:
+            Fraction of correct predictions.
+        """
+        arr = _validate_features(F)
+        _, y_arr = validate_Xy(arr[:, :1], y, X_name="F", y_name="y")
+        return float(np.mean(self.predict(arr) == y_arr))
+
+
+# ============================================================================================ ridge
+
+
+@dataclass
+class _Stats:
+    """Uncentred sufficient statistics of shifted rows ``B = F[rows] − shift`` and targets ``T[rows]``."""
+
+    shift: FloatArray  # (d,)
+    G: FloatArray  # BᵀB (d, d)
+    fsum: FloatArray  # Σ rows of B (d,)
+    FT: FloatArray  # BᵀT (d, K)
+    tsum: FloatArray  # Σ rows of T (K,)
+    n: int
+
+    def __add__(self, other: _Stats) -> _Stats:
+        if not np.array_equal(self.shift, other.shift):
+            raise InvalidParameterError("internal error: statistics with different shifts cannot be added")
+        return _Stats(self.shift, self.G + other.G, self.fsum + other.fsum, self.FT + other.FT,
+                      self.tsum + other.tsum, self.n + other.n)  # fmt: skip
+
+    def centred(self, center: bool) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """``(Gc, FTc, mean, tbar)``: Gram and cross-product (centred when ``center``) and the row means.
+
+        Centring uses ``Σ(b − μ)(b − μ)ᵀ = BᵀB − n·μμᵀ`` on the shifted rows; with the shift close to the column
+        means this is free of cancellation.
+        """
+        d, K = self.FT.shape
+        if not center:
+            if np.any(self.shift != 0):
+                raise InvalidParameterError("internal error: uncentred statistics must use a zero shift")
+            return self.G.copy(), self.FT.copy(), np.zeros(d), np.zeros(K)
+        mu = self.fsum / self.n
+        tbar = self.tsum / self.n
+        Gc = self.G - self.n * np.outer(mu, mu)
+        Gc = 0.5 * (Gc + Gc.T)
+        return Gc, self.FT - self.n * np.outer(mu, tbar), self.shift + mu, tbar
+
+
+def _gram_stats(F: Features, rows: IntArray, T: FloatArray, shift: FloatArray) -> _Stats:
+    """Stream row blocks of ``F[rows]`` in float64 and accumulate :class:`_Stats` (never forms ``n×n``)."""
+    d, K = F.shape[1], T.shape[1]
+    G = np.zeros((d, d))
+    fsum = np.zeros(d)
+    FT = np.zeros((d, K))
+    for idx in _index_blocks(rows, d):
+        B = _rows64(F, idx)
+        B -= shift
+        G += B.T @ B
+        fsum += B.sum(axis=0)
+        FT += B.T @ T[idx]
+    return _Stats(shift, G, fsum, FT, T[rows].sum(axis=0), int(rows.size))
+
+
+def _column_mean(F: Features, rows: IntArray) -> FloatArray:
+    total = np.zeros(F.shape[1])
+    for idx in _index_blocks(rows, F.shape[1]):
+        total += _rows64(F, idx).sum(axis=0)
+    return total / rows.size
+
+
+def _resolve(solver: RidgeSolver, n: int, d: int) -> Literal["primal", "dual"]:
+    if solver == "auto":
+        return "dual" if d > n else "primal"
+    return solver
+
+
+class _EigenRidge:
+    """Ridge fits for many λ from one symmetric eigendecomposition.
+
+    Solves ``min_W ‖Tc − Fc W‖² + λ‖W‖²`` on the rows ``rows`` (``Fc``, ``Tc`` centred on those rows when
+    ``center``), i.e. ``W(λ) = (FcᵀFc + λI)⁻¹FcᵀTc = Fcᵀ(FcFcᵀ + λI)⁻¹Tc``.
+
+    * primal: ``FcᵀFc = V diag(s) Vᵀ`` (``d×d``), ``W(λ) = V diag(1/(s+λ)) VᵀFcᵀTc``;
+    * dual: ``FcFcᵀ = U diag(s) Uᵀ`` (``n×n``), ``W(λ) = FcᵀU diag(1/(s+λ)) UᵀTc``.
+
+    Scores of other rows ``F'`` are ``(F' − mean) W(λ) + tbar = P diag(1/(s+λ)) C + tbar`` with ``P`` projected
+    once, so each extra λ costs ``O(m·r·K)``.
+    """
+
+    def __init__(
+        self, F: Features, rows: IntArray, T: FloatArray, *, center: bool, solver: RidgeSolver
+    ) -> None:
+        n, d = int(rows.size), F.shape[1]
+        self.kind = _resolve(solver, n, d)
+        self.Fc: FloatArray | None = None
+        self.stats: _Stats | None = None
+        if self.kind == "primal":
+            shift = _column_mean(F, rows) if center else np.zeros(d)
+            self.stats = _gram_stats(F, rows, T, shift)
+            Gc, FTc, self.mean, self.tbar = self.stats.centred(center)
+            self.trace = float(np.trace(Gc))
+            s, V = scipy.linalg.eigh(Gc, driver="evd", check_finite=False, overwrite_a=True)
+            self.basis = V  # (d, d)
+            self.C = V.T @ FTc  # (d, K)
+        else:
+            Fc = _rows64(F, rows)
+            Tr = T[rows]
+            self.mean = Fc.mean(axis=0) if center else np.zeros(d)
+            self.tbar = Tr.mean(axis=0) if center else np.zeros(T.shape[1])
+            Fc -= self.mean
+            Kmat = Fc @ Fc.T
+            self.trace = float(np.trace(Kmat))
+            s, U = scipy.linalg.eigh(Kmat, driver="evd", check_finite=False, overwrite_a=True)
+            self.basis = U  # (n, n)
+            self.C = U.T @ (Tr - self.tbar)  # (n, K)
+            self.Fc = Fc
+        self.s = np.maximum(s, 0.0)  # PSD up to rounding
+
+    def project(self, F: Features, rows: IntArray) -> FloatArray:
+        """``P`` of shape ``(len(rows), r)`` such that ``scores(λ) = P @ (C / (s + λ)) + tbar``."""
+        X = _rows64(F, rows)
+        X -= self.mean
+        if self.Fc is None:
+            return X @ self.basis
+        return (X @ self.Fc.T) @ self.basis
+
+    def scores(self, P: FloatArray, lam: float) -> FloatArray:
+        """Scores ``(m, K)`` of the projected rows for one λ."""
+        return P @ (self.C / (self.s + lam)[:, None]) + self.tbar
+
+    def coef(self, lam: float) -> tuple[FloatArray, FloatArray]:
+        """``(W, b)`` with ``W`` of shape ``(d, K)`` and ``b = tbar − mean @ W``."""
+        Z = self.basis @ (self.C / (self.s + lam)[:, None])
+        W = Z if self.Fc is None else self.Fc.T @ Z
+        return W, self.tbar - self.mean @ W
+
+
+def _cholesky_solve(A: FloatArray, B: FloatArray, lam: float) -> FloatArray:
+    """Solve ``(A + λI) X = B`` for symmetric PSD ``A`` (modified in place)."""
+    A[np.diag_indices_from(A)] += lam
+    return np.asarray(
+        scipy.linalg.cho_solve(scipy.linalg.cho_factor(A, check_finite=False), B, check_finite=False)
+    )
+
+
+def _direct_ridge(
+    F: Features,
+    rows: IntArray,
+    T: FloatArray,
+    lam: float,
+    *,
+    solver: RidgeSolver,
+    stats: _Stats | None = None,
+) -> tuple[FloatArray, FloatArray, Literal["primal", "dual"]]:
+    """Centred ridge solution for one λ by Cholesky (primal ``d×d`` or dual ``n×n``); returns ``(W, b, kind)``.
+
+    ``stats`` (statistics of the same rows, e.g. train + validation summed) skips the data pass of the primal form.
+    """
+    kind = _resolve(solver, int(rows.size), F.shape[1])
+    if kind == "primal":
+        if stats is None:
+            stats = _gram_stats(F, rows, T, _column_mean(F, rows))
+        Gc, FTc, mean, tbar = stats.centred(True)
+        W = _cholesky_solve(Gc, FTc, lam)
+        return W, tbar - mean @ W, kind
+    Fc = _rows64(F, rows)
+    Tr = T[rows]
+    mean = Fc.mean(axis=0)
+    tbar = Tr.mean(axis=0)
+    Fc -= mean
+    alpha = _cholesky_solve(Fc @ Fc.T, Tr - tbar, lam)
+    W = Fc.T @ alpha
+    return W, tbar - mean @ W, kind
+
+
+def default_lambda_grid(scale: float) -> FloatArray:
+    """The default λ grid: 25 log-spaced values ``scale·10^{−6} … scale·10^{2}``.
+
+    Args:
+        scale: ``trace(FcᵀFc)/d`` of the centred training features (the average eigenvalue of the Gram matrix);
+            a non-positive scale (constant features) is replaced by 1.
+
+    Returns:
+        The grid, shape ``(25,)``, ascending.
+    """
+    s = float(scale)
+    if not (math.isfinite(s) and s > 0):
+        s = 1.0
+    return np.asarray(s * _DEFAULT_REL_LAMBDAS, dtype=np.float64)
+
+
+def ridge_path(
+    F: ArrayLike,
+    Y: ArrayLike,
+    lambdas: ArrayLike,
+    *,
+    fit_intercept: bool = True,
+    solver: RidgeSolver = "auto",
+) -> tuple[FloatArray, FloatArray]:
+    """Ridge solutions for several λ from one eigendecomposition.
+
+    With ``fit_intercept`` the features and targets are centred (``Fc = F − mean``, ``Yc = Y − mean``) and
+    ``W(λ) = (FcᵀFc + λI)⁻¹ FcᵀYc``, ``b(λ) = mean(Y) − mean(F) @ W(λ)``; without it ``W(λ) = (FᵀF + λI)⁻¹FᵀY``
+    and ``b = 0``. λ is absolute (not scaled by ``n``).
+
+    Args:
+        F: Features, shape ``(n, d)``.
+        Y: Targets, shape ``(n, K)`` (a 1-D ``(n,)`` target is treated as ``(n, 1)``).
+        lambdas: Positive regularisation strengths, shape ``(L,)``; used in the order given.
+        fit_intercept: Centre features and targets (fit an unpenalised intercept).
+        solver: ``"primal"`` (``d×d`` eigendecomposition), ``"dual"`` (``n×n``) or ``"auto"`` (dual iff ``d > n``).
+
+    Returns:
+        ``(coefs, intercepts)`` of shapes ``(L, d, K)`` and ``(L, K)``.
+
+    Raises:
+        ValueError: On invalid ``F``/``Y``, mismatched lengths, empty or non-positive ``lambdas``, unknown solver.
+    """
+    F_arr = _validate_features(F)
+    Y_raw = np.asarray(Y)
+    Y_arr = validate_X(Y_raw.reshape(-1, 1) if Y_raw.ndim == 1 else Y_raw, name="Y")
+    if Y_arr.shape[0] != F_arr.shape[0]:
+        raise InvalidParameterError(
+            f"Y has {Y_arr.shape[0]} rows but F has {F_arr.shape[0]} rows; they must match"
+        )
+    _check_lambdas(lambdas)
+    lam_in = np.asarray(lambdas, dtype=np.float64).reshape(-1)  # the given order is kept
+    rows = np.arange(F_arr.shape[0], dtype=np.int64)
+    eig = _EigenRidge(F_arr, rows, Y_arr, center=bool(fit_intercept), solver=_check_solver(solver))
+    coefs = np.empty((lam_in.size, F_arr.shape[1], Y_arr.shape[1]))
+    intercepts = np.empty((lam_in.size, Y_arr.shape[1]))
+    for i, lam in enumerate(lam_in):
+        coefs[i], intercepts[i] = eig.coef(float(lam))
+    return coefs, intercepts
+
+
+def fit_ridge_readout(
+    F: ArrayLike,
+    y: ArrayLike,
+    *,
+    lambdas: ArrayLike | None = None,
+    val_fraction: float = 0.1,
+    seed: SeedLike = 0,
+    refit: bool = True,
+    solver: RidgeSolver = "auto",
+) -> LinearReadout:
+    """One-hot ridge ("least-squares") classifier with λ chosen on a stratified validation split.
+
+    Pass **training data only**: a validation part (``val_fraction`` of each class, seeded, see
+    :func:`stratified_split`) is carved from ``(F, y)``; for each λ the centred ridge problem
+    ``min ‖Tc − Fc W‖² + λ‖W‖²`` (one-hot targets ``T``, intercept from centring) is solved on the training part
+    and scored by validation accuracy (argmax of the outputs). The best λ wins, ties going to the larger λ. All λ
+    come from one eigendecomposition: of the ``d×d`` Gram FᵀF (streamed over row blocks in float64; no ``n×n``
+    matrix) or, when ``d > n_train``, of the ``n_train×n_train`` kernel (dual form). With ``refit`` the chosen λ is
+    refitted (Cholesky) on train + validation, with the same absolute λ.
+
+    Args:
+        F: Training features, shape ``(n, d)``, float32 or float64.
+        y: Training labels, shape ``(n,)``, any integers.
+        lambdas: Candidate λ (absolute, > 0); default: :func:`default_lambda_grid` of ``trace(FcᵀFc)/d`` of the
+            training part, i.e. 25 values from 1e-6 to 1e2 times the mean Gram eigenvalue.
+        val_fraction: Fraction of each class held out for validation, in (0, 0.5].
+        seed: Explicit seed of the split.
+        refit: Refit on all given rows with the chosen λ (otherwise keep the training-part fit).
+        solver: ``"auto"``, ``"primal"`` or ``"dual"`` (see :data:`RidgeSolver`); ``"auto"`` is right unless testing.
+
+    Returns:
+        A :class:`LinearReadout` with ``method="ridge"``; ``info`` holds ``lambda`` (chosen), ``lambdas``,
+        ``val_accuracy`` (per λ), ``best_val_accuracy``, ``lambda_scale``, ``n_train``, ``n_val``, ``n_fit`` (rows
+        of the final fit), ``val_indices``, ``refit``, ``solver`` (sweep), ``refit_solver``, ``val_fraction``.
+
+    Raises:
+        ValueError: If ``F`` is not 2-D or has NaN/inf, ``len(y) != n``, ``y`` has a single class or a class with
+            fewer than 2 samples, ``val_fraction`` is outside (0, 0.5], ``lambdas`` is empty or has non-positive
+            values, or ``solver`` is unknown.
+    """
+    F_arr = _validate_features(F)
+    _, classes, codes = _validate_labels(F_arr, y)
+    f = _check_val_fraction(val_fraction)
+    lam_user = None if lambdas is None else _check_lambdas(lambdas)
+    kind = _check_solver(solver)
+    K = classes.size
+    val_idx = _stratified(codes, classes, f, as_generator(seed))
+    mask = np.ones(codes.size, dtype=bool)
+    mask[val_idx] = False
+    train_idx = np.flatnonzero(mask).astype(np.int64)
+    T = _one_hot(codes, K)
+
+    eig = _EigenRidge(F_arr, train_idx, T, center=True, solver=kind)
+    scale = eig.trace / F_arr.shape[1]
+    grid = default_lambda_grid(scale) if lam_user is None else lam_user
+    P = eig.project(F_arr, val_idx)
+    y_val = codes[val_idx]
+    accs = np.array([np.mean(np.argmax(eig.scores(P, float(lam)), axis=1) == y_val) for lam in grid])
+    best = int(np.flatnonzero(accs == accs.max())[-1])  # grid ascending: ties → larger λ
+    lam_star = float(grid[best])
+
+    if refit:
+        all_idx = np.arange(codes.size, dtype=np.int64)
+        stats = None
+        if eig.stats is not None and _resolve(kind, int(all_idx.size), F_arr.shape[1]) == "primal":
+            stats = eig.stats + _gram_stats(F_arr, val_idx, T, eig.stats.shift)
+        W, b, refit_kind = _direct_ridge(F_arr, all_idx, T, lam_star, solver=kind, stats=stats)
+        n_fit = int(all_idx.size)
+    else:
+        W, b = eig.coef(lam_star)
+        refit_kind = eig.kind
+        n_fit = int(train_idx.size)
+    info: dict[str, Any] = {
+        "lambda": lam_star,
+        "lambdas": grid.tolist(),
+        "val_accuracy": accs.tolist(),
+        "best_val_accuracy": float(accs[best]),
+        "lambda_scale": float(scale),
+        "n_train": int(train_idx.size),
+        "n_val": int(val_idx.size),
+        "n_fit": n_fit,
+        "val_indices": val_idx,
+        "val_fraction": f,
+        "refit": bool(refit),
+        "solver": eig.kind,
+        "refit_solver": refit_kind,
+    }
+    return LinearReadout(coef=W, intercept=b, classes=classes, method="ridge", info=info)
+
+
+# ============================================================================================ SGD
+
+
+def _torch_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(0, 2**63 - 1))
+
+
+def fit_sgd_readout(
+    F: ArrayLike,
+    y: ArrayLike,
+    *,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 256,
+    weight_decay: float = 0.0,
+    val_fraction: float = 0.1,
+    patience: int = 10,
+    seed: SeedLike = 0,
+    optimizer: str = "adam",
+) -> LinearReadout:
+    """Multinomial logistic regression (softmax cross-entropy) trained with minibatch SGD/Adam in PyTorch.
+
+    Pass **training data only**. A stratified validation part (:func:`stratified_split`, same seed convention) is
+    carved from ``(F, y)``; the model ``nn.Linear(d, K)`` (zero-initialised, with bias) is trained on the rest with
+    ``nn.CrossEntropyLoss`` on the raw logits (no softmax layer), reshuffling the training rows every epoch with a
+    seeded ``torch.Generator``. After every epoch the validation loss is computed; the parameters with the lowest
+    validation loss are kept and restored at the end, and training stops after ``patience`` epochs without
+    improvement. The final model is trained on the training part only (no refit). Training runs in float32 on the
+    CPU with the process's torch thread settings (untouched); it is deterministic for a given seed and thread count.
+    Small problems are dominated by per-batch overhead: on a shared machine OpenMP spin-waiting can make several
+    threads far slower than one, so callers may want ``torch.set_num_threads(1)`` around small fits.
+
+    Args:
+        F: Training features, shape ``(n, d)``.
+        y: Training labels, shape ``(n,)``, any integers.
+        epochs: Maximum number of epochs (>= 1).
+        lr: Learning rate (> 0).
+        batch_size: Minibatch size (>= 1); the last batch of an epoch may be smaller (no row is dropped).
+        weight_decay: L2 penalty coefficient on the weights (not the bias), >= 0, passed to the optimizer.
+        val_fraction: Fraction of each class held out for early stopping, in (0, 0.5].
+        patience: Stop after this many epochs without a lower validation loss (>= 1).
+        seed: Explicit seed (split, then torch generator for the shuffling).
+        optimizer: ``"adam"`` (``torch.optim.Adam``) or ``"sgd"`` (``torch.optim.SGD``, momentum 0.9).
+
+    Returns:
+        A :class:`LinearReadout` with ``method="sgd"``; ``info`` holds ``train_loss``, ``val_loss``,
+        ``val_accuracy`` (per epoch), ``best_epoch`` (0-based), ``best_val_loss``, ``epochs_run``,
+        ``stopped_early``, ``diverged``, ``n_train``, ``n_val``, ``val_indices`` and the hyper-parameters.
+
+    Raises:
+        ValueError: On invalid ``F``/``y`` (as :func:`fit_ridge_readout`), non-positive ``lr``/``epochs``/
+            ``batch_size``/``patience``, negative ``weight_decay``, or an unknown optimizer.
+    """
+    F_arr = _validate_features(F)
+    _, classes, codes = _validate_labels(F_arr, y)
+    f = _check_val_fraction(val_fraction)
+    n_epochs = check_int(epochs, "epochs", 1)
+    bs = check_int(batch_size, "batch_size", 1)
+    pat = check_int(patience, "patience", 1)
+    lr_ = float(check_positive(lr, "lr"))
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, numbers.Real):
+        raise InvalidParameterError(f"weight_decay must be a number >= 0; got {weight_decay!r}")
+    wd = float(weight_decay)
+    if not (math.isfinite(wd) and wd >= 0):
+        raise InvalidParameterError(f"weight_decay must be finite and >= 0; got {weight_decay!r}")
+    if optimizer not in ("adam", "sgd"):
+        raise InvalidParameterError(f"optimizer must be 'adam' or 'sgd'; got {optimizer!r}")
+
+    K = classes.size
+    d = F_arr.shape[1]
+    rng = as_generator(seed)
+    val_idx = _stratified(codes, classes, f, rng)
+    mask = np.ones(codes.size, dtype=bool)
+    mask[val_idx] = False
+    train_idx = np.flatnonzero(mask).astype(np.int64)
+    gen = torch.Generator()
+    gen.manual_seed(_torch_seed(rng))
+
+    X_tr = torch.from_numpy(np.asarray(F_arr[train_idx], dtype=np.float32))
+    X_val = torch.from_numpy(np.asarray(F_arr[val_idx], dtype=np.float32))
+    y_tr = torch.from_numpy(codes[train_idx])
+    y_val = torch.from_numpy(codes[val_idx])
+    n_tr = int(train_idx.size)
+
+    model = torch.nn.utils.skip_init(nn.Linear, d, K, bias=True)  # no draw from torch's global RNG
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.zero_()
+    groups: list[dict[str, Any]] = [
+        {"params": [model.weight], "weight_decay": wd},
+        {"params": [model.bias], "weight_decay": 0.0},
+    ]
+    opt: torch.optim.Optimizer
+    if optimizer == "adam":
+        opt = torch.optim.Adam(groups, lr=lr_)
+    else:
+        opt = torch.optim.SGD(groups, lr=lr_, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+
+    train_losses: list[float] = []
+    val_losses: list[float] = []
+    val_accs: list[float] = []
+    best_loss = math.inf
+    best_epoch = -1
+    best_state = (model.weight.detach().clone(), model.bias.detach().clone())
+    bad_epochs = 0
+    diverged = False
+    for epoch in range(n_epochs):
+        model.train()
+        perm = torch.randperm(n_tr, generator=gen)
+        total = 0.0
+        for start in range(0, n_tr, bs):
+            idx = perm[start : start + bs]
+            loss = loss_fn(model(X_tr[idx]), y_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * int(idx.numel())
+        model.eval()
+        with torch.no_grad():
+            logits = model(X_val)
+            v_loss = float(loss_fn(logits, y_val))
+            v_acc = float((logits.argmax(dim=1) == y_val).double().mean())
+        train_losses.append(total / n_tr)
+        val_losses.append(v_loss)
+        val_accs.append(v_acc)
+        if not (math.isfinite(v_loss) and math.isfinite(train_losses[-1])):
+            diverged = True
+            break
+        if v_loss < best_loss:
+            best_loss, best_epoch, bad_epochs = v_loss, epoch, 0
+            best_state = (model.weight.detach().clone(), model.bias.detach().clone())
+        else:
+            bad_epochs += 1
+            if bad_epochs >= pat:
+                break
+
+    weight, bias = best_state
+    info: dict[str, Any] = {
+        "train_loss": train_losses,
+        "val_loss": val_losses,
+        "val_accuracy": val_accs,
+        "best_epoch": best_epoch,
+        "best_val_loss": best_loss,
+        "best_val_accuracy": val_accs[best_epoch] if best_epoch >= 0 else float("nan"),
+        "epochs_run": len(val_losses),
+        "stopped_early": len(val_losses) < n_epochs and not diverged,
+        "diverged": diverged,
+        "n_train": n_tr,
+        "n_val": int(val_idx.size),
+        "val_indices": val_idx,
+        "val_fraction": f,
+        "optimizer": optimizer,
+        "lr": lr_,
+        "batch_size": bs,
+        "weight_decay": wd,
+        "patience": pat,
+        "epochs": n_epochs,
+    }
+    return LinearReadout(
+        coef=weight.numpy().astype(np.float64).T,
+        intercept=bias.numpy().astype(np.float64),
+        classes=classes,
+        method="sgd",
+        info=info,
+    )

@@ -1,0 +1,57 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from ._activation_quant import (
+    QuantizedActivation as QuantizedActivation,
+    activation_bits as activation_bits,
+    quantize_activations as quantize_activations,
+    runtime_memory as runtime_memory,
+)
+from ._pruning import (
+    GradualMagnitudeConfig as GradualMagnitudeConfig,
+    LotteryTicketConfig as LotteryTicketConfig,
+    LqAdaptiveConfig as LqAdaptiveConfig,
+    MagnitudeConfig as MagnitudeConfig,
+    SAPConfig as SAPConfig,
+    compressibility as compressibility,
+    current_sparsity as current_sparsity,
+    gini_index as gini_index,
+    lq_norm as lq_norm,
+    pq_index as pq_index,
+    prune as prune,
+    remove as remove,
+)
+from ._training import (
+    TrainConfig as TrainConfig,
+    evaluate as evaluate,
+    initial_state as initial_state,
+    make_mlp as make_mlp,
+    train as train,
+    train_iterative as train_iterative,
+)
+
+__all__ = [
+    "GradualMagnitudeConfig",
+    "LotteryTicketConfig",
+    "LqAdaptiveConfig",
+    "MagnitudeConfig",
+    "QuantizedActivation",
+    "SAPConfig",
+    "TrainConfig",
+    "activation_bits",
+    "compressibility",
+    "current_sparsity",
+    "evaluate",
+    "gini_index",
+    "initial_state",
+    "lq_norm",
+    "make_mlp",
+    "pq_index",
+    "prune",
+    "quantize_activations",
+    "remove",
+    "runtime_memory",
+    "train",
+    "train_iterative",
+]

@@ -1,0 +1,682 @@
+"""A minimal, correct training loop for small MLPs / CNNs, with hooks for the pruning schedules of :mod:`.pruning`.
+
+What "correct" means here (and what the research code of NTK-LC / SAP got wrong, methods.md §1.16 and §3.3):
+
+* seeded, shuffled minibatches (``torch.Generator``), logits + ``nn.CrossEntropyLoss`` (no softmax layer);
+* a **validation split carved from the training data** (stratified, seeded) drives every selection: best
+  checkpoint and early stopping;
+* the test split is **never** an input of the training functions. They take ``(X, y)`` training data only and an
+  optional ``evaluate_on=(X_test, y_test)`` that is evaluated once on the final, already selected model (and, in
+  :func:`train_iterative`, once per round on that round's selected model, for reporting). Nothing reads those
+  numbers back; passing different ``evaluate_on`` data gives bit-identical weights (tested).
+
+Pruning hooks:
+
+* :func:`train` with ``schedule=GradualMagnitudeConfig(...)`` updates the masks at the scheduled steps (Zhu &
+  Gupta; by magnitude, or by the neuron-wise ℓ_q allocation with ``criterion='lq'``); only checkpoints taken after
+  ``end_step`` (i.e. at the final sparsity) are eligible for selection and early stopping starts counting only then.
+* :func:`train_iterative` runs lottery-ticket rounds (:class:`~rmtcompress.pruning.LotteryTicketConfig`) or SAP
+  rounds (:class:`~rmtcompress.pruning.SAPConfig`): train → select on validation → prune → rewind to the initial
+  weights (or keep them, ``rewind='none'``) → train again, recording sparsity, accuracy, PQ index and bytes per round.
+  SAP with ``milestones`` runs until the round that lands exactly on the last milestone (``rounds`` is a cap).
+* masks are re-applied after every optimizer step (and gradients of masked entries are zeroed before it) through
+  :class:`~rmtcompress.pruning.MaskedOptimizerStep`.
+
+Thread count: these functions never change ``torch.get_num_threads()``; on a small shared CPU, one thread is often
+much faster for these tiny models (set it in your script).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import nn
+
+from .._utils import validate_Xy
+from ..errors import InvalidParameterError
+from ._pruning import (
+    GradualMagnitudeConfig,
+    LotteryTicketConfig,
+    MaskedOptimizerStep,
+    SAPConfig,
+    apply_masks,
+    current_sparsity,
+    model_storage_bytes,
+    pq_index,
+    prunable_layers,
+    prune,
+    rewind_to,
+)
+
+__all__ = [
+    "IterativeResult",
+    "RoundRecord",
+    "TrainConfig",
+    "TrainResult",
+    "evaluate",
+    "initial_state",
+    "make_cnn",
+    "make_mlp",
+    "pq_trajectory_point",
+    "train",
+    "train_iterative",
+    "train_val_split",
+]
+
+
+# ============================================================================================ models
+
+
+def make_mlp(
+    input_dim: int,
+    hidden: tuple[int, ...] = (512, 512),
+    n_classes: int = 10,
+    *,
+    activation: Literal["relu", "tanh"] = "relu",
+    seed: int = 0,
+) -> nn.Sequential:
+    """A fully-connected net ``Linear → act → … → Linear`` (logits out), PyTorch default init, seeded.
+
+    Args:
+        input_dim: Number of input features.
+        hidden: Hidden widths (may be empty: a linear classifier).
+        n_classes: Number of outputs.
+        activation: ``'relu'`` or ``'tanh'``.
+        seed: Seed of the initialisation (the global torch RNG state is saved and restored).
+
+    Returns:
+        An ``nn.Sequential`` (supported by :func:`rmtcompress.pruning.degradation_bound`).
+
+    Raises:
+        ValueError: On non-positive sizes or an unknown activation.
+    """
+    dims = [input_dim, *hidden, n_classes]
+    if any((not isinstance(d, int | np.integer)) or isinstance(d, bool) or d <= 0 for d in dims):
+        raise InvalidParameterError(f"input_dim, hidden and n_classes must be positive integers; got {dims}")
+    if activation not in ("relu", "tanh"):
+        raise InvalidParameterError(f"activation must be 'relu' or 'tanh'; got {activation!r}")
+    act: type[nn.Module] = nn.ReLU if activation == "relu" else nn.Tanh
+    layers: list[nn.Module] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i in range(len(dims) - 1):
+            layers.append(nn.Linear(int(dims[i]), int(dims[i + 1])))
+            if i < len(dims) - 2:
+                layers.append(act())
+    return nn.Sequential(*layers)
+
+
+def make_cnn(
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    n_classes: int = 10,
+    *,
+    channels: tuple[int, int] = (16, 32),
+    seed: int = 0,
+) -> nn.Sequential:
+    """A small CNN taking *flattened* images: ``Unflatten → [Conv3×3 → ReLU → MaxPool2] × 2 → Flatten → Linear``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image; H and W divisible by 4 (28×28 Fashion-MNIST, 8×8 digits).
+        n_classes: Number of outputs.
+        channels: Output channels of the two convolutions.
+        seed: Seed of the initialisation (global torch RNG state restored).
+
+    Returns:
+        An ``nn.Sequential`` whose input is ``(n, C·H·W)``.
+
+    Raises:
+        ValueError: If H or W is not divisible by 4, or sizes are not positive.
+    """
+    c, h, w = (int(v) for v in input_shape)
+    if min(c, h, w, n_classes, *channels) <= 0 or h % 4 or w % 4:
+        raise InvalidParameterError(
+            f"input_shape must be positive with H, W divisible by 4; got {input_shape}"
+        )
+    c1, c2 = channels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(
+            nn.Unflatten(1, (c, h, w)),
+            nn.Conv2d(c, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * (h // 4) * (w // 4), n_classes),
+        )
+
+
+def initial_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the model's parameters (the θ_0 that lottery-ticket / SAP rounds rewind to)."""
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+# ============================================================================================ config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of :func:`train` (validated in ``__post_init__``, ValueError).
+
+    Attributes:
+        epochs: Passes over the training part (``>= 1``).
+        batch_size: Minibatch size.
+        optimizer: ``'adam'`` or ``'sgd'``.
+        lr: Learning rate.
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        weight_decay: L2 penalty (optimizer's ``weight_decay``).
+        val_fraction: Fraction of every class of the training data held out for validation, in ``(0, 0.5]``.
+        patience: Early stopping after this many epochs without validation improvement (None: off).
+        grad_clip: Max gradient norm (None: off).
+        select: ``'best'`` (best validation accuracy, ties → lower validation loss) or ``'last'``.
+        seed: Seed of the split and of the minibatch order.
+        eval_batch_size: Batch size of evaluation passes.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    val_fraction: float = 0.1
+    patience: int | None = None
+    grad_clip: float | None = None
+    select: Literal["best", "last"] = "best"
+    seed: int = 0
+    eval_batch_size: int = 4096
+
+    def __post_init__(self) -> None:
+        """Validate the fields."""
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+                raise InvalidParameterError(f"{name} must be an integer >= 1; got {v!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise InvalidParameterError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidParameterError(f"lr must be finite and > 0; got {self.lr!r}")
+        if not (0 <= self.momentum < 1):
+            raise InvalidParameterError(f"momentum must lie in [0, 1); got {self.momentum!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InvalidParameterError(f"weight_decay must be finite and >= 0; got {self.weight_decay!r}")
+        if not (0 < self.val_fraction <= 0.5):
+            raise InvalidParameterError(f"val_fraction must lie in (0, 0.5]; got {self.val_fraction!r}")
+        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+            raise InvalidParameterError(f"patience must be None or an integer >= 1; got {self.patience!r}")
+        if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
+            raise InvalidParameterError(f"grad_clip must be None or finite > 0; got {self.grad_clip!r}")
+        if self.select not in ("best", "last"):
+            raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
+            raise InvalidParameterError(f"seed must be a non-negative integer; got {self.seed!r}")
+
+
+# ============================================================================================ data
+
+
+def train_val_split(
+    y: NDArray[np.int64], val_fraction: float, seed: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Seeded stratified split of row indices: ``max(1, round(val_fraction·n_c))`` rows of each class to validation.
+
+    Args:
+        y: Labels, shape ``(n,)``.
+        val_fraction: In ``(0, 0.5]``.
+        seed: Seed.
+
+    Returns:
+        ``(train_idx, val_idx)``, sorted and disjoint.
+
+    Raises:
+        ValueError: If a class has fewer than 2 samples.
+    """
+    rng = np.random.default_rng(seed)
+    val: list[NDArray[np.int64]] = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if idx.size < 2:
+            raise InvalidParameterError(
+                f"class {int(c)} has {idx.size} sample(s); the validation split needs >= 2 per class"
+            )
+        k = min(idx.size - 1, max(1, round(val_fraction * idx.size)))
+        val.append(rng.choice(idx, size=k, replace=False))
+    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
+    keep = np.ones(y.size, dtype=bool)
+    keep[val_idx] = False
+    return np.flatnonzero(keep).astype(np.int64), val_idx
+
+
+def _tensors(X: NDArray[np.float64], y: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
+
+
+@torch.no_grad()
+def _evaluate_tensors(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
+    was_training = model.training
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    for i in range(0, X.shape[0], batch):
+        logits = model(X[i : i + batch])
+        loss_sum += float(nn.functional.cross_entropy(logits, y[i : i + batch], reduction="sum"))
+        correct += int((logits.argmax(dim=1) == y[i : i + batch]).sum())
+    model.train(was_training)
+    n = X.shape[0]
+    return loss_sum / n, correct / n
+
+
+def evaluate(model: nn.Module, X: ArrayLike, y: ArrayLike, *, batch_size: int = 4096) -> tuple[float, float]:
+    """Mean cross-entropy loss and accuracy of ``model`` on ``(X, y)`` (evaluation mode, no gradient).
+
+    Args:
+        model: A classifier returning logits.
+        X: Inputs, shape ``(n, p)``.
+        y: Integer labels, shape ``(n,)``.
+        batch_size: Evaluation batch size.
+
+    Returns:
+        ``(loss, accuracy)``.
+    """
+    Xa, ya = validate_Xy(X, y)
+    Xt, yt = _tensors(Xa, ya)
+    return _evaluate_tensors(model, Xt, yt, batch_size)
+
+
+# ============================================================================================ train
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes:
+        history: One dict per epoch: ``epoch``, ``step``, ``train_loss``, ``val_loss``, ``val_accuracy``,
+            ``sparsity``, ``eligible`` (could be selected), ``seconds``.
+        best_epoch: Epoch (1-based) of the selected checkpoint.
+        val_accuracy: Validation accuracy of the selected model.
+        val_loss: Validation loss of the selected model.
+        test_accuracy: Accuracy on ``evaluate_on`` (None if not given), measured after selection.
+        test_loss: Loss on ``evaluate_on``.
+        steps: Optimizer steps taken.
+        seconds: Wall time.
+        sparsity: Overall sparsity of the selected model (0 without masks).
+        n_train: Training rows actually used (after the validation split).
+        n_val: Validation rows.
+        prune_events: Summaries of the gradual-schedule mask updates (step, target, achieved).
+    """
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float | None
+    test_loss: float | None
+    steps: int
+    seconds: float
+    sparsity: float
+    n_train: int
+    n_val: int
+    prune_events: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay
+    )
+
+
+def _sparsity_or_zero(model: nn.Module) -> float:
+    try:
+        return current_sparsity(model)[0]
+    except ValueError:
+        return 0.0
+
+
+def train(
+    model: nn.Module,
+    X: ArrayLike,
+    y: ArrayLike,
+    config: TrainConfig,
+    *,
+    schedule: GradualMagnitudeConfig | None = None,
+    layers: list[str] | None = None,
+    evaluate_on: tuple[ArrayLike, ArrayLike] | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on training data only; the validation split is carved from ``(X, y)``.
+
+    Existing ``weight_mask`` buffers are honoured (fine-tuning a pruned model): masked gradients are zeroed before
+    and masks re-applied after every optimizer step.
+
+    Args:
+        model: A classifier returning logits (modified in place; ends as the selected checkpoint).
+        X: Training inputs, shape ``(n, p)``.
+        y: Training labels, shape ``(n,)``.
+        config: Hyper-parameters.
+        schedule: Optional gradual pruning schedule (steps = optimizer steps completed; magnitude or ℓ_q
+            criterion).
+        layers: Layers the schedule prunes (default: every Linear/Conv2d).
+        evaluate_on: Optional ``(X_test, y_test)`` evaluated once, after training and selection.
+        log: Optional callback receiving each epoch's history dict.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        ValueError: On invalid data, or a schedule whose ``end_step`` exceeds the number of optimizer steps.
+    """
+    t0 = time.perf_counter()
+    Xa, ya = validate_Xy(X, y)
+    tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)
+    Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])
+    Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
+    n_train = Xtr.shape[0]
+    steps_per_epoch = math.ceil(n_train / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if schedule is not None and schedule.end_step > total_steps:
+        raise InvalidParameterError(
+            f"schedule.end_step={schedule.end_step} exceeds the {total_steps} optimizer steps of this run "
+            f"({config.epochs} epochs × {steps_per_epoch} steps)"
+        )
+    gen = torch.Generator().manual_seed(int(config.seed))
+    opt = MaskedOptimizerStep(_make_optimizer(model, config), model)
+    loss_fn = nn.CrossEntropyLoss()
+    events: list[dict[str, Any]] = []
+
+    def maybe_prune(step: int) -> None:
+        if schedule is not None and schedule.is_update_step(step):
+            res = prune(model, schedule, step=step, layers=layers)
+            events.append({"step": step, "target": res.target_sparsity, "sparsity": res.sparsity})
+
+    apply_masks(model)
+    step = 0
+    maybe_prune(0)
+    history: list[dict[str, Any]] = []
+    best: dict[str, torch.Tensor] | None = None
+    best_key: tuple[float, float] | None = None
+    best_epoch = 0
+    stale = 0
+    model.train()
+    for epoch in range(1, config.epochs + 1):
+        perm = torch.randperm(n_train, generator=gen)
+        loss_sum = 0.0
+        for i in range(0, n_train, config.batch_size):
+            idx = perm[i : i + config.batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(Xtr[idx]), ytr[idx])
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            loss_sum += float(loss.detach()) * idx.numel()
+            step += 1
+            maybe_prune(step)
+        val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
+        eligible = schedule is None or step >= schedule.end_step
+        record = {
+            "epoch": epoch,
+            "step": step,
+            "train_loss": loss_sum / n_train,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "sparsity": _sparsity_or_zero(model),
+            "eligible": eligible,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(record)
+        if log is not None:
+            log(record)
+        if not eligible:
+            continue
+        key = (val_acc, -val_loss)
+        if best_key is None or key > best_key:
+            best_key = key
+            best_epoch = epoch
+            stale = 0
+            if config.select == "best":
+                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+            if config.patience is not None and stale >= config.patience:
+                break
+    if config.select == "best" and best is not None:
+        model.load_state_dict(best)
+    else:
+        best_epoch = history[-1]["epoch"]
+    model.eval()
+    val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
+    test_loss = test_acc = None
+    if evaluate_on is not None:
+        test_loss, test_acc = evaluate(
+            model, evaluate_on[0], evaluate_on[1], batch_size=config.eval_batch_size
+        )
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        val_accuracy=val_acc,
+        val_loss=val_loss,
+        test_accuracy=test_acc,
+        test_loss=test_loss,
+        steps=step,
+        seconds=time.perf_counter() - t0,
+        sparsity=_sparsity_or_zero(model),
+        n_train=n_train,
+        n_val=Xva.shape[0],
+        prune_events=events,
+    )
+
+
+# ============================================================================================ iterative
+
+
+@dataclass
+class RoundRecord:
+    """One round of :func:`train_iterative` (round 0 = the dense model).
+
+    Attributes:
+        round: Round index.
+        sparsity: Overall sparsity during this round's training.
+        layer_sparsity: Per-layer sparsity.
+        val_accuracy: Validation accuracy of the selected checkpoint.
+        val_loss: Its validation loss.
+        test_accuracy: Accuracy on ``evaluate_on`` (reporting only).
+        test_loss: Loss on ``evaluate_on``.
+        pq_index: PQ index (p=½, q=1) of all unpruned weights of the trained model.
+        pq_index_layers: Same per layer.
+        entropy_bytes: Honest storage of the trained model (:func:`rmtcompress.pruning.model_storage_bytes`).
+        prune: Summary of the pruning step that produced this round's masks (None for round 0).
+        seconds: Wall time of the round.
+    """
+
+    round: int
+    sparsity: float
+    layer_sparsity: dict[str, float]
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float | None
+    test_loss: float | None
+    pq_index: float
+    pq_index_layers: dict[str, float]
+    entropy_bytes: float
+    prune: dict[str, Any] | None
+    seconds: float
+
+
+@dataclass
+class IterativeResult:
+    """Outcome of :func:`train_iterative`: one :class:`RoundRecord` per round (the model ends at the last round)."""
+
+    method: str
+    rounds: list[RoundRecord]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """JSON-friendly list of the rounds."""
+        return [asdict(r) for r in self.rounds]
+
+
+def pq_trajectory_point(
+    model: nn.Module, p: float = 0.5, q: float = 1.0, layers: list[str] | None = None
+) -> tuple[float, dict[str, float]]:
+    """PQ index of all unpruned weights (global) and per layer — one point of a PQ-index trajectory."""
+    per: dict[str, float] = {}
+    all_vals: list[NDArray[np.float64]] = []
+    for name, m in prunable_layers(model, layers):
+        w = m._parameters["weight"]
+        assert w is not None
+        mask = m._buffers.get("weight_mask")
+        vals = w.detach().abs().to(torch.float64)
+        vals = vals[mask] if mask is not None else vals.reshape(-1)
+        arr = vals.cpu().numpy()
+        per[name] = pq_index(arr, p, q)
+        all_vals.append(arr)
+    return pq_index(np.concatenate(all_vals), p, q), per
+
+
+def _last_milestone_reached(model: nn.Module, cfg: SAPConfig, layers: list[str] | None) -> bool:
+    """Whether the pruned count has reached ``round(last milestone · n_total)`` (False without milestones)."""
+    if cfg.milestones is None:
+        return False
+    pruned = total = 0
+    for _, m in prunable_layers(model, layers):
+        mask = m._buffers.get("weight_mask")
+        weight = m._parameters["weight"]
+        assert weight is not None
+        total += weight.numel()
+        pruned += 0 if mask is None else int((~mask).sum())
+    return pruned >= round(cfg.milestones[-1] * total)
+
+
+def train_iterative(
+    model: nn.Module,
+    X: ArrayLike,
+    y: ArrayLike,
+    config: TrainConfig,
+    prune_config: LotteryTicketConfig | SAPConfig,
+    *,
+    rounds: int | None = None,
+    rewind: Literal["init", "none"] | None = None,
+    init: dict[str, torch.Tensor] | None = None,
+    pretrained: bool = False,
+    stop_at_sparsity: float | None = None,
+    layers: list[str] | None = None,
+    evaluate_on: tuple[ArrayLike, ArrayLike] | None = None,
+    on_round: Callable[[RoundRecord, nn.Module], None] | None = None,
+) -> IterativeResult:
+    """Prune–rewind–retrain rounds (lottery ticket or SAP), selection on the validation split only.
+
+    Round 0 trains the dense model (skipped when ``pretrained=True``: the model passed in is already trained from
+    ``init``). Each later round: prune the trained model (one LT / SAP step) → rewind the unpruned weights to
+    ``init`` (``rewind='init'``) or keep the trained values (``'none'``) → train ``config.epochs`` epochs with the
+    masks enforced → keep the best validation checkpoint. The SAP code (Diao et al.) also rewinds to init every
+    round.
+
+    Args:
+        model: The model (modified in place; ends as the last round's selected checkpoint).
+        X: Training inputs (validation carved from them with ``config.seed``, same split every round).
+        y: Training labels.
+        config: Training hyper-parameters of every round.
+        prune_config: :class:`LotteryTicketConfig` or :class:`SAPConfig`.
+        rounds: Number of pruning rounds (default: ``len(prune_config.schedule())`` for LT, ``prune_config.rounds``
+            for SAP). SAP with ``milestones`` stops after the round that lands on the last milestone (``rounds``
+            is then a cap: SAP's own prune ratio may shrink so much that it is not reached).
+        rewind: ``'init'`` / ``'none'``; default ``prune_config.rewind`` for LT, ``'init'`` for SAP.
+        init: θ_0 (from :func:`initial_state`); default: the model's parameters at the call.
+        pretrained: The model is already trained (round 0 is only evaluated); requires ``init``.
+        stop_at_sparsity: Stop after the first round whose sparsity reaches this value.
+        layers: Layers to prune (default all Linear/Conv2d).
+        evaluate_on: Optional ``(X_test, y_test)``; each round's *selected* model is evaluated once, for reporting.
+        on_round: Optional callback ``(record, model)`` after each round (e.g. to save the model).
+
+    Returns:
+        An :class:`IterativeResult`.
+
+    Raises:
+        ValueError: On a wrong config type, ``pretrained`` without ``init``, or invalid arguments.
+    """
+    if isinstance(prune_config, LotteryTicketConfig):
+        method = "lottery_ticket"
+        n_rounds = len(prune_config.schedule()) if rounds is None else rounds
+        rw = prune_config.rewind if rewind is None else rewind
+    elif isinstance(prune_config, SAPConfig):
+        method = "sap"
+        n_rounds = prune_config.rounds if rounds is None else rounds
+        rw = "init" if rewind is None else rewind
+    else:
+        raise InvalidParameterError(
+            f"prune_config must be LotteryTicketConfig or SAPConfig; got {type(prune_config).__name__}"
+        )
+    if isinstance(n_rounds, bool) or not isinstance(n_rounds, int) or n_rounds < 0:
+        raise InvalidParameterError(f"rounds must be a non-negative integer; got {n_rounds!r}")
+    if rw not in ("init", "none"):
+        raise InvalidParameterError(f"rewind must be 'init' or 'none'; got {rw!r}")
+    if pretrained and init is None:
+        raise InvalidParameterError(
+            "pretrained=True needs init= (the parameters the trained model started from)"
+        )
+    theta0 = initial_state(model) if init is None else {k: v.detach().clone() for k, v in init.items()}
+    Xa, ya = validate_Xy(X, y)
+    records: list[RoundRecord] = []
+
+    def finish(r: int, res: TrainResult | None, prune_summary: dict[str, Any] | None, t_start: float) -> None:
+        if res is None:  # pretrained round 0: evaluate only
+            _, va_idx = train_val_split(ya, config.val_fraction, config.seed)
+            val_loss, val_acc = evaluate(model, Xa[va_idx], ya[va_idx], batch_size=config.eval_batch_size)
+            test_loss = test_acc = None
+            if evaluate_on is not None:
+                test_loss, test_acc = evaluate(model, *evaluate_on, batch_size=config.eval_batch_size)
+        else:
+            val_loss, val_acc = res.val_loss, res.val_accuracy
+            test_loss, test_acc = res.test_loss, res.test_accuracy
+        overall, per = current_sparsity(model, layers)
+        pqi, pqi_layers = pq_trajectory_point(model, layers=layers)
+        rec = RoundRecord(
+            round=r,
+            sparsity=overall,
+            layer_sparsity=per,
+            val_accuracy=val_acc,
+            val_loss=val_loss,
+            test_accuracy=test_acc,
+            test_loss=test_loss,
+            pq_index=pqi,
+            pq_index_layers=pqi_layers,
+            entropy_bytes=float(model_storage_bytes(model)["entropy_bytes"]),
+            prune=prune_summary,
+            seconds=time.perf_counter() - t_start,
+        )
+        records.append(rec)
+        if on_round is not None:
+            on_round(rec, model)
+
+    t = time.perf_counter()
+    res0 = None if pretrained else train(model, Xa, ya, config, evaluate_on=evaluate_on)
+    finish(0, res0, None, t)
+    for r in range(1, n_rounds + 1):
+        t = time.perf_counter()
+        step = prune(model, prune_config, layers=layers)
+        if rw == "init":
+            rewind_to(model, theta0)
+        res = train(model, Xa, ya, config, evaluate_on=evaluate_on)
+        summary = step.summary()
+        finish(r, res, summary, t)
+        if stop_at_sparsity is not None and records[-1].sparsity >= stop_at_sparsity - 1e-12:
+            break
+        if isinstance(prune_config, LotteryTicketConfig) and r >= len(prune_config.schedule()):
+            break
+        if isinstance(prune_config, SAPConfig) and _last_milestone_reached(model, prune_config, layers):
+            break
+    return IterativeResult(method=method, rounds=records)

@@ -1,0 +1,39 @@
+"""TODO docstring."""
+
+from __future__ import annotations
+
+from ._matched import (
+    moment_matched_quantizer as moment_matched_quantizer,
+)
+from ._memory import (
+    MemoryReport as MemoryReport,
+    memory_report as memory_report,
+    paper_memory_bits as paper_memory_bits,
+    ternary_entropy_bits as ternary_entropy_bits,
+)
+from ._quantizers import (
+    K_MAX as K_MAX,
+    K_MIN as K_MIN,
+    MAX_DATA_SAMPLES as MAX_DATA_SAMPLES,
+    ActivationQuantizer as ActivationQuantizer,
+    lloyd_max_data_quantizer as lloyd_max_data_quantizer,
+    lloyd_max_quantizer as lloyd_max_quantizer,
+    quantize_activation as quantize_activation,
+    uniform_quantizer as uniform_quantizer,
+)
+
+__all__ = [
+    "K_MAX",
+    "K_MIN",
+    "MAX_DATA_SAMPLES",
+    "ActivationQuantizer",
+    "MemoryReport",
+    "lloyd_max_data_quantizer",
+    "lloyd_max_quantizer",
+    "memory_report",
+    "moment_matched_quantizer",
+    "paper_memory_bits",
+    "quantize_activation",
+    "ternary_entropy_bits",
+    "uniform_quantizer",
+]

@@ -1,0 +1,213 @@
+"""Spectral comparison of a kernel with its asymptotic equivalent: errors, eigenvalues, eigenvectors, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+
+__all__ = [
+    "SpectralComparison",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "compare_kernels",
+    "plot_comparison",
+]
+
+
+@dataclass(frozen=True)
+class SpectralComparison:
+    """Comparison of a reference kernel K (e.g. sampled E_W[K]) with an equivalent K̃.
+
+    Attributes:
+        op_error: ‖K − K̃‖₂ (spectral norm).
+        rel_error: ‖K − K̃‖₂ / ‖K‖₂.
+        frobenius_rel_error: ‖K − K̃‖_F / ‖K‖_F.
+        eigvals: (n,) eigenvalues of K, ascending.
+        eigvals_tilde: (n,) eigenvalues of K̃, ascending.
+        top_eigvecs: (n, k) top-k eigenvectors of K (descending eigenvalue).
+        top_eigvecs_tilde: (n, k) top-k eigenvectors of K̃, signs aligned with K's.
+        alignment: ‖U_kᵀ Ũ_k‖_F² / k ∈ [0, 1] (1 = same top-k eigenspace).
+        top_vector_overlap: (k,) |⟨u_i, ũ_i⟩|.
+    """
+
+    op_error: float
+    rel_error: float
+    frobenius_rel_error: float
+    eigvals: np.ndarray
+    eigvals_tilde: np.ndarray
+    top_eigvecs: np.ndarray
+    top_eigvecs_tilde: np.ndarray
+    alignment: float
+    top_vector_overlap: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly numbers (no eigenvectors)."""
+        return {
+            "op_error": self.op_error,
+            "rel_error": self.rel_error,
+            "frobenius_rel_error": self.frobenius_rel_error,
+            "top_eigenspace_alignment": self.alignment,
+            "top_vector_overlap": self.top_vector_overlap.tolist(),
+            "top_eigvals": self.eigvals[::-1][: self.top_eigvecs.shape[1]].tolist(),
+            "top_eigvals_tilde": self.eigvals_tilde[::-1][: self.top_eigvecs.shape[1]].tolist(),
+            "lambda_max": float(self.eigvals[-1]),
+            "lambda_min": float(self.eigvals[0]),
+        }
+
+
+def _check_square(K: np.ndarray, name: str) -> np.ndarray:
+    A = np.asarray(K, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise InvalidParameterError(f"{name} must be a square (n, n) matrix, got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise InvalidParameterError(
+            f"{name} contains {int(np.size(A) - np.isfinite(A).sum())} NaN/inf entries"
+        )
+    return 0.5 * (A + A.T)
+
+
+def compare_kernels(K: np.ndarray, K_tilde: np.ndarray, *, k: int = 4) -> SpectralComparison:
+    """Compare K (reference) with K̃: operator-norm error, spectra, top-k eigenspace alignment.
+
+    Args:
+        K: (n, n) symmetric reference kernel.
+        K_tilde: (n, n) symmetric equivalent.
+        k: number of top eigenvectors compared (1 ≤ k ≤ n).
+
+    Returns:
+        :class:`SpectralComparison`.
+    """
+    A = _check_square(K, "K")
+    B = _check_square(K_tilde, "K_tilde")
+    if A.shape != B.shape:
+        raise InvalidParameterError(f"K and K_tilde must have the same shape, got {A.shape} and {B.shape}")
+    n = A.shape[0]
+    if not 1 <= int(k) <= n:
+        raise InvalidParameterError(f"k must be in 1..{n}, got {k}")
+    k = int(k)
+    ea, va = np.linalg.eigh(A)
+    eb, vb = np.linalg.eigh(B)
+    diff = A - B
+    op = float(np.max(np.abs(np.linalg.eigvalsh(diff))))
+    na = float(np.max(np.abs(ea)))
+    Ua = va[:, ::-1][:, :k]
+    Ub = vb[:, ::-1][:, :k]
+    overlap = np.abs(np.einsum("ij,ij->j", Ua, Ub))
+    signs = np.sign(np.einsum("ij,ij->j", Ua, Ub))
+    signs[signs == 0] = 1.0
+    Ub = Ub * signs
+    align = float(np.linalg.norm(Ua.T @ Ub) ** 2 / k)
+    return SpectralComparison(
+        op_error=op,
+        rel_error=op / na if na > 0 else float("inf"),
+        frobenius_rel_error=float(np.linalg.norm(diff)) / max(float(np.linalg.norm(A)), 1e-300),
+        eigvals=ea,
+        eigvals_tilde=eb,
+        top_eigvecs=Ua,
+        top_eigvecs_tilde=Ub,
+        alignment=align,
+        top_vector_overlap=overlap,
+    )
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to a temporary file in the target folder, then rename it over ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented, standard JSON (NaN/inf become null; NumPy values become Python)."""
+    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def plot_comparison(
+    cmp: SpectralComparison,
+    path: str | os.PathLike[str],
+    *,
+    title: str = "",
+    labels: tuple[str, str] = ("E[K] (sampled)", "K̃ (equivalent)"),
+    bins: int = 60,
+) -> Path:
+    """Fig.-2-style figure: eigenvalue histogram of K with K̃'s overlaid (top), leading eigenvectors (bottom).
+
+    Written atomically as PNG (the matplotlib Agg backend is used, no display needed).
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(7.5, 7.0))
+    ax = axes[0]
+    lo = float(min(cmp.eigvals[0], cmp.eigvals_tilde[0]))
+    hi = float(max(cmp.eigvals[-1], cmp.eigvals_tilde[-1]))
+    edges = np.linspace(lo, hi, bins + 1)
+    ax.hist(cmp.eigvals, bins=edges, density=True, color="tab:blue", alpha=0.6, label=labels[0])
+    ax.hist(
+        cmp.eigvals_tilde, bins=edges, density=True, histtype="step", color="tab:red", lw=1.6, label=labels[1]
+    )
+    ax.set_yscale("log")
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"{title}  ‖K − K̃‖ = {cmp.op_error:.3g} (rel. {cmp.rel_error:.3g})".strip())
+    ax = axes[1]
+    idx = np.arange(cmp.top_eigvecs.shape[0])
+    ax.plot(idx, cmp.top_eigvecs[:, 0], color="tab:blue", lw=0.8, label=f"top eigenvector, {labels[0]}")
+    ax.plot(
+        idx,
+        cmp.top_eigvecs_tilde[:, 0],
+        color="tab:red",
+        lw=0.8,
+        alpha=0.8,
+        label=f"top eigenvector, {labels[1]}",
+    )
+    ax.set_xlabel("sample index")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(
+        f"|⟨u₁, ũ₁⟩| = {cmp.top_vector_overlap[0]:.4f}, top-{cmp.top_eigvecs.shape[1]} alignment "
+        f"{cmp.alignment:.4f}"
+    )
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
