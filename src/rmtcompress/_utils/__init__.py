@@ -1,4 +1,7 @@
-"""TODO docstring."""
+"""Bottom layer: input validation, seeded RNG and the Philox counter-based generator, the package version.
+
+Imports nothing from rmtcompress but :mod:`rmtcompress.errors`.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Core objects every layer shares: activation functions (with their registry) and the MLP spec."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Random-feature nets and the sampled side of the theory: weights, sampled CK/NTK, tiled/Dask kernels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Packed, checksummed model files (ternary NTK-LC nets and pruned nets): save, load, inspect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Packed ternary CPU kernels (numba): fast forward passes of nets with ternary weights and step activations."""
 
 from __future__ import annotations
 

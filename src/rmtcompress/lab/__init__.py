@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""The experiment layer: datasets, tasks and experiments, resumable sweeps with their result store, HTML reports
+and the paper's figures.
+"""
 
 from __future__ import annotations
 

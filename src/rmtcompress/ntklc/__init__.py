@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""NTK-LC compression: ternary weights and quantized activations matched to the original's kernel, readouts,
+baselines, per-neuron calibration and label-aware fine-tuning.
+"""
 
 from __future__ import annotations
 

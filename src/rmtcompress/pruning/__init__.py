@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
+k-level activation quantization of trained nets.
+"""
 
 from __future__ import annotations
 

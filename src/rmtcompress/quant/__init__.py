@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Activation quantizers (Lloyd–Max, uniform, moment-matched) and the memory accounting of quantized nets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Ternary and low-precision random features as scikit-learn transformers (drop-ins for RBFSampler/Nystroem)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring."""
+"""Random-matrix theory of deep random nets: Gaussian moments, the τ/α recursions, the CK/NTK asymptotic
+equivalents (Gu et al. 2022), exact infinite-width limits, activation moment matching, spectral comparison.
+"""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import rmtcompress as rc
 from rmtcompress.lab._experiments import rank_methods
 from rmtcompress.ntklc._compress import DEFAULT_LEVELS, DEFAULT_METHOD, DEFAULT_READOUT_FEATURES
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "ntklc.json"
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ntklc.json"
 
 
 def test_default_is_the_benchmark_winner() -> None:
