@@ -38,6 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo --no-cache  # the layer contract of docs/architecture.md (pyproject [tool.importlinter])
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks

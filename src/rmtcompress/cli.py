@@ -156,7 +156,7 @@ def spectra(
     quiet: bool,
 ) -> None:
     """Sampled CK vs its equivalent K̃ vs the exact limit (Fig. 2 of Gu et al. 2022); writes PNG + JSON."""
-    from .lab._fig2 import SpectraConfig, run_spectra
+    from .lab import SpectraConfig, run_spectra
 
     try:
         w = tuple(int(v) for v in widths.split(",")) if widths else None

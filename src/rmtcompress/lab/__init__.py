@@ -28,6 +28,7 @@ from ._experiments import (
     summary_table as summary_table,
     write_results as write_results,
 )
+from ._fig2 import SpectraConfig as SpectraConfig, run_spectra as run_spectra
 from ._report import (
     write_report as write_report,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "TASKS",
     "MethodSpec",
     "PaperNormalizer",
+    "SpectraConfig",
     "Task",
     "build_model",
     "load_array_file",
@@ -54,6 +56,7 @@ __all__ = [
     "model_memory",
     "run_grid",
     "run_one",
+    "run_spectra",
     "run_sweep_file",
     "select_classes",
     "summary_table",
