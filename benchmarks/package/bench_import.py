@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import RESULTS, machine_info, write_json  # noqa: E402
+from _common import RESULTS, machine_info, write_json
 
 HEAVY = ("torch", "numba", "sklearn", "safetensors", "scipy", "matplotlib")
 CLI_HELP = "from rmtcompress.cli import main\nimport sys\nsys.argv = ['rmtcompress', '--help']\ntry:\n    main()\nexcept SystemExit:\n    pass"
