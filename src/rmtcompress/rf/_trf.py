@@ -74,7 +74,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._utils import check_int, check_tau
-from ..core import Activation, get_activation, relu, sigma_ter
+from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError
 from ..quant import ternary_entropy_bits
 from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
@@ -165,8 +165,6 @@ def _resolve_kernel(kernel: KernelSpec) -> str | Activation:
     try:
         return get_activation(key)
     except ValueError:
-        from ..core import activation_names
-
         raise InvalidParameterError(
             f"unknown kernel {kernel!r}; use 'rbf', 'relu', 'arccos' or a registered activation name "
             f"({', '.join(activation_names())})"
