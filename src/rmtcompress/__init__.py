@@ -125,6 +125,8 @@ _LAZY.update(
             "LinearReadout",
             "fit_ridge_readout",
             "fit_sgd_readout",
+            "register_baseline",
+            "register_compression_method",
         ),
         "ntklc",
     )
@@ -149,6 +151,7 @@ _LAZY.update(
             "lq_norm",
             "pq_index",
             "prune",
+            "register_prune_rule",
             "remove",
         ),
         "pruning",
@@ -262,6 +265,8 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         fit_readout as fit_readout,
         fit_ridge_readout as fit_ridge_readout,
         fit_sgd_readout as fit_sgd_readout,
+        register_baseline as register_baseline,
+        register_compression_method as register_compression_method,
     )
     from .pruning import (
         GradualMagnitudeConfig as GradualMagnitudeConfig,
@@ -277,6 +282,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         pq_index as pq_index,
         prune as prune,
         quantize_activations as quantize_activations,
+        register_prune_rule as register_prune_rule,
         remove as remove,
         runtime_memory as runtime_memory,
     )

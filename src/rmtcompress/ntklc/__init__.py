@@ -6,20 +6,26 @@ from __future__ import annotations
 
 from ._baselines import (
     BASELINES as BASELINES,
+    BaselineInputs as BaselineInputs,
     build_baseline as build_baseline,
+    register_baseline as register_baseline,
 )
 from ._calibration import (
     CalibrationConfig as CalibrationConfig,
     calibrate as calibrate,
 )
 from ._compress import (
+    COMPRESSION_METHODS as COMPRESSION_METHODS,
     DEFAULT_LEVELS as DEFAULT_LEVELS,
     DEFAULT_METHOD as DEFAULT_METHOD,
+    CompressedActivations as CompressedActivations,
     CompressedMLP as CompressedMLP,
+    CompressionInputs as CompressionInputs,
     CompressionMethod as CompressionMethod,
     NTKLCConfig as NTKLCConfig,
     compress as compress,
     fit_readout as fit_readout,
+    register_compression_method as register_compression_method,
 )
 from ._finetune import (
     FinetuneConfig as FinetuneConfig,
@@ -34,10 +40,14 @@ from ._readout import (
 
 __all__ = [
     "BASELINES",
+    "COMPRESSION_METHODS",
     "DEFAULT_LEVELS",
     "DEFAULT_METHOD",
+    "BaselineInputs",
     "CalibrationConfig",
+    "CompressedActivations",
     "CompressedMLP",
+    "CompressionInputs",
     "CompressionMethod",
     "FinetuneConfig",
     "LinearReadout",
@@ -50,4 +60,6 @@ __all__ = [
     "fit_ridge_readout",
     "fit_sgd_readout",
     "model_memory",
+    "register_baseline",
+    "register_compression_method",
 ]

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._utils import validate_X
+from .._utils import Config, check_int, validate_X
 from ..core import Activation, PerNeuronStep, get_activation
 from ..errors import InvalidParameterError
 from ..quant import lloyd_max_quantizer
@@ -79,8 +79,8 @@ def _check_probs(name: str, probs: tuple[float, ...] | None, levels: int) -> tup
 
 
 @dataclass(frozen=True)
-class CalibrationConfig:
-    """How :func:`calibrate` fits the per-neuron quantizers.
+class CalibrationConfig(Config):
+    """How :func:`calibrate` fits the per-neuron quantizers (frozen, validated; ``to_dict``/``from_dict``).
 
     Args:
         hidden: mode of the hidden layers 1 … L − 1: ``"scale"``, ``"data-lm"`` or ``"quantile"``.
@@ -123,6 +123,9 @@ class CalibrationConfig:
             )
         if isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 0:
             raise InvalidParameterError(f"iters must be a non-negative integer, got {self.iters!r}")
+        if not isinstance(self.thermometer, bool):
+            raise InvalidParameterError(f"thermometer must be True or False, got {self.thermometer!r}")
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", 0))
 
     @property
     def probs(self) -> np.ndarray:

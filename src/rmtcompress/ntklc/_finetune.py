@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .._utils import check_int, check_positive, validate_Xy
+from .._utils import Config, check_int, check_positive, validate_Xy
 from ..core import PerNeuronStep
 from ..errors import InvalidParameterError
 from ._compress import CompressedMLP
@@ -46,8 +46,8 @@ __all__ = ["FinetuneConfig", "FinetuneReport", "TrainedLayers", "finetune", "sur
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """How :func:`finetune` trains the quantizers.
+class FinetuneConfig(Config):
+    """How :func:`finetune` trains the quantizers (frozen, validated; ``to_dict``/``from_dict``).
 
     Args:
         epochs: passes over the training part (≥ 1).
@@ -73,7 +73,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("n_scale_rows", 2), ("seed", 0)):
-            check_int(getattr(self, name), name, minimum)
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum))
         for name in ("lr", "head_lr", "temperature"):
             check_positive(getattr(self, name), name)
         vf = self.val_fraction

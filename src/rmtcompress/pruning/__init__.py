@@ -11,10 +11,15 @@ from ._activation_quant import (
     runtime_memory as runtime_memory,
 )
 from ._pruning import (
+    PRUNE_RULES as PRUNE_RULES,
+    RULE_NAMES as RULE_NAMES,
     GradualMagnitudeConfig as GradualMagnitudeConfig,
     LotteryTicketConfig as LotteryTicketConfig,
     LqAdaptiveConfig as LqAdaptiveConfig,
     MagnitudeConfig as MagnitudeConfig,
+    PruneConfig as PruneConfig,
+    PruneResult as PruneResult,
+    RuleStep as RuleStep,
     SAPConfig as SAPConfig,
     compressibility as compressibility,
     current_sparsity as current_sparsity,
@@ -22,6 +27,8 @@ from ._pruning import (
     lq_norm as lq_norm,
     pq_index as pq_index,
     prune as prune,
+    prune_config_type as prune_config_type,
+    register_prune_rule as register_prune_rule,
     remove as remove,
 )
 from ._training import (
@@ -34,11 +41,16 @@ from ._training import (
 )
 
 __all__ = [
+    "PRUNE_RULES",
+    "RULE_NAMES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
     "MagnitudeConfig",
+    "PruneConfig",
+    "PruneResult",
     "QuantizedActivation",
+    "RuleStep",
     "SAPConfig",
     "TrainConfig",
     "activation_bits",
@@ -51,7 +63,9 @@ __all__ = [
     "make_mlp",
     "pq_index",
     "prune",
+    "prune_config_type",
     "quantize_activations",
+    "register_prune_rule",
     "remove",
     "runtime_memory",
     "train",
