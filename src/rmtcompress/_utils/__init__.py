@@ -30,6 +30,7 @@ from ._philox import (
 from ._registry import (
     Registry as Registry,
     renamed as renamed,
+    warn_deprecated as warn_deprecated,
     warn_renamed_method as warn_renamed_method,
 )
 from ._split import (
@@ -81,5 +82,6 @@ __all__ = [
     "ternary_entropy_bits",
     "validate_X",
     "validate_Xy",
+    "warn_deprecated",
     "warn_renamed_method",
 ]

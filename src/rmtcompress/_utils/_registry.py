@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from ..errors import InvalidParameterError, RmtcompressDeprecationWarning
 
-__all__ = ["Registry", "renamed", "warn_renamed_method"]
+__all__ = ["Registry", "renamed", "warn_deprecated", "warn_renamed_method"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -123,4 +123,13 @@ def warn_renamed_method(obj: object, old: str, new: str) -> None:
         f"{type(obj).__name__}.{old}() is now spelled {new}(); the old spelling goes in the next release",
         RmtcompressDeprecationWarning,
         stacklevel=3,
+    )
+
+
+def warn_deprecated(what: str, instead: str, *, stacklevel: int = 3) -> None:
+    """Warn (RmtcompressDeprecationWarning) that ``what`` is deprecated in favour of ``instead``."""
+    warnings.warn(
+        f"{what} is deprecated: use {instead} (the old way goes in the next release)",
+        RmtcompressDeprecationWarning,
+        stacklevel=stacklevel,
     )

@@ -1121,14 +1121,12 @@ def _build(parsed: _Parsed) -> CompressedMLP:
         straight_through=_bool(m.get("straight_through"), "model.straight_through"),
         running_tau=None if running is None else _floats(running, "model.running_tau", depth),
         thermometer=_bool(m.get("thermometer"), "model.thermometer"),
+        weight_seed=None if m.get("weight_seed") is None else _int(m.get("weight_seed"), "model.weight_seed"),
     )
     if model.thermometer != m["thermometer"]:
         raise FormatError("model.thermometer is set but the last activation is not a step function")
-    seed = m.get("weight_seed")
-    if seed is not None:
-        model.weight_seed = _int(seed, "model.weight_seed")
     if lay.readout is not None:
-        model.classifier = _build_readout(lay.readout, parsed.tensors, model)
+        model.set_classifier(_build_readout(lay.readout, parsed.tensors, model))
     return model
 
 
@@ -1196,7 +1194,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     from ..kernels import supports
 
     if supports(model):
-        model.fast = True
+        model.use_fast_kernel(True)
     return model
 
 

@@ -32,6 +32,10 @@ from ._finetune import (
     finetune as finetune,
 )
 from ._memory import model_memory as model_memory
+from ._provenance import (
+    Provenance as Provenance,
+    ProvenanceStep as ProvenanceStep,
+)
 from ._readout import (
     LinearReadout as LinearReadout,
     fit_ridge_readout as fit_ridge_readout,
@@ -52,6 +56,8 @@ __all__ = [
     "FinetuneConfig",
     "LinearReadout",
     "NTKLCConfig",
+    "Provenance",
+    "ProvenanceStep",
     "build_baseline",
     "calibrate",
     "compress",

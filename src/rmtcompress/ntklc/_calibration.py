@@ -211,7 +211,8 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
 
     Returns:
         A new :class:`CompressedMLP` with :class:`~rmtcompress.activations.PerNeuronStep` activations, zero
-        centres, ``method = model.method + "+calibrated"``.
+        centres, and the step ``"calibrated"`` (with ``config.to_dict()``) added to its provenance
+        (``method = model.method + "+calibrated"``).
 
     Raises:
         ValueError: if ``model`` is not a CompressedMLP, X has the wrong shape or NaN/inf, or has fewer rows than
@@ -242,5 +243,8 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
             acts.append(act)
             h = act.torch(torch.from_numpy(z.astype(np.float32))) / math.sqrt(spec.widths[i])
     return model.with_activations(
-        acts, [0.0] * spec.depth, method=f"{model.method}+calibrated", thermometer=cfg.thermometer
+        acts,
+        [0.0] * spec.depth,
+        provenance=model.provenance.then("calibrated", cfg),
+        thermometer=cfg.thermometer,
     )

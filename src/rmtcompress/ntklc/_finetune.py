@@ -265,7 +265,8 @@ def finetune(
 
     Returns:
         A new :class:`CompressedMLP` with the same codes, trained :class:`PerNeuronStep` activations (same k),
-        ``method = model.method + "+finetuned"`` and ``finetune_report`` (:class:`FinetuneReport`).
+        the step ``"finetuned"`` (with ``config.to_dict()``) added to its provenance (``method = model.method +
+        "+finetuned"``), ``finetune_report`` (:class:`FinetuneReport`) and the jointly trained head as classifier.
 
     Raises:
         ValueError: model of another type or with a non-per-neuron activation, X/y of the wrong shape, NaN/inf,
@@ -309,20 +310,23 @@ def finetune(
         else:
             T, V = _to_levels(layer.v0.detach().double().numpy(), t, layer.d.detach().double().numpy())
         new_acts.append(PerNeuronStep(T, V, name=f"{acts[i].name} finetuned"))
-    out = model.with_activations(new_acts, centers, method=f"{model.method}+finetuned")
-    out.finetune_report = report
+    out = model.with_activations(
+        new_acts, centers, provenance=model.provenance.then("finetuned", cfg), finetune_report=report
+    )
     # the jointly trained head, in the model's readout_inputs convention (features / √d_L)
     last_norm = math.sqrt(spec.widths[-1])
-    out.classifier = LinearReadout(
-        coef=run.head.weight.detach().double().numpy().T * last_norm,
-        intercept=run.head.bias.detach().double().numpy(),
-        classes=run.classes,
-        method="finetune-head",
-        info={
-            "val_accuracy": max(report.val_accuracy),
-            "val_indices": run.val_indices,
-            "n_train": report.n_train,
-            "n_val": report.n_val,
-        },
+    out.set_classifier(
+        LinearReadout(
+            coef=run.head.weight.detach().double().numpy().T * last_norm,
+            intercept=run.head.bias.detach().double().numpy(),
+            classes=run.classes,
+            method="finetune-head",
+            info={
+                "val_accuracy": max(report.val_accuracy),
+                "val_indices": run.val_indices,
+                "n_train": report.n_train,
+                "n_val": report.n_val,
+            },
+        )
     )
     return out
