@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from ._ternary import (
+    FastMLP as FastMLP,
+    TernaryLayer as TernaryLayer,
     fast_features as fast_features,
+    fast_levels as fast_levels,
+    prepare as prepare,
     supports as supports,
     unsupported_reason as unsupported_reason,
 )
 
 __all__ = [
+    "FastMLP",
+    "TernaryLayer",
     "fast_features",
+    "fast_levels",
+    "prepare",
     "supports",
     "unsupported_reason",
 ]

@@ -13,7 +13,7 @@ No training here: it reads the two benchmarks that measured them on the same dat
 
 For byte budgets it reports the most accurate net of each family that fits.
 
-Usage: python benchmarks/bench_cross_method.py
+Usage: python benchmarks/compare/bench_cross_method.py
 Writes benchmarks/results/cross_method.json and cross_method.png.
 """
 
@@ -24,10 +24,12 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, figure_png, machine_info, write_json
-from rmtcompress.theory._spectra import atomic_write_bytes
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
+from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 
 BUDGETS_MB = (0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
 
@@ -176,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     md = markdown(table, families, sources)
     png = RESULTS / f"cross_method{q}.png"
-    atomic_write_bytes(png, figure(points))
+    write_bytes(png, figure(points))
     write_json(
         RESULTS / f"cross_method{q}.json",
         {
@@ -187,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "markdown": md,
             "figure": f"benchmarks/results/cross_method{q}.png",
             "machine": machine_info(),
-            "command": "python benchmarks/bench_cross_method.py "
+            "command": "python benchmarks/compare/bench_cross_method.py "
             + " ".join(shlex.quote(a) for a in (argv or [])),
         },
     )
