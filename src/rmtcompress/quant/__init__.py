@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._matched import (
+    MatchedQuantizer as MatchedQuantizer,
     moment_matched_quantizer as moment_matched_quantizer,
 )
 from ._memory import (
@@ -27,6 +28,7 @@ __all__ = [
     "K_MIN",
     "MAX_DATA_SAMPLES",
     "ActivationQuantizer",
+    "MatchedQuantizer",
     "MemoryReport",
     "lloyd_max_data_quantizer",
     "lloyd_max_quantizer",
