@@ -11,14 +11,17 @@ from ._pruned import (
     save_pruned as save_pruned,
 )
 from ._ternary import (
+    entropy_bound_bits as entropy_bound_bits,
     from_bytes as from_bytes,
     inspect as inspect,
     load as load,
     save as save,
+    ternary_counts as ternary_counts,
     to_bytes as to_bytes,
 )
 
 __all__ = [
+    "entropy_bound_bits",
     "from_bytes",
     "inspect",
     "is_pruned_file",
@@ -29,5 +32,6 @@ __all__ = [
     "pruned_to_bytes",
     "save",
     "save_pruned",
+    "ternary_counts",
     "to_bytes",
 ]

@@ -20,6 +20,7 @@ from ._pruning import (
     current_sparsity as current_sparsity,
     gini_index as gini_index,
     lq_norm as lq_norm,
+    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
     prune as prune,
     remove as remove,
@@ -29,8 +30,10 @@ from ._training import (
     evaluate as evaluate,
     initial_state as initial_state,
     make_mlp as make_mlp,
+    pq_trajectory_point as pq_trajectory_point,
     train as train,
     train_iterative as train_iterative,
+    train_val_split as train_val_split,
 )
 
 __all__ = [
@@ -49,11 +52,14 @@ __all__ = [
     "initial_state",
     "lq_norm",
     "make_mlp",
+    "model_storage_bytes",
     "pq_index",
+    "pq_trajectory_point",
     "prune",
     "quantize_activations",
     "remove",
     "runtime_memory",
     "train",
     "train_iterative",
+    "train_val_split",
 ]
