@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: machine description and atomic JSON output."""
+"""Shared helpers for the benchmark scripts: machine description and atomic file output."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from rmtcompress._utils import atomic_write_bytes, atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,10 +48,13 @@ def merge_parts(files: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Atomic JSON write (temporary name, then rename)."""
-    from rmtcompress.theory._spectra import atomic_write_json
-
+    """Atomic JSON write (temporary name, then rename; NaN/inf become null)."""
     return atomic_write_json(path, obj)
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    """Atomic write of ``data`` (temporary name, then rename)."""
+    return atomic_write_bytes(path, data)
 
 
 def figure_png(fig: Any, dpi: int = 110) -> bytes:

@@ -26,8 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from _common import RESULTS, figure_png, machine_info, write_json
-from rmtcompress.theory._spectra import atomic_write_bytes
+from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 
 BUDGETS_MB = (0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
 
@@ -176,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     md = markdown(table, families, sources)
     png = RESULTS / f"cross_method{q}.png"
-    atomic_write_bytes(png, figure(points))
+    write_bytes(png, figure(points))
     write_json(
         RESULTS / f"cross_method{q}.json",
         {

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -35,6 +33,7 @@ try:
 except ModuleNotFoundError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from rmtcompress.empirical._ntk import ntk_empirical
+from _common import write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WIDTHS = (784, 512, 512, 1)
@@ -60,20 +59,6 @@ def time_min(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, list[fl
         result = fn()
         times.append(time.perf_counter() - t0)
     return min(times), times, result
-
-
-def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON to ``path`` via a temp file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "command": " ".join([sys.executable, *sys.argv]) if argv is None else " ".join(["main", *argv]),
         "timestamp_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    write_json_atomic(output, payload)
+    write_json(output, payload)
 
     arch = "-".join(str(w) for w in WIDTHS)
     print(

@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from _common import RESULTS, figure_png, machine_info, write_json
+from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 from rmtcompress.lab._datasets import load_fashion_mnist, load_mnist_subset
 from rmtcompress.pruning._activation_quant import activation_bits, quantize_activations, runtime_memory
 from rmtcompress.pruning._pruning import (
@@ -73,7 +73,6 @@ from rmtcompress.pruning._training import (
     train_iterative,
     train_val_split,
 )
-from rmtcompress.theory._spectra import atomic_write_bytes
 
 SPARSITIES = (0.5, 0.8, 0.9, 0.95)
 HIDDEN = (512, 512)
@@ -826,7 +825,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown(summary, within, bounds, len(seeds), targets)
     stem = "pruning_quick" if args.quick else "pruning"
     png = RESULTS / f"{stem}.png"
-    atomic_write_bytes(png, figure(summary, per_seed, bounds))
+    write_bytes(png, figure(summary, per_seed, bounds))
     result = {
         "benchmark": "pruning",
         "quick": bool(args.quick),

@@ -25,7 +25,8 @@ from safetensors.numpy import save_file
 
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.io._ternary import entropy_bound_bits, ternary_counts
+from rmtcompress._utils import entropy_bound_bits
+from rmtcompress.io._ternary import ternary_counts
 
 ENCODINGS = ("2bit", "base3", "bitmask", "entropy", "auto", "seed")
 

@@ -195,7 +195,7 @@ def spectra(
 
 
 def _task_from(data: str, seed: int, max_train: int | None) -> Any:
-    from .lab._experiments import TASKS, Task, _split, load_task
+    from .lab import TASKS, Task, load_task, split_train_test
 
     if data in TASKS:
         try:
@@ -211,7 +211,7 @@ def _task_from(data: str, seed: int, max_train: int | None) -> Any:
     if not path.exists():
         raise MissingFileError(f"data {data!r} is neither a task ({', '.join(TASKS)}) nor an existing file")
     X, y = load_array_file(path)
-    Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+    Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
     norm = PaperNormalizer().fit(Xtr)
     return Task(path.name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, f"{path} (80/20 split)")
 
@@ -501,9 +501,9 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     import torch
     from tqdm.auto import tqdm
 
+    from ._utils import atomic_write_bytes
     from .io import load
     from .lab import load_array_file
-    from .theory import atomic_write_bytes
 
     try:
         model = load(path)
@@ -723,9 +723,9 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
     import torch
     from torch import nn
 
+    from ._utils import atomic_write_bytes, atomic_write_json
     from .io import is_pruned_file, load_pruned
     from .pruning import compressibility
-    from .theory import atomic_write_bytes, atomic_write_json
 
     try:
         with open(model_path, "rb") as fh:

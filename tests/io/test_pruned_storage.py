@@ -12,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 import rmtcompress as rc
+from rmtcompress._utils import entropy_bound_bits
 from rmtcompress.io._pruned import (
     is_pruned_file,
     load_pruned,
@@ -21,7 +22,7 @@ from rmtcompress.io._pruned import (
     pruned_to_bytes,
     save_pruned,
 )
-from rmtcompress.io._ternary import FormatError, entropy_bound_bits
+from rmtcompress.io._ternary import FormatError
 from rmtcompress.pruning._pruning import MagnitudeConfig, prune
 from rmtcompress.pruning._training import make_mlp
 
@@ -170,7 +171,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("rmtcompress.io._ternary._write_all", boom)
+    monkeypatch.setattr("rmtcompress._utils._files._write_all", boom)
     with pytest.raises(OSError, match="disk full"):
         save_pruned(_pruned(0.5), path)
     assert path.read_bytes() == before

@@ -21,6 +21,7 @@ import safetensors.numpy
 import torch
 
 import rmtcompress as rc
+from rmtcompress._utils import entropy_bound_bits
 from rmtcompress._utils._philox import philox_ternary_codes
 from rmtcompress.io import _ternary as storage
 from rmtcompress.io._ternary import FormatError
@@ -322,7 +323,7 @@ def test_malformed_payloads_raise_format_error() -> None:
 def test_entropy_coder_near_bound_fast() -> None:
     codes = _random_codes(np.random.default_rng(5), (400, 500), 0.9)
     e = storage.encode_codes(codes, "entropy")
-    bound = storage.entropy_bound_bits(e.counts)
+    bound = entropy_bound_bits(e.counts)
     assert 8 * e.payload.size <= 1.05 * bound
     assert 8 * e.payload.size >= bound - 64  # sanity: no code beats the bound by more than rounding
 
@@ -331,7 +332,7 @@ def test_entropy_coder_near_bound_fast() -> None:
 def test_entropy_coder_2000x2000(eps: float) -> None:
     codes = philox_ternary_codes(1, 0, (2000, 2000), eps)
     e = storage.encode_codes(codes, "entropy")
-    bound = storage.entropy_bound_bits(e.counts)
+    bound = entropy_bound_bits(e.counts)
     assert 8 * e.payload.size <= 1.05 * bound
     assert 8 * e.payload.size <= 1.001 * bound + 64  # in practice within 0.1 %
     assert np.array_equal(
@@ -355,9 +356,9 @@ def test_pure_python_rans_matches_compiled() -> None:
 
 
 def test_entropy_bound_helper() -> None:
-    assert storage.entropy_bound_bits([5, 0, 0]) == 0.0
-    assert storage.entropy_bound_bits([2, 1, 1]) == pytest.approx(6.0)
-    assert storage.entropy_bound_bits([]) == 0.0
+    assert entropy_bound_bits([5, 0, 0]) == 0.0
+    assert entropy_bound_bits([2, 1, 1]) == pytest.approx(6.0)
+    assert entropy_bound_bits([]) == 0.0
 
 
 # ================================================================================================ seed mode
@@ -475,7 +476,7 @@ def test_interrupted_save_keeps_previous_file(
         f.write(data[: len(data) // 2])
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(storage, "_write_all", half_then_fail)
+    monkeypatch.setattr("rmtcompress._utils._files._write_all", half_then_fail)
     with pytest.raises(OSError, match="simulated"):
         storage.save(seeded_model, path, encoding="2bit")
     assert path.read_bytes() == before

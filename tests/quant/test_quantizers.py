@@ -441,7 +441,7 @@ ERROR_CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: lloyd_max_quantizer("sign", 1.0, 3), "only 2 distinct values"),
     (lambda: lloyd_max_quantizer("binary_heuristic", 1.0, 4), "only 2 distinct values"),
     (lambda: lloyd_max_quantizer("relu", 1.0, 4, tol=0.0), "tol must be a positive"),
-    (lambda: lloyd_max_quantizer("relu", 1.0, 4, max_iter=0), "max_iter must be a positive integer"),
+    (lambda: lloyd_max_quantizer("relu", 1.0, 4, max_iter=0), "max_iter must be >= 1"),
     (lambda: lloyd_max_quantizer("relu", 1.0, 4, keep_zero="yes"), "keep_zero must be None, True or False"),  # type: ignore[arg-type]
     (lambda: uniform_quantizer("relu", 1.0, 4, clip=0.0), "clip must be a positive"),
     (lambda: lloyd_max_data_quantizer("relu", np.array([0.1, np.nan, 0.3]), 2), "1 NaN and 0 infinite"),

@@ -7,6 +7,7 @@ import pytest
 
 from rmtcompress._utils._validation import (
     as_generator,
+    check_int,
     check_positive,
     check_sparsity,
     check_widths,
@@ -203,3 +204,32 @@ def test_as_generator_rejects_none_and_bad_types() -> None:
         as_generator(1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"got bool"):
         as_generator(True)
+
+
+# ---------------------------------------------------------------------------------------------- check_int
+
+
+def test_check_int_accepts_python_and_numpy_integers() -> None:
+    assert check_int(3, "n") == 3
+    out = check_int(np.int64(4), "n", 0, 4)
+    assert out == 4 and type(out) is int
+    assert check_int(-7, "label", None) == -7
+
+
+@pytest.mark.parametrize("bad", [2.0, 2.5, True, np.bool_(True), "3", None])
+def test_check_int_refuses_non_integers(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"n must be an integer >= 1; got"):
+        check_int(bad, "n")
+
+
+def test_check_int_range_messages() -> None:
+    with pytest.raises(ValueError, match=r"^n must be >= 1; got 0$"):
+        check_int(0, "n")
+    with pytest.raises(ValueError, match=r"^k must be in \[2, 256\]; got 257$"):
+        check_int(257, "k", 2, 256)
+    with pytest.raises(ValueError, match=r"^k must be an integer in \[2, 256\]; got float 2.5$"):
+        check_int(2.5, "k", 2, 256)
+    with pytest.raises(ValueError, match=r"^m must be <= 3; got 4$"):
+        check_int(4, "m", None, 3)
+    with pytest.raises(TypeError, match=r"^label must be an integer; got str 'a'$"):
+        check_int("a", "label", None)

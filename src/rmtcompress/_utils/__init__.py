@@ -1,14 +1,32 @@
-"""Bottom layer: input validation, seeded RNG and the Philox counter-based generator, the package version.
+"""Bottom layer: input validation, seeded RNG and the Philox counter-based generator, atomic file writes, entropies,
+the stratified split, the package version.
 
 Imports nothing from rmtcompress but :mod:`rmtcompress.errors`.
 """
 
 from __future__ import annotations
 
+from ._entropy import (
+    binary_entropy_bits as binary_entropy_bits,
+    entropy_bits as entropy_bits,
+    entropy_bound_bits as entropy_bound_bits,
+    ternary_entropy_bits as ternary_entropy_bits,
+)
+from ._files import (
+    atomic_path as atomic_path,
+    atomic_write_bytes as atomic_write_bytes,
+    atomic_write_json as atomic_write_json,
+    json_safe as json_safe,
+)
 from ._philox import (
     PHILOX_ALGORITHM as PHILOX_ALGORITHM,
     philox_codes_match as philox_codes_match,
     philox_ternary_codes as philox_ternary_codes,
+)
+from ._split import (
+    Draw as Draw,
+    Rounding as Rounding,
+    stratified_split_indices as stratified_split_indices,
 )
 from ._validation import (
     SeedLike as SeedLike,
@@ -27,16 +45,27 @@ from ._version import (
 
 __all__ = [
     "PHILOX_ALGORITHM",
+    "Draw",
+    "Rounding",
     "SeedLike",
     "__version__",
     "as_generator",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "binary_entropy_bits",
     "check_int",
     "check_positive",
     "check_sparsity",
     "check_tau",
     "check_widths",
+    "entropy_bits",
+    "entropy_bound_bits",
+    "json_safe",
     "philox_codes_match",
     "philox_ternary_codes",
+    "stratified_split_indices",
+    "ternary_entropy_bits",
     "validate_X",
     "validate_Xy",
 ]

@@ -193,13 +193,36 @@ def check_positive(value: _Num, name: str) -> _Num:
     return value
 
 
-def check_int(value: object, name: str, minimum: int = 1) -> int:
-    """Check that ``value`` is an integer ``>= minimum`` (``bool`` and floats refused) and return it as ``int``."""
+def check_int(value: object, name: str, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """Check that ``value`` is an integer in ``[minimum, maximum]`` and return it as ``int``.
+
+    Python and NumPy integers are accepted; ``bool`` and floats (even whole ones) are refused.
+
+    Args:
+        value: The value to check.
+        name: Name of the argument, used in error messages.
+        minimum: Smallest accepted value (``None``: no lower bound).
+        maximum: Largest accepted value (``None``: no upper bound).
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        InvalidParameterError: ``"<name> must be an integer …; got …"`` for a non-integer, ``"<name> must be >=
+            <minimum>; got …"`` or ``"<name> must be in [<minimum>, <maximum>]; got …"`` for one out of range.
+    """
+    if minimum is None:
+        span = "" if maximum is None else f" <= {maximum}"
+    else:
+        span = f" >= {minimum}" if maximum is None else f" in [{minimum}, {maximum}]"
     if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    if value < minimum:
-        raise InvalidParameterError(f"{name} must be an integer >= {minimum}; got {int(value)}")
-    return int(value)
+        raise InvalidParameterError(
+            f"{name} must be an integer{span}; got {type(value).__name__} {_describe(value)}"
+        )
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise InvalidParameterError(f"{name} must be{span}; got {v}")
+    return v
 
 
 def check_sparsity(eps: float) -> float:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 
-from .._utils import check_positive, check_sparsity, check_widths, validate_X, validate_Xy
+from .._utils import atomic_path, check_positive, check_sparsity, check_widths, validate_X, validate_Xy
 from ..core import Activation, LinearAbsActivation, resolve_activations
 from ..errors import InvalidParameterError
 from ..theory import (
@@ -130,36 +130,35 @@ class TiledKernel:
                 yield I, J
 
     # ------------------------------------------------------------------------------------------------ outputs
-    def materialize(self, out: str | os.PathLike[str] | None = None, *, progress: bool = False) -> np.ndarray:
-        """The full kernel, in memory (``out=None``) or written to the ``.npy`` file ``out`` (returned read-only
-        as a ``numpy.memmap``; written under a temporary name and renamed when complete).
-
-        Only the upper block triangle is computed; the lower one is its mirror.
-        """
+    def _fill(self, K: np.ndarray, progress: bool) -> None:
+        """Write every tile of the upper block triangle into ``K`` and its mirror into the lower one."""
         from tqdm.auto import tqdm
 
-        target: Path | None = None
-        if out is None:
-            K: np.ndarray = np.empty((self.n, self.n))
-        else:
-            target = Path(out)
-            if target.suffix != ".npy":
-                target = target.with_suffix(target.suffix + ".npy")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.partial.npy")
-            K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(self.n, self.n))
         pairs = list(self._pairs())
         for (i0, i1), (j0, j1) in tqdm(pairs, desc=self.name, disable=not progress, leave=False):
             T = self._tile_checked(i0, i1, j0, j1)
             K[i0:i1, j0:j1] = T
             if i0 != j0:
                 K[j0:j1, i0:i1] = T.T
-        if target is None:
+
+    def materialize(self, out: str | os.PathLike[str] | None = None, *, progress: bool = False) -> np.ndarray:
+        """The full kernel, in memory (``out=None``) or written to the ``.npy`` file ``out`` (returned read-only
+        as a ``numpy.memmap``; written under a temporary name and renamed when complete).
+
+        Only the upper block triangle is computed; the lower one is its mirror.
+        """
+        if out is None:
+            K = np.empty((self.n, self.n))
+            self._fill(K, progress)
             return K
-        assert isinstance(K, np.memmap)
-        K.flush()
-        del K
-        os.replace(tmp, target)
+        target = Path(out)
+        if target.suffix != ".npy":
+            target = target.with_suffix(target.suffix + ".npy")
+        with atomic_path(target, suffix=".partial.npy") as tmp:
+            M = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(self.n, self.n))
+            self._fill(M, progress)
+            M.flush()
+            del M
         logger.info("%s: wrote the %d × %d kernel to %s", self.name, self.n, self.n, target)
         return np.load(target, mmap_mode="r")
 

@@ -40,17 +40,16 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from .._utils import atomic_write_bytes, entropy_bound_bits
 from ..errors import FormatError, InvalidParameterError, MissingFileError
 from ._ternary import (
     METADATA_KEY,
     METADATA_SHA256_KEY,
     _as_format_error,
-    _atomic_write,
     _parse,
     _rans_decode,
     _rans_encode,
     _sha256,
-    entropy_bound_bits,
     rans_frequencies,
 )
 
@@ -286,7 +285,7 @@ def save_pruned(
         ValueError: See :func:`pruned_to_bytes` (nothing is written).
         OSError: If the file cannot be written (any previous file is left intact).
     """
-    _atomic_write(Path(path), pruned_to_bytes(model, values=values, positions=positions))
+    atomic_write_bytes(path, pruned_to_bytes(model, values=values, positions=positions), parents=False)
 
 
 def is_pruned_file(data: bytes) -> bool:

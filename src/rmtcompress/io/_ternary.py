@@ -29,18 +29,23 @@ import hashlib
 import json
 import math
 import os
-import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import safetensors.numpy
 import torch
 from numpy.typing import NDArray
 
-from .._utils import PHILOX_ALGORITHM, philox_codes_match, philox_ternary_codes
+from .._utils import (
+    PHILOX_ALGORITHM,
+    atomic_write_bytes,
+    entropy_bound_bits,
+    philox_codes_match,
+    philox_ternary_codes,
+)
 from ..core import (
     Activation,
     LinearAbsActivation,
@@ -63,7 +68,6 @@ __all__ = [
     "FormatError",
     "decode_codes",
     "encode_codes",
-    "entropy_bound_bits",
     "from_bytes",
     "inspect",
     "load",
@@ -93,8 +97,6 @@ RANS_L = 1 << 23
 
 _RANS_M = 1 << RANS_PROB_BITS
 _SEED_REQUIRED = "this model's weights were not generated from a Philox seed; build it with NTKLCConfig(weight_sampling='philox')"
-_CHUNK = 1 << 20
-
 IntCodes = NDArray[np.int8]
 Bytes = NDArray[np.uint8]
 
@@ -124,19 +126,6 @@ def ternary_counts(codes: Any) -> tuple[int, int, int]:
     n_neg = int(np.count_nonzero(flat < 0))
     n_pos = int(np.count_nonzero(flat > 0))
     return flat.size - n_neg - n_pos, n_neg, n_pos
-
-
-def entropy_bound_bits(counts: Sequence[int]) -> float:
-    """The empirical-entropy bound ``n·H(counts/n)`` in bits (0 for an empty or single-symbol layer).
-
-    Args:
-        counts: Symbol counts (e.g. :func:`ternary_counts`).
-
-    Returns:
-        ``−Σ c·log2(c/n)`` over the non-zero counts.
-    """
-    n = sum(int(c) for c in counts)
-    return float(-sum(c * math.log2(c / n) for c in (int(c) for c in counts) if c > 0)) if n else 0.0
 
 
 def _pack_2bit(flat: IntCodes) -> Bytes:
@@ -814,36 +803,6 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
     return bytes(safetensors.numpy.save(tensors, metadata=metadata))
 
 
-def _write_all(f: IO[bytes], data: bytes) -> None:
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
-        f.write(view[start : start + _CHUNK])
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, fsync it, then ``os.replace`` it onto ``path``."""
-    target = Path(os.path.abspath(path))
-    tmp = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_all(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        with contextlib.suppress(OSError):
-            dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-
-
 def save(
     model: CompressedMLP | torch.nn.Sequential,
     path: str | os.PathLike[str],
@@ -879,7 +838,7 @@ def save(
             )
         save_pruned(model, path, positions=encoding)
         return
-    _atomic_write(Path(path), to_bytes(model, encoding))
+    atomic_write_bytes(path, to_bytes(model, encoding), parents=False)
 
 
 # ============================================================================================ reading

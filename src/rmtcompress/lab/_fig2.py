@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._utils import __version__
+from .._utils import __version__, atomic_write_json
 from ..empirical import ck_empirical
 from ..errors import InvalidParameterError
-from ..theory import atomic_write_json, ck_equivalent, ck_limit, compare_kernels, plot_comparison
+from ..theory import ck_equivalent, ck_limit, compare_kernels, plot_comparison
 from ._datasets import PaperNormalizer, load_fashion_mnist, load_mnist_subset, make_gmm, select_classes
 
 __all__ = ["PRESETS", "SpectraConfig", "run_spectra"]

@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import __version__
+from .._utils import __version__, atomic_write_bytes
 from ..errors import MissingFileError
-from ..theory import atomic_write_bytes
 from ._store import STORE_FILENAME, ResultStore, StoredPoint, SweepRow
 
 __all__ = ["REPORT_DIRNAME", "write_report"]

@@ -923,7 +923,7 @@ def run_sweep(
         raise InvalidParameterError("scheduler is only used with backend='dask'")
     from tqdm.auto import tqdm
 
-    from ..theory import atomic_write_json
+    from .._utils import atomic_write_json
 
     rd = Path(run_dir) if run_dir is not None else (spec.run_dir or Path("runs") / spec.name)
     t_start = time.perf_counter()

@@ -34,7 +34,15 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .._utils import SeedLike, as_generator, check_int, check_positive, validate_X, validate_Xy
+from .._utils import (
+    SeedLike,
+    as_generator,
+    check_int,
+    check_positive,
+    stratified_split_indices,
+    validate_X,
+    validate_Xy,
+)
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -163,19 +171,9 @@ def _rows64(F: Features, rows: IntArray) -> FloatArray:
 def _stratified(
     codes: IntArray, classes: IntArray, val_fraction: float, rng: np.random.Generator
 ) -> IntArray:
-    """Validation indices: ``max(1, round(f·n_c))`` random rows of each class ``c`` (sorted)."""
-    counts = np.bincount(codes, minlength=classes.size)
-    val: list[IntArray] = []
-    for c in range(classes.size):
-        members = np.flatnonzero(codes == c)
-        n_val = max(1, math.floor(val_fraction * members.size + 0.5))
-        if members.size - n_val < 1:
-            raise InvalidParameterError(
-                f"class {int(classes[c])} has only {int(counts[c])} sample(s); the stratified validation split needs at "
-                f"least 2 per class (one for training, one for validation) at val_fraction={val_fraction}"
-            )
-        val.append(rng.permutation(members)[:n_val])
-    return np.sort(np.concatenate(val)).astype(np.int64)
+    """Validation indices: ``max(1, floor(f·n_c + 0.5))`` random rows of each class ``c`` (sorted)."""
+    labels = classes[codes]  # the labels again, so that an error names the class, not its code
+    return stratified_split_indices(labels, val_fraction, rng, rounding="half_up", draw="permutation")[1]
 
 
 def stratified_split(

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -46,7 +45,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .._utils import validate_X
+from .._utils import check_int, validate_X
 from ..core import StepActivation
 from ..errors import InvalidParameterError
 from ..quant import K_MAX, K_MIN, MAX_DATA_SAMPLES, ActivationQuantizer, lloyd_max_data_quantizer
@@ -168,11 +167,7 @@ class QuantizedActivation(nn.Module):
 
 
 def _check_levels(levels: object) -> int:
-    if isinstance(levels, bool | np.bool_) or not isinstance(levels, numbers.Integral):
-        raise InvalidParameterError(f"levels must be an integer in [{K_MIN}, {K_MAX}]; got {levels!r}")
-    if not K_MIN <= int(levels) <= K_MAX:
-        raise InvalidParameterError(f"levels must be in [{K_MIN}, {K_MAX}] (1 to 8 bits); got {int(levels)}")
-    return int(levels)
+    return check_int(levels, "levels", K_MIN, K_MAX)
 
 
 def _uniform_fit(z: NDArray[np.float64], k: int) -> ActivationQuantizer:
@@ -333,8 +328,7 @@ def runtime_memory(model: nn.Module, batch_size: int = 1) -> dict[str, Any]:
     Raises:
         ValueError: If ``batch_size`` is not a positive integer, or an activation has no preceding ``nn.Linear``.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise InvalidParameterError(f"batch_size must be a positive integer; got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
     bits = activation_bits(model)
     layers: dict[str, dict[str, float]] = {}
     width: int | None = None

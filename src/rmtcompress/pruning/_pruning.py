@@ -59,6 +59,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from .._utils import binary_entropy_bits, check_int
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -533,14 +534,6 @@ def _check_fraction(value: object, name: str, *, allow_zero: bool = True) -> flo
     return v
 
 
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an integer; got {value!r}")
-    if int(value) < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}; got {value!r}")
-    return int(value)
-
-
 def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise InvalidParameterError(f"{name} must be one of {choices}; got {value!r}")
@@ -641,7 +634,7 @@ class LqAdaptiveConfig:
             if not (b > 0 and math.isfinite(b)):
                 raise InvalidParameterError(f"budget must be finite and > 0; got {self.budget!r}")
         _check_choice(self.scope, "scope", ("layer", "global"))
-        _check_int(self.min_keep, "min_keep", 0)
+        check_int(self.min_keep, "min_keep", 0)
         for name in ("lipschitz", "input_bound"):
             v = _check_real(getattr(self, name), name)
             if not (v > 0 and math.isfinite(v)):
@@ -700,7 +693,7 @@ class SAPConfig:
         if not 0.0 < beta <= 1.0:
             raise InvalidParameterError(f"beta must lie in (0, 1]; got {self.beta!r}")
         _check_choice(self.scope, "scope", ("layer", "neuron", "global"))
-        _check_int(self.rounds, "rounds", 1)
+        check_int(self.rounds, "rounds", 1)
 
 
 @dataclass(frozen=True)
@@ -746,11 +739,11 @@ class GradualMagnitudeConfig:
         si = _check_fraction(self.initial_sparsity, "initial_sparsity")
         if si > sf:
             raise InvalidParameterError(f"initial_sparsity ({si}) must be <= final_sparsity ({sf})")
-        b = _check_int(self.begin_step, "begin_step", 0)
-        e = _check_int(self.end_step, "end_step", 0)
+        b = check_int(self.begin_step, "begin_step", 0)
+        e = check_int(self.end_step, "end_step", 0)
         if e <= b:
             raise InvalidParameterError(f"end_step ({e}) must be > begin_step ({b})")
-        _check_int(self.frequency, "frequency", 1)
+        check_int(self.frequency, "frequency", 1)
         ex = _check_real(self.exponent, "exponent")
         if not (ex > 0 and math.isfinite(ex)):
             raise InvalidParameterError(f"exponent must be finite and > 0; got {self.exponent!r}")
@@ -810,7 +803,7 @@ class LotteryTicketConfig:
     def __post_init__(self) -> None:
         """Validate the fields (ValueError)."""
         _check_fraction(self.rate, "rate", allow_zero=False)
-        _check_int(self.rounds, "rounds", 1)
+        check_int(self.rounds, "rounds", 1)
         _check_choice(self.rewind, "rewind", ("init", "none"))
         _check_choice(self.scope, "scope", ("layer", "global"))
         _check_criterion("LotteryTicketConfig", self.criterion, self.q)
@@ -1588,12 +1581,6 @@ def degradation_bound(
 # ============================================================================================ storage
 
 
-def _h2(p: float) -> float:
-    if p <= 0.0 or p >= 1.0:
-        return 0.0
-    return float(-p * math.log2(p) - (1.0 - p) * math.log2(1.0 - p))
-
-
 @dataclass(frozen=True)
 class SparseLayer:
     """A pruned layer in storage form: packed bitmask + the kept values (row-major order), plus the bias.
@@ -1655,7 +1642,7 @@ class SparseLayer:
         rows = self.shape[0]
         return {
             "dense": 4.0 * n,
-            "entropy": 4.0 * k + n * _h2(k / n) / 8.0,
+            "entropy": 4.0 * k + n * binary_entropy_bits(k / n) / 8.0,
             "bitmask": 4.0 * k + math.ceil(n / 8),
             "csr": 4.0 * k + 4.0 * k + 4.0 * (rows + 1),
         }

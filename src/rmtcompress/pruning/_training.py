@@ -39,7 +39,7 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .._utils import validate_Xy
+from .._utils import check_int, stratified_split_indices, validate_Xy
 from ..errors import InvalidParameterError
 from ._pruning import (
     GradualMagnitudeConfig,
@@ -200,9 +200,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Validate the fields."""
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
-                raise InvalidParameterError(f"{name} must be an integer >= 1; got {v!r}")
+            check_int(getattr(self, name), name, 1)
         if self.optimizer not in ("adam", "sgd"):
             raise InvalidParameterError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -219,8 +217,7 @@ class TrainConfig:
             raise InvalidParameterError(f"grad_clip must be None or finite > 0; got {self.grad_clip!r}")
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer) or self.seed < 0:
-            raise InvalidParameterError(f"seed must be a non-negative integer; got {self.seed!r}")
+        check_int(self.seed, "seed", 0)
 
 
 # ============================================================================================ data
@@ -242,20 +239,9 @@ def train_val_split(
     Raises:
         ValueError: If a class has fewer than 2 samples.
     """
-    rng = np.random.default_rng(seed)
-    val: list[NDArray[np.int64]] = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        if idx.size < 2:
-            raise InvalidParameterError(
-                f"class {int(c)} has {idx.size} sample(s); the validation split needs >= 2 per class"
-            )
-        k = min(idx.size - 1, max(1, round(val_fraction * idx.size)))
-        val.append(rng.choice(idx, size=k, replace=False))
-    val_idx = np.sort(np.concatenate(val)).astype(np.int64)
-    keep = np.ones(y.size, dtype=bool)
-    keep[val_idx] = False
-    return np.flatnonzero(keep).astype(np.int64), val_idx
+    return stratified_split_indices(
+        y, val_fraction, np.random.default_rng(seed), rounding="half_even", draw="choice", both_parts=True
+    )
 
 
 def _tensors(X: NDArray[np.float64], y: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:

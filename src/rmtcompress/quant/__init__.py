@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The entropy of a sparse ternary weight is computed in _utils (with the package's other entropies); it is part of
+# the memory model published here.
+from .._utils import ternary_entropy_bits as ternary_entropy_bits
 from ._matched import (
     moment_matched_quantizer as moment_matched_quantizer,
 )
@@ -9,7 +12,6 @@ from ._memory import (
     MemoryReport as MemoryReport,
     memory_report as memory_report,
     paper_memory_bits as paper_memory_bits,
-    ternary_entropy_bits as ternary_entropy_bits,
 )
 from ._quantizers import (
     K_MAX as K_MAX,

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._utils import check_int, check_sparsity, check_widths
+from .._utils import check_int, check_sparsity, check_widths, ternary_entropy_bits
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "layer_constants",
     "memory_report",
     "paper_memory_bits",
-    "ternary_entropy_bits",
 ]
 
 _QUANTIZED_MAX_BITS = 8
@@ -63,33 +62,6 @@ def hidden_weight_counts(p: int, widths: Iterable[int]) -> tuple[int, ...]:
     ws = check_widths(widths)
     fan_in = (p, *ws[:-1])
     return tuple(a * b for a, b in zip(fan_in, ws, strict=True))
-
-
-def ternary_entropy_bits(eps: float) -> float:
-    """Entropy, in bits per weight, of a sparse ternary weight.
-
-    The weight is 0 with probability ε and ±s with probability (1−ε)/2 each, so
-
-        H(ε) = −ε·log2 ε − (1−ε)·log2((1−ε)/2) = h₂(ε) + (1−ε),
-
-    with ``0·log 0 = 0`` and h₂ the binary entropy. Values: H(0) = 1 (dense ±1), H(1/3) = log2 3 ≈ 1.585 (the
-    maximum), H(0.5) = 1.5, H(0.9) ≈ 0.569. This is the average code length an ideal entropy coder achieves for
-    i.i.d. weights (index overhead included — positions are implied by the code stream).
-
-    Args:
-        eps: Sparsity ε ∈ [0, 1).
-
-    Returns:
-        H(ε) in bits.
-
-    Raises:
-        ValueError: If ``eps`` is not a finite real number in [0, 1).
-    """
-    e = check_sparsity(eps)
-    h = -(1.0 - e) * math.log2((1.0 - e) / 2.0)
-    if e > 0.0:
-        h -= e * math.log2(e)
-    return float(h)
 
 
 def paper_memory_bits(

@@ -48,9 +48,10 @@ import numpy as np
 import scipy.linalg
 import scipy.special as sps
 
-from .._utils import SeedLike, as_generator
+from .._utils import SeedLike, as_generator, check_int
 from ..core import Activation, StepActivation, get_activation
 from ..errors import InvalidParameterError, QuantizerConvergenceWarning
+from ..theory import std_normal_pdf
 
 __all__ = [
     "QUANTIZER_METHODS",
@@ -132,15 +133,7 @@ class ActivationQuantizer:
 
 
 def _check_k(k: Any) -> int:
-    if isinstance(k, bool | np.bool_) or not isinstance(k, numbers.Integral):
-        raise InvalidParameterError(
-            f"k (number of levels) must be an integer in [{K_MIN}, {K_MAX}]; got {k!r}"
-        )
-    if not K_MIN <= int(k) <= K_MAX:
-        raise InvalidParameterError(
-            f"k (number of levels) must be in [{K_MIN}, {K_MAX}] (1 to 8 bits); got {int(k)}"
-        )
-    return int(k)
+    return check_int(k, "k (number of levels)", K_MIN, K_MAX)
 
 
 def _check_positive_float(value: Any, name: str) -> float:
@@ -153,9 +146,7 @@ def _check_positive_float(value: Any, name: str) -> float:
 
 
 def _check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise InvalidParameterError(f"{name} must be a positive integer; got {value!r}")
-    return int(value)
+    return check_int(value, name, 1)
 
 
 def _check_keep_zero(keep_zero: Any) -> bool | None:
@@ -171,10 +162,6 @@ def _resolve(activation: str | Activation) -> tuple[Activation, str]:
 
 
 # ------------------------------------------------------------------------------------------------ numerics
-
-
-def _phi(x: ArrayF) -> ArrayF:
-    return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
 def _bracket_crossings(
@@ -329,7 +316,7 @@ class _GaussianLaw:
             )
         edges = np.unique(np.concatenate(([-_XI_HALF_WIDTH, _XI_HALF_WIDTH], self.kinks)))
         x, w0, _ = _gauss_legendre(edges)
-        self.base_x, self.base_w = x, w0 * _phi(x)
+        self.base_x, self.base_w = x, w0 * std_normal_pdf(x)
         self.base_y = self.fn(x)
         mass = float(self.base_w.sum())
         self.mean = float(self.base_w @ self.base_y) / mass
@@ -396,7 +383,7 @@ class _GaussianLaw:
         mids = 0.5 * (edges[:-1] + edges[1:])
         cell_of_interval = np.searchsorted(thresholds, self.fn(mids), side="right")
         x, w0, interval = _gauss_legendre(edges)
-        return crossings, edges, cell_of_interval, x, w0 * _phi(x), cell_of_interval[interval]
+        return crossings, edges, cell_of_interval, x, w0 * std_normal_pdf(x), cell_of_interval[interval]
 
     def cell_sums(self, thresholds: ArrayF, k: int) -> tuple[ArrayF, ArrayF]:
         *_, x, w, cell = self.partition(thresholds)

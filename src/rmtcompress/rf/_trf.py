@@ -73,11 +73,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._utils import check_tau
+from .._utils import check_int, check_tau
 from ..core import Activation, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError
 from ..quant import ternary_entropy_bits
-from ..theory import gaussian_moments, hermite_coefficients
+from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
 
 _numba: Any
 try:  # numba is a declared dependency; the SciPy path keeps the module importable without it
@@ -228,10 +228,6 @@ def ternary_coefficients(s_minus: float, s_plus: float, tau: float) -> KernelCoe
 # ====================================================================================== threshold solver
 
 
-def _phi(u: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.exp(-0.5 * u * u) / _SQRT_2PI
-
-
 _GRID_CACHE: dict[str, tuple[FloatArray, FloatArray, FloatArray, FloatArray]] = {}
 
 
@@ -241,7 +237,7 @@ def _grid() -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
         u = np.arange(-_GRID_HALF_WIDTH, _GRID_HALF_WIDTH + 0.5 * _GRID_STEP, _GRID_STEP)
         i, j = np.triu_indices(u.size)
         um, up = u[i], u[j]
-        pm, pp = _phi(um), _phi(up)
+        pm, pp = std_normal_pdf(um), std_normal_pdf(up)
         _GRID_CACHE["g"] = (um, up, pm + pp, um * pm + up * pp)
     return _GRID_CACHE["g"]
 
@@ -272,11 +268,11 @@ def _solve_standardised(a_t: float, b_t: float, n_starts: int = 6) -> _Solve:
             break
 
     def fun(x: FloatArray) -> FloatArray:
-        p0, p1 = _phi(x)
+        p0, p1 = std_normal_pdf(x)
         return np.array([(p0 + p1 - a_t) / a_t, (x[0] * p0 + x[1] * p1 - b_t) / sb])
 
     def jac(x: FloatArray) -> FloatArray:
-        p = _phi(x)
+        p = std_normal_pdf(x)
         return np.array([-x * p / a_t, (1.0 - x * x) * p / sb])
 
     found: list[_Solve] = []
@@ -608,9 +604,7 @@ def _draw_ternary_codes(n_rows: int, p: int, eps: float, gen: np.random.Generato
 
 
 def _check_n_components(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise InvalidParameterError(f"n_components must be a positive integer, got {n!r}")
-    return int(n)
+    return check_int(n, "n_components", 1)
 
 
 def _generator(random_state: Any) -> np.random.Generator:
@@ -872,12 +866,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         X_arr = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
         n = _check_n_components(self.n_components)
-        if (
-            isinstance(self.bits, bool)
-            or not isinstance(self.bits, numbers.Integral)
-            or not 1 <= self.bits <= 8
-        ):
-            raise InvalidParameterError(f"bits must be an integer between 1 and 8, got {self.bits!r}")
+        check_int(self.bits, "bits", 1, 8)
         if self.rounding not in ("stochastic", "deterministic"):
             raise InvalidParameterError(
                 f"rounding must be 'stochastic' or 'deterministic', got {self.rounding!r}"

@@ -30,6 +30,7 @@ from ._moments import (
     GaussianMoments as GaussianMoments,
     gaussian_moments as gaussian_moments,
     hermite_coefficients as hermite_coefficients,
+    std_normal_pdf as std_normal_pdf,
     xi_quadrature as xi_quadrature,
 )
 from ._recursions import (
@@ -38,8 +39,6 @@ from ._recursions import (
 )
 from ._spectra import (
     SpectralComparison as SpectralComparison,
-    atomic_write_bytes as atomic_write_bytes,
-    atomic_write_json as atomic_write_json,
     compare_kernels as compare_kernels,
     plot_comparison as plot_comparison,
 )
@@ -55,8 +54,6 @@ __all__ = [
     "Recursion",
     "SeriesTruncationWarning",
     "SpectralComparison",
-    "atomic_write_bytes",
-    "atomic_write_json",
     "ck_equivalent",
     "ck_limit",
     "class_statistics",
@@ -71,5 +68,6 @@ __all__ = [
     "ntk_limit",
     "plot_comparison",
     "recursion",
+    "std_normal_pdf",
     "xi_quadrature",
 ]

@@ -28,7 +28,13 @@ from .._utils import check_tau
 from ..core import Activation, LinearAbsActivation, SmoothActivation, StepActivation, get_activation
 from ..errors import InvalidParameterError
 
-__all__ = ["GaussianMoments", "derivative_hermite_coefficients", "gaussian_moments", "hermite_coefficients"]
+__all__ = [
+    "GaussianMoments",
+    "derivative_hermite_coefficients",
+    "gaussian_moments",
+    "hermite_coefficients",
+    "std_normal_pdf",
+]
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _QUAD_HALF_WIDTH = 14.0  # N(0,1) mass beyond ±14 is ~1e-44
@@ -64,7 +70,8 @@ class GaussianMoments:
         return self.var + self.mean**2
 
 
-def _phi(x: np.ndarray) -> np.ndarray:
+def std_normal_pdf(x: np.ndarray) -> np.ndarray:
+    """The standard normal density ``φ(x) = exp(−x²/2)/√(2π)``, element-wise."""
     return np.exp(-0.5 * x * x) / math.sqrt(2.0 * math.pi)
 
 
@@ -78,7 +85,7 @@ def _step_moments(act: StepActivation, tau: float) -> GaussianMoments:
     cdf = np.concatenate(([0.0], sps.ndtr(beta), [1.0]))
     probs = np.diff(cdf)
     mean = float(values @ probs)
-    phib = _phi(beta)
+    phib = std_normal_pdf(beta)
     d1 = float(jumps @ phib) / tau
     d2 = float(jumps @ (beta * phib)) / tau**2
     var = float(((values - mean) ** 2) @ probs)
@@ -115,7 +122,7 @@ def _xi_rule(breaks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
         nodes.append((mid + half * _GL_NODES[None, :]).ravel())
         weights.append((half * _GL_WEIGHTS[None, :]).ravel())
     x = np.concatenate(nodes)
-    w = np.concatenate(weights) * _phi(x)
+    w = np.concatenate(weights) * std_normal_pdf(x)
     return x, w
 
 
@@ -198,7 +205,7 @@ def _step_hermite(act: StepActivation, scales: np.ndarray, order: int, center: f
     coef[:, 0] = (act.values[0] - center) + cdf_tail @ jumps
     if order >= 1:
         h = normalized_hermite(beta, order - 1)  # (n, m, order)
-        weighted = h * (_phi(beta) * jumps[None, :])[..., None]
+        weighted = h * (std_normal_pdf(beta) * jumps[None, :])[..., None]
         coef[:, 1:] = weighted.sum(axis=1) / np.sqrt(np.arange(1, order + 1))[None, :]
     return coef
 

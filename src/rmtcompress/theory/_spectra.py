@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._utils import atomic_write_bytes
 from ..errors import InvalidParameterError
 
 __all__ = [
     "SpectralComparison",
-    "atomic_write_bytes",
-    "atomic_write_json",
     "compare_kernels",
     "plot_comparison",
 ]
@@ -116,44 +113,6 @@ def compare_kernels(K: np.ndarray, K_tilde: np.ndarray, *, k: int = 4) -> Spectr
         alignment=align,
         top_vector_overlap=overlap,
     )
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temporary file in the target folder, then rename it over ``path``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        return _json_safe(obj.item())
-    return obj
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Atomically write ``obj`` as indented, standard JSON (NaN/inf become null; NumPy values become Python)."""
-    text = json.dumps(_json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
-    return atomic_write_bytes(path, (text + "\n").encode())
 
 
 def plot_comparison(

@@ -1,0 +1,121 @@
+"""Atomic file writes: write to a temporary name in the target folder, fsync, then rename over the target.
+
+A reader never sees a half-written file: either the old content or the complete new one. The temporary file is
+removed when writing fails (an exception, ``KeyboardInterrupt`` included).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "json_safe",
+]
+
+_CHUNK = 1 << 20
+"""Bytes per ``write`` call (very large single writes are split so no platform limit is hit)."""
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Best effort: fsync the folder so the rename itself is durable (POSIX only)."""
+    if hasattr(os, "O_DIRECTORY"):
+        with contextlib.suppress(OSError):
+            dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+
+def _write_all(fh: IO[bytes], data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        fh.write(view[start : start + _CHUNK])
+
+
+def _temp_name(target: Path, suffix: str) -> Path:
+    return target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, suffix: str = ".tmp", parents: bool = True
+) -> Iterator[Path]:
+    """A fresh temporary path next to ``path``, for writers that need a file name (``np.save``, memmaps).
+
+    On normal exit of the ``with`` block the temporary file is renamed over ``path`` (and the folder fsynced);
+    on an exception it is deleted and the exception propagates. The writer must have closed (and, for
+    durability, flushed) the file before the block ends.
+
+    Args:
+        path: The final file name.
+        suffix: Ending of the temporary name (e.g. ``".npy"`` for writers that check or add the extension).
+        parents: Create missing parent folders (otherwise a missing folder raises ``FileNotFoundError``).
+
+    Yields:
+        The temporary path (not yet created).
+    """
+    target = Path(os.path.abspath(path))
+    if parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(target, suffix)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bool = True) -> Path:
+    """Write ``data`` to a temporary file in the target folder, fsync it, then rename it over ``path``.
+
+    Args:
+        path: Target file.
+        data: The bytes to write.
+        parents: Create missing parent folders (otherwise a missing folder raises ``FileNotFoundError``).
+
+    Returns:
+        ``Path(path)``.
+    """
+    with atomic_path(path, parents=parents) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            _write_all(fh, data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return Path(path)
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with NaN/inf floats replaced by ``None`` and NumPy arrays and scalars turned into Python values."""
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    return obj
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
+    """Atomically write ``obj`` as indented, standard JSON (NaN/inf become null; NumPy values become Python)."""
+    text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
+    return atomic_write_bytes(path, (text + "\n").encode())
