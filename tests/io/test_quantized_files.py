@@ -186,7 +186,7 @@ def test_failed_write_leaves_no_file(
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("rmtcompress.io._ternary._write_all", boom)
+    monkeypatch.setattr("rmtcompress._utils._files._write_all", boom)
     with pytest.raises(OSError, match="disk full"):
         save(q, tmp_path / "y.rcq")
     assert list(tmp_path.iterdir()) == []

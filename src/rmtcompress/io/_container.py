@@ -1,4 +1,10 @@
-"""Shared plumbing of the model files: static rANS coding, SHA-256, compact binary records.
+"""The one container module of the model files (issue 19): every format builds on it.
+
+* safetensors + JSON files (the ternary and pruned formats): :func:`encode_container` / :func:`parse_container`
+  (tensors, one JSON document under the metadata key ``"rmtcompress"`` with the dtype, shape and SHA-256 of every
+  tensor, the document's own SHA-256 under ``"rmtcompress.sha256"``, magic and version checks),
+  :func:`container_magic` (the magic of a file's document, for dispatch), the typed metadata readers
+  (``meta_int`` …) and :func:`as_format_error`;
 
 * :func:`rans_frequencies`, :func:`rans_encode`, :func:`rans_decode` — a byte-wise rANS coder over any alphabet of
   up to 65 536 symbols with a static model (integer frequencies summing to 2¹⁶, quantised from the symbol counts);
@@ -10,25 +16,48 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Callable, Sequence
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import safetensors.numpy
 from numpy.typing import NDArray
 
 from ..errors import FormatError, InvalidParameterError
 
 __all__ = [
+    "METADATA_KEY",
+    "METADATA_SHA256_KEY",
     "RANS_L",
     "RANS_PROB_BITS",
     "BinaryReader",
     "BinaryWriter",
+    "Parsed",
+    "as_format_error",
+    "container_magic",
+    "encode_container",
+    "is_int",
+    "meta_bool",
+    "meta_float",
+    "meta_floats",
+    "meta_int",
+    "meta_obj",
+    "meta_str",
+    "parse_container",
+    "rans_cumulative",
     "rans_decode",
+    "rans_decode_impl",
     "rans_decode_prefix",
     "rans_encode",
+    "rans_encode_impl",
     "rans_frequencies",
     "sha256_bytes",
+    "sha256_hex",
 ]
 
 RANS_PROB_BITS = 16
@@ -45,7 +74,7 @@ Bytes = NDArray[np.uint8]
 # ============================================================================================ rANS
 
 
-def _encode_impl(sym: Any, freq: Any, cum: Any, out: Any) -> int:  # pragma: no cover - jitted
+def rans_encode_impl(sym: Any, freq: Any, cum: Any, out: Any) -> int:  # pragma: no cover - jitted
     """Encode ``sym`` (symbol indices) backwards into the end of ``out``; return the start offset."""
     x = RANS_L
     pos = out.shape[0]
@@ -66,7 +95,9 @@ def _encode_impl(sym: Any, freq: Any, cum: Any, out: Any) -> int:  # pragma: no 
     return pos
 
 
-def _decode_impl(stream: Any, freq: Any, cum: Any, lut: Any, out: Any) -> int:  # pragma: no cover - jitted
+def rans_decode_impl(
+    stream: Any, freq: Any, cum: Any, lut: Any, out: Any
+) -> int:  # pragma: no cover - jitted
     """Decode ``out.shape[0]`` symbols (``lut``: slot → symbol) from the start of ``stream``.
 
     Returns the number of bytes the stream occupies (≥ 4) on success, < 0 when it is malformed.
@@ -102,7 +133,7 @@ _KERNELS: dict[str, Callable[..., int]] = {}
 def _kernel(name: str) -> Callable[..., int]:
     """The numba-compiled rANS loop (compiled on first use; pure Python when numba is unavailable)."""
     if not _KERNELS:
-        impls: dict[str, Callable[..., int]] = {"encode": _encode_impl, "decode": _decode_impl}
+        impls: dict[str, Callable[..., int]] = {"encode": rans_encode_impl, "decode": rans_decode_impl}
         try:
             import numba
         except ImportError:  # pragma: no cover - numba is a dependency
@@ -145,7 +176,7 @@ def rans_frequencies(counts: Sequence[int]) -> tuple[int, ...]:
     return tuple(f)
 
 
-def _cumulative(freqs: Sequence[int] | NDArray[np.int64]) -> NDArray[np.int64]:
+def rans_cumulative(freqs: Sequence[int] | NDArray[np.int64]) -> NDArray[np.int64]:
     return np.concatenate([[0], np.cumsum(np.asarray(freqs, dtype=np.int64))[:-1]]).astype(np.int64)
 
 
@@ -166,7 +197,7 @@ def rans_encode(symbols: NDArray[Any], freqs: Sequence[int]) -> Bytes:
     if sym.size and (sym.min() < 0 or sym.max() >= f.size or np.any(f[sym] <= 0)):
         raise InvalidParameterError("a symbol has no frequency in the rANS model")
     out = np.zeros(2 * sym.size + 8, dtype=np.uint8)
-    start = _kernel("encode")(sym, f, _cumulative(freqs), out)
+    start = _kernel("encode")(sym, f, rans_cumulative(freqs), out)
     return out[start:].copy()
 
 
@@ -201,7 +232,7 @@ def rans_decode_prefix(
         raise FormatError(f"invalid rANS frequency table (must be non-negative and sum to {_RANS_M})")
     lut = np.repeat(np.arange(f.size, dtype=np.int64), f)
     out = np.zeros(int(n), dtype=np.int64)
-    status = _kernel("decode")(np.ascontiguousarray(buffer, dtype=np.uint8), f, _cumulative(f), lut, out)
+    status = _kernel("decode")(np.ascontiguousarray(buffer, dtype=np.uint8), f, rans_cumulative(f), lut, out)
     if status < 0:
         why = {
             -1: "shorter than its 4-byte state",
@@ -345,3 +376,212 @@ class BinaryReader:
     def u8s(self, n: int) -> NDArray[np.uint8]:
         """Read ``n`` bytes as a uint8 array."""
         return np.frombuffer(self._take(int(n)), dtype=np.uint8).copy()
+
+
+# ============================================================================================ safetensors + JSON
+
+METADATA_KEY = "rmtcompress"
+"""safetensors metadata key of the JSON document."""
+METADATA_SHA256_KEY = "rmtcompress.sha256"
+"""safetensors metadata key of the document's SHA-256 (hex)."""
+
+
+def is_int(v: Any) -> bool:
+    """True for a JSON integer (not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def meta_int(v: Any, where: str, minimum: int | None = None) -> int:
+    """A metadata integer (≥ ``minimum``), or FormatError naming the field."""
+    if not is_int(v) or (minimum is not None and v < minimum):
+        bound = "" if minimum is None else f" ≥ {minimum}"
+        raise FormatError(f"metadata field {where} must be an integer{bound}, got {v!r}")
+    return int(v)
+
+
+def meta_float(v: Any, where: str) -> float:
+    """A finite metadata number, or FormatError naming the field."""
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise FormatError(f"metadata field {where} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def meta_floats(v: Any, where: str, length: int | None = None) -> list[float]:
+    """A list of finite numbers (of ``length``), or FormatError naming the field."""
+    if not isinstance(v, list) or (length is not None and len(v) != length):
+        size = "" if length is None else f" of length {length}"
+        raise FormatError(f"metadata field {where} must be a list{size}, got {v!r}")
+    return [meta_float(x, f"{where}[{i}]") for i, x in enumerate(v)]
+
+
+def meta_str(v: Any, where: str) -> str:
+    """A metadata string, or FormatError naming the field."""
+    if not isinstance(v, str):
+        raise FormatError(f"metadata field {where} must be a string, got {v!r}")
+    return v
+
+
+def meta_bool(v: Any, where: str) -> bool:
+    """A metadata boolean, or FormatError naming the field."""
+    if not isinstance(v, bool):
+        raise FormatError(f"metadata field {where} must be true or false, got {v!r}")
+    return v
+
+
+def meta_obj(v: Any, where: str) -> dict[str, Any]:
+    """A metadata object (dict), or FormatError naming the field."""
+    if not isinstance(v, dict):
+        raise FormatError(f"metadata field {where} must be an object, got {type(v).__name__}")
+    return v
+
+
+def sha256_hex(arr: np.ndarray) -> str:
+    """Hex SHA-256 of an array's little-endian bytes."""
+    le = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    return hashlib.sha256(le.tobytes()).hexdigest()
+
+
+@dataclass
+class Parsed:
+    """A parsed safetensors model file (see :func:`parse_container`)."""
+
+    doc: dict[str, Any]
+    tensors: dict[str, np.ndarray]
+    header_checksum: str  # "ok" | "mismatch" | "missing"
+    file_bytes: int
+    header_bytes: int
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+def parse_container(data: bytes, *, strict: bool, magic: str, version_expected: int) -> Parsed:
+    """Parse a safetensors model file: tensors, the JSON document (magic and version checked), checksums.
+
+    Args:
+        data: The file's bytes.
+        strict: Raise on any checksum mismatch (the document's or a tensor's); otherwise record it.
+        magic: Expected ``doc["magic"]``.
+        version_expected: Expected ``doc["format_version"]``.
+
+    Raises:
+        FormatError: Not a safetensors file, no rmtcompress document, wrong magic or version, tensors that do not
+            match the document, or (strict) a checksum mismatch.
+    """
+    if len(data) < 8:
+        raise FormatError(f"not a safetensors file: only {len(data)} bytes")
+    try:
+        tensors = safetensors.numpy.load(bytes(data))
+    except Exception as exc:  # SafetensorError and friends
+        raise FormatError(
+            f"not a valid safetensors file (truncated, corrupted or another format): {exc}"
+        ) from exc
+    n_header = int.from_bytes(data[:8], "little")
+    try:
+        header = json.loads(bytes(data[8 : 8 + n_header]).decode("utf-8"))
+        meta = header.get("__metadata__") or {}
+    except (ValueError, AttributeError) as exc:
+        raise FormatError(f"unreadable safetensors header: {exc}") from exc
+    if not isinstance(meta, dict) or METADATA_KEY not in meta:
+        raise FormatError(f"not an rmtcompress file: the safetensors metadata has no {METADATA_KEY!r} entry")
+    text = meta[METADATA_KEY]
+    digest = meta.get(METADATA_SHA256_KEY)
+    if not isinstance(text, str):
+        raise FormatError(f"metadata entry {METADATA_KEY!r} is not a string")
+    if digest is None:
+        status = "missing"
+    else:
+        status = "ok" if digest == hashlib.sha256(text.encode("utf-8")).hexdigest() else "mismatch"
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise FormatError(
+            f"the rmtcompress metadata is not valid JSON (metadata checksum: {status}): {exc}"
+        ) from exc
+    if not isinstance(doc, dict) or doc.get("magic") != magic:
+        got = doc.get("magic") if isinstance(doc, dict) else None
+        raise FormatError(f"not an rmtcompress file of this kind: wrong magic {got!r} (expected {magic!r})")
+    version = doc.get("format_version")
+    if not is_int(version):
+        raise FormatError(f"format_version must be an integer, got {version!r}")
+    if version != version_expected:
+        raise FormatError(
+            f"unsupported {magic} format version {version}; this library reads version {version_expected}"
+        )
+    if strict and status != "ok":
+        raise FormatError(
+            f"metadata checksum {status}: the {METADATA_KEY!r} JSON does not match its {METADATA_SHA256_KEY!r} "
+            "(the file header is corrupted)"
+        )
+    parsed = Parsed(doc, tensors, status, len(data), 8 + n_header)
+    table = meta_obj(doc.get("tensors"), "tensors")
+    missing = sorted(set(table) - set(tensors))
+    extra = sorted(set(tensors) - set(table))
+    if missing or extra:
+        raise FormatError(f"tensors inconsistent with the metadata: missing {missing}, unexpected {extra}")
+    for name, entry in table.items():
+        e = meta_obj(entry, f"tensors.{name}")
+        arr = tensors[name]
+        shape = e.get("shape")
+        if arr.dtype.name != e.get("dtype") or not isinstance(shape, list) or list(arr.shape) != shape:
+            raise FormatError(
+                f"tensor {name!r} is {arr.dtype.name}{list(arr.shape)}, metadata says {e.get('dtype')}{shape}"
+            )
+        ok = sha256_hex(arr) == e.get("sha256")
+        parsed.checksums[name] = "ok" if ok else "mismatch"
+        if strict and not ok:
+            raise FormatError(f"checksum mismatch in tensor {name!r}: the payload is corrupted")
+    return parsed
+
+
+@contextlib.contextmanager
+def as_format_error() -> Iterator[None]:
+    """Turn any error raised while interpreting a file's content into a :class:`FormatError`."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except (
+        KeyError,
+        TypeError,
+        ValueError,
+        IndexError,
+        OverflowError,
+        AttributeError,
+        RecursionError,
+    ) as exc:
+        raise FormatError(f"inconsistent rmtcompress metadata: {type(exc).__name__}: {exc}") from exc
+
+
+def encode_container(tensors: dict[str, np.ndarray], doc: dict[str, Any]) -> bytes:
+    """A safetensors file holding ``tensors`` and the JSON ``doc`` (plus a ``"tensors"`` table of every tensor's dtype,
+    shape and SHA-256, and the document's SHA-256 under :data:`METADATA_SHA256_KEY`).
+
+    Raises:
+        InvalidParameterError: If ``doc`` holds a non-finite number.
+    """
+    doc = dict(doc)
+    doc["tensors"] = {
+        name: {"dtype": arr.dtype.name, "shape": list(arr.shape), "sha256": sha256_hex(arr)}
+        for name, arr in tensors.items()
+    }
+    try:
+        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
+    except ValueError as exc:
+        raise InvalidParameterError(
+            f"the model holds a non-finite number and cannot be stored: {exc}"
+        ) from exc
+    metadata = {METADATA_KEY: text, METADATA_SHA256_KEY: hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return bytes(safetensors.numpy.save(tensors, metadata=metadata))
+
+
+def container_magic(data: bytes) -> str | None:
+    """The ``magic`` of a safetensors model file's JSON document, or None when ``data`` is not one (header only:
+    nothing is verified; the loaders check everything)."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or n > len(data) - 8:
+            return None
+        meta = json.loads(bytes(data[8 : 8 + n]).decode("utf-8")).get("__metadata__") or {}
+        magic = json.loads(meta.get(METADATA_KEY, "{}")).get("magic")
+    except (ValueError, AttributeError, UnicodeDecodeError, TypeError):
+        return None
+    return magic if isinstance(magic, str) else None

@@ -19,6 +19,7 @@ from typing import Any
 
 from torch import nn
 
+from .._utils import atomic_write_bytes
 from ..errors import InvalidParameterError, MissingFileError
 from ..kernels import supports
 from ..ntklc import CompressedMLP
@@ -30,7 +31,7 @@ from ._quantized import (
     quantized_from_bytes,
     quantized_to_bytes,
 )
-from ._ternary import _atomic_write, from_bytes, inspect as _inspect_ternary, to_bytes
+from ._ternary import from_bytes, inspect as inspect_ternary, to_bytes
 
 __all__ = ["inspect", "load", "model_file_bytes", "save", "to_file_bytes"]
 
@@ -116,7 +117,7 @@ def save(
             written.
         OSError: If the file cannot be written (any previous file is left intact).
     """
-    _atomic_write(Path(path), to_file_bytes(model, encoding, **options))
+    atomic_write_bytes(path, to_file_bytes(model, encoding, **options), parents=False)
 
 
 def load(path: str | os.PathLike[str]) -> Any:
@@ -159,4 +160,4 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
         return quantized_file_report(p, data=data)
     if is_pruned_file(data):
         return pruned_file_report(p)
-    return _inspect_ternary(p)
+    return inspect_ternary(p)

@@ -38,6 +38,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
+from .._utils import atomic_write_bytes
 from ..errors import FormatError, InvalidParameterError, MissingFileError
 from ..pruning import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from ._container import (
@@ -48,7 +49,6 @@ from ._container import (
     rans_frequencies,
     sha256_bytes,
 )
-from ._ternary import _atomic_write
 
 __all__ = [
     "QUANTIZED_FORMAT_VERSION",
@@ -392,7 +392,7 @@ def save_quantized(
     model: nn.Module, path: str | os.PathLike[str], *, positions: str = "auto", biases: str = "float32"
 ) -> None:
     """Write the quantized-net file atomically (temporary name, fsync, rename); nothing is written on error."""
-    _atomic_write(Path(path), quantized_to_bytes(model, positions=positions, biases=biases))
+    atomic_write_bytes(path, quantized_to_bytes(model, positions=positions, biases=biases), parents=False)
 
 
 # ============================================================================================ reading
