@@ -161,7 +161,7 @@ _LAZY.update(
     )
 )
 # io: packed checksummed files
-_LAZY.update(dict.fromkeys(("load", "save", "model_file_bytes"), "io"))
+_LAZY.update(dict.fromkeys(("load", "save", "model_file_bytes", "load_user_model"), "io"))
 # lab: datasets, experiments, sweeps, reports
 _LAZY.update(
     dict.fromkeys(
@@ -240,6 +240,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
     )
     from .io import (
         load as load,
+        load_user_model as load_user_model,
         model_file_bytes as model_file_bytes,
         save as save,
     )

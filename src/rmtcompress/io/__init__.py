@@ -1,5 +1,5 @@
 """Packed, checksummed model files (ternary NTK-LC nets, pruned nets, weight-/activation-quantized nets): save,
-load, inspect, exact file sizes.
+load, inspect, exact file sizes; safe loading of users' ``.pt`` models.
 """
 
 from __future__ import annotations
@@ -32,8 +32,13 @@ from ._ternary import (
     from_bytes as from_bytes,
     to_bytes as to_bytes,
 )
+from ._user import (
+    USER_MODULES as USER_MODULES,
+    load_user_model as load_user_model,
+)
 
 __all__ = [
+    "USER_MODULES",
     "from_bytes",
     "inspect",
     "is_pruned_file",
@@ -41,6 +46,7 @@ __all__ = [
     "load",
     "load_pruned",
     "load_quantized",
+    "load_user_model",
     "model_file_bytes",
     "pruned_file_bytes",
     "pruned_from_bytes",
