@@ -1,5 +1,5 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
 """
 
 from __future__ import annotations
@@ -35,6 +35,17 @@ from ._training import (
     train_iterative as train_iterative,
     train_val_split as train_val_split,
 )
+from ._weight_quant import (
+    QuantizedConv2d as QuantizedConv2d,
+    QuantizedLinear as QuantizedLinear,
+    TernaryWeightConfig as TernaryWeightConfig,
+    UniformWeightConfig as UniformWeightConfig,
+    WeightQuantConfig as WeightQuantConfig,
+    WeightQuantWarning as WeightQuantWarning,
+    WeightSharingConfig as WeightSharingConfig,
+    quantize_weights as quantize_weights,
+    quantized_layers as quantized_layers,
+)
 
 __all__ = [
     "GradualMagnitudeConfig",
@@ -42,8 +53,15 @@ __all__ = [
     "LqAdaptiveConfig",
     "MagnitudeConfig",
     "QuantizedActivation",
+    "QuantizedConv2d",
+    "QuantizedLinear",
     "SAPConfig",
+    "TernaryWeightConfig",
     "TrainConfig",
+    "UniformWeightConfig",
+    "WeightQuantConfig",
+    "WeightQuantWarning",
+    "WeightSharingConfig",
     "activation_bits",
     "compressibility",
     "current_sparsity",
@@ -57,6 +75,8 @@ __all__ = [
     "pq_trajectory_point",
     "prune",
     "quantize_activations",
+    "quantize_weights",
+    "quantized_layers",
     "remove",
     "runtime_memory",
     "train",
