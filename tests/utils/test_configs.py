@@ -198,6 +198,30 @@ spectra_configs = st.builds(
     dtype=st.sampled_from(["float32", "float64"]),
 )
 
+weight_sharing_configs = st.builds(
+    pruning.WeightSharingConfig,
+    bits=st.integers(1, 8),
+    scope=st.sampled_from(["layer", "channel"]),
+    finetune_epochs=st.integers(0, 50),
+    lr=positive,
+    batch_size=st.integers(1, 4096),
+    max_iter=st.integers(1, 1000),
+    tol=positive,
+    max_samples=st.integers(1, 10**7),
+)
+uniform_weight_configs = st.builds(
+    pruning.UniformWeightConfig, bits=st.integers(2, 8), scope=st.sampled_from(["layer", "channel"])
+)
+ternary_weight_configs = st.builds(
+    pruning.TernaryWeightConfig,
+    scope=st.sampled_from(["layer", "channel"]),
+    alpha=st.sampled_from(["fitted", "trained"]),
+    threshold=non_negative,
+    finetune_epochs=st.integers(0, 50),
+    lr=positive,
+    batch_size=st.integers(1, 4096),
+)
+
 STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     rc.NTKLCConfig: ntklc_configs(),
     rc.CalibrationConfig: calibration_configs(),
@@ -208,6 +232,9 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     rc.GradualMagnitudeConfig: gmp_configs(),
     rc.LotteryTicketConfig: lottery_configs,
     pruning.TrainConfig: train_configs,
+    pruning.WeightSharingConfig: weight_sharing_configs,
+    pruning.UniformWeightConfig: uniform_weight_configs,
+    pruning.TernaryWeightConfig: ternary_weight_configs,
     lab.MethodSpec: method_specs,
     lab.SpectraConfig: spectra_configs,
 }

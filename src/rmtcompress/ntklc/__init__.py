@@ -13,6 +13,8 @@ from ._baselines import (
 from ._calibration import (
     CalibrationConfig as CalibrationConfig,
     calibrate as calibrate,
+    calibration_sample as calibration_sample,
+    fit_layer as fit_layer,
 )
 from ._compress import (
     COMPRESSION_METHODS as COMPRESSION_METHODS,
@@ -29,7 +31,9 @@ from ._compress import (
 )
 from ._finetune import (
     FinetuneConfig as FinetuneConfig,
+    TrainedLayers as TrainedLayers,
     finetune as finetune,
+    train_layers as train_layers,
 )
 from ._memory import model_memory as model_memory
 from ._provenance import (
@@ -58,14 +62,18 @@ __all__ = [
     "NTKLCConfig",
     "Provenance",
     "ProvenanceStep",
+    "TrainedLayers",
     "build_baseline",
     "calibrate",
+    "calibration_sample",
     "compress",
     "finetune",
+    "fit_layer",
     "fit_readout",
     "fit_ridge_readout",
     "fit_sgd_readout",
     "model_memory",
     "register_baseline",
     "register_compression_method",
+    "train_layers",
 ]

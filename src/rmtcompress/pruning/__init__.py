@@ -1,5 +1,5 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ._pruning import (
     current_sparsity as current_sparsity,
     gini_index as gini_index,
     lq_norm as lq_norm,
+    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
     prune as prune,
     prune_config_type as prune_config_type,
@@ -36,8 +37,21 @@ from ._training import (
     evaluate as evaluate,
     initial_state as initial_state,
     make_mlp as make_mlp,
+    pq_trajectory_point as pq_trajectory_point,
     train as train,
     train_iterative as train_iterative,
+    train_val_split as train_val_split,
+)
+from ._weight_quant import (
+    QuantizedConv2d as QuantizedConv2d,
+    QuantizedLinear as QuantizedLinear,
+    TernaryWeightConfig as TernaryWeightConfig,
+    UniformWeightConfig as UniformWeightConfig,
+    WeightQuantConfig as WeightQuantConfig,
+    WeightQuantWarning as WeightQuantWarning,
+    WeightSharingConfig as WeightSharingConfig,
+    quantize_weights as quantize_weights,
+    quantized_layers as quantized_layers,
 )
 
 __all__ = [
@@ -50,9 +64,16 @@ __all__ = [
     "PruneConfig",
     "PruneResult",
     "QuantizedActivation",
+    "QuantizedConv2d",
+    "QuantizedLinear",
     "RuleStep",
     "SAPConfig",
+    "TernaryWeightConfig",
     "TrainConfig",
+    "UniformWeightConfig",
+    "WeightQuantConfig",
+    "WeightQuantWarning",
+    "WeightSharingConfig",
     "activation_bits",
     "compressibility",
     "current_sparsity",
@@ -61,13 +82,18 @@ __all__ = [
     "initial_state",
     "lq_norm",
     "make_mlp",
+    "model_storage_bytes",
     "pq_index",
+    "pq_trajectory_point",
     "prune",
     "prune_config_type",
     "quantize_activations",
+    "quantize_weights",
+    "quantized_layers",
     "register_prune_rule",
     "remove",
     "runtime_memory",
     "train",
     "train_iterative",
+    "train_val_split",
 ]
