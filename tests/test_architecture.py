@@ -109,7 +109,7 @@ def test_facade_lazy_map_matches_its_static_view_and_resolves() -> None:
 def test_every_subpackage_has_all_and_exports_exist() -> None:
     import importlib
 
-    for sub in rc.SUBPACKAGES + ("_utils",):
+    for sub in (*rc.SUBPACKAGES, "_utils"):
         mod = importlib.import_module(f"rmtcompress.{sub}")
         assert mod.__doc__ and len(mod.__doc__.strip()) > 20, f"rmtcompress.{sub} needs a docstring"
         assert isinstance(mod.__all__, list | tuple) and mod.__all__, f"rmtcompress.{sub} needs __all__"
