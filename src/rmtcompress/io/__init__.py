@@ -5,6 +5,7 @@ load, inspect, exact file sizes; safe loading of users' ``.pt`` models.
 from __future__ import annotations
 
 from .._utils import entropy_bound_bits as entropy_bound_bits
+from ..errors import FormatError as FormatError
 from ._dispatch import (
     inspect as inspect,
     load as load,
@@ -41,6 +42,7 @@ from ._user import (
 
 __all__ = [
     "USER_MODULES",
+    "FormatError",
     "entropy_bound_bits",
     "from_bytes",
     "inspect",
