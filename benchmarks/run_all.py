@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/run_all.py [--quick] [--only NAME ...] [--table-only]
 
-Scripts live in benchmarks/<area>/ (theory, kernels, ntklc, rf, pruning, io, lab, compare: the library's
-subpackages, plus comparisons across them), share benchmarks/_common.py, and write benchmarks/results/.
+Scripts live in benchmarks/<area>/ (theory, kernels, ntklc, rf, pruning, io, lab: the library's subpackages;
+package: the package as a whole; compare: comparisons across them), share benchmarks/_common.py, and write
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ BENCHES = {
     "pruning": "pruning/bench_pruning.py",
     "cross_method": "compare/bench_cross_method.py",
     "sweeps": "lab/bench_sweeps.py",
+    "import_time": "package/bench_import.py",
 }
 
 
@@ -150,6 +152,24 @@ def _sec_generic(d: dict[str, Any]) -> list[str]:
     return ["(see the JSON file)"]
 
 
+def _sec_import(d: dict[str, Any]) -> list[str]:
+    targets = d.get("targets_s", {})
+    lines = [
+        "Median wall time of a fresh interpreter running each command (min–max over the repeats); *baseline* rows "
+        "time another checkout's `src` (`--baseline-src`) in the same run.",
+        "",
+        "| command | median s | min–max s | repeats | heavy modules loaded | target |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in d["rows"].items():
+        target = targets.get(name)
+        lines.append(
+            f"| `{name}` | {r['median_s']:.3f} | {r['min_s']:.3f}–{r['max_s']:.3f} | {r['repeats']} | "
+            f"{', '.join(r['heavy_modules_loaded']) or '—'} | {f'≤ {target:g} s' if target else ''} |"
+        )
+    return lines
+
+
 def _sec_cross(d: dict[str, Any]) -> list[str]:
     return [*_sec_generic(d), "", f"Figure: `{d['figure']}`."]
 
@@ -187,6 +207,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         _sec_cross,
     ),
     "sweeps": ("Sweeps, result store and tiled kernels (issue #8)", _sec_generic),
+    "import_time": ("Import time of the package and of `rmtcompress --help` (issue 19)", _sec_import),
 }
 
 
