@@ -25,7 +25,7 @@ ROOT = HERE.parent
 BENCHES = {
     "ntk": "theory/bench_ntk.py",
     "theory": "theory/bench_theory.py",
-    "ntklc": "ntklc/bench_ntklc.py",
+    "ntklc": "ntklc/bench_ntklc.py --task fashion-mnist",  # explicit: --quick alone would run the MNIST subset
     "ntklc_mnist-subset": "ntklc/bench_ntklc.py --task mnist-subset --seeds 0 1 2",
     "ntklc_gmm": "ntklc/bench_ntklc.py --task gmm --seeds 0 1 2",
     "hermite": "theory/bench_hermite.py",
