@@ -43,6 +43,7 @@ from ._sweeps import (
     point_fields as point_fields,
     run_sweep as run_sweep,
     run_sweep_file as run_sweep_file,
+    strip_timing as strip_timing,
     train_point as train_point,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "select_classes",
     "split_train_test",
     "stratified_split_indices",
+    "strip_timing",
     "summary_table",
     "train_point",
     "write_report",
