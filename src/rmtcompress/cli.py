@@ -213,7 +213,15 @@ def _task_from(data: str, seed: int, max_train: int | None) -> Any:
     X, y = load_array_file(path)
     Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
     norm = PaperNormalizer().fit(Xtr)
-    return Task(path.name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, f"{path} (80/20 split)")
+    return Task(
+        path.name,
+        norm.transform(Xtr),
+        ytr,
+        norm.transform(Xte),
+        yte,
+        f"{path} (80/20 split)",
+        norm.to_input_transform(),
+    )
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -438,7 +446,10 @@ def reproduce(
 def save_cmd(
     data: str, widths: str, sparsity: float, method: str, levels: int, encoding: str, seed: int, path: str
 ) -> None:
-    """Compress, train the readout and save the model to PATH (packed file; see docs/format.md)."""
+    """Compress, train the readout and save the model to PATH (packed file; see docs/format.md).
+
+    The file records the training normaliser: `rmtcompress predict` and `rc.load(PATH).predict` take raw features.
+    """
     from .core import MLPSpec
     from .io import inspect as inspect_file, save
     from .ntklc import NTKLCConfig, compress, fit_readout
@@ -458,15 +469,14 @@ def save_cmd(
         )
         model = compress(spec, cfg, X=task.X_train)
         fit_readout(model, task.X_train, task.y_train)
+        accuracy = model.score(task.X_test, task.y_test)  # X_test is normalised: score before recording it
+        model.set_input_transform(task.input_transform)  # predict(raw X) applies the training normaliser
         save(model, path, encoding=encoding)
         info = inspect_file(path)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
         return
-    click.echo(
-        f"test accuracy {100 * model.score(task.X_test, task.y_test):.2f} %; wrote {path} "
-        f"({info.get('file_bytes', '?')} bytes)"
-    )
+    click.echo(f"test accuracy {100 * accuracy:.2f} %; wrote {path} ({info.get('file_bytes', '?')} bytes)")
 
 
 @main.command(name="inspect")
@@ -483,6 +493,61 @@ def inspect_cmd(path: str) -> None:
     click.echo(json.dumps(info, indent=2, default=str))
 
 
+def _warn_lines(caught: list[Any]) -> None:
+    """Print captured rmtcompress warnings as one ``warning: …`` line each (stderr)."""
+    from .errors import RmtcompressWarning
+
+    for w in caught:
+        if issubclass(w.category, RmtcompressWarning):
+            click.echo(f"warning: {w.message}", err=True)
+
+
+def _sequential_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, list[Any]]:
+    """Logits of an ``nn.Sequential`` (pruned / quantized net) on raw X, in batches; its stored input transform (a
+    first InputTransformLayer) is applied to the whole X once (float64), its scale checked once."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from ._utils import validate_X
+    from .core import InputTransformLayer
+
+    Xa = validate_X(X, "DATA")
+    body = model
+    first = next(iter(model.children()), None)
+    if isinstance(first, InputTransformLayer):
+        Xa = first.transform.apply(Xa)
+        first.transform.check(Xa, what="DATA (after the stored input transform)")
+        body = model[1:]
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, Xa.shape[0], batch_size), disable=quiet, desc="predict"):
+            try:
+                logits = body(torch.from_numpy(Xa[i : i + batch_size].astype(np.float32)))
+            except RuntimeError as exc:
+                raise InvalidParameterError(
+                    f"DATA (shape {Xa.shape}) does not fit the model: {exc}"
+                ) from None
+            out.append(logits.numpy())
+    scores = np.concatenate(out)
+    return scores, list(range(scores.shape[1]))
+
+
+def _mlp_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, list[Any]]:
+    """Readout scores of a CompressedMLP on raw X, in batches (its input transform applied, scale checked once)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    clf = model.classifier
+    if clf is None:
+        raise InvalidParameterError("the model file holds no trained readout; it cannot predict")
+    Xm = model.model_inputs(X)
+    out = []
+    for i in tqdm(range(0, Xm.shape[0], batch_size), disable=quiet, desc="predict"):
+        out.append(clf.decision_function(np.asarray(model.readout_inputs(Xm[i : i + batch_size]))))
+    return np.concatenate(out), list(clf.classes)
+
+
 @main.command(name="predict")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
@@ -496,10 +561,12 @@ def inspect_cmd(path: str) -> None:
 @click.option("--batch-size", type=int, default=4096, show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, quiet: bool) -> None:
-    """Batch inference of a saved model on DATA (.npy/.npz/.csv features, already normalised) → labels and scores."""
+    """Batch inference of a saved model on DATA (.npy/.npz/.csv raw features: the model file's stored input
+    transform is applied) → labels and scores. Warns when DATA's scale is far from the training data's."""
+    import warnings
+
     import numpy as np
-    import torch
-    from tqdm.auto import tqdm
+    from torch import nn
 
     from ._utils import atomic_write_bytes
     from .io import load
@@ -514,34 +581,14 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
             X, _ = load_array_file(src)
         if X.ndim != 2:
             raise InvalidParameterError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
-        labels, scores = [], []
-        if isinstance(model, torch.nn.Sequential):  # a pruned trained net: its logits are the scores
-            n_in = next(m.in_features for m in model.modules() if isinstance(m, torch.nn.Linear))
-            if X.shape[1] != n_in:
-                raise InvalidParameterError(f"DATA has {X.shape[1]} features but the model expects {n_in}")
-            if not np.isfinite(X).all():
-                raise InvalidParameterError("DATA contains NaN or inf")
-            classes = list(
-                range(next(m.out_features for m in reversed(model) if isinstance(m, torch.nn.Linear)))
-            )
-            with torch.no_grad():
-                for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-                    logits = model(
-                        torch.from_numpy(np.asarray(X[i : i + batch_size], dtype=np.float32))
-                    ).numpy()
-                    scores.append(logits)
-                    labels.append(logits.argmax(1))
-        else:
-            clf = model.classifier
-            if clf is None:
-                raise InvalidParameterError(f"{path} holds no trained readout; it cannot predict")
-            classes = list(clf.classes)
-            for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-                F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
-                scores.append(clf.decision_function(F))
-                labels.append(clf.predict(F))
-        lab = np.concatenate(labels)
-        sc = np.concatenate(scores)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if isinstance(model, nn.Sequential):
+                sc, classes = _sequential_scores(model, X, batch_size, quiet)
+            else:
+                sc, classes = _mlp_scores(model, X, batch_size, quiet)
+        _warn_lines(caught)
+        lab = np.asarray(classes)[sc.argmax(1)]
         target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
         if target.suffix == ".npy":
             import io
@@ -555,7 +602,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
                 ",".join([str(int(a)), *(f"{v:.6g}" for v in b)]) for a, b in zip(lab, sc, strict=True)
             ]
             atomic_write_bytes(target, ("\n".join(rows) + "\n").encode())
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         _fail(exc)
         return
     click.echo(f"wrote {target} ({lab.size} predictions)")
@@ -618,6 +665,17 @@ def report_cmd(run_dir: str) -> None:
 PRUNE_METHODS = ("gmp", "gmp-lq", "oneshot", "lq", "lottery", "lottery-lq", "sap")
 
 
+def _with_input_transform(model: Any, transform: Any) -> Any:
+    """``nn.Sequential(InputTransformLayer(transform), *model)`` (the children are shared, names kept)."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from .core import InputTransformLayer
+
+    return nn.Sequential(OrderedDict([("input", InputTransformLayer(transform)), *model.named_children()]))
+
+
 @main.command(name="prune")
 @click.argument("out_path", type=click.Path(dir_okay=False))
 @click.option(
@@ -632,7 +690,10 @@ PRUNE_METHODS = ("gmp", "gmp-lq", "oneshot", "lq", "lottery", "lottery-lq", "sap
 def prune_cmd(
     out_path: str, data: str, hidden: str, method: str, sparsity: float, epochs: int, seed: int, values: str
 ) -> None:
-    """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file."""
+    """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file.
+
+    The file starts with the training normaliser (an input-transform record): the loaded net takes raw features.
+    """
     import math
 
     from .io import pruned_file_bytes, save_pruned
@@ -697,10 +758,12 @@ def prune_cmd(
                 train_iterative(model, Xtr, ytr, ft, sap, init=theta0, pretrained=True)
         acc = evaluate(model, task.X_test, task.y_test)[1]
         reached = current_sparsity(model)[0]
+        dense_bytes = 4 * sum(p.numel() for p in model.parameters())
+        if task.input_transform is not None:  # the stored net maps raw features itself
+            model = _with_input_transform(model, task.input_transform)
         save_pruned(model, out_path, values=values)
         nbytes = pruned_file_bytes(model, values=values)
-        dense_bytes = 4 * sum(p.numel() for p in model.parameters())
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         _fail(exc)
         return
     click.echo(

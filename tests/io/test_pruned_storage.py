@@ -120,7 +120,7 @@ def test_corruption_truncation_and_wrong_kind_raise_format_error(tmp_path: Path)
     flipped[-10] ^= 0x40
     with pytest.raises(FormatError, match="checksum"):
         pruned_from_bytes(bytes(flipped))
-    needle = b'\\"format_version\\":1'  # the document is a JSON string inside the safetensors header
+    needle = b'\\"format_version\\":2'  # the document is a JSON string inside the safetensors header
     assert needle in data
     wrong = bytes(data).replace(needle, needle[:-1] + b"9")
     with pytest.raises(FormatError, match="version 9"):

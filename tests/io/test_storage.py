@@ -570,18 +570,18 @@ def test_wrong_magic(model_bytes: bytes) -> None:
 
 
 def test_unknown_format_version(model_bytes: bytes) -> None:
-    def v2(doc: dict[str, Any]) -> None:
-        doc["format_version"] = 2
+    def v3(doc: dict[str, Any]) -> None:
+        doc["format_version"] = 3
 
-    with pytest.raises(FormatError, match="unsupported rmtcompress format version 2"):
-        storage.from_bytes(_rewrite(model_bytes, v2))
+    with pytest.raises(FormatError, match="unsupported rmtcompress format version 3"):
+        storage.from_bytes(_rewrite(model_bytes, v3))
 
     def vstr(doc: dict[str, Any]) -> None:
         doc["format_version"] = "1"
 
     with pytest.raises(FormatError, match="format_version must be an integer"):
         storage.from_bytes(_rewrite(model_bytes, vstr))
-    assert storage.FORMAT_VERSION == 1
+    assert storage.FORMAT_VERSION == 2
 
 
 def test_metadata_checksum(model_bytes: bytes) -> None:
@@ -701,7 +701,7 @@ def test_inspect(model: rc.CompressedMLP, tmp_path: Path) -> None:
     path = tmp_path / "m.safetensors"
     storage.save(model, path, encoding=["2bit", "base3", "entropy"])
     info = storage.inspect(path)
-    assert info["magic"] == "rmtcompress" and info["format_version"] == 1
+    assert info["magic"] == "rmtcompress" and info["format_version"] == 2
     assert info["library_version"] == rc.__version__
     assert info["file_bytes"] == path.stat().st_size
     assert info["header_bytes"] + info["payload_bytes"] == info["file_bytes"]

@@ -3,8 +3,9 @@
 The model is an ``nn.Sequential`` of :class:`~rmtcompress.pruning.QuantizedLinear` /
 :class:`~rmtcompress.pruning.QuantizedConv2d` (from :func:`rmtcompress.pruning.quantize_weights`), plain
 ``nn.Linear`` / ``nn.Conv2d`` (stored as pruned float layers), :class:`~rmtcompress.pruning.QuantizedActivation`
-(from :func:`rmtcompress.pruning.quantize_activations`) and parameter-free modules (``ReLU``, ``Identity``,
-``Tanh``, ``Sigmoid``, ``GELU``, ``Flatten``, ``Unflatten``, ``MaxPool2d``).
+(from :func:`rmtcompress.pruning.quantize_activations`) and parameter-free modules (``ReLU``,
+``Identity``, ``Tanh``, ``Sigmoid``, ``GELU``, ``Flatten``, ``Unflatten``, ``MaxPool2d``), optionally led by an
+:class:`~rmtcompress.core.InputTransformLayer` (the preprocessing the net was trained with).
 
 The file is a binary record (no JSON: the header of a 10 kB net must not cost a kilobyte), specified field by field
 in ``docs/format.md`` ("Quantized trained nets")::
@@ -39,6 +40,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from .._utils import atomic_write_bytes
+from ..core import InputTransformLayer
 from ..errors import FormatError, InvalidParameterError, MissingFileError
 from ..pruning import QuantizedActivation, QuantizedConv2d, QuantizedLinear
 from ._container import (
@@ -47,12 +49,15 @@ from ._container import (
     rans_decode_prefix,
     rans_encode,
     rans_frequencies,
+    read_transform,
     sha256_bytes,
+    write_transform,
 )
 
 __all__ = [
     "QUANTIZED_FORMAT_VERSION",
     "QUANTIZED_MAGIC",
+    "QUANTIZED_READ_VERSIONS",
     "is_quantized_file",
     "is_quantized_model",
     "load_quantized",
@@ -64,7 +69,10 @@ __all__ = [
 ]
 
 QUANTIZED_MAGIC = b"RCQW"
-QUANTIZED_FORMAT_VERSION = 1
+QUANTIZED_FORMAT_VERSION = 2
+"""Version written (2: the input-transform record)."""
+QUANTIZED_READ_VERSIONS = (1, 2)
+"""Versions read (a version-1 file is a version-2 file without those records)."""
 POSITIONS = ("auto", "entropy", "bitmask")
 BIASES = ("float32", "float16")
 _DIGEST = 32
@@ -74,6 +82,8 @@ _M = 1 << 16
 _LINEAR, _CONV = 1, 2
 _ACTS: dict[int, type[nn.Module]] = {10: nn.ReLU, 11: nn.Identity, 12: nn.Tanh, 13: nn.Sigmoid, 14: nn.GELU}
 _FLATTEN, _UNFLATTEN, _MAXPOOL, _QACT = 20, 21, 22, 30
+_INPUT = 40
+_V2_KINDS = (_INPUT,)
 _SCHEMES = ("codebook", "symmetric", "float")
 _METHODS = ("", "sharing", "uniform", "ternary", "ttq", "float")
 _PAD_MODES = ("explicit", "same", "valid")
@@ -334,8 +344,8 @@ def _write_module(
         return None
     raise InvalidParameterError(
         f"layer {name!r} is a {type(m).__name__}: quantized-net files store QuantizedLinear, QuantizedConv2d, "
-        "nn.Linear, nn.Conv2d, QuantizedActivation, nn.ReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.GELU, "
-        "nn.Flatten, nn.Unflatten and nn.MaxPool2d"
+        "nn.Linear, nn.Conv2d, QuantizedActivation, nn.ReLU, nn.Identity, nn.Tanh, nn.Sigmoid, "
+        "nn.GELU, nn.Flatten, nn.Unflatten, nn.MaxPool2d and a first InputTransformLayer"
     )
 
 
@@ -355,7 +365,15 @@ def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[
     w.u8(QUANTIZED_FORMAT_VERSION | (0 if names_default else _NAMES_FLAG))
     w.uvarint(len(children))
     stats: list[_LayerStats] = []
-    for name, m in children:
+    for i, (name, m) in enumerate(children):
+        if isinstance(m, InputTransformLayer):
+            if i:
+                raise InvalidParameterError(
+                    f"layer {name!r}: an InputTransformLayer must be the first module of the nn.Sequential"
+                )
+            w.u8(_INPUT)
+            write_transform(w, m.transform)
+            continue
         st = _write_module(w, name, m, positions, biases)
         if st is not None:
             stats.append(st)
@@ -414,9 +432,10 @@ def _check_body(data: bytes) -> int:
     if sha256_bytes(memoryview(data)[:end]) != bytes(data[end:]):
         raise FormatError("SHA-256 mismatch: the quantized-net file is truncated or corrupted")
     version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
-    if version != QUANTIZED_FORMAT_VERSION:
+    if version not in QUANTIZED_READ_VERSIONS:
         raise FormatError(
-            f"unsupported quantized-net format version {version}; this library reads version {QUANTIZED_FORMAT_VERSION}"
+            f"unsupported quantized-net format version {version}; this library reads versions "
+            f"{', '.join(map(str, QUANTIZED_READ_VERSIONS))}"
         )
     return end
 
@@ -541,8 +560,14 @@ def _read_weight_layer(r: BinaryReader, kind: int, stats: list[_LayerStats], nam
         raise FormatError(f"layer {name!r}: {exc}") from exc
 
 
-def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str) -> nn.Module:
+def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: int) -> nn.Module:
     kind = r.u8()
+    if kind in _V2_KINDS and version < 2:
+        raise FormatError(f"module kind {kind} does not exist in format version {version}")
+    if kind == _INPUT:
+        if name != "0":
+            raise FormatError("an input-transform record must be the first module")
+        return InputTransformLayer(read_transform(r))
     if kind in (_LINEAR, _CONV):
         return _read_weight_layer(r, kind, stats, name)
     if kind in _ACTS:
@@ -585,7 +610,8 @@ def _decode(data: bytes) -> tuple[nn.Sequential, list[_LayerStats], int]:
     if count < 1:
         raise FormatError("the quantized-net file holds no module")
     stats: list[_LayerStats] = []
-    modules = [_read_module(r, stats, str(i)) for i in range(count)]
+    version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
+    modules = [_read_module(r, stats, str(i), version) for i in range(count)]
     names = [str(i) for i in range(count)]
     if flags:
         names = []
@@ -656,7 +682,8 @@ def quantized_file_report(
         if path is None:
             raise InvalidParameterError("give a path or data")
         data = Path(path).read_bytes()
-    stats = _decode(data)[1]
+    net, stats, _ = _decode(data)
+    first = next(iter(net.children()))
     layers = []
     for st in stats:
         codes = st.extra["codes"]
@@ -691,10 +718,12 @@ def quantized_file_report(
     return {
         "path": None if path is None else str(path),
         "magic": QUANTIZED_MAGIC.decode("ascii"),
-        "format_version": QUANTIZED_FORMAT_VERSION,
+        "format_version": data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG,
         "file_bytes": len(data),
         "other_bytes": len(data) - sum(layer["bytes"] for layer in layers),
         "checksum": "ok",
+        "checksums_ok": True,  # enforced: a mismatch raises FormatError
+        "input_transform": first.transform.describe() if isinstance(first, InputTransformLayer) else None,
         "layers": layers,
         "entropy_bound_bytes": sum(
             layer["mask_entropy_bytes"] + layer["code_entropy_bytes"] for layer in layers

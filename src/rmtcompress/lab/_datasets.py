@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._utils import SeedLike, as_generator, check_int, validate_X, validate_Xy
+from ..core import InputTransform
 from ..errors import InvalidParameterError, MissingDependencyError, MissingFileError
 
 __all__ = [
@@ -847,3 +848,18 @@ class PaperNormalizer:
     def fit_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Fit on ``X`` and return the transformed ``X`` (shape ``(n, p)``, float64)."""
         return self.fit(X).transform(X)
+
+    def to_input_transform(self) -> InputTransform:
+        """The fitted normaliser as the frozen :class:`~rmtcompress.core.InputTransform` that model files store:
+        shift = ``mean_``, one shared scale ``scale_``, and input_scale = input_spread = 1 (the transformed training
+        set is centred with RMS row norm exactly 1 by construction; its spread is 1 up to the factor √(n/(n−1))).
+        Its ``apply`` gives the same values as :meth:`transform`.
+
+        Raises:
+            InvalidParameterError: If called before ``fit``.
+        """
+        if self.mean_ is None or self.scale_ is None or self.n_features_in_ is None:
+            raise InvalidParameterError("PaperNormalizer is not fitted yet: call fit(X_train) first")
+        return InputTransform(
+            self.n_features_in_, self.mean_, np.array([self.scale_]), input_scale=1.0, input_spread=1.0
+        )

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._utils import atomic_write_bytes, atomic_write_json, stratified_split_indices
-from ..core import MLPSpec
+from ..core import InputTransform, MLPSpec
 from ..errors import InvalidParameterError
 from ..ntklc import (
     BASELINES,
@@ -62,7 +62,11 @@ TASKS = ("fashion-mnist", "mnist-subset", "mnist-6v8", "mnist-0to4", "digits", "
 
 @dataclass(frozen=True)
 class Task:
-    """A train/test split, normalised with statistics of the training split only."""
+    """A train/test split, normalised with statistics of the training split only.
+
+    ``input_transform`` is that normalisation as the record model files store (raw inputs → the model's inputs),
+    None when the data were given already prepared.
+    """
 
     name: str
     X_train: np.ndarray
@@ -70,6 +74,7 @@ class Task:
     X_test: np.ndarray
     y_test: np.ndarray
     description: str
+    input_transform: InputTransform | None = None
 
     @property
     def n_classes(self) -> int:
@@ -134,7 +139,7 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
         keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
         Xtr, ytr = Xtr[keep], ytr[keep]
     norm = PaperNormalizer().fit(Xtr)
-    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
+    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc, norm.to_input_transform())
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from .._utils import check_positive, check_sparsity, philox_ternary_codes, validate_X, validate_Xy
-from ..core import Activation, MLPSpec, PerNeuronStep, StepActivation
+from ..core import Activation, InputTransform, MLPSpec, PerNeuronStep, StepActivation, check_input_scale
 from ..empirical import torch_generator
 from ..errors import InvalidParameterError
 from ..kernels import fast_features, unsupported_reason
@@ -231,6 +231,11 @@ class CompressedMLP(nn.Module):
 
     Use :func:`compress` to build one. ``features(X)`` gives the last hidden layer (NumPy in → NumPy out, tensors
     stay tensors), ``predict(X)`` the labels once :func:`fit_readout` has trained the head.
+
+    ``input_transform`` (constructor argument or :meth:`set_input_transform`) is the preprocessing the net was
+    trained with (an :class:`~rmtcompress.core.InputTransform`, e.g. the training normaliser): ``predict`` and
+    ``score`` take *raw* inputs and apply it first; ``features``, ``readout_inputs`` and ``forward`` take the net's
+    own (already transformed) inputs. Model files store it.
     """
 
     def __init__(
@@ -250,6 +255,7 @@ class CompressedMLP(nn.Module):
         straight_through: bool = False,
         running_tau: Sequence[float] | None = None,
         thermometer: bool = False,
+        input_transform: InputTransform | None = None,
     ) -> None:
         super().__init__()
         if (codes is None) == (weights is None):
@@ -291,6 +297,8 @@ class CompressedMLP(nn.Module):
         self.finetune_report: Any = None  # set by rmtcompress.finetune (a FinetuneReport)
         self.weight_seed: int | None = None  # set when the codes come from rmtcompress.philox (seed mode)
         self.fast = False  # NumPy inputs go through rmtcompress.kernels (set by rc.load, or use_fast_kernel)
+        self._input_transform: InputTransform | None = None
+        self.set_input_transform(input_transform)
 
     @property
     def is_ternary(self) -> bool:
@@ -315,6 +323,7 @@ class CompressedMLP(nn.Module):
             "tau0": self.tau0,
             "thermometer": self.thermometer if thermometer is None else thermometer,
         }
+        common["input_transform"] = self._input_transform
         out = (
             CompressedMLP(self.spec, activations, centers, codes=mats, **common)
             if self._ternary
@@ -389,17 +398,91 @@ class CompressedMLP(nn.Module):
             return self._fast(X, readout_inputs=True)
         return _features(self, X, batch_size, lambda x: self._forward_features(x, thermometer=True))
 
+    @property
+    def input_transform(self) -> InputTransform | None:
+        """The preprocessing ``predict``/``score`` apply to raw inputs (None: inputs are used as given)."""
+        return self._input_transform
+
+    def set_input_transform(self, transform: InputTransform | None) -> CompressedMLP:
+        """Record the preprocessing the net was trained with (None removes it); returns the net.
+
+        Raises:
+            InvalidParameterError: Not an :class:`~rmtcompress.core.InputTransform`, or one for another number of
+                features than ``spec.input_dim``.
+        """
+        if transform is not None:
+            if not isinstance(transform, InputTransform):
+                raise InvalidParameterError(
+                    f"input_transform must be an rc.core.InputTransform or None, got {type(transform).__name__}"
+                )
+            if transform.n_features != self.spec.input_dim:
+                raise InvalidParameterError(
+                    f"the input transform maps {transform.n_features} features but the net takes "
+                    f"{self.spec.input_dim}"
+                )
+        self._input_transform = transform
+        return self
+
+    def model_inputs(self, X: Any, *, stacklevel: int = 1) -> np.ndarray:
+        """Raw inputs → the net's inputs: validated float64 (n, p), the input transform applied.
+
+        NumPy arrays, lists and tensors of any real dtype (on any device) are accepted. Warns
+        (:class:`~rmtcompress.errors.InputScaleWarning`) when the result's RMS row norm is outside [1/2, 2]× the
+        training inputs' (``input_transform.input_scale``, else ``tau0``) or, for 16 rows or more, its spread outside
+        [1/4, 4]× ``input_transform.input_spread`` (see :mod:`rmtcompress.core`).
+
+        Raises:
+            InvalidParameterError: Not a finite 2-D real array, or the wrong number of features.
+        """
+        if isinstance(X, torch.Tensor):
+            if X.is_complex() or X.dtype == torch.bool:
+                raise InvalidParameterError(f"X must hold real numbers, got a {X.dtype} tensor")
+            X = X.detach().cpu().to(torch.float64).numpy()
+        Xa = validate_X(X)
+        if Xa.shape[1] != self.spec.input_dim:
+            raise InvalidParameterError(
+                f"X has {Xa.shape[1]} features but the model expects {self.spec.input_dim}"
+            )
+        t = self._input_transform
+        if t is not None:
+            Xa = t.apply(Xa)
+        reference = t.input_scale if t is not None and t.input_scale is not None else self.tau0
+        where = "the inputs (after the stored input transform)" if t is not None else "the inputs"
+        spread = None if t is None else t.input_spread
+        check_input_scale(Xa, reference, spread_reference=spread, what=where, stacklevel=stacklevel + 1)
+        return Xa
+
     def predict(self, X: Any) -> np.ndarray:
-        """Class labels (n,) from the trained readout."""
+        """Class labels (n,) of raw inputs X (NumPy or tensor of any real dtype) from the trained readout."""
         if self.classifier is None:
             raise InvalidParameterError(
                 "the readout is not trained: call rc.fit_readout(model, X_train, y_train) first"
             )
-        return self.classifier.predict(np.asarray(self.readout_inputs(X)))
+        return self.classifier.predict(np.asarray(self.readout_inputs(self.model_inputs(X, stacklevel=2))))
 
     def score(self, X: Any, y: Any) -> float:
-        """Accuracy on (X, y)."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
+        """Accuracy on (X, y).
+
+        Raises:
+            InvalidParameterError: ``y`` not 1-D integer labels, of another length than X, or holding labels the
+                readout does not know (they are named).
+        """
+        if self.classifier is None:
+            raise InvalidParameterError(
+                "the readout is not trained: call rc.fit_readout(model, X_train, y_train) first"
+            )
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        Xa = self.model_inputs(X, stacklevel=2)
+        _, ya = validate_Xy(Xa[:, :1], y)
+        unknown = np.setdiff1d(np.unique(ya), np.asarray(self.classifier.classes))
+        if unknown.size:
+            shown = ", ".join(str(int(v)) for v in unknown[:10]) + (" …" if unknown.size > 10 else "")
+            known = ", ".join(str(int(v)) for v in np.asarray(self.classifier.classes)[:20])
+            raise InvalidParameterError(
+                f"y holds {unknown.size} label(s) the readout never saw: {shown} (its classes: {known})"
+            )
+        return float(np.mean(self.classifier.predict(np.asarray(self.readout_inputs(Xa))) == ya))
 
     def memory(self, n_classes: int | None = None) -> dict[str, float]:
         """Memory of this net + a linear head: the paper's convention and the entropy bound of what is stored."""

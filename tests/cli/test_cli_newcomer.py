@@ -1,0 +1,75 @@
+"""The newcomer findings of issue 21 at the command line: files carry the training normaliser (raw features in),
+scale warnings, ..."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import rmtcompress as rc
+from rmtcompress.cli import main
+from rmtcompress.core import InputTransformLayer
+from rmtcompress.lab import load_task, split_train_test
+
+
+@pytest.fixture(scope="module")
+def digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The raw (unnormalised) train/test split behind `--data digits --seed 0`."""
+    X, y = rc.load_digits_data()
+    return split_train_test(X, y, 0.2, 0)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    path = tmp_path_factory.mktemp("save") / "m.rmt"
+    res = CliRunner().invoke(main, ["save", str(path), "--data", "digits", "--widths", "64,64,32"])
+    assert res.exit_code == 0, res.output
+    found = re.search(r"test accuracy ([0-9.]+) %", res.output)
+    assert found is not None
+    return path, float(found.group(1))
+
+
+def test_saved_file_predicts_raw_features(
+    saved: tuple[Path, float], digits_split: tuple, tmp_path: Path
+) -> None:
+    path, printed = saved
+    _, _, Xte, yte = digits_split
+    model = rc.load(path)
+    assert model.input_transform == load_task("digits", seed=0).input_transform
+    assert round(100 * model.score(Xte, yte), 2) == printed  # raw test pixels: the accuracy `save` reported
+    np.save(tmp_path / "x.npy", Xte)
+    res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "x.npy"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.output
+    labels = [int(r.split(",")[0]) for r in (tmp_path / "x.pred.csv").read_text().splitlines()[1:]]
+    assert labels == model.predict(Xte).tolist()
+
+
+def test_predict_warns_on_normalised_features(saved: tuple[Path, float], tmp_path: Path) -> None:
+    path, _ = saved
+    task = load_task("digits", seed=0)
+    np.save(tmp_path / "xn.npy", task.X_test)  # already normalised (the old workflow): normalised twice
+    res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "xn.npy"), "--quiet"])
+    assert res.exit_code == 0
+    assert res.output.count("warning:") == 1 and "normalised twice?" in res.output
+
+
+def test_pruned_file_predicts_raw_features(tmp_path: Path, digits_split: tuple) -> None:
+    out = tmp_path / "net.rmt"
+    args = ["prune", str(out), "--data", "digits", "--hidden", "32", "--method", "oneshot", "--epochs", "2"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    printed = float(re.search(r"test accuracy ([0-9.]+) %", res.output).group(1))  # type: ignore[union-attr]
+    net = rc.load(out)
+    first = next(iter(net.children()))
+    assert isinstance(first, InputTransformLayer)
+    assert first.transform == load_task("digits", seed=0).input_transform
+    _, _, Xte, yte = digits_split
+    with torch.no_grad():
+        pred = net(torch.from_numpy(Xte.astype(np.float32))).argmax(1).numpy()
+    assert round(100 * float(np.mean(pred == yte)), 2) == printed
