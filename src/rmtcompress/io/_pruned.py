@@ -16,8 +16,10 @@ SHA-256 of every tensor and of the JSON document, atomic write), with magic ``"r
 * the kept values, ``"float32"`` (exact) or ``"float16"`` (lossy: relative error ≤ 2⁻¹¹ per weight within the
   float16 range; values beyond ±65 504 are refused), and the float32 bias.
 
-Parameter-free modules between them are recorded with their settings: ``nn.ReLU``,
-``nn.Identity``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.GELU``, ``nn.Flatten``, ``nn.Unflatten``, ``nn.MaxPool2d``. A first module
+Parameter-free modules between them are recorded with their settings: ``nn.ReLU``, ``nn.LeakyReLU`` (its slope),
+``nn.Identity``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.GELU``, ``nn.Flatten``, ``nn.Unflatten``, ``nn.MaxPool2d``. The
+net is stored in its inference form (:func:`rmtcompress.pruning.inference_form`): dropout layers as ``nn.Identity``,
+an ``nn.BatchNorm1d`` right after an ``nn.Linear`` folded into it. A first module
 :class:`~rmtcompress.core.InputTransformLayer` (the preprocessing the net was trained with) is stored as the input
 transform record. Anything else (or a convolution with a non-zero padding mode) is refused with an
 InvalidParameterError that lists what is supported.
@@ -42,10 +44,12 @@ from torch import nn
 from .._utils import atomic_write_bytes, entropy_bound_bits
 from ..core import InputTransformLayer
 from ..errors import FormatError, InvalidParameterError, MissingFileError
+from ..pruning import inference_form
 from ._container import (
     as_format_error,
     container_magic,
     encode_container,
+    meta_float,
     parse_container,
     rans_decode,
     rans_encode,
@@ -68,7 +72,7 @@ __all__ = [
 
 PRUNED_MAGIC = "rmtcompress-pruned"
 PRUNED_FORMAT_VERSION = 2
-"""Version written (2: ``input_transform`` entries)."""
+"""Version written (2: ``input_transform`` and ``leaky_relu`` entries)."""
 PRUNED_READ_VERSIONS = (1, 2)
 """Versions read (a version-1 file is a version-2 file without those entries)."""
 POSITION_ENCODINGS = ("bitmask", "entropy", "dense")
@@ -139,8 +143,9 @@ def _ints(v: Any) -> Any:
 
 
 _SUPPORTED = (
-    "nn.Linear, nn.Conv2d, nn.ReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.GELU, nn.MaxPool2d, "
-    "nn.Flatten, nn.Unflatten and a first InputTransformLayer"
+    "nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.GELU, nn.MaxPool2d, "
+    "nn.Flatten, nn.Unflatten, dropout layers (stored as nn.Identity), nn.BatchNorm1d right after an nn.Linear "
+    "(folded into it) and a first InputTransformLayer"
 )
 
 
@@ -153,6 +158,8 @@ def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
                     f"layer {name!r}: an InputTransformLayer must be the first module of the nn.Sequential"
                 )
             out.append((name, "input_transform", m))
+        elif type(m) is nn.LeakyReLU:
+            out.append((name, "leaky_relu", m))
         elif isinstance(m, nn.Linear):
             out.append((name, "linear", m))
         elif isinstance(m, nn.Conv2d):
@@ -199,12 +206,17 @@ def pruned_to_bytes(model: nn.Module, *, values: str = "float32", positions: str
         )
     if not isinstance(model, nn.Sequential):
         raise InvalidParameterError(f"save_pruned stores an nn.Sequential, got {type(model).__name__}")
+    model = inference_form(model)
     sequence: list[dict[str, Any]] = []
     tensors: dict[str, np.ndarray] = {}
     for name, kind, m in _describe(model):
         if kind == "input_transform":
             assert isinstance(m, InputTransformLayer)
             sequence.append({"name": name, "type": kind, **transform_to_record(m.transform, tensors, name)})
+            continue
+        if kind == "leaky_relu":
+            assert isinstance(m, nn.LeakyReLU)
+            sequence.append({"name": name, "type": kind, "negative_slope": float(m.negative_slope)})
             continue
         if kind == "flatten":
             assert isinstance(m, nn.Flatten)
@@ -318,6 +330,8 @@ def _build(doc: dict[str, Any], tensors: dict[str, np.ndarray]) -> nn.Sequential
             modules[name] = InputTransformLayer(transform)
             used |= names
             prev_out = transform.n_features
+        elif kind == "leaky_relu" and v2:
+            modules[name] = nn.LeakyReLU(meta_float(e["negative_slope"], f"{name}.negative_slope"))
         elif kind == "flatten":
             modules[name] = nn.Flatten(int(e["start_dim"]), int(e["end_dim"]))
         elif kind in _ACTIVATIONS:

@@ -1,5 +1,6 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets, and their
+inference form (batch norm folded, dropout dropped).
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from ._activation_quant import (
     activation_bits as activation_bits,
     quantize_activations as quantize_activations,
     runtime_memory as runtime_memory,
+)
+from ._fold import (
+    DROPOUT_MODULES as DROPOUT_MODULES,
+    fold_batchnorm as fold_batchnorm,
+    inference_form as inference_form,
 )
 from ._pruning import (
     GradualMagnitudeConfig as GradualMagnitudeConfig,
@@ -48,6 +54,7 @@ from ._weight_quant import (
 )
 
 __all__ = [
+    "DROPOUT_MODULES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
@@ -66,7 +73,9 @@ __all__ = [
     "compressibility",
     "current_sparsity",
     "evaluate",
+    "fold_batchnorm",
     "gini_index",
+    "inference_form",
     "initial_state",
     "lq_norm",
     "make_mlp",
