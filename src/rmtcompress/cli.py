@@ -479,18 +479,178 @@ def save_cmd(
     click.echo(f"test accuracy {100 * accuracy:.2f} %; wrote {path} ({info.get('file_bytes', '?')} bytes)")
 
 
+def _n(v: float) -> str:
+    return f"{int(v):,}"
+
+
+def _transform_line(t: dict[str, Any] | None) -> str:
+    if t is None:
+        return "input transform: none (inputs are used as given)"
+    refs = ", ".join(
+        f"training {k.split('_')[1]} {t[k]:.4g}" for k in ("input_scale", "input_spread") if t[k]
+    )
+    return (
+        f"input transform: {t['kind']}, {t['n_features']} features, shift {t['shift']}, scale {t['scale']}"
+        + (f" ({refs})" if refs else "")
+    )
+
+
+def _inspect_ternary(info: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
+    arch, model = info["architecture"], info["model"]
+    head = [
+        f"{info['path']}: NTK-LC net, format {info['magic']} v{info['format_version']} "
+        f"(written by rmtcompress {info['library_version']}), {_n(info['file_bytes'])} bytes: header "
+        f"{_n(info['header_bytes'])}, payload {_n(info['payload_bytes'])}",
+        f"architecture: {arch['input_dim']} inputs → widths {list(arch['widths'])}, {model['method']}, "
+        f"{'ternary' if model['ternary'] else 'float'} weights, sparsity {model['sparsity']:g}",
+        _transform_line(info.get("input_transform")),
+    ]
+    rows = [
+        [
+            str(layer["index"]),
+            "×".join(map(str, layer["shape"])),
+            layer["encoding"],
+            _n(layer["bytes"]),
+            f"{layer['bits_per_weight']:.3f}",
+            ""
+            if layer["entropy_bound_bits_per_weight"] is None
+            else f"{layer['entropy_bound_bits_per_weight']:.3f}",
+            layer["checksum"],
+        ]
+        for layer in info["layers"]
+    ]
+    r = info["readout"]
+    tail = (
+        ["readout: none"]
+        if r is None
+        else [
+            f"readout: {r['method']}, {len(r['classes'])} classes, coef {'×'.join(map(str, r['coef_shape']))}, "
+            f"{_n(r['bytes'])} bytes, checksum "
+            + ("ok" if all(v == "ok" for v in r["checksum"].values()) else "MISMATCH")
+        ]
+    )
+    return head, rows, tail
+
+
+_INSPECT_HEADERS = {
+    "rmtcompress": ["layer", "shape", "encoding", "bytes", "bits/weight", "entropy bound", "checksum"],
+    "rmtcompress-pruned": [
+        "layer",
+        "shape",
+        "kept",
+        "density",
+        "positions",
+        "position B",
+        "value B",
+        "bias B",
+    ],
+    "RCQW": [
+        "layer",
+        "type",
+        "shape",
+        "scheme",
+        "bits",
+        "kept",
+        "positions",
+        "bytes",
+        "table",
+        "codes",
+        "bias",
+    ],
+}
+
+
+def _inspect_summary(info: dict[str, Any]) -> list[str]:
+    """The short human summary of an inspect report: format, sizes, input transform, one row per layer, checksums."""
+    magic = info["magic"]
+    if magic == "rmtcompress":
+        head, rows, tail = _inspect_ternary(info)
+    elif magic == "rmtcompress-pruned":
+        head = [
+            f"{info['path']}: pruned net, format {magic} v{info['format_version']}, {_n(info['file_bytes'])} bytes: "
+            f"header {_n(info['header_bytes'])}, payload {_n(info['payload_bytes'])}",
+            _transform_line(info.get("input_transform")),
+        ]
+        rows = [
+            [
+                layer["name"],
+                "×".join(map(str, layer["shape"])),
+                _n(layer["nnz"]),
+                f"{layer['density']:.3f}",
+                layer["positions"],
+                _n(layer["position_bytes"]),
+                f"{_n(layer['value_bytes'])} ({layer['values']})",
+                _n(layer["bias_bytes"]),
+            ]
+            for layer in info["layers"]
+        ]
+        tail = []
+    else:
+        head = [
+            f"{info['path']}: quantized net, format {magic} v{info['format_version']}, {_n(info['file_bytes'])} "
+            f"bytes ({info['bits_per_weight']:.3f} bits/weight; {_n(info['other_bytes'])} outside the layers)",
+            _transform_line(info.get("input_transform")),
+        ]
+        rows = [
+            [
+                layer["name"],
+                layer["type"],
+                "×".join(map(str, layer["shape"])),
+                layer["scheme"],
+                str(layer["bits"]),
+                _n(layer["nnz"]),
+                layer["positions"],
+                _n(layer["bytes"]),
+                _n(layer["table_bytes"]),
+                _n(layer["code_bytes"] + layer["value_bytes"]),
+                _n(layer["bias_bytes"]),
+            ]
+            for layer in info["layers"]
+        ]
+        tail = []
+    widths = [max(len(str(r[i])) for r in [_INSPECT_HEADERS[magic], *rows]) for i in range(len(rows[0]))]
+    table = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [_INSPECT_HEADERS[magic], ["-" * w for w in widths], *rows]
+    ]
+    status = "ok" if info["checksums_ok"] else "MISMATCH (the file is corrupted)"
+    return [*head, *table, *tail, f"checksums: {status}"]
+
+
+def _checksum_failures(info: dict[str, Any]) -> list[str]:
+    """Names of the parts whose checksum failed (the metadata document and tensors of an NTK-LC file)."""
+    bad = [] if info.get("metadata_checksum", "ok") == "ok" else ["the metadata document"]
+    bad += [f"tensor {k!r}" for k, v in (info.get("tensors") or {}).items() if v.get("checksum") != "ok"]
+    return bad or ["the file"]
+
+
 @main.command(name="inspect")
 @click.argument("path", type=click.Path(dir_okay=False))
-def inspect_cmd(path: str) -> None:
-    """Format, layers, bits per weight, sizes and checksum status of a saved model file."""
+@click.option("--json", "as_json", is_flag=True, help="print the full report as JSON instead of the summary")
+def inspect_cmd(path: str, as_json: bool) -> None:
+    """Format, layers, bytes per part, input transform and checksum status of a saved model file (any format).
+
+    Exits with status 2 when the file is unreadable or a checksum fails (the file is corrupted).
+    """
     from .io import inspect as inspect_file
 
     try:
         info = inspect_file(path)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+    except (ValueError, OSError) as exc:
+        _fail(InvalidParameterError(f"{path}: {exc}"))
         return
-    click.echo(json.dumps(info, indent=2, default=str))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        for line in _inspect_summary(info):
+            click.echo(line)
+    if not info["checksums_ok"]:
+        _fail(
+            InvalidParameterError(
+                f"checksum mismatch in {', '.join(_checksum_failures(info))}: {path} is corrupted "
+                "(rc.load refuses it)"
+            )
+        )
 
 
 def _warn_lines(caught: list[Any]) -> None:

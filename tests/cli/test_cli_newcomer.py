@@ -1,8 +1,9 @@
 """The newcomer findings of issue 21 at the command line: files carry the training normaliser (raw features in),
-scale warnings, ..."""
+scale warnings; `inspect` summarises and fails on a bad checksum; ..."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -73,3 +74,51 @@ def test_pruned_file_predicts_raw_features(tmp_path: Path, digits_split: tuple) 
     with torch.no_grad():
         pred = net(torch.from_numpy(Xte.astype(np.float32))).argmax(1).numpy()
     assert round(100 * float(np.mean(pred == yte)), 2) == printed
+
+
+@pytest.fixture(scope="module")
+def three_files(saved: tuple[Path, float], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One file of each format: NTK-LC (from `save`), pruned, quantized."""
+    from rmtcompress.pruning import MagnitudeConfig, UniformWeightConfig, make_mlp, prune, quantize_weights
+
+    folder = tmp_path_factory.mktemp("formats")
+    net = make_mlp(64, (32,), 10, seed=0)
+    prune(net, MagnitudeConfig(sparsity=0.7))
+    rc.save(net, folder / "p.rmt")
+    rc.save(quantize_weights(net, UniformWeightConfig(bits=4)), folder / "q.rmt")
+    return {"ntklc": saved[0], "pruned": folder / "p.rmt", "quantized": folder / "q.rmt"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "title"),
+    [
+        ("ntklc", "NTK-LC net, format rmtcompress v2"),
+        ("pruned", "pruned net"),
+        ("quantized", "quantized net"),
+    ],
+)
+def test_inspect_prints_a_summary(three_files: dict[str, Path], kind: str, title: str) -> None:
+    path = three_files[kind]
+    res = CliRunner().invoke(main, ["inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert title in lines[0] and f"{path.stat().st_size:,} bytes" in lines[0]
+    assert lines[-1] == "checksums: ok" and len(lines) < 15
+    assert any(line.startswith("input transform: ") for line in lines)
+    full = CliRunner().invoke(main, ["inspect", str(path), "--json"])
+    assert full.exit_code == 0 and json.loads(full.output)["file_bytes"] == path.stat().st_size
+
+
+@pytest.mark.parametrize("kind", ["ntklc", "pruned", "quantized"])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_inspect_fails_on_a_flipped_byte(
+    three_files: dict[str, Path], tmp_path: Path, kind: str, as_json: bool
+) -> None:
+    data = bytearray(three_files[kind].read_bytes())
+    data[-100] ^= 0x10  # in the payload
+    bad = tmp_path / "bad.rmt"
+    bad.write_bytes(bytes(data))
+    res = CliRunner().invoke(main, ["inspect", str(bad), *(["--json"] if as_json else [])])
+    assert res.exit_code == 2
+    last = res.output.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "corrupted" in last and ("checksum" in last or "SHA-256" in last)

@@ -19,7 +19,7 @@ def test_save_inspect_predict_round_trip(tmp_path: Path) -> None:
     model_path = tmp_path / "m.rmt"
     res = runner.invoke(main, ["save", str(model_path), "--data", "digits", "--widths", "64,64,32"])
     assert res.exit_code == 0, res.output
-    info = json.loads(runner.invoke(main, ["inspect", str(model_path)]).output)
+    info = json.loads(runner.invoke(main, ["inspect", str(model_path), "--json"]).output)
     assert info["checksums_ok"] and info["file_bytes"] == model_path.stat().st_size
     X, _ = rc.load_digits_data()
     Xn = X[:25]  # raw pixels: the file holds the training normaliser
