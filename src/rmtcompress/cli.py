@@ -662,6 +662,20 @@ def _warn_lines(caught: list[Any]) -> None:
             click.echo(f"warning: {w.message}", err=True)
 
 
+def _input_width(model: Any) -> int | None:
+    """The number of input features of a loaded model (None when its first layer does not say, e.g. a CNN)."""
+    from .core import InputTransformLayer
+
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        return int(spec.input_dim)
+    first = next(iter(model.children()), None)
+    if isinstance(first, InputTransformLayer):
+        return first.transform.n_features
+    width = getattr(first, "in_features", None)
+    return int(width) if isinstance(width, int) else None
+
+
 def _sequential_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, list[Any]]:
     """Logits of an ``nn.Sequential`` (pruned / quantized net) on raw X, in batches; its stored input transform (a
     first InputTransformLayer) is applied to the whole X once (float64), its scale checked once."""
@@ -721,8 +735,12 @@ def _mlp_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, 
 @click.option("--batch-size", type=int, default=4096, show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, quiet: bool) -> None:
-    """Batch inference of a saved model on DATA (.npy/.npz/.csv raw features: the model file's stored input
-    transform is applied) → labels and scores. Warns when DATA's scale is far from the training data's."""
+    """Batch inference of a saved model on DATA → labels and scores.
+
+    DATA holds raw features (the model file's stored input transform is applied): .npy, .csv (one sample per row;
+    an extra last column is read as the label) or .npz (X, optional y). With labels the accuracy is printed. Warns
+    when DATA's scale is far from the training data's.
+    """
     import warnings
 
     import numpy as np
@@ -730,17 +748,12 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
 
     from ._utils import atomic_write_bytes
     from .io import load
-    from .lab import load_array_file
+    from .lab import load_features_file
 
     try:
         model = load(path)
         src = Path(data)
-        if src.suffix == ".npy":
-            X = np.load(src, allow_pickle=False)
-        else:
-            X, _ = load_array_file(src)
-        if X.ndim != 2:
-            raise InvalidParameterError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
+        X, y = load_features_file(src, _input_width(model))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if isinstance(model, nn.Sequential):
@@ -766,6 +779,8 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
         _fail(exc)
         return
     click.echo(f"wrote {target} ({lab.size} predictions)")
+    if y is not None:
+        click.echo(f"accuracy {100 * float(np.mean(lab == y)):.2f} % on the {y.size} labelled rows of {data}")
 
 
 @main.command(name="sweep")

@@ -1,5 +1,5 @@
 """The newcomer findings of issue 21 at the command line: files carry the training normaliser (raw features in),
-scale warnings; `inspect` summarises and fails on a bad checksum; ..."""
+scale warnings; `inspect` summarises and fails on a bad checksum; `predict` reads features-only files; ..."""
 
 from __future__ import annotations
 
@@ -122,3 +122,23 @@ def test_inspect_fails_on_a_flipped_byte(
     assert res.exit_code == 2
     last = res.output.strip().splitlines()[-1]
     assert last.startswith("error: ") and "corrupted" in last and ("checksum" in last or "SHA-256" in last)
+
+
+def test_predict_features_only_csv_and_labelled_csv(
+    saved: tuple[Path, float], digits_split: tuple, tmp_path: Path
+) -> None:
+    path, printed = saved
+    _, _, Xte, yte = digits_split
+    np.savetxt(tmp_path / "feats.csv", Xte, delimiter=",", fmt="%g")  # features only, no label column
+    res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "feats.csv"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "accuracy" not in res.output
+    labels = [int(r.split(",")[0]) for r in (tmp_path / "feats.pred.csv").read_text().splitlines()[1:]]
+    assert labels == rc.load(path).predict(Xte).tolist()
+    np.savetxt(tmp_path / "lab.csv", np.column_stack([Xte, yte]), delimiter=",", fmt="%g")
+    res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "lab.csv"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert f"accuracy {printed:.2f} % on the {yte.size} labelled rows" in res.output
+    np.savetxt(tmp_path / "wide.csv", np.column_stack([Xte, yte, yte]), delimiter=",", fmt="%g")
+    res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "wide.csv"), "--quiet"])
+    assert res.exit_code == 2 and "has 66 columns but the model takes 64 features" in res.output
