@@ -311,6 +311,8 @@ def compress_cmd(
     from .lab import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
 
     try:
+        if max_train is not None and max_train < 1:
+            raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, max_train)
         rows = []
@@ -351,7 +353,7 @@ def compress_cmd(
             records.append(rec)
             click.echo(f"  {rec['label']}: {100 * rec['accuracy']:.2f} % ({rec['seconds']:.1f} s)")
         files = write_results(records, out_dir, "compress", f"{task.description}, widths {w}")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
         return
     print_table(summary_table(records), SUMMARY_HEADER)
@@ -751,6 +753,8 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     from .lab import load_features_file
 
     try:
+        if batch_size < 1:
+            raise InvalidParameterError(f"--batch-size must be an integer >= 1, got {batch_size}")
         model = load(path)
         src = Path(data)
         X, y = load_features_file(src, _input_width(model))

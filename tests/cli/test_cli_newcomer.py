@@ -1,5 +1,6 @@
 """The newcomer findings of issue 21 at the command line: files carry the training normaliser (raw features in),
-scale warnings; `inspect` summarises and fails on a bad checksum; `predict` reads features-only files; ..."""
+scale warnings; `inspect` summarises and fails on a bad checksum; `predict` reads features-only files; bad numbers
+and empty data are one-line errors naming the real paths; ..."""
 
 from __future__ import annotations
 
@@ -142,3 +143,44 @@ def test_predict_features_only_csv_and_labelled_csv(
     np.savetxt(tmp_path / "wide.csv", np.column_stack([Xte, yte, yte]), delimiter=",", fmt="%g")
     res = CliRunner().invoke(main, ["predict", str(path), str(tmp_path / "wide.csv"), "--quiet"])
     assert res.exit_code == 2 and "has 66 columns but the model takes 64 features" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["compress", "--data", "digits", "--max-train", "0"],
+            "error: --max-train must be an integer >= 1, got 0",
+        ),
+        (
+            ["predict", "{model}", "{x}", "--batch-size", "0"],
+            "error: --batch-size must be an integer >= 1, got 0",
+        ),
+        (
+            ["predict", "{model}", "{x}", "--batch-size", "-5"],
+            "error: --batch-size must be an integer >= 1, got -5",
+        ),
+        (
+            ["predict", "{model}", "{empty}"],
+            "error: the data in empty.npy must be non-empty; got shape (0, 64)",
+        ),
+    ],
+)
+def test_bad_numbers_and_empty_data(
+    saved: tuple[Path, float], tmp_path: Path, args: list[str], message: str
+) -> None:
+    np.save(tmp_path / "x.npy", np.zeros((3, 64)))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64)))
+    filled = [a.format(model=saved[0], x=tmp_path / "x.npy", empty=tmp_path / "empty.npy") for a in args]
+    res = CliRunner().invoke(main, [*filled, "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines() == [message]
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_errors_name_the_real_output_path(tmp_path: Path) -> None:
+    target = tmp_path / "missing-folder" / "m.rmt"
+    res = CliRunner().invoke(main, ["save", str(target), "--data", "digits", "--widths", "16"])
+    assert res.exit_code == 2
+    assert res.output.strip() == f"error: [Errno 2] No such file or directory: '{target}'"
+    assert not target.parent.exists()

@@ -55,8 +55,9 @@ def atomic_path(
     """A fresh temporary path next to ``path``, for writers that need a file name (``np.save``, memmaps).
 
     On normal exit of the ``with`` block the temporary file is renamed over ``path`` (and the folder fsynced);
-    on an exception it is deleted and the exception propagates. The writer must have closed (and, for
-    durability, flushed) the file before the block ends.
+    on an exception it is deleted and the exception propagates; an ``OSError`` about the temporary file (a missing
+    folder, no permission, a full disk) is re-raised as the same error type naming ``path`` instead. The writer
+    must have closed (and, for durability, flushed) the file before the block ends.
 
     Args:
         path: The final file name.
@@ -73,11 +74,21 @@ def atomic_path(
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and str(tmp) in (str(exc.filename), str(exc.filename2)):
+            raise _renamed(exc, target) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def _renamed(exc: OSError, target: Path) -> OSError:
+    """``exc`` (same type, errno and reason) naming ``target`` instead of the temporary file."""
+    try:
+        return type(exc)(exc.errno, exc.strerror, str(target))
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(exc.errno, exc.strerror, str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bool = True) -> Path:
