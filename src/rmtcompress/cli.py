@@ -755,8 +755,13 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     try:
         if batch_size < 1:
             raise InvalidParameterError(f"--batch-size must be an integer >= 1, got {batch_size}")
-        model = load(path)
         src = Path(data)
+        target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
+        if target.suffix.lower() not in (".csv", ".npy"):
+            raise InvalidParameterError(
+                f"--out must end in .csv or .npy (the format written), got {str(target)!r}"
+            )
+        model = load(path)
         X, y = load_features_file(src, _input_width(model))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -766,8 +771,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
                 sc, classes = _mlp_scores(model, X, batch_size, quiet)
         _warn_lines(caught)
         lab = np.asarray(classes)[sc.argmax(1)]
-        target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
-        if target.suffix == ".npy":
+        if target.suffix.lower() == ".npy":
             import io
 
             buf = io.BytesIO()
@@ -955,7 +959,11 @@ def prune_cmd(
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")
 @click.option(
-    "--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="write a PNG bar chart"
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write a bar chart (.png, .pdf or .svg)",
 )
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the full summary"
@@ -965,11 +973,13 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
     import torch
     from torch import nn
 
-    from ._utils import atomic_write_bytes, atomic_write_json
+    from ._utils import atomic_write_figure, atomic_write_json, figure_format
     from .io import is_pruned_file, load_pruned
     from .pruning import compressibility
 
     try:
+        if plot_path:
+            figure_format(plot_path)  # refuse another extension before any work
         with open(model_path, "rb") as fh:
             head = fh.read(1 << 20)
         if is_pruned_file(head):  # the header of a pruned-net file is a few KiB
@@ -1016,8 +1026,6 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
         atomic_write_json(json_path, summary)
         click.echo(f"wrote {json_path}")
     if plot_path:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg", force=True)
@@ -1031,10 +1039,8 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(pq_key)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
+        atomic_write_figure(fig, plot_path, dpi=110)
         plt.close(fig)
-        atomic_write_bytes(plot_path, buf.getvalue())
         click.echo(f"wrote {plot_path}")
 
 

@@ -184,3 +184,42 @@ def test_errors_name_the_real_output_path(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert res.output.strip() == f"error: [Errno 2] No such file or directory: '{target}'"
     assert not target.parent.exists()
+
+
+def test_predict_out_extension_is_honoured_or_refused(saved: tuple[Path, float], tmp_path: Path) -> None:
+    np.save(tmp_path / "x.npy", rc.load_digits_data()[0][:5])
+    res = CliRunner().invoke(
+        main, ["predict", str(saved[0]), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.txt")]
+    )
+    assert res.exit_code == 2
+    assert (
+        res.output.strip()
+        == f"error: --out must end in .csv or .npy (the format written), got '{tmp_path / 'p.txt'}'"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+    res = CliRunner().invoke(
+        main, ["predict", str(saved[0]), str(tmp_path / "x.npy"), "--out", str(tmp_path / "p.npy")]
+    )
+    assert res.exit_code == 0, res.output
+    out = np.load(tmp_path / "p.npy")
+    assert (
+        out.shape == (5, 11)
+        and out[:, 0].tolist() == rc.load(saved[0]).predict(rc.load_digits_data()[0][:5]).tolist()
+    )
+
+
+def test_compressibility_plot_format(tmp_path: Path) -> None:
+    from torch import nn
+
+    torch.manual_seed(0)
+    torch.save(nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 2)).state_dict(), tmp_path / "sd.pt")
+    res = CliRunner().invoke(
+        main, ["compressibility", str(tmp_path / "sd.pt"), "--plot", str(tmp_path / "c.pdf")]
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "c.pdf").read_bytes().startswith(b"%PDF")
+    res = CliRunner().invoke(
+        main, ["compressibility", str(tmp_path / "sd.pt"), "--plot", str(tmp_path / "c.jpg")]
+    )
+    assert res.exit_code == 2 and "extension must be .png, .pdf, .svg" in res.output
+    assert not (tmp_path / "c.jpg").exists()

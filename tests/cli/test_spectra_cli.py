@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 
 import rmtcompress as rc
 from rmtcompress.cli import main
+from rmtcompress.errors import InvalidParameterError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -264,3 +265,20 @@ def test_cli_spectra_bad_draws(tmp_path: Path) -> None:
     res = invoke("spectra", "--draws", "0", "--out", str(tmp_path / "o"), "--quiet")
     assert res.exit_code == 2
     assert "draws must be a positive integer" in res.output
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("ck.pdf", b"%PDF"), ("ck.svg", b"<?xml"), ("CK.PNG", b"\x89PNG")]
+)
+def test_plot_comparison_writes_the_format_its_name_says(tmp_path: Path, name: str, magic: bytes) -> None:
+    K = random_psd(20, seed=4)
+    out = rc.plot_comparison(rc.compare_kernels(K, K), tmp_path / name)
+    assert Path(out).read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["ck.txt", "ck.jpg", "ck"])
+def test_plot_comparison_refuses_other_extensions(tmp_path: Path, name: str) -> None:
+    K = random_psd(20, seed=4)
+    with pytest.raises(InvalidParameterError, match=r"extension must be \.png, \.pdf, \.svg"):
+        rc.plot_comparison(rc.compare_kernels(K, K), tmp_path / name)
+    assert not any(tmp_path.iterdir())
