@@ -1,6 +1,12 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
 k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets, and their
 inference form (batch norm folded, dropout dropped).
+
+Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
+their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
+``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
+``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
+``_fold`` (the inference form).
 """
 
 from __future__ import annotations
@@ -11,24 +17,39 @@ from ._activation_quant import (
     quantize_activations as quantize_activations,
     runtime_memory as runtime_memory,
 )
+from ._configs import (
+    GradualMagnitudeConfig as GradualMagnitudeConfig,
+    LotteryTicketConfig as LotteryTicketConfig,
+    LqAdaptiveConfig as LqAdaptiveConfig,
+    MagnitudeConfig as MagnitudeConfig,
+    PruneConfig as PruneConfig,
+    SAPConfig as SAPConfig,
+)
 from ._fold import (
     DROPOUT_MODULES as DROPOUT_MODULES,
     fold_batchnorm as fold_batchnorm,
     inference_form as inference_form,
 )
-from ._pruning import (
-    GradualMagnitudeConfig as GradualMagnitudeConfig,
-    LotteryTicketConfig as LotteryTicketConfig,
-    LqAdaptiveConfig as LqAdaptiveConfig,
-    MagnitudeConfig as MagnitudeConfig,
-    SAPConfig as SAPConfig,
-    compressibility as compressibility,
+from ._masks import (
     current_sparsity as current_sparsity,
+)
+from ._measures import (
+    compressibility as compressibility,
     gini_index as gini_index,
     lq_norm as lq_norm,
-    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
+)
+from ._rules import (
+    PRUNE_RULES as PRUNE_RULES,
+    RULE_NAMES as RULE_NAMES,
+    PruneResult as PruneResult,
+    RuleStep as RuleStep,
     prune as prune,
+    prune_config_type as prune_config_type,
+    register_prune_rule as register_prune_rule,
+)
+from ._sparse import (
+    model_storage_bytes as model_storage_bytes,
     remove as remove,
 )
 from ._training import (
@@ -55,13 +76,18 @@ from ._weight_quant import (
 
 __all__ = [
     "DROPOUT_MODULES",
+    "PRUNE_RULES",
+    "RULE_NAMES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
     "MagnitudeConfig",
+    "PruneConfig",
+    "PruneResult",
     "QuantizedActivation",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "RuleStep",
     "SAPConfig",
     "TernaryWeightConfig",
     "TrainConfig",
@@ -83,9 +109,11 @@ __all__ = [
     "pq_index",
     "pq_trajectory_point",
     "prune",
+    "prune_config_type",
     "quantize_activations",
     "quantize_weights",
     "quantized_layers",
+    "register_prune_rule",
     "remove",
     "runtime_memory",
     "train",
