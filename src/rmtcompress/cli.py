@@ -257,11 +257,12 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 )
 @click.option(
     "--calibrate",
-    type=click.Choice(["none", "scale", "data-lm"]),
-    default="none",
+    type=click.Choice(["auto", "none", "scale", "data-lm"]),
+    default="auto",
     show_default=True,
-    help="fit per-neuron quantizers on the training data (rc.calibrate): hidden-layer mode; the last layer "
-    "gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators",
+    help="fit per-neuron quantizers on the training data (rc.calibrate, no labels): hidden-layer mode; the last "
+    "layer gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators. "
+    "auto: scale for the default method lloyd-max (as rc.compress does with data), none for the others",
 )
 @click.option(
     "--finetune-epochs",
@@ -320,6 +321,10 @@ def compress_cmd(
             and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
             else ()
         )
+        if calibrate == "auto":
+            from .ntklc import DEFAULT_METHOD
+
+            calibrate = "scale" if method == str(DEFAULT_METHOD) else "none"
         if calibrate != "none":
             if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
                 raise InvalidParameterError(

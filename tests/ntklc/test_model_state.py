@@ -30,7 +30,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture()
 def model(data: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
     X, y = data
-    m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.8, levels=4, seed=2), X=X)
+    m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.8, levels=4, seed=2, calibrate=False), X=X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RmtcompressDeprecationWarning)
         rc.fit_readout(m, X, y)  # through set_classifier: no deprecation warning
