@@ -453,14 +453,12 @@ def save_cmd(
     try:
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, None)
-        sampling = "philox" if encoding == "seed" else "iid"
         spec = MLPSpec(task.X_train.shape[1], w, ("relu",) * len(w))
         cfg = NTKLCConfig(
             sparsity=sparsity,
             method=method,
             levels=levels,
             seed=seed,
-            weight_sampling=sampling,
             on_infeasible="ignore",
         )
         model = compress(spec, cfg, X=task.X_train)

@@ -145,10 +145,12 @@ def _z(count: float, expected: float, sd: float) -> float:
     return abs(count - expected) / sd
 
 
+@pytest.mark.parametrize("sampling", ["philox", "iid"])
 @pytest.mark.parametrize("eps", [0.0, 0.5, 0.9])
-def test_iid_ternary_weights_have_the_paper_law(eps: float) -> None:
+def test_iid_ternary_weights_have_the_paper_law(eps: float, sampling: str) -> None:
     spec = rc.MLPSpec(64, (512, 256), ("relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=eps, method="lloyd-max", levels=4, seed=7))
+    cfg = rc.NTKLCConfig(sparsity=eps, method="lloyd-max", levels=4, seed=7, weight_sampling=sampling)
+    model = rc.compress(spec, cfg)
     assert model.is_ternary
     scale = 1.0 / math.sqrt(1.0 - eps)
     for i, shape in enumerate([(512, 64), (256, 512)]):

@@ -296,6 +296,10 @@ def test_ntklc_nested_calibration_and_version_1_dicts() -> None:
     old = {k: v for k, v in rc.NTKLCConfig().to_dict().items() if k != "calibrate"} | {"version": 1}
     assert rc.NTKLCConfig.from_dict(old).calibrate is False
     assert rc.NTKLCConfig.from_dict({**old, "version": 2}).calibrate is None
+    # … and i.i.d. torch sampling when it leaves weight_sampling out (the default then); an explicit value stays
+    assert rc.NTKLCConfig.from_dict({"version": 1, "sparsity": 0.5}).weight_sampling == "iid"
+    assert rc.NTKLCConfig.from_dict({"version": 1, "weight_sampling": "exact"}).weight_sampling == "exact"
+    assert rc.NTKLCConfig.from_dict({"sparsity": 0.5}).weight_sampling == "philox"  # version 2: the default
     with pytest.raises(
         InvalidParameterError, match="calibrate must be None, True, False or a CalibrationConfig"
     ):

@@ -126,9 +126,11 @@ class NTKLCConfig(Config):
             :class:`CompressionMethod` values and are stored as that enum.
         levels: activation levels k for the quantizer methods (2 ≤ k ≤ 256).
         seed: seed of the weights (and of the solver's starts), an integer in [0, 2**64).
-        weight_sampling: ``"iid"`` (each weight 0 w.p. ε), ``"exact"`` (exactly round(ε·size) zeros per layer and
-            equal ± counts, as the research code) or ``"philox"`` (i.i.d. from the documented counter-based Philox
-            mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed).
+        weight_sampling: ``"philox"`` (the default: i.i.d., each weight 0 w.p. ε, from the documented
+            counter-based Philox mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed —
+            ``rc.save(model, path, encoding="seed")``; it builds no slower than ``"iid"``, see BENCHMARKS.md),
+            ``"iid"`` (the same law from torch's generator, the default before) or ``"exact"`` (exactly
+            round(ε·size) zeros per layer and equal ± counts, as the research code).
         restarts, last_layer, hidden, tau_anchor, hard, on_infeasible: :func:`match_activations` options
             (``ntklc-paper`` only).
         data_sample: rows of X used by ``lloyd-max-data``.
@@ -144,15 +146,15 @@ class NTKLCConfig(Config):
             (X required; its ``levels`` must equal ``levels``). :meth:`calibration` resolves it.
     """
 
-    version: ClassVar[int] = (
-        2  # 2: field calibrate (a version-1 dict never calibrated: read as calibrate=False)
-    )
+    # 2: field calibrate, and weight_sampling defaults to "philox" (a version-1 dict reads as calibrate=False and,
+    # when it leaves weight_sampling out, "iid": what it meant when written)
+    version: ClassVar[int] = 2
 
     sparsity: float = 0.9
     method: str | CompressionMethod = DEFAULT_METHOD
     levels: int = DEFAULT_LEVELS
     seed: int = 0
-    weight_sampling: str = "iid"
+    weight_sampling: str = "philox"
     restarts: int = 32
     last_layer: str = "paper"
     hidden: str = "sigma_t"
@@ -249,8 +251,8 @@ class NTKLCConfig(Config):
 
     @classmethod
     def _upgrade(cls, body: dict[str, Any], version: int) -> dict[str, Any]:
-        if version < 2:  # before the field existed compress never calibrated
-            body = {"calibrate": False, **body}
+        if version < 2:  # before: compress never calibrated, and sampled i.i.d. with torch by default
+            body = {"calibrate": False, "weight_sampling": "iid", **body}
         return body
 
     def calibration(self, n_rows: int | None) -> CalibrationConfig | None:
