@@ -494,6 +494,23 @@ def test_readout_on_digits(digits: experiments.Task) -> None:
     assert model.memory()["entropy_bound_bytes"] == model.memory(10)["entropy_bound_bytes"]
 
 
+def test_memory_needs_the_class_count_until_a_readout_is_trained() -> None:
+    X, y = rc.make_gmm(240, 24, n_classes=3, preset="mixed", seed=1)
+    model = rc.compress(rc.MLPSpec(24, (24, 16), ("relu", "relu")), rc.NTKLCConfig(sparsity=0.5), X=X)
+    with pytest.raises(
+        InvalidParameterError, match=r"number of classes: pass it \(model.memory\(n_classes\)\)"
+    ):
+        model.memory()  # no readout: the head's size is unknown (it used to assume 10 classes)
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="n_classes"):
+            model.memory(bad)  # type: ignore[arg-type]
+    three, ten = model.memory(3), model.memory(10)
+    # the head is (k − 1)·d_L float32 weights per class plus a bias: 7 more classes, 7·(3·16 + 1) more floats
+    assert ten["entropy_bound_bytes"] - three["entropy_bound_bytes"] == pytest.approx(4 * 7 * (3 * 16 + 1))
+    rc.fit_readout(model, X, y)
+    assert model.memory() == three  # the fitted readout's class count
+
+
 def test_fit_readout_takes_training_data_only() -> None:
     params = list(inspect.signature(rc.fit_readout).parameters)
     assert params == ["model", "X", "y", "method", "kwargs"]

@@ -373,9 +373,24 @@ class CompressedMLP(nn.Module):
         return float(np.mean(self.predict(X) == np.asarray(y)))
 
     def memory(self, n_classes: int | None = None) -> dict[str, float]:
-        """Memory of this net + a linear head: the paper's convention and the entropy bound of what is stored."""
-        k = n_classes if n_classes is not None else (len(self.classifier.classes) if self.classifier else 10)
-        return model_memory(self, k)
+        """Memory of this net + a linear head of ``n_classes`` outputs: the paper's convention and the entropy bound
+        of what is stored (:func:`~rmtcompress.ntklc.model_memory`).
+
+        Args:
+            n_classes: number of classes K of the head (≥ 1); default: the fitted classifier's.
+
+        Raises:
+            InvalidParameterError: ``n_classes`` is left out before a readout is trained (the head's size is
+                unknown), or is not a positive integer.
+        """
+        if n_classes is None:
+            if self._classifier is None:
+                raise InvalidParameterError(
+                    "memory() counts the linear head, whose size depends on the number of classes: pass it "
+                    "(model.memory(n_classes)) or train the readout first (rc.fit_readout)"
+                )
+            return model_memory(self, len(self._classifier.classes))
+        return model_memory(self, check_int(n_classes, "n_classes", 1))
 
 
 def _features(model: nn.Module, X: Any, batch_size: int, fn: Any = None) -> Any:
