@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, MissingFileError
+from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning
 
 
 def _fmt(x: float) -> str:
@@ -33,6 +34,11 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 def _fail(exc: Exception) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
+
+
+def _echo_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the command line: ``warning: <message>`` on stderr, without a source line."""
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group()
@@ -178,13 +184,19 @@ def spectra(
             seed=seed,
             dtype=dtype,
         )
-        report = run_spectra(cfg, Path(out_dir), progress=not quiet)
+        with warnings.catch_warnings():  # say it now, on stderr, not after the run
+            warnings.simplefilter("always", SampleSizeWarning)
+            warnings.showwarning = _echo_warning
+            report = run_spectra(cfg, Path(out_dir), progress=not quiet)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
         return
     s = report["sizes"]
+    n_used = f"n={report['n']}" + (
+        f" (asked for {report['n_requested']})" if report["n"] < report["n_requested"] else ""
+    )
     click.echo(
-        f"{preset}: {report['data']}, n={report['n']}, widths={s['widths']}, draws={s['draws']}, "
+        f"{preset}: {report['data']}, {n_used}, widths={s['widths']}, draws={s['draws']}, "
         f"activations={report['activations']}, W={report['weights']}"
     )
     print_table(spectra_table(report), ["comparison", "‖K−K̃‖₂", "relative", "top-4 alignment", "|⟨u₁,ũ₁⟩|"])

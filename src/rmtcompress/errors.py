@@ -28,6 +28,7 @@ __all__ = [
     "RmtcompressDeprecationWarning",
     "RmtcompressError",
     "RmtcompressWarning",
+    "SampleSizeWarning",
     "SeriesTruncationWarning",
 ]
 
@@ -74,3 +75,7 @@ class SeriesTruncationWarning(RmtcompressWarning):
 
 class QuantizerConvergenceWarning(RmtcompressWarning):
     """A Lloyd–Max iteration stopped at its iteration cap before converging."""
+
+
+class SampleSizeWarning(RmtcompressWarning):
+    """A dataset had fewer samples than were asked for; the run goes on with the number the message states."""
