@@ -299,3 +299,18 @@ def test_cli_spectra_bad_draws(tmp_path: Path) -> None:
     res = invoke("spectra", "--draws", "0", "--out", str(tmp_path / "o"), "--quiet")
     assert res.exit_code == 2
     assert "draws must be a positive integer" in res.output
+
+
+def test_readme_spectra_commands_write_to_different_places() -> None:
+    """Two README commands of the same preset in the same --out folder would overwrite each other's outputs."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    seen: dict[tuple[str, str], str] = {}
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("rmtcompress spectra"):
+            continue
+        args = line.split("#")[0].split()
+        preset = args[args.index("--preset") + 1] if "--preset" in args else "fig2-left"
+        out = args[args.index("--out") + 1] if "--out" in args else "runs/spectra"
+        assert (preset, out) not in seen, f"{line!r} overwrites the outputs of {seen[(preset, out)]!r}"
+        seen[(preset, out)] = line
+    assert len(seen) >= 4  # the README's spectra commands were found
