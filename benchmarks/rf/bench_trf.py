@@ -7,9 +7,9 @@ training split with the seed), test = the **2000** test images of the two classe
 subset (``rc.PaperNormalizer``: centred, mean ‖x‖² = 1, so τ̂ = 1).
 
 Target kernel: RBF ``exp(−γ‖x−y‖²)`` with ``γ = 1/(4τ̂) = 0.25`` for **every** method — TRF's ``gamma="scale"``; a
-ternary activation can only reach the RBF (d1, d2) when ``2γτ̂ ≤ 2/π`` (see ``rmtcompress.trf``), so larger γ are not
+ternary activation can only reach the RBF (d1, d2) when ``2γτ̂ ≤ 2/π`` (see ``rmtcompress.rf``), so larger γ are not
 available to TRF. Methods: TRF with ε ∈ {0, 0.5, 0.9}; float RFF (``sklearn.kernel_approximation.RBFSampler``);
-LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.trf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
+LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.rf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
 (``sklearn.kernel_approximation.Nystroem``, ``min(N, n_train)`` landmarks); the exact kernel.
 
 Readout: ridge regression on the ±1 labels with an intercept (features/kernel centred with training statistics),
