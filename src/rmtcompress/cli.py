@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, MissingFileError
+from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning
 
 
 def _fmt(x: float) -> str:
@@ -33,6 +34,11 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 def _fail(exc: Exception) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
+
+
+def _echo_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the command line: ``warning: <message>`` on stderr, without a source line."""
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group()
@@ -178,13 +184,19 @@ def spectra(
             seed=seed,
             dtype=dtype,
         )
-        report = run_spectra(cfg, Path(out_dir), progress=not quiet)
+        with warnings.catch_warnings():  # say it now, on stderr, not after the run
+            warnings.simplefilter("always", SampleSizeWarning)
+            warnings.showwarning = _echo_warning
+            report = run_spectra(cfg, Path(out_dir), progress=not quiet)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
         return
     s = report["sizes"]
+    n_used = f"n={report['n']}" + (
+        f" (asked for {report['n_requested']})" if report["n"] < report["n_requested"] else ""
+    )
     click.echo(
-        f"{preset}: {report['data']}, n={report['n']}, widths={s['widths']}, draws={s['draws']}, "
+        f"{preset}: {report['data']}, {n_used}, widths={s['widths']}, draws={s['draws']}, "
         f"activations={report['activations']}, W={report['weights']}"
     )
     print_table(spectra_table(report), ["comparison", "‖K−K̃‖₂", "relative", "top-4 alignment", "|⟨u₁,ũ₁⟩|"])
@@ -265,11 +277,12 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 )
 @click.option(
     "--calibrate",
-    type=click.Choice(["none", "scale", "data-lm"]),
-    default="none",
+    type=click.Choice(["auto", "none", "scale", "data-lm"]),
+    default="auto",
     show_default=True,
-    help="fit per-neuron quantizers on the training data (rc.calibrate): hidden-layer mode; the last layer "
-    "gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators",
+    help="fit per-neuron quantizers on the training data (rc.calibrate, no labels): hidden-layer mode; the last "
+    "layer gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators. "
+    "auto: scale for the default method lloyd-max (as rc.compress does with data), none for the others",
 )
 @click.option(
     "--finetune-epochs",
@@ -330,6 +343,10 @@ def compress_cmd(
             and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
             else ()
         )
+        if calibrate == "auto":
+            from .ntklc import DEFAULT_METHOD
+
+            calibrate = "scale" if method == str(DEFAULT_METHOD) else "none"
         if calibrate != "none":
             if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
                 raise InvalidParameterError(
@@ -461,14 +478,12 @@ def save_cmd(
     try:
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, None)
-        sampling = "philox" if encoding == "seed" else "iid"
         spec = MLPSpec(task.X_train.shape[1], w, ("relu",) * len(w))
         cfg = NTKLCConfig(
             sparsity=sparsity,
             method=method,
             levels=levels,
             seed=seed,
-            weight_sampling=sampling,
             on_infeasible="ignore",
         )
         model = compress(spec, cfg, X=task.X_train)

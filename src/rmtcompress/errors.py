@@ -29,6 +29,7 @@ __all__ = [
     "RmtcompressDeprecationWarning",
     "RmtcompressError",
     "RmtcompressWarning",
+    "SampleSizeWarning",
     "SeriesTruncationWarning",
 ]
 
@@ -80,3 +81,7 @@ class QuantizerConvergenceWarning(RmtcompressWarning):
 class InputScaleWarning(RmtcompressWarning):
     """Inputs whose scale is far from the training inputs' (e.g. raw pixels given to a model trained on normalised
     data): the predictions are likely wrong. "Far" is defined by :func:`rmtcompress.core.input_scale_ratio`."""
+
+
+class SampleSizeWarning(RmtcompressWarning):
+    """A dataset had fewer samples than were asked for; the run goes on with the number the message states."""

@@ -23,6 +23,7 @@ import torch
 import rmtcompress as rc
 from rmtcompress._utils import entropy_bound_bits
 from rmtcompress._utils._philox import philox_ternary_codes
+from rmtcompress.errors import InvalidParameterError
 from rmtcompress.io import _ternary as storage
 from rmtcompress.io._ternary import FormatError
 
@@ -50,9 +51,11 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model(digits: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
-    """A small compressed net (ε = 0.9, 4-level Lloyd–Max) with a ridge readout on digits."""
+    """A small compressed net (ε = 0.9, 4-level Lloyd–Max) with a ridge readout on digits; torch-sampled weights
+    (no Philox seed: ``seeded_model`` has one)."""
     X, y = digits
-    m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=0))
+    cfg = rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=0, weight_sampling="iid")
+    m = rc.compress(SPEC, cfg)
     rc.fit_readout(m, X, y)
     return m
 
@@ -399,6 +402,26 @@ def test_seed_requires_weight_seed(model: rc.CompressedMLP) -> None:
     assert getattr(model, "weight_seed", None) is None
     with pytest.raises(ValueError, match=r"not generated from a Philox seed.*weight_sampling='philox'"):
         storage.to_bytes(model, "seed")
+
+
+def test_default_models_store_as_their_seed(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """The default net (Philox weights, calibrated on X) saves with ``encoding="seed"``: only the head and the
+    per-neuron quantizers are stored, and the loaded net predicts the same."""
+    X, y = digits
+    m = rc.compress(rc.MLPSpec(64, (50, 30), ("relu", "relu")), rc.NTKLCConfig(sparsity=0.9, seed=4), X=X)
+    assert m.weight_seed == 4 and m.method == "lloyd-max+calibrated"
+    rc.fit_readout(m, X, y)
+    path = tmp_path / "m.rmt"
+    rc.save(m, path, encoding="seed")
+    back = rc.load(path)
+    assert back.weight_seed == 4 and back.method == m.method
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    iid = rc.compress(rc.MLPSpec(64, (50, 30), ("relu", "relu")), rc.NTKLCConfig(weight_sampling="iid"), X=X)
+    with pytest.raises(
+        InvalidParameterError, match=r"rebuild it with .*weight_sampling='philox'.*another encoding"
+    ):
+        rc.save(iid, tmp_path / "iid.rmt", encoding="seed")
+    assert not (tmp_path / "iid.rmt").exists()
 
 
 def test_seed_from_compress(digits: tuple[np.ndarray, np.ndarray]) -> None:

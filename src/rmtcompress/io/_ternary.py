@@ -116,7 +116,11 @@ _TERNARY_ENCODINGS = ("2bit", "base3", "bitmask", "entropy")
 """Payload encodings of ternary codes, in ``auto``'s tie-breaking order."""
 
 _RANS_M = 1 << RANS_PROB_BITS
-_SEED_REQUIRED = "this model's weights were not generated from a Philox seed; build it with NTKLCConfig(weight_sampling='philox')"
+_SEED_REQUIRED = (
+    "this model's weights were not generated from a Philox seed (it was built with weight_sampling='iid' or "
+    "'exact', or is not an rc.compress net): rebuild it with rc.compress(spec, NTKLCConfig(..., "
+    "weight_sampling='philox'), X) — the default — or save it with another encoding (e.g. 'auto')"
+)
 IntCodes = NDArray[np.int8]
 Bytes = NDArray[np.uint8]
 
