@@ -40,6 +40,7 @@ BENCHES = {
     "cross_method": "compare/bench_cross_method.py",
     "sweeps": "lab/bench_sweeps.py",
     "import_time": "package/bench_import.py --baseline-src /tmp/flat/src",
+    "philox_build": "ntklc/bench_philox_build.py",
 }
 
 
@@ -213,6 +214,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     ),
     "sweeps": ("Sweeps, result store and tiled kernels (issue #8)", _sec_generic),
     "import_time": ("Import time of the lazy façade and of `rmtcompress --help` (issue #19)", _sec_import),
+    "philox_build": (
+        "Build time with Philox vs torch i.i.d. weight sampling: the default sampling (issue #21)",
+        _sec_generic,
+    ),
 }
 
 

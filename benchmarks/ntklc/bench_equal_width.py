@@ -114,6 +114,7 @@ def run_seed(task: Task, seed: int, epsilons: Sequence[float], log: Any) -> list
             t = time.perf_counter()
             ccfg = CalibrationConfig(hidden=mode, last="quantile", last_quantiles=last_q, seed=seed)
             cal = calibrate(lm, task.X_train, ccfg)
+            # tests/ntklc/test_default_method.py reads the winner's design back from this label
             label = f"calibrated lloyd-max ε={eps:g}, k=4 (hidden {mode}, {last_label} + thermometer)"
             r = _score(task, cal, label, eps, seed, diagnostic=False)
             r["seconds"] += time.perf_counter() - t

@@ -1,10 +1,12 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets, and their
+inference form (batch norm folded, dropout dropped).
 
 Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
-``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization).
+``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
+``_fold`` (the inference form).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from ._configs import (
     MagnitudeConfig as MagnitudeConfig,
     PruneConfig as PruneConfig,
     SAPConfig as SAPConfig,
+)
+from ._fold import (
+    DROPOUT_MODULES as DROPOUT_MODULES,
+    fold_batchnorm as fold_batchnorm,
+    inference_form as inference_form,
 )
 from ._masks import (
     current_sparsity as current_sparsity,
@@ -68,6 +75,7 @@ from ._weight_quant import (
 )
 
 __all__ = [
+    "DROPOUT_MODULES",
     "PRUNE_RULES",
     "RULE_NAMES",
     "GradualMagnitudeConfig",
@@ -91,7 +99,9 @@ __all__ = [
     "compressibility",
     "current_sparsity",
     "evaluate",
+    "fold_batchnorm",
     "gini_index",
+    "inference_form",
     "initial_state",
     "lq_norm",
     "make_mlp",
