@@ -1,6 +1,6 @@
 """Build time of the README's net with i.i.d. torch weight sampling vs Philox sampling (issue 21, item 3).
 
-Philox sampling (``NTKLCConfig(weight_sampling="philox")``, :mod:`rmtcompress._utils` ``philox_ternary_codes``)
+Philox sampling (``NTKLCConfig(weight_sampling="philox")``, :func:`rmtcompress.empirical.philox_ternary_codes`)
 makes every net storable as its seed (``rc.save(model, path, encoding="seed")``); it becomes the default if it
 builds within ~10 % of the i.i.d. torch sampling (``"iid"``, the default before). Three builds of the README's net
 (784 → 2000, 2000, 4000 at ε = 0.95), each timed with both samplings in the same run, interleaved (the order
@@ -38,11 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 from _common import RESULTS, machine_info, write_json
-from rmtcompress._utils import philox_ternary_codes
 from rmtcompress.core import MLPSpec
-from rmtcompress.empirical import torch_generator
-from rmtcompress.ntklc import NTKLCConfig, compress
-from rmtcompress.ntklc._compress import ternary_codes
+from rmtcompress.empirical import philox_ternary_codes, torch_generator
+from rmtcompress.ntklc import NTKLCConfig, compress, ternary_codes
 
 SAMPLINGS = ("iid", "philox")
 TOLERANCE = 0.10  # philox may be at most 10 % slower (median paired ratio of the data-free build)

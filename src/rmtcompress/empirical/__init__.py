@@ -1,7 +1,9 @@
-"""Random-feature nets and the sampled side of the theory: weights, sampled CK/NTK, tiled/Dask kernels."""
+"""Random-feature nets and the sampled side of the theory: weights (i.i.d. torch sampling or Philox codes regenerable
+from a seed), sampled CK/NTK, tiled/Dask kernels."""
 
 from __future__ import annotations
 
+from .._utils import philox_ternary_codes as philox_ternary_codes
 from ._ck import (
     ck_empirical as ck_empirical,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "ck_equivalent_tiled",
     "ck_limit_tiled",
     "ntk_empirical",
+    "philox_ternary_codes",
     "sample_weights",
     "top_eigenpairs",
     "torch_generator",

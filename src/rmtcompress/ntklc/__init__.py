@@ -29,6 +29,7 @@ from ._compress import (
     compress as compress,
     fit_readout as fit_readout,
     register_compression_method as register_compression_method,
+    ternary_codes as ternary_codes,
 )
 from ._finetune import (
     FinetuneConfig as FinetuneConfig,
@@ -77,5 +78,6 @@ __all__ = [
     "register_baseline",
     "register_compression_method",
     "spread_quantiles",
+    "ternary_codes",
     "train_layers",
 ]
