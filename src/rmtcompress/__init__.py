@@ -150,12 +150,18 @@ _LAZY.update(
             "pq_index",
             "prune",
             "remove",
+            "QuantizedConv2d",
+            "QuantizedLinear",
+            "TernaryWeightConfig",
+            "UniformWeightConfig",
+            "WeightSharingConfig",
+            "quantize_weights",
         ),
         "pruning",
     )
 )
 # io: packed checksummed files
-_LAZY.update(dict.fromkeys(("load", "save"), "io"))
+_LAZY.update(dict.fromkeys(("load", "save", "model_file_bytes", "load_user_model"), "io"))
 # lab: datasets, experiments, sweeps, reports
 _LAZY.update(
     dict.fromkeys(
@@ -234,6 +240,8 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
     )
     from .io import (
         load as load,
+        load_user_model as load_user_model,
+        model_file_bytes as model_file_bytes,
         save as save,
     )
     from .lab import (
@@ -269,7 +277,12 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         LqAdaptiveConfig as LqAdaptiveConfig,
         MagnitudeConfig as MagnitudeConfig,
         QuantizedActivation as QuantizedActivation,
+        QuantizedConv2d as QuantizedConv2d,
+        QuantizedLinear as QuantizedLinear,
         SAPConfig as SAPConfig,
+        TernaryWeightConfig as TernaryWeightConfig,
+        UniformWeightConfig as UniformWeightConfig,
+        WeightSharingConfig as WeightSharingConfig,
         activation_bits as activation_bits,
         compressibility as compressibility,
         gini_index as gini_index,
@@ -277,6 +290,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         pq_index as pq_index,
         prune as prune,
         quantize_activations as quantize_activations,
+        quantize_weights as quantize_weights,
         remove as remove,
         runtime_memory as runtime_memory,
     )

@@ -28,28 +28,24 @@ The layout (metadata document fields) is specified in ``docs/format.md`` ("Prune
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
 from .._utils import atomic_write_bytes, entropy_bound_bits
 from ..errors import FormatError, InvalidParameterError, MissingFileError
-from ._ternary import (
-    METADATA_KEY,
-    METADATA_SHA256_KEY,
-    _as_format_error,
-    _parse,
-    _rans_decode,
-    _rans_encode,
-    _sha256,
+from ._container import (
+    as_format_error,
+    container_magic,
+    encode_container,
+    parse_container,
+    rans_decode,
+    rans_encode,
     rans_frequencies,
 )
 
@@ -94,7 +90,7 @@ def _encode_positions(flat: NDArray[np.bool_], encoding: str) -> NDArray[np.uint
         return np.packbits(flat)
     nnz = int(flat.sum())
     freqs = rans_frequencies((flat.size - nnz, 0, nnz))
-    return _rans_encode(flat.astype(np.int8), freqs)
+    return rans_encode(np.where(flat, 2, 0), freqs)  # symbols of the ternary coder: 0 → 0, +1 → 2
 
 
 def _decode_positions(payload: NDArray[np.uint8], encoding: str, n: int, nnz: int) -> NDArray[np.bool_]:
@@ -109,7 +105,7 @@ def _decode_positions(payload: NDArray[np.uint8], encoding: str, n: int, nnz: in
     elif encoding == "entropy":
         if nnz in (0, n):
             raise FormatError("an entropy-coded mask needs both kept and pruned weights")
-        flat = _rans_decode(payload, n, rans_frequencies((n - nnz, 0, nnz))) != 0
+        flat = rans_decode(payload, n, rans_frequencies((n - nnz, 0, nnz))) != 0
     else:
         raise FormatError(f"unknown position encoding {encoding!r} (known: {', '.join(POSITION_ENCODINGS)})")
     if int(flat.sum()) != nnz:
@@ -257,18 +253,8 @@ def pruned_to_bytes(model: nn.Module, *, values: str = "float32", positions: str
                 raise InvalidParameterError(f"layer {name!r} has a NaN or inf bias: refusing to store it")
             tensors[f"{key}.bias"] = b.copy()
         sequence.append(entry)
-    doc = {
-        "magic": PRUNED_MAGIC,
-        "format_version": PRUNED_FORMAT_VERSION,
-        "sequence": sequence,
-        "tensors": {
-            name: {"dtype": arr.dtype.name, "shape": list(arr.shape), "sha256": _sha256(arr)}
-            for name, arr in tensors.items()
-        },
-    }
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
-    metadata = {METADATA_KEY: text, METADATA_SHA256_KEY: hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    return bytes(safetensors.numpy.save(tensors, metadata=metadata))
+    doc = {"magic": PRUNED_MAGIC, "format_version": PRUNED_FORMAT_VERSION, "sequence": sequence}
+    return encode_container(tensors, doc)
 
 
 def pruned_file_bytes(model: nn.Module, *, values: str = "float32", positions: str = "auto") -> int:
@@ -290,12 +276,7 @@ def save_pruned(
 
 def is_pruned_file(data: bytes) -> bool:
     """True when ``data`` parses as a pruned-net file header (magic only; contents are checked by the loader)."""
-    try:
-        n = int.from_bytes(data[:8], "little")
-        meta = json.loads(bytes(data[8 : 8 + n]).decode("utf-8")).get("__metadata__") or {}
-        return bool(json.loads(meta.get(METADATA_KEY, "{}")).get("magic") == PRUNED_MAGIC)
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return False
+    return container_magic(data) == PRUNED_MAGIC
 
 
 def _build(doc: dict[str, Any], tensors: dict[str, np.ndarray]) -> nn.Sequential:
@@ -384,8 +365,10 @@ def pruned_from_bytes(data: bytes) -> nn.Sequential:
         FormatError: Truncated or corrupted data (checksums are enforced), a wrong magic (e.g. a ternary
             rmtcompress file) or version, or metadata inconsistent with the payloads.
     """
-    with _as_format_error():
-        parsed = _parse(data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION)
+    with as_format_error():
+        parsed = parse_container(
+            data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION
+        )
         return _build(parsed.doc, parsed.tensors)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -411,8 +394,10 @@ def pruned_file_report(path: str | os.PathLike[str]) -> dict[str, Any]:
         FileNotFoundError, FormatError: As :func:`load_pruned`.
     """
     data = Path(path).read_bytes()
-    with _as_format_error():
-        parsed = _parse(data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION)
+    with as_format_error():
+        parsed = parse_container(
+            data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION
+        )
         layers = []
         for e in parsed.doc["sequence"]:
             if e["type"] not in ("linear", "conv2d"):

@@ -24,23 +24,20 @@ version, a wrong magic or any inconsistency between metadata and payloads raises
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
 import torch
 from numpy.typing import NDArray
 
 from .._utils import (
     PHILOX_ALGORITHM,
+    __version__,
     atomic_write_bytes,
     entropy_bound_bits,
     philox_codes_match,
@@ -56,7 +53,31 @@ from ..core import (
     get_activation,
 )
 from ..errors import FormatError, InvalidParameterError
+from ..kernels import supports
 from ..ntklc import CompressedMLP, LinearReadout
+from ._container import (
+    METADATA_KEY,
+    METADATA_SHA256_KEY,
+    RANS_PROB_BITS,
+    Parsed,
+    as_format_error,
+    encode_container,
+    is_int,
+    meta_bool,
+    meta_float,
+    meta_floats,
+    meta_int,
+    meta_obj,
+    meta_str,
+    parse_container,
+    rans_cumulative,
+    rans_decode,
+    rans_decode_impl,
+    rans_encode,
+    rans_encode_impl,
+    rans_frequencies as general_rans_frequencies,
+    sha256_hex,
+)
 
 __all__ = [
     "ENCODINGS",
@@ -80,20 +101,12 @@ FORMAT_VERSION = 1
 """Version of the layout written by :func:`save`; :func:`load` reads exactly this version."""
 
 MAGIC = "rmtcompress"
-METADATA_KEY = "rmtcompress"
-METADATA_SHA256_KEY = "rmtcompress.sha256"
 
 ENCODINGS = ("auto", "2bit", "base3", "bitmask", "entropy", "seed", "float32")
 """Values accepted by :func:`save`'s ``encoding``."""
 
 _TERNARY_ENCODINGS = ("2bit", "base3", "bitmask", "entropy")
 """Payload encodings of ternary codes, in ``auto``'s tie-breaking order."""
-
-RANS_PROB_BITS = 16
-"""The rANS model's frequencies sum to 2**RANS_PROB_BITS."""
-
-RANS_L = 1 << 23
-"""Lower bound of the rANS state (state ∈ [RANS_L, 256·RANS_L) between symbols)."""
 
 _RANS_M = 1 << RANS_PROB_BITS
 _SEED_REQUIRED = "this model's weights were not generated from a Philox seed; build it with NTKLCConfig(weight_sampling='philox')"
@@ -192,131 +205,33 @@ def _unpack_bitmask(payload: Bytes, n: int, nnz: int) -> IntCodes:
 _SYMBOL_OF_CODE = np.array([1, 0, 2], dtype=np.uint8)  # index code + 1: −1 → 1, 0 → 0, +1 → 2
 _CODE_OF_SYMBOL = np.array([0, -1, 1], dtype=np.int8)
 
-
-def _rans_encode_impl(sym: Any, freq: Any, cum: Any, out: Any) -> int:  # pragma: no cover - jitted
-    """Encode ``sym`` (uint8 symbol indices) backwards into the end of ``out``; return the start offset."""
-    x = RANS_L
-    pos = out.shape[0]
-    for i in range(sym.shape[0] - 1, -1, -1):
-        s = sym[i]
-        f = freq[s]
-        x_max = ((RANS_L >> RANS_PROB_BITS) << 8) * f
-        while x >= x_max:
-            pos -= 1
-            out[pos] = x & 0xFF
-            x >>= 8
-        x = (x // f) * _RANS_M + (x % f) + cum[s]
-    pos -= 4
-    out[pos] = x & 0xFF
-    out[pos + 1] = (x >> 8) & 0xFF
-    out[pos + 2] = (x >> 16) & 0xFF
-    out[pos + 3] = (x >> 24) & 0xFF
-    return pos
+_rans_encode_impl = rans_encode_impl
+"""The rANS encoder loop (pure Python; :func:`rmtcompress.io._container.rans_encode` runs it compiled)."""
 
 
-def _rans_decode_impl(stream: Any, freq: Any, cum: Any, out: Any) -> int:  # pragma: no cover - jitted
-    """Decode ``out.shape[0]`` symbols; 0 on success, < 0 when the stream is malformed."""
-    nbytes = stream.shape[0]
-    if nbytes < 4:
-        return -1
-    x = (
-        np.int64(stream[0])
-        | (np.int64(stream[1]) << 8)
-        | (np.int64(stream[2]) << 16)
-        | (np.int64(stream[3]) << 24)
-    )
-    pos = 4
-    c1 = cum[1]
-    c2 = cum[2]
-    for i in range(out.shape[0]):
-        slot = x & (_RANS_M - 1)
-        if slot < c1:
-            s = 0
-        elif slot < c2:
-            s = 1
-        else:
-            s = 2
-        out[i] = s
-        x = freq[s] * (x >> RANS_PROB_BITS) + slot - cum[s]
-        while x < RANS_L:
-            if pos >= nbytes:
-                return -2
-            x = (x << 8) | np.int64(stream[pos])
-            pos += 1
-    if x != RANS_L:
-        return -3
-    if pos != nbytes:
-        return -4
-    return 0
-
-
-_KERNELS: dict[str, Callable[..., int]] = {}
-
-
-def _kernel(name: str) -> Callable[..., int]:
-    """The numba-compiled rANS loop (compiled on first use; pure Python when numba is unavailable)."""
-    if not _KERNELS:
-        impls: dict[str, Callable[..., int]] = {"encode": _rans_encode_impl, "decode": _rans_decode_impl}
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is a dependency
-            _KERNELS.update(impls)
-        else:
-            _KERNELS.update({k: numba.njit(cache=False, nogil=True)(f) for k, f in impls.items()})
-    return _KERNELS[name]
+def _rans_decode_impl(stream: Any, freq: Any, cum: Any, out: Any) -> int:
+    """Pure-Python decode of a 3-symbol stream filling ``stream`` exactly: 0 on success, < 0 when malformed."""
+    del cum  # implied by freq
+    lut = np.repeat(np.arange(len(freq), dtype=np.int64), np.asarray(freq, dtype=np.int64))
+    used = rans_decode_impl(stream, np.asarray(freq, dtype=np.int64), rans_cumulative(freq), lut, out)
+    return used if used < 0 else (0 if used == stream.shape[0] else -4)
 
 
 def rans_frequencies(counts: Sequence[int]) -> tuple[int, int, int]:
-    """Static rANS model of a layer: integer frequencies summing to 2¹⁶, quantised from the symbol counts.
-
-    ``f_s = max(1, ⌊(2·c_s·M + n) / (2n)⌋)`` for every symbol with ``c_s > 0`` (0 otherwise), then the largest
-    frequency (first in the order zero, −1, +1) absorbs the difference to ``M = 2¹⁶``. The decoder reads the
-    frequencies from the file, so only the encoder depends on this rule.
-
-    Args:
-        counts: ``(n_zero, n_neg, n_pos)``.
-
-    Returns:
-        ``(f_zero, f_neg, f_pos)``.
-    """
-    c = [int(v) for v in counts]
-    n = sum(c)
-    if n <= 0:
-        raise InvalidParameterError("cannot build a frequency table for an empty layer")
-    f = [max(1, (2 * ci * _RANS_M + n) // (2 * n)) if ci > 0 else 0 for ci in c]
-    big = int(np.argmax(f))
-    f[big] += _RANS_M - sum(f)
+    """Static rANS model of a ternary layer from its ``(n_zero, n_neg, n_pos)`` counts (see
+    :func:`rmtcompress.io._container.rans_frequencies`, whose rule it applies to three symbols)."""
+    f = general_rans_frequencies([int(c) for c in counts])
+    if len(f) != 3:
+        raise InvalidParameterError(f"a ternary layer has 3 symbol counts; got {len(f)}")
     return f[0], f[1], f[2]
 
 
-def _cumulative(freqs: Sequence[int]) -> NDArray[np.int64]:
-    return np.array([0, freqs[0], freqs[0] + freqs[1]], dtype=np.int64)
-
-
 def _rans_encode(flat: IntCodes, freqs: Sequence[int]) -> Bytes:
-    sym = _SYMBOL_OF_CODE[flat.astype(np.int64) + 1]
-    out = np.zeros(2 * flat.size + 4, dtype=np.uint8)
-    start = _kernel("encode")(sym, np.asarray(freqs, dtype=np.int64), _cumulative(freqs), out)
-    return out[start:].copy()
+    return rans_encode(_SYMBOL_OF_CODE[flat.astype(np.int64) + 1], freqs)
 
 
 def _rans_decode(payload: Bytes, n: int, freqs: Sequence[int]) -> IntCodes:
-    sym = np.zeros(n, dtype=np.uint8)
-    status = _kernel("decode")(
-        np.ascontiguousarray(payload, dtype=np.uint8),
-        np.asarray(freqs, dtype=np.int64),
-        _cumulative(freqs),
-        sym,
-    )
-    if status != 0:
-        why = {
-            -1: "shorter than its 4-byte state",
-            -2: "ends too early",
-            -3: "does not end in the initial state",
-            -4: "has trailing bytes",
-        }
-        raise FormatError(f"entropy-coded payload is malformed: the rANS stream {why.get(status, status)}")
-    return _CODE_OF_SYMBOL[sym]
+    return _CODE_OF_SYMBOL[rans_decode(payload, n, freqs)]
 
 
 # --------------------------------------------------------------------------------------------- public codec
@@ -445,7 +360,7 @@ def decode_codes(
         if (
             not isinstance(freqs, list)
             or len(freqs) != 3
-            or not all(_is_int(f) and f >= 0 for f in freqs)
+            or not all(is_int(f) and f >= 0 for f in freqs)
             or sum(freqs) != _RANS_M
             or any((c > 0) != (f > 0) for c, f in zip(cnt, freqs, strict=True))
         ):
@@ -550,13 +465,13 @@ def _activation_from_json(obj: Any, where: str) -> str | Activation:
             return name
         if kind == "step":
             return StepActivation(
-                tuple(_floats(obj.get("breakpoints"), f"{where}.breakpoints")),
-                tuple(_floats(obj.get("values"), f"{where}.values")),
+                tuple(meta_floats(obj.get("breakpoints"), f"{where}.breakpoints")),
+                tuple(meta_floats(obj.get("values"), f"{where}.values")),
                 name=name,
             )
         if kind == "linear_abs":
             return LinearAbsActivation(
-                _float(obj.get("a"), f"{where}.a"), _float(obj.get("b"), f"{where}.b"), name=name
+                meta_float(obj.get("a"), f"{where}.a"), meta_float(obj.get("b"), f"{where}.b"), name=name
             )
         if kind == "registry":
             return get_activation(name)
@@ -568,53 +483,6 @@ def _activation_from_json(obj: Any, where: str) -> str | Activation:
 
 
 # ============================================================================================ metadata helpers
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _int(v: Any, where: str, minimum: int | None = None) -> int:
-    if not _is_int(v) or (minimum is not None and v < minimum):
-        bound = "" if minimum is None else f" ≥ {minimum}"
-        raise FormatError(f"metadata field {where} must be an integer{bound}, got {v!r}")
-    return int(v)
-
-
-def _float(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-        raise FormatError(f"metadata field {where} must be a finite number, got {v!r}")
-    return float(v)
-
-
-def _floats(v: Any, where: str, length: int | None = None) -> list[float]:
-    if not isinstance(v, list) or (length is not None and len(v) != length):
-        size = "" if length is None else f" of length {length}"
-        raise FormatError(f"metadata field {where} must be a list{size}, got {v!r}")
-    return [_float(x, f"{where}[{i}]") for i, x in enumerate(v)]
-
-
-def _str(v: Any, where: str) -> str:
-    if not isinstance(v, str):
-        raise FormatError(f"metadata field {where} must be a string, got {v!r}")
-    return v
-
-
-def _bool(v: Any, where: str) -> bool:
-    if not isinstance(v, bool):
-        raise FormatError(f"metadata field {where} must be true or false, got {v!r}")
-    return v
-
-
-def _obj(v: Any, where: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise FormatError(f"metadata field {where} must be an object, got {type(v).__name__}")
-    return v
-
-
-def _sha256(arr: np.ndarray) -> str:
-    le = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
-    return hashlib.sha256(le.tobytes()).hexdigest()
 
 
 def _json_scalars(info: dict[str, Any]) -> dict[str, Any]:
@@ -680,8 +548,6 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
     """
     if not isinstance(model, CompressedMLP):
         raise InvalidParameterError(f"save() stores an rc.CompressedMLP, got {type(model).__name__}")
-    from .._utils import __version__
-
     spec = model.spec
     depth = spec.depth
     ternary = model.is_ternary
@@ -720,7 +586,7 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
                 seed=weight_seed,
                 sparsity=float(model.sparsity),
                 algorithm=PHILOX_ALGORITHM,
-                codes_sha256=_sha256(codes),
+                codes_sha256=sha256_hex(codes),
             )
         else:
             enc = encode_codes(mat, encs[i])
@@ -788,31 +654,15 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
         "scales": [float(s) for s in model.scales],
         "layers": layers,
         "readout": readout,
-        "tensors": {
-            name: {"dtype": arr.dtype.name, "shape": list(arr.shape), "sha256": _sha256(arr)}
-            for name, arr in tensors.items()
-        },
     }
-    try:
-        text = json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=True)
-    except ValueError as exc:
-        raise InvalidParameterError(
-            f"the model holds a non-finite number and cannot be stored: {exc}"
-        ) from exc
-    metadata = {METADATA_KEY: text, METADATA_SHA256_KEY: hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    return bytes(safetensors.numpy.save(tensors, metadata=metadata))
+    return encode_container(tensors, doc)
 
 
-def save(
-    model: CompressedMLP | torch.nn.Sequential,
-    path: str | os.PathLike[str],
-    encoding: str | Sequence[str] = "auto",
-) -> None:
+def save(model: CompressedMLP, path: str | os.PathLike[str], encoding: str | Sequence[str] = "auto") -> None:
     """Store ``model`` (weights, activations, centring constants, readout) in a packed file, atomically.
 
-    A pruned trained ``nn.Sequential`` MLP (e.g. after :func:`rmtcompress.prune`) goes to the pruned-net format
-    of :mod:`rmtcompress.pruned_storage` (float32 kept values; ``encoding`` ``"auto"``, ``"bitmask"`` or
-    ``"entropy"`` picks how the kept positions are coded).
+    (:func:`rmtcompress.io.save` dispatches here for NTK-LC nets, and to the pruned / quantized formats for
+    trained ``nn.Sequential`` nets.)
 
     The file is written to a temporary file in the same folder and moved onto ``path`` with ``os.replace``: an
     interrupted save leaves any previous file intact and no temporary file behind.
@@ -829,98 +679,10 @@ def save(
         ValueError: See :func:`to_bytes`.
         OSError: If the file cannot be written.
     """
-    if isinstance(model, torch.nn.Sequential):
-        from ._pruned import save_pruned
-
-        if not isinstance(encoding, str):
-            raise InvalidParameterError(
-                "a pruned nn.Sequential takes one position encoding: 'auto', 'bitmask' or 'entropy'"
-            )
-        save_pruned(model, path, positions=encoding)
-        return
     atomic_write_bytes(path, to_bytes(model, encoding), parents=False)
 
 
 # ============================================================================================ reading
-
-
-@dataclass
-class _Parsed:
-    doc: dict[str, Any]
-    tensors: dict[str, np.ndarray]
-    header_checksum: str  # "ok" | "mismatch" | "missing"
-    file_bytes: int
-    header_bytes: int
-    checksums: dict[str, str] = field(default_factory=dict)
-
-
-def _parse(
-    data: bytes, *, strict: bool, magic: str = MAGIC, version_expected: int = FORMAT_VERSION
-) -> _Parsed:
-    if len(data) < 8:
-        raise FormatError(f"not a safetensors file: only {len(data)} bytes")
-    try:
-        tensors = safetensors.numpy.load(bytes(data))
-    except Exception as exc:  # SafetensorError and friends
-        raise FormatError(
-            f"not a valid safetensors file (truncated, corrupted or another format): {exc}"
-        ) from exc
-    n_header = int.from_bytes(data[:8], "little")
-    try:
-        header = json.loads(bytes(data[8 : 8 + n_header]).decode("utf-8"))
-        meta = header.get("__metadata__") or {}
-    except (ValueError, AttributeError) as exc:
-        raise FormatError(f"unreadable safetensors header: {exc}") from exc
-    if not isinstance(meta, dict) or METADATA_KEY not in meta:
-        raise FormatError(f"not an rmtcompress file: the safetensors metadata has no {METADATA_KEY!r} entry")
-    text = meta[METADATA_KEY]
-    digest = meta.get(METADATA_SHA256_KEY)
-    if not isinstance(text, str):
-        raise FormatError(f"metadata entry {METADATA_KEY!r} is not a string")
-    if digest is None:
-        status = "missing"
-    else:
-        status = "ok" if digest == hashlib.sha256(text.encode("utf-8")).hexdigest() else "mismatch"
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise FormatError(
-            f"the rmtcompress metadata is not valid JSON (metadata checksum: {status}): {exc}"
-        ) from exc
-    if not isinstance(doc, dict) or doc.get("magic") != magic:
-        got = doc.get("magic") if isinstance(doc, dict) else None
-        raise FormatError(f"not an rmtcompress file of this kind: wrong magic {got!r} (expected {magic!r})")
-    version = doc.get("format_version")
-    if not _is_int(version):
-        raise FormatError(f"format_version must be an integer, got {version!r}")
-    if version != version_expected:
-        raise FormatError(
-            f"unsupported {magic} format version {version}; this library reads version {version_expected}"
-        )
-    if strict and status != "ok":
-        raise FormatError(
-            f"metadata checksum {status}: the {METADATA_KEY!r} JSON does not match its {METADATA_SHA256_KEY!r} "
-            "(the file header is corrupted)"
-        )
-    parsed = _Parsed(doc, tensors, status, len(data), 8 + n_header)
-    table = _obj(doc.get("tensors"), "tensors")
-    missing = sorted(set(table) - set(tensors))
-    extra = sorted(set(tensors) - set(table))
-    if missing or extra:
-        raise FormatError(f"tensors inconsistent with the metadata: missing {missing}, unexpected {extra}")
-    for name, entry in table.items():
-        e = _obj(entry, f"tensors.{name}")
-        arr = tensors[name]
-        shape = e.get("shape")
-        if arr.dtype.name != e.get("dtype") or not isinstance(shape, list) or list(arr.shape) != shape:
-            raise FormatError(
-                f"tensor {name!r} is {arr.dtype.name}{list(arr.shape)}, metadata says {e.get('dtype')}{shape}"
-            )
-        ok = _sha256(arr) == e.get("sha256")
-        parsed.checksums[name] = "ok" if ok else "mismatch"
-        if strict and not ok:
-            raise FormatError(f"checksum mismatch in tensor {name!r}: the payload is corrupted")
-    return parsed
 
 
 @dataclass
@@ -934,14 +696,14 @@ class _Layout:
     readout: dict[str, Any] | None
 
 
-def _layout(parsed: _Parsed) -> _Layout:
+def _layout(parsed: Parsed) -> _Layout:
     doc = parsed.doc
-    arch = _obj(doc.get("architecture"), "architecture")
-    input_dim = _int(arch.get("input_dim"), "architecture.input_dim", 1)
+    arch = meta_obj(doc.get("architecture"), "architecture")
+    input_dim = meta_int(arch.get("input_dim"), "architecture.input_dim", 1)
     widths_raw = arch.get("widths")
     if not isinstance(widths_raw, list) or not widths_raw:
         raise FormatError(f"metadata field architecture.widths must be a non-empty list, got {widths_raw!r}")
-    widths = [_int(w, f"architecture.widths[{i}]", 1) for i, w in enumerate(widths_raw)]
+    widths = [meta_int(w, f"architecture.widths[{i}]", 1) for i, w in enumerate(widths_raw)]
     depth = len(widths)
     spec_acts_raw = arch.get("spec_activations")
     acts_raw = arch.get("activations")
@@ -964,10 +726,10 @@ def _layout(parsed: _Parsed) -> _Layout:
         spec = MLPSpec(input_dim, tuple(widths), tuple(spec_acts))
     except ValueError as exc:
         raise FormatError(f"inconsistent architecture: {exc}") from exc
-    model = _obj(doc.get("model"), "model")
-    ternary = _bool(model.get("ternary"), "model.ternary")
-    centers = _floats(doc.get("centers"), "centers", depth)
-    scales = _floats(doc.get("scales"), "scales", depth)
+    model = meta_obj(doc.get("model"), "model")
+    ternary = meta_bool(model.get("ternary"), "model.ternary")
+    centers = meta_floats(doc.get("centers"), "centers", depth)
+    scales = meta_floats(doc.get("scales"), "scales", depth)
     layers_raw = doc.get("layers")
     if not isinstance(layers_raw, list) or len(layers_raw) != depth:
         raise FormatError(f"metadata field layers must be a list of {depth} layer records")
@@ -975,7 +737,7 @@ def _layout(parsed: _Parsed) -> _Layout:
     used: set[str] = set()
     layers: list[dict[str, Any]] = []
     for i, raw in enumerate(layers_raw):
-        rec = _obj(raw, f"layers[{i}]")
+        rec = meta_obj(raw, f"layers[{i}]")
         where = f"layers[{i}]"
         if rec.get("index") != i:
             raise FormatError(f"{where}.index must be {i}, got {rec.get('index')!r}")
@@ -993,7 +755,7 @@ def _layout(parsed: _Parsed) -> _Layout:
             counts = rec.get("counts")
             if not isinstance(counts, list) or len(counts) != 3:
                 raise FormatError(f"{where}.counts must be [n_zero, n_neg, n_pos], got {counts!r}")
-            cnt = [_int(c, f"{where}.counts", 0) for c in counts]
+            cnt = [meta_int(c, f"{where}.counts", 0) for c in counts]
             if sum(cnt) != n:
                 raise FormatError(
                     f"{where}.counts {cnt} sum to {sum(cnt)}, the shape {shape} holds {n} weights"
@@ -1001,16 +763,16 @@ def _layout(parsed: _Parsed) -> _Layout:
         if enc == "seed":
             if rec.get("tensor") is not None:
                 raise FormatError(f"{where}: a seed-encoded layer has no payload tensor")
-            _int(rec.get("seed"), f"{where}.seed", 0)
-            _float(rec.get("sparsity"), f"{where}.sparsity")
+            meta_int(rec.get("seed"), f"{where}.seed", 0)
+            meta_float(rec.get("sparsity"), f"{where}.sparsity")
             if rec.get("algorithm") != PHILOX_ALGORITHM:
                 raise FormatError(
                     f"{where}: unknown seed algorithm {rec.get('algorithm')!r} (this library implements "
                     f"{PHILOX_ALGORITHM!r})"
                 )
-            _str(rec.get("codes_sha256"), f"{where}.codes_sha256")
+            meta_str(rec.get("codes_sha256"), f"{where}.codes_sha256")
         else:
-            name = _str(rec.get("tensor"), f"{where}.tensor")
+            name = meta_str(rec.get("tensor"), f"{where}.tensor")
             if name not in parsed.tensors or name in used or name.startswith("readout."):
                 raise FormatError(f"{where}.tensor {name!r} is missing or already used")
             used.add(name)
@@ -1028,7 +790,7 @@ def _layout(parsed: _Parsed) -> _Layout:
                     raise FormatError(f"{where}: {enc} payload has {arr.size} bytes, expected {exp}")
         layers.append(rec)
     readout_raw = doc.get("readout")
-    readout = None if readout_raw is None else _obj(readout_raw, "readout")
+    readout = None if readout_raw is None else meta_obj(readout_raw, "readout")
     expected_tensors = used | ({"readout.coef", "readout.intercept"} if readout is not None else set())
     for a in acts_raw:  # per-neuron step activations keep their thresholds and levels as tensors
         if isinstance(a, dict) and a.get("kind") == "per_neuron_step":
@@ -1047,7 +809,7 @@ def _decode_layer(rec: dict[str, Any], tensors: dict[str, np.ndarray]) -> np.nda
         return np.array(tensors[rec["tensor"]], dtype=np.float32, copy=True)
     if enc == "seed":
         codes = philox_ternary_codes(rec["seed"], rec["index"], shape, rec["sparsity"])
-        if _sha256(codes) != rec["codes_sha256"]:
+        if sha256_hex(codes) != rec["codes_sha256"]:
             raise FormatError(
                 f"layer {rec['index']}: the codes regenerated from seed {rec['seed']} differ from the saved ones "
                 "(SHA-256 mismatch: the Philox stream or its mapping changed on this platform)"
@@ -1073,38 +835,19 @@ def from_bytes(data: bytes) -> CompressedMLP:
     Raises:
         FormatError: On anything but a valid, intact version-1 file.
     """
-    with _as_format_error():
-        return _build(_parse(data, strict=True))
+    with as_format_error():
+        return _build(parse_container(data, strict=True, magic=MAGIC, version_expected=FORMAT_VERSION))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-@contextlib.contextmanager
-def _as_format_error() -> Iterator[None]:
-    """Turn any error raised while interpreting a file's content into a :class:`FormatError`."""
-    try:
-        yield
-    except FormatError:
-        raise
-    except (
-        KeyError,
-        TypeError,
-        ValueError,
-        IndexError,
-        OverflowError,
-        AttributeError,
-        RecursionError,
-    ) as exc:
-        raise FormatError(f"inconsistent rmtcompress metadata: {type(exc).__name__}: {exc}") from exc
-
-
-def _build(parsed: _Parsed) -> CompressedMLP:
+def _build(parsed: Parsed) -> CompressedMLP:
     lay = _layout(parsed)
     m = lay.model
     depth = lay.spec.depth
     mats = [_decode_layer(rec, parsed.tensors) for rec in lay.layers]
     running = m.get("running_tau")
-    bits = _floats(m.get("activation_bits"), "model.activation_bits", depth)
-    sparsity = _float(m.get("sparsity"), "model.sparsity")
+    bits = meta_floats(m.get("activation_bits"), "model.activation_bits", depth)
+    sparsity = meta_float(m.get("sparsity"), "model.sparsity")
     ternary = bool(m["ternary"])
     tensors = [torch.from_numpy(np.ascontiguousarray(x)) for x in mats]
     model = CompressedMLP(
@@ -1114,31 +857,31 @@ def _build(parsed: _Parsed) -> CompressedMLP:
         codes=tensors if ternary else None,
         weights=None if ternary else tensors,
         scales=lay.scales,
-        method=_str(m.get("method"), "model.method"),
+        method=meta_str(m.get("method"), "model.method"),
         sparsity=sparsity,
         activation_bits=bits,
-        tau0=_float(m.get("tau0"), "model.tau0"),
-        straight_through=_bool(m.get("straight_through"), "model.straight_through"),
-        running_tau=None if running is None else _floats(running, "model.running_tau", depth),
-        thermometer=_bool(m.get("thermometer"), "model.thermometer"),
+        tau0=meta_float(m.get("tau0"), "model.tau0"),
+        straight_through=meta_bool(m.get("straight_through"), "model.straight_through"),
+        running_tau=None if running is None else meta_floats(running, "model.running_tau", depth),
+        thermometer=meta_bool(m.get("thermometer"), "model.thermometer"),
     )
     if model.thermometer != m["thermometer"]:
         raise FormatError("model.thermometer is set but the last activation is not a step function")
     seed = m.get("weight_seed")
     if seed is not None:
-        model.weight_seed = _int(seed, "model.weight_seed")
+        model.weight_seed = meta_int(seed, "model.weight_seed")
     if lay.readout is not None:
         model.classifier = _build_readout(lay.readout, parsed.tensors, model)
     return model
 
 
 def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: CompressedMLP) -> LinearReadout:
-    coef = tensors[_str(r.get("coef_tensor"), "readout.coef_tensor")]
-    intercept = tensors[_str(r.get("intercept_tensor"), "readout.intercept_tensor")]
+    coef = tensors[meta_str(r.get("coef_tensor"), "readout.coef_tensor")]
+    intercept = tensors[meta_str(r.get("intercept_tensor"), "readout.intercept_tensor")]
     classes_raw = r.get("classes")
-    if not isinstance(classes_raw, list) or not all(_is_int(c) for c in classes_raw):
+    if not isinstance(classes_raw, list) or not all(is_int(c) for c in classes_raw):
         raise FormatError("metadata field readout.classes must be a list of integers")
-    dtype = np.dtype(_str(r.get("classes_dtype"), "readout.classes_dtype"))
+    dtype = np.dtype(meta_str(r.get("classes_dtype"), "readout.classes_dtype"))
     if dtype.kind not in "iub":
         raise FormatError(f"readout.classes_dtype must be an integer dtype, got {dtype}")
     classes = np.asarray(classes_raw, dtype=dtype)
@@ -1155,7 +898,7 @@ def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: Com
         raise FormatError(f"readout.coef is {coef.dtype}{coef.shape}, expected float64{(n_feat, k)}")
     if intercept.dtype != np.float64 or intercept.shape != (k,):
         raise FormatError(f"readout.intercept is {intercept.dtype}{intercept.shape}, expected float64{(k,)}")
-    info = _obj(r.get("info", {}), "readout.info")
+    info = meta_obj(r.get("info", {}), "readout.info")
     order = r.get("coef_memory_order")
     if order not in ("C", "F"):
         raise FormatError(f"readout.coef_memory_order must be 'C' or 'F', got {order!r}")
@@ -1163,7 +906,7 @@ def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: Com
         coef=np.array(coef, copy=True, order=order),
         intercept=np.array(intercept, copy=True),
         classes=classes,
-        method=_str(r.get("method"), "readout.method"),
+        method=meta_str(r.get("method"), "readout.method"),
         info=dict(info),
     )
 
@@ -1171,7 +914,7 @@ def _build_readout(r: dict[str, Any], tensors: dict[str, np.ndarray], model: Com
 def load(path: str | os.PathLike[str]) -> Any:
     """Load a model saved by :func:`save`; its outputs are bit-identical to the saved model's.
 
-    A pruned-net file (:mod:`rmtcompress.pruned_storage`) loads as a plain ``nn.Sequential`` with exact zeros.
+    (:func:`rmtcompress.io.load` recognises every format by its magic and dispatches here for NTK-LC files.)
 
     Args:
         path: The file.
@@ -1187,14 +930,7 @@ def load(path: str | os.PathLike[str]) -> Any:
             tensor whose checksum fails), has a wrong magic or an unknown format version, or its metadata is
             inconsistent with its payloads.
     """
-    data = Path(path).read_bytes()
-    from ._pruned import is_pruned_file, pruned_from_bytes
-
-    if is_pruned_file(data):
-        return pruned_from_bytes(data)
-    model = from_bytes(data)
-    from ..kernels import supports
-
+    model = from_bytes(Path(path).read_bytes())
     if supports(model):
         model.fast = True
     return model
@@ -1220,12 +956,8 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise: it is reported).
     """
     data = Path(path).read_bytes()
-    from ._pruned import is_pruned_file, pruned_file_report
-
-    if is_pruned_file(data):
-        return pruned_file_report(path)
-    with _as_format_error():
-        parsed = _parse(data, strict=False)
+    with as_format_error():
+        parsed = parse_container(data, strict=False, magic=MAGIC, version_expected=FORMAT_VERSION)
         lay = _layout(parsed)
     layers = []
     for rec in lay.layers:

@@ -4,6 +4,7 @@ and the paper's figures.
 
 from __future__ import annotations
 
+from .._utils import stratified_split_indices as stratified_split_indices
 from ._datasets import (
     PaperNormalizer as PaperNormalizer,
     load_array_file as load_array_file,
@@ -20,6 +21,7 @@ from ._experiments import (
     TASKS as TASKS,
     MethodSpec as MethodSpec,
     Task as Task,
+    aggregate as aggregate,
     build_model as build_model,
     load_task as load_task,
     run_grid as run_grid,
@@ -32,7 +34,11 @@ from ._fig2 import SpectraConfig as SpectraConfig, run_spectra as run_spectra
 from ._report import (
     write_report as write_report,
 )
+from ._store import ResultStore as ResultStore
 from ._sweeps import (
+    load_sweep as load_sweep,
+    parse_sweep as parse_sweep,
+    run_sweep as run_sweep,
     run_sweep_file as run_sweep_file,
     train_point as train_point,
 )
@@ -42,8 +48,10 @@ __all__ = [
     "TASKS",
     "MethodSpec",
     "PaperNormalizer",
+    "ResultStore",
     "SpectraConfig",
     "Task",
+    "aggregate",
     "build_model",
     "load_array_file",
     "load_cifar10_batches",
@@ -51,14 +59,18 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_dataset",
     "load_mnist_subset",
+    "load_sweep",
     "load_task",
     "make_gmm",
+    "parse_sweep",
     "run_grid",
     "run_one",
     "run_spectra",
+    "run_sweep",
     "run_sweep_file",
     "select_classes",
     "split_train_test",
+    "stratified_split_indices",
     "summary_table",
     "train_point",
     "write_report",

@@ -1,5 +1,5 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ._pruning import (
     current_sparsity as current_sparsity,
     gini_index as gini_index,
     lq_norm as lq_norm,
+    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
     prune as prune,
     remove as remove,
@@ -29,8 +30,21 @@ from ._training import (
     evaluate as evaluate,
     initial_state as initial_state,
     make_mlp as make_mlp,
+    pq_trajectory_point as pq_trajectory_point,
     train as train,
     train_iterative as train_iterative,
+    train_val_split as train_val_split,
+)
+from ._weight_quant import (
+    QuantizedConv2d as QuantizedConv2d,
+    QuantizedLinear as QuantizedLinear,
+    TernaryWeightConfig as TernaryWeightConfig,
+    UniformWeightConfig as UniformWeightConfig,
+    WeightQuantConfig as WeightQuantConfig,
+    WeightQuantWarning as WeightQuantWarning,
+    WeightSharingConfig as WeightSharingConfig,
+    quantize_weights as quantize_weights,
+    quantized_layers as quantized_layers,
 )
 
 __all__ = [
@@ -39,8 +53,15 @@ __all__ = [
     "LqAdaptiveConfig",
     "MagnitudeConfig",
     "QuantizedActivation",
+    "QuantizedConv2d",
+    "QuantizedLinear",
     "SAPConfig",
+    "TernaryWeightConfig",
     "TrainConfig",
+    "UniformWeightConfig",
+    "WeightQuantConfig",
+    "WeightQuantWarning",
+    "WeightSharingConfig",
     "activation_bits",
     "compressibility",
     "current_sparsity",
@@ -49,11 +70,16 @@ __all__ = [
     "initial_state",
     "lq_norm",
     "make_mlp",
+    "model_storage_bytes",
     "pq_index",
+    "pq_trajectory_point",
     "prune",
     "quantize_activations",
+    "quantize_weights",
+    "quantized_layers",
     "remove",
     "runtime_memory",
     "train",
     "train_iterative",
+    "train_val_split",
 ]
