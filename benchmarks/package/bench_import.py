@@ -55,6 +55,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "import_time.json")
     args = ap.parse_args()
 
+    load_at_start = list(os.getloadavg())
     env = dict(os.environ)
     here_src = str(Path(__file__).resolve().parents[2] / "src")
     ours = {**env, "PYTHONPATH": here_src}
@@ -72,6 +73,7 @@ def main() -> None:
         "task": "import_time",
         "command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
         "machine": machine_info(),
+        "loadavg_at_start": load_at_start,
         "targets_s": {"import rmtcompress": 1.2, "rmtcompress --help": 0.6},
         "rows": rows,
     }

@@ -258,7 +258,7 @@ def run_accuracy(
         rec |= {
             "rel_lambda": rel,
             "solver": "dual",
-            "memory": mem.as_dict(),
+            "memory": mem.to_dict(),
             "seconds": time.perf_counter() - t0,
         }
         records.append(rec)
@@ -275,7 +275,7 @@ def run_accuracy(
                 mem = memory_bits(kw.pop("method"), N, p, Xtr.shape[0], **kw)
                 rec = {"method": name, "N": N, "seed": seed} | res
                 rec |= {
-                    "memory": mem.as_dict(),
+                    "memory": mem.to_dict(),
                     "feature_seconds": t_feat,
                     "seconds": time.perf_counter() - t0,
                 }

@@ -547,7 +547,7 @@ def test_lq_criterion_lottery_hits_milestones_exactly_with_nested_masks(scope: s
     previous: dict[str, torch.Tensor] | None = None
     for r, target in enumerate(cfg.schedule()):
         res = prune(model, cfg)
-        assert res.method == "lottery_ticket" and res.details["criterion"] == "lq"
+        assert res.method == "lottery" and res.details["criterion"] == "lq"
         assert res.target_sparsity == pytest.approx(target)
         counts = _pruned_counts(model)
         if scope == "layer":

@@ -180,7 +180,7 @@ def test_lottery_ticket_rounds_rewind_to_init(digits: Any, monkeypatch: pytest.M
             assert torch.equal(value[kept], theta0[name][kept])
     assert all(r.test_accuracy is not None for r in res.rounds)
     assert res.rounds[2].entropy_bytes < res.rounds[1].entropy_bytes < res.rounds[0].entropy_bytes
-    assert res.rounds[1].prune is not None and res.rounds[1].prune["method"] == "lottery_ticket"
+    assert res.rounds[1].prune is not None and res.rounds[1].prune["method"] == "lottery"
 
 
 def test_sap_rounds_from_a_pretrained_model(digits: Any) -> None:

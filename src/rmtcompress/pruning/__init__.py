@@ -11,10 +11,15 @@ from ._activation_quant import (
     runtime_memory as runtime_memory,
 )
 from ._pruning import (
+    PRUNE_RULES as PRUNE_RULES,
+    RULE_NAMES as RULE_NAMES,
     GradualMagnitudeConfig as GradualMagnitudeConfig,
     LotteryTicketConfig as LotteryTicketConfig,
     LqAdaptiveConfig as LqAdaptiveConfig,
     MagnitudeConfig as MagnitudeConfig,
+    PruneConfig as PruneConfig,
+    PruneResult as PruneResult,
+    RuleStep as RuleStep,
     SAPConfig as SAPConfig,
     compressibility as compressibility,
     current_sparsity as current_sparsity,
@@ -23,6 +28,8 @@ from ._pruning import (
     model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
     prune as prune,
+    prune_config_type as prune_config_type,
+    register_prune_rule as register_prune_rule,
     remove as remove,
 )
 from ._training import (
@@ -48,13 +55,18 @@ from ._weight_quant import (
 )
 
 __all__ = [
+    "PRUNE_RULES",
+    "RULE_NAMES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
     "MagnitudeConfig",
+    "PruneConfig",
+    "PruneResult",
     "QuantizedActivation",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "RuleStep",
     "SAPConfig",
     "TernaryWeightConfig",
     "TrainConfig",
@@ -74,9 +86,11 @@ __all__ = [
     "pq_index",
     "pq_trajectory_point",
     "prune",
+    "prune_config_type",
     "quantize_activations",
     "quantize_weights",
     "quantized_layers",
+    "register_prune_rule",
     "remove",
     "runtime_memory",
     "train",

@@ -50,19 +50,21 @@ import copy
 import itertools
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from .._utils import binary_entropy_bits, check_int
+from .._utils import Config, Registry, binary_entropy_bits, check_int
 from ..errors import InvalidParameterError
 
 __all__ = [
+    "PRUNE_RULES",
+    "RULE_NAMES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
@@ -70,6 +72,7 @@ __all__ = [
     "MaskedOptimizerStep",
     "PruneConfig",
     "PruneResult",
+    "RuleStep",
     "SAPConfig",
     "SparseLayer",
     "apply_masks",
@@ -84,7 +87,9 @@ __all__ = [
     "pq_index",
     "prunable_layers",
     "prune",
+    "prune_config_type",
     "register_gradient_masks",
+    "register_prune_rule",
     "remove",
     "rewind_to",
     "sap_retained_bound",
@@ -539,14 +544,15 @@ def _check_choice(value: object, name: str, choices: tuple[str, ...]) -> None:
         raise InvalidParameterError(f"{name} must be one of {choices}; got {value!r}")
 
 
-def _check_criterion(owner: str, criterion: object, q: object) -> None:
-    """Validate ``criterion`` ('magnitude' | 'lq') and the ℓ_q exponent ``q`` in (0, 1) (always checked)."""
+def _check_criterion(owner: str, criterion: object, q: object) -> float:
+    """Validate ``criterion`` ('magnitude' | 'lq') and the ℓ_q exponent ``q`` in (0, 1) (always checked); return q."""
     _check_choice(criterion, f"{owner}.criterion", ("magnitude", "lq"))
     qf = _check_real(q, f"{owner}.q")
     if not 0.0 < qf < 1.0:
         raise InvalidParameterError(
             f"{owner}.q must lie in (0, 1) (exponent of the ℓ_q quasi-norm); got {q!r}"
         )
+    return qf
 
 
 def _check_milestones(owner: str, milestones: object) -> tuple[float, ...] | None:
@@ -566,7 +572,7 @@ def _check_milestones(owner: str, milestones: object) -> tuple[float, ...] | Non
 
 
 @dataclass(frozen=True)
-class MagnitudeConfig:
+class MagnitudeConfig(Config):
     """One-shot magnitude pruning: keep exactly the ``round((1 − sparsity)·n)`` largest ``|w|``.
 
     Attributes:
@@ -574,17 +580,19 @@ class MagnitudeConfig:
         scope: ``'layer'`` (every layer at the same sparsity) or ``'global'`` (one threshold across layers).
     """
 
+    rule: ClassVar[str] = "oneshot"
+
     sparsity: float
     scope: Scope = "layer"
 
     def __post_init__(self) -> None:
-        """Validate the fields (ValueError)."""
-        _check_fraction(self.sparsity, "sparsity")
+        """Validate the fields (InvalidParameterError)."""
+        object.__setattr__(self, "sparsity", _check_fraction(self.sparsity, "sparsity"))
         _check_choice(self.scope, "scope", ("layer", "global"))
 
 
 @dataclass(frozen=True)
-class LqAdaptiveConfig:
+class LqAdaptiveConfig(Config):
     """Neuron-wise adaptive pruning from the ℓ_q bound — our reading of Yang et al. (2022), see module docstring.
 
     Per neuron j (a row of the weight, flattened over fan-in) keep ``k_j ∝ c_j^q`` of its largest inputs, with
@@ -607,6 +615,8 @@ class LqAdaptiveConfig:
             ``'l1'`` or ``'l2'``.
     """
 
+    rule: ClassVar[str] = "lq"
+
     sparsity: float | None = None
     q: float = 0.5
     budget: float | None = None
@@ -617,33 +627,37 @@ class LqAdaptiveConfig:
     outgoing_norm: Literal["inf", "l1", "l2"] = "inf"
 
     def __post_init__(self) -> None:
-        """Validate the fields (ValueError)."""
+        """Validate the fields (InvalidParameterError)."""
+        set_ = object.__setattr__
         q = _check_real(self.q, "q")
         if not 0.0 < q < 1.0:
             raise InvalidParameterError(
                 f"LqAdaptiveConfig.q must lie in (0, 1) (the ℓ_q quasi-norm); got {self.q!r}"
             )
+        set_(self, "q", q)
         if (self.sparsity is None) == (self.budget is None):
             raise InvalidParameterError(
                 "give exactly one of sparsity= (target fraction pruned) or budget= (bound value)"
             )
         if self.sparsity is not None:
-            _check_fraction(self.sparsity, "sparsity")
+            set_(self, "sparsity", _check_fraction(self.sparsity, "sparsity"))
         if self.budget is not None:
             b = _check_real(self.budget, "budget")
             if not (b > 0 and math.isfinite(b)):
                 raise InvalidParameterError(f"budget must be finite and > 0; got {self.budget!r}")
+            set_(self, "budget", b)
         _check_choice(self.scope, "scope", ("layer", "global"))
-        check_int(self.min_keep, "min_keep", 0)
+        set_(self, "min_keep", check_int(self.min_keep, "min_keep", 0))
         for name in ("lipschitz", "input_bound"):
             v = _check_real(getattr(self, name), name)
             if not (v > 0 and math.isfinite(v)):
                 raise InvalidParameterError(f"{name} must be finite and > 0; got {v!r}")
+            set_(self, name, v)
         _check_choice(self.outgoing_norm, "outgoing_norm", ("inf", "l1", "l2"))
 
 
 @dataclass(frozen=True)
-class SAPConfig:
+class SAPConfig(Config):
     """One step of Sparsity-informed Adaptive Pruning (Diao et al. 2023; methods.md §3.3).
 
     In each scope unit (a neuron = output row, a layer, or all weights): compute the PQ index ``I`` of the unpruned
@@ -670,6 +684,8 @@ class SAPConfig:
         milestones: Optional strictly increasing overall sparsities in ``(0, 1)`` that the rounds land on exactly.
     """
 
+    rule: ClassVar[str] = "sap"
+
     p: float = 0.5
     q: float = 1.0
     eta: float = 0.0
@@ -680,9 +696,12 @@ class SAPConfig:
     milestones: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
-        """Validate the fields (ValueError)."""
-        object.__setattr__(self, "milestones", _check_milestones("SAPConfig", self.milestones))
-        _check_pq(self.p, self.q)
+        """Validate the fields (InvalidParameterError)."""
+        set_ = object.__setattr__
+        set_(self, "milestones", _check_milestones("SAPConfig", self.milestones))
+        p, q = _check_pq(self.p, self.q)
+        set_(self, "p", p)
+        set_(self, "q", q)
         eta = _check_real(self.eta, "eta")
         if not (eta >= 0 and math.isfinite(eta)):
             raise InvalidParameterError(f"eta must be finite and >= 0; got {self.eta!r}")
@@ -692,12 +711,15 @@ class SAPConfig:
         beta = _check_real(self.beta, "beta")
         if not 0.0 < beta <= 1.0:
             raise InvalidParameterError(f"beta must lie in (0, 1]; got {self.beta!r}")
+        set_(self, "eta", eta)
+        set_(self, "gamma", gamma)
+        set_(self, "beta", beta)
         _check_choice(self.scope, "scope", ("layer", "neuron", "global"))
-        check_int(self.rounds, "rounds", 1)
+        set_(self, "rounds", check_int(self.rounds, "rounds", 1))
 
 
 @dataclass(frozen=True)
-class GradualMagnitudeConfig:
+class GradualMagnitudeConfig(Config):
     """Zhu & Gupta (2017) gradual magnitude pruning schedule (methods.md §4).
 
     ``s_t = s_f + (s_i − s_f)(1 − (t − t_0)/(t_end − t_0))^e`` for ``t_0 ≤ t ≤ t_end``, ``s_i`` before and ``s_f``
@@ -722,6 +744,8 @@ class GradualMagnitudeConfig:
         q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
     """
 
+    rule: ClassVar[str] = "gmp"
+
     final_sparsity: float
     begin_step: int
     end_step: int
@@ -733,8 +757,9 @@ class GradualMagnitudeConfig:
     q: float = 0.5
 
     def __post_init__(self) -> None:
-        """Validate the fields (ValueError)."""
-        _check_criterion("GradualMagnitudeConfig", self.criterion, self.q)
+        """Validate the fields (InvalidParameterError)."""
+        set_ = object.__setattr__
+        set_(self, "q", _check_criterion("GradualMagnitudeConfig", self.criterion, self.q))
         sf = _check_fraction(self.final_sparsity, "final_sparsity")
         si = _check_fraction(self.initial_sparsity, "initial_sparsity")
         if si > sf:
@@ -743,11 +768,20 @@ class GradualMagnitudeConfig:
         e = check_int(self.end_step, "end_step", 0)
         if e <= b:
             raise InvalidParameterError(f"end_step ({e}) must be > begin_step ({b})")
-        check_int(self.frequency, "frequency", 1)
+        f = check_int(self.frequency, "frequency", 1)
         ex = _check_real(self.exponent, "exponent")
         if not (ex > 0 and math.isfinite(ex)):
             raise InvalidParameterError(f"exponent must be finite and > 0; got {self.exponent!r}")
         _check_choice(self.scope, "scope", ("layer", "global"))
+        for name, value in (
+            ("final_sparsity", sf),
+            ("initial_sparsity", si),
+            ("begin_step", b),
+            ("end_step", e),
+            ("frequency", f),
+            ("exponent", ex),
+        ):
+            set_(self, name, value)
 
     def sparsity_at(self, step: int) -> float:
         """Target sparsity after ``step`` completed optimizer steps (exactly ``final_sparsity`` for step ≥ end)."""
@@ -769,7 +803,7 @@ class GradualMagnitudeConfig:
 
 
 @dataclass(frozen=True)
-class LotteryTicketConfig:
+class LotteryTicketConfig(Config):
     """Iterative magnitude pruning with rewinding (Frankle & Carbin 2019).
 
     Each round prunes ``rate`` of the *remaining* weights by magnitude; the cumulative sparsity after round r is
@@ -792,6 +826,8 @@ class LotteryTicketConfig:
         q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
     """
 
+    rule: ClassVar[str] = "lottery"
+
     rate: float = 0.2
     rounds: int = 5
     rewind: Literal["init", "none"] = "init"
@@ -801,13 +837,14 @@ class LotteryTicketConfig:
     q: float = 0.5
 
     def __post_init__(self) -> None:
-        """Validate the fields (ValueError)."""
-        _check_fraction(self.rate, "rate", allow_zero=False)
-        check_int(self.rounds, "rounds", 1)
+        """Validate the fields (InvalidParameterError)."""
+        set_ = object.__setattr__
+        set_(self, "rate", _check_fraction(self.rate, "rate", allow_zero=False))
+        set_(self, "rounds", check_int(self.rounds, "rounds", 1))
         _check_choice(self.rewind, "rewind", ("init", "none"))
         _check_choice(self.scope, "scope", ("layer", "global"))
-        _check_criterion("LotteryTicketConfig", self.criterion, self.q)
-        object.__setattr__(self, "milestones", _check_milestones("LotteryTicketConfig", self.milestones))
+        set_(self, "q", _check_criterion("LotteryTicketConfig", self.criterion, self.q))
+        set_(self, "milestones", _check_milestones("LotteryTicketConfig", self.milestones))
 
     def schedule(self) -> tuple[float, ...]:
         """Cumulative sparsity after each round."""
@@ -840,8 +877,9 @@ class PruneResult:
     """What one call of :func:`prune` did.
 
     Attributes:
-        method: Name of the rule (``'magnitude'``, ``'lq_adaptive'``, ``'sap'``, ``'gradual_magnitude'``,
-            ``'lottery_ticket'``).
+        method: Name of the rule, ``config.rule``: ``'oneshot'``, ``'lq'``, ``'sap'``, ``'gmp'`` or ``'lottery'``
+            (the CLI's spellings; before this release ``'magnitude'``, ``'lq_adaptive'``, ``'gradual_magnitude'``
+            and ``'lottery_ticket'``).
         masks: Copies of the new masks (bool tensors, True = kept), keyed by layer name.
         layer_sparsity: Achieved fraction pruned per layer.
         sparsity: Achieved fraction pruned over all selected weights.
@@ -1381,6 +1419,116 @@ def _criterion_masks(
     return masks, {"criterion": "lq", "lq": lq_details}
 
 
+@dataclass
+class RuleStep:
+    """What a pruning rule's handler returns to :func:`prune`: the new masks (True = kept) of the selected
+    layers, rule-specific ``details`` and the step's target sparsity (None when the rule has none)."""
+
+    masks: dict[str, torch.Tensor]
+    details: dict[str, Any] = field(default_factory=dict)
+    target: float | None = None
+
+
+PruneRule: TypeAlias = Callable[[nn.Module, list[tuple[str, nn.Module]], Any, "int | None"], RuleStep]
+
+PRUNE_RULES: Registry[type, PruneRule] = Registry("pruning config")
+"""Config type → handler (:func:`register_prune_rule`); :func:`prune` dispatches on the type of its config."""
+
+RULE_NAMES: Registry[str, type] = Registry(
+    "pruning rule",
+    aliases={
+        "magnitude": "oneshot",
+        "lq_adaptive": "lq",
+        "gradual_magnitude": "gmp",
+        "lottery_ticket": "lottery",
+    },
+)
+"""Rule name (``config.rule``, ``PruneResult.method``, the CLI's spelling) → config type. The spellings of the
+results before this release (``magnitude``, ``lq_adaptive``, ``gradual_magnitude``, ``lottery_ticket``) resolve
+with a deprecation warning."""
+
+
+def register_prune_rule(config_type: type) -> Callable[[PruneRule], PruneRule]:
+    """Decorator: register the handler of a pruning config type (a frozen :class:`~rmtcompress._utils.Config`
+    dataclass with a class-level ``rule`` name); :func:`prune` dispatches to it.
+
+    The handler is called as ``handler(model, selected, config, step)`` (``selected``: the ``(name, module)``
+    pairs to prune, ``step``: the ``step=`` argument of :func:`prune`) and returns a :class:`RuleStep`. It must
+    not revive pruned weights; :func:`prune` installs the masks, computes the bound and the result.
+    """
+
+    def deco(handler: PruneRule) -> PruneRule:
+        name = getattr(config_type, "rule", None)
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterError(
+                f"{config_type.__name__} needs a class-level rule name (rule: ClassVar[str])"
+            )
+        PRUNE_RULES.register(config_type)(handler)
+        RULE_NAMES.register(name)(config_type)
+        return handler
+
+    return deco
+
+
+def prune_config_type(name: str) -> type:
+    """The config class of the pruning rule called ``name`` (``'oneshot'``, ``'lq'``, ``'sap'``, ``'gmp'``,
+    ``'lottery'``); the old result spellings warn (RmtcompressDeprecationWarning)."""
+    return RULE_NAMES.get(name)
+
+
+@register_prune_rule(MagnitudeConfig)
+def _oneshot_rule(
+    model: nn.Module, selected: list[tuple[str, nn.Module]], config: MagnitudeConfig, step: int | None
+) -> RuleStep:
+    target = float(config.sparsity)
+    return RuleStep(_magnitude_masks(selected, target, config.scope), {}, target)
+
+
+@register_prune_rule(LqAdaptiveConfig)
+def _lq_rule(
+    model: nn.Module, selected: list[tuple[str, nn.Module]], config: LqAdaptiveConfig, step: int | None
+) -> RuleStep:
+    masks, details = _lq_adaptive(selected, prunable_layers(model), config)
+    return RuleStep(masks, details, None if config.sparsity is None else float(config.sparsity))
+
+
+@register_prune_rule(SAPConfig)
+def _sap_rule(
+    model: nn.Module, selected: list[tuple[str, nn.Module]], config: SAPConfig, step: int | None
+) -> RuleStep:
+    if config.milestones is None:
+        masks, details = _sap_step(selected, config)
+        return RuleStep(masks, details)
+    milestone, cap = _sap_milestone(selected, config)
+    masks, details = _sap_step(selected, config, cap=cap)
+    details["next_milestone"] = milestone
+    # landed exactly on the milestone (clipped, or SAP's own count)
+    return RuleStep(masks, details, milestone if details["n_step"] == cap else None)
+
+
+@register_prune_rule(GradualMagnitudeConfig)
+def _gmp_rule(
+    model: nn.Module, selected: list[tuple[str, nn.Module]], config: GradualMagnitudeConfig, step: int | None
+) -> RuleStep:
+    if step is None:
+        raise InvalidParameterError(
+            "prune(..., GradualMagnitudeConfig) needs step= (optimizer steps completed)"
+        )
+    target = config.sparsity_at(int(step))
+    masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
+    details["step"] = int(step)
+    return RuleStep(masks, details, target)
+
+
+@register_prune_rule(LotteryTicketConfig)
+def _lottery_rule(
+    model: nn.Module, selected: list[tuple[str, nn.Module]], config: LotteryTicketConfig, step: int | None
+) -> RuleStep:
+    target = _lt_target(selected, config)
+    masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
+    return RuleStep(masks, details, target)
+
+
 def prune(
     model: nn.Module,
     config: PruneConfig,
@@ -1391,17 +1539,18 @@ def prune(
     """Apply one pruning step to ``model`` in place: update the ``weight_mask`` buffers and zero pruned weights.
 
     Masks only ever shrink: weights already pruned stay pruned (a target below the current sparsity keeps them).
+    The rule is the handler registered for ``type(config)`` (:func:`register_prune_rule`):
 
-    * :class:`MagnitudeConfig`: one-shot, exact count.
-    * :class:`LqAdaptiveConfig`: the ℓ_q neuron-wise rule; ``result.details`` holds ``k_j``, ``c_j`` and the
-      per-layer ℓ_q / tail bound terms.
-    * :class:`SAPConfig`: one SAP step (the training loop applies ``config.rounds`` of them); with ``milestones``
-      clipped so as not to pass the next milestone (``target_sparsity`` = that milestone when the step lands on
-      it, else None; ``details['clipped']`` says whether SAP's counts were scaled down).
-    * :class:`GradualMagnitudeConfig`: pruning to ``config.sparsity_at(step)`` (``step`` required) by magnitude or,
-      with ``criterion='lq'``, by the neuron-wise ℓ_q allocation.
-    * :class:`LotteryTicketConfig`: pruning to the next sparsity of ``config.schedule()`` above the current one
-      (magnitude or ℓ_q criterion; rewinding is the training loop's job, see :func:`rewind_to`).
+    * :class:`MagnitudeConfig` (``'oneshot'``): one-shot, exact count.
+    * :class:`LqAdaptiveConfig` (``'lq'``): the ℓ_q neuron-wise rule; ``result.details`` holds ``k_j``, ``c_j``
+      and the per-layer ℓ_q / tail bound terms.
+    * :class:`SAPConfig` (``'sap'``): one SAP step (the training loop applies ``config.rounds`` of them); with
+      ``milestones`` clipped so as not to pass the next milestone (``target_sparsity`` = that milestone when the
+      step lands on it, else None; ``details['clipped']`` says whether SAP's counts were scaled down).
+    * :class:`GradualMagnitudeConfig` (``'gmp'``): pruning to ``config.sparsity_at(step)`` (``step`` required) by
+      magnitude or, with ``criterion='lq'``, by the neuron-wise ℓ_q allocation.
+    * :class:`LotteryTicketConfig` (``'lottery'``): pruning to the next sparsity of ``config.schedule()`` above the
+      current one (magnitude or ℓ_q criterion; rewinding is the training loop's job, see :func:`rewind_to`).
 
     Args:
         model: The model (modified in place).
@@ -1410,49 +1559,21 @@ def prune(
         layers: Optional names of the layers to prune (default: every ``nn.Linear`` / ``nn.Conv2d``).
 
     Returns:
-        A :class:`PruneResult`.
+        A :class:`PruneResult` whose ``method`` is the rule's name (``config.rule``).
 
     Raises:
-        ValueError: If the model has no prunable layer, ``config`` has the wrong type, ``step`` is missing for the
-            gradual schedule, or the lottery-ticket schedule / SAP milestones are exhausted.
+        InvalidParameterError: If the model has no prunable layer, ``config`` has no registered rule, ``step`` is
+            missing for the gradual schedule, or the lottery-ticket schedule / SAP milestones are exhausted.
     """
-    selected = prunable_layers(model, layers)
-    target: float | None = None
-    details: dict[str, Any] = {}
-    if isinstance(config, MagnitudeConfig):
-        method, target = "magnitude", float(config.sparsity)
-        masks = _magnitude_masks(selected, target, config.scope)
-    elif isinstance(config, GradualMagnitudeConfig):
-        if step is None:
-            raise InvalidParameterError(
-                "prune(..., GradualMagnitudeConfig) needs step= (optimizer steps completed)"
-            )
-        method, target = "gradual_magnitude", config.sparsity_at(int(step))
-        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
-        details["step"] = int(step)
-    elif isinstance(config, LotteryTicketConfig):
-        method = "lottery_ticket"
-        target = _lt_target(selected, config)
-        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
-    elif isinstance(config, LqAdaptiveConfig):
-        method = "lq_adaptive"
-        target = None if config.sparsity is None else float(config.sparsity)
-        masks, details = _lq_adaptive(selected, prunable_layers(model), config)
-    elif isinstance(config, SAPConfig):
-        method = "sap"
-        if config.milestones is None:
-            masks, details = _sap_step(selected, config)
-        else:
-            milestone, cap = _sap_milestone(selected, config)
-            masks, details = _sap_step(selected, config, cap=cap)
-            details["next_milestone"] = milestone
-            if details["n_step"] == cap:  # landed exactly on the milestone (clipped, or SAP's own count)
-                target = milestone
-    else:
+    kind = next((k for k in type(config).__mro__ if k in PRUNE_RULES), None)
+    if kind is None:
         raise InvalidParameterError(
-            f"unknown pruning config {type(config).__name__}; expected MagnitudeConfig, LqAdaptiveConfig, "
-            "SAPConfig, GradualMagnitudeConfig or LotteryTicketConfig"
+            f"unknown pruning config {type(config).__name__}; expected one of {', '.join(PRUNE_RULES.names())}"
         )
+    handler = PRUNE_RULES.get(kind)
+    selected = prunable_layers(model, layers)
+    ruled = handler(model, selected, config, step)
+    masks, details = ruled.masks, ruled.details
 
     lipschitz = config.lipschitz if isinstance(config, LqAdaptiveConfig) else 1.0
     input_bound = config.input_bound if isinstance(config, LqAdaptiveConfig) else 1.0
@@ -1470,13 +1591,13 @@ def prune(
     n_total = sum(_weight(m).numel() for _, m in selected)
     n_pruned = sum(int((~_full_mask(m)).sum()) for _, m in selected)
     return PruneResult(
-        method=method,
+        method=kind.rule,  # type: ignore[attr-defined]
         masks={k: v.detach().clone() for k, v in masks.items()},
         layer_sparsity=per_layer,
         sparsity=overall,
         n_pruned=n_pruned,
         n_total=n_total,
-        target_sparsity=target,
+        target_sparsity=ruled.target,
         bound=bound,
         details=details,
     )
