@@ -111,6 +111,7 @@ def test_large_ratio_is_solved_in_log_space() -> None:
 
 def test_fitted_rbf_coefficients_are_the_targets_across_four_decades(digits_std: np.ndarray) -> None:
     tau = float(np.mean((digits_std**2).sum(1)))
+    warned: list[bool] = []
     for gamma in GAMMAS_FOUR_DECADES:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -129,11 +130,12 @@ def test_fitted_rbf_coefficients_are_the_targets_across_four_decades(digits_std:
             assert a2 * unit.d2 == pytest.approx(target.d2, rel=1e-9)
             assert trf.achieved_.d1 == pytest.approx(target.d1, rel=1e-9)
             assert abs(trf.residuals_["d1_rel"]) < 1e-9 and abs(trf.residuals_["d2_rel"]) < 1e-9
-        # MatchWarning exactly when a feature is off its majority value with probability < 1e-3
+        # MatchWarning exactly when a feature is off its majority value with probability < 1 %
         q = (sps.ndtr(u_plus), sps.ndtr(-u_minus), sps.ndtr(-u_plus) + sps.ndtr(u_minus))
-        expect_warning = min(q) < 1e-3
+        expect_warning = bool(min(q) < 1e-2)
         assert any(issubclass(w.category, MatchWarning) for w in caught) == expect_warning
-    assert expect_warning  # γ = 10 (2γτ ≈ 1200) is degenerate, and warned about
+        warned.append(expect_warning)
+    assert warned[0] is False and warned[-1] is True  # γ = 1e-3 is fine; γ = 10 (2γτ ≈ 1200) is degenerate
 
 
 def test_relu_thresholds_do_not_depend_on_gamma(digits_std: np.ndarray) -> None:
@@ -175,6 +177,7 @@ def sphere() -> np.ndarray:
     return np.asarray(X / np.linalg.norm(X, axis=1, keepdims=True) * math.sqrt(X.shape[1]))
 
 
+@pytest.mark.filterwarnings("ignore::rmtcompress.errors.MatchWarning")  # 2γτ = 10 warns (tested above)
 @pytest.mark.parametrize("two_gamma_tau", [1e-3, 1e-2, 1e-1, 1.0, 10.0])
 def test_features_have_the_target_d1_d2_over_the_actual_projections(
     sphere: np.ndarray, two_gamma_tau: float

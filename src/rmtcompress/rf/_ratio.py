@@ -51,8 +51,9 @@ very large r (where φ(r) underflows) still work. A negative r is the mirror ima
 **Limit at large r.** Since ``max(u−, u+) ≥ |r|``, the value on the far side of ``r`` has probability at most
 ``Φ(−|r|)``: for RBF at ``2γτ ≫ 1`` almost every feature takes its majority value. The target itself is then
 dominated by d0 (``d0/(τ d1) = (e^{2γτ} − 1 − 2γτ)/(2γτ)``) and by Hermite orders ≥ 3 that the high-dimensional
-equivalent folds into d0; :class:`~rmtcompress.rf.TernaryRandomFeatures` warns when fewer than one entry in a
-thousand differs from the majority value.
+equivalent folds into d0; on data of moderate dimension those orders are not negligible and TRF stops tracking the
+target (docs/rf.md has the measurements). :class:`~rmtcompress.rf.TernaryRandomFeatures` warns when fewer than one
+entry in a hundred differs from the majority value (RBF: ``2γτ ≳ 5.7``).
 """
 
 from __future__ import annotations

@@ -121,7 +121,7 @@ _BOUND = 12.0  # least-squares box for u± (standardised units); φ(12) ≈ 2e-3
 _GRID_HALF_WIDTH = 8.0
 _GRID_STEP = 0.05
 _SOLVE_TOL = 1e-9  # relative tolerance on the standardised equations
-_MINORITY_WARN = 1e-3  # warn when a feature differs from its majority value with probability below this
+_MINORITY_WARN = 1e-2  # warn when a feature differs from its majority value with probability below this
 _RBF_NAMES = ("rbf", "gaussian")
 _RELU_NAMES = ("relu", "arccos")
 
@@ -707,15 +707,16 @@ def _degenerate_message(sol: ThresholdSolution, gamma: float, kernel: KernelSpec
     msg = (
         f"kernel={name!r} at gamma = {gamma:.4g} (2 gamma tau = {2.0 * gamma * tau:.4g}): the matched ternary "
         f"activation has thresholds ({sol.s_minus / root:.3g}, {sol.s_plus / root:.3g}) standard deviations, so a "
-        f"feature differs from its majority value with probability {sol.minority:.2g}; most features are constant "
-        f"on typical data and carry little information."
+        f"feature differs from its majority value with probability {sol.minority:.2g} (< {_MINORITY_WARN:g}): few "
+        f"entries carry information, and the features lose accuracy against float random features here "
+        f"(docs/rf.md)."
     )
     if isinstance(_resolve_kernel(kernel), str):
         msg += (
             f" Any ternary activation with the RBF's d2/d1 has a threshold beyond sqrt(2 gamma tau) ="
-            f" {math.sqrt(2.0 * gamma * tau):.3g} standard deviations; the RBF kernel itself is then nearly the"
-            f" identity (exp(-gamma ||x - y||^2) ~ 0 between distinct points). Use a smaller gamma, e.g. 'scale'"
-            f" = {0.25 / tau:.4g}."
+            f" {math.sqrt(2.0 * gamma * tau):.3g} standard deviations (at very large gamma the RBF kernel itself"
+            f" tends to the identity). Use a smaller gamma: 2 gamma tau <= 2, i.e. gamma <= {1.0 / tau:.4g}"
+            f" ('scale' = {0.25 / tau:.4g})."
         )
     return msg
 
@@ -814,8 +815,8 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 with ``amplitude="fixed"``, a target that σ_ter cannot reach (the message says what is reachable).
 
         Warns:
-            MatchWarning: the matched thresholds leave fewer than one feature entry in a thousand off its majority
-                value (RBF at large ``2γτ̂``; the message says what to do).
+            MatchWarning: the matched thresholds leave fewer than one feature entry in a hundred off its majority
+                value (RBF at ``2γτ̂ ≳ 5.7``; the message says what to do).
         """
         X_arr = _validated(self, X, reset=True)
         tau = float(np.mean(np.einsum("ij,ij->i", X_arr, X_arr, dtype=np.float64)))
