@@ -183,16 +183,21 @@ def primal_ridge(
     return ybar + (np.asarray(F_te, dtype=np.float64) - mu) @ w, rel, score
 
 
+def ridge_on_features(
+    F_tr: np.ndarray, y: np.ndarray, F_te: np.ndarray, split: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, float, float, str]:
+    """(test predictions, relative λ, its validation MSE, solver) of the ridge readout: primal if N < n_fit, else
+    dual on Gram matrices accumulated from float32 blocks."""
+    if F_tr.shape[1] < split[0].size:
+        return (*primal_ridge(F_tr, y, F_te, split), "primal")
+    return (*dual_ridge(gram(F_tr, F_tr), y, gram(F_te, F_tr), split), "dual")
+
+
 def evaluate_features(
     F_tr: np.ndarray, y: np.ndarray, F_te: np.ndarray, y_te: np.ndarray, split: tuple[np.ndarray, np.ndarray]
 ) -> dict[str, float]:
     """Test error and MSE of the ridge readout (primal if N < n_fit, else dual)."""
-    if F_tr.shape[1] < split[0].size:
-        pred, rel, _ = primal_ridge(F_tr, y, F_te, split)
-        solver = "primal"
-    else:
-        pred, rel, _ = dual_ridge(gram(F_tr, F_tr), y, gram(F_te, F_tr), split)
-        solver = "dual"
+    pred, rel, _, solver = ridge_on_features(F_tr, y, F_te, split)
     return _metrics(pred, y_te) | {"rel_lambda": rel, "solver": solver}  # type: ignore[dict-item]
 
 
