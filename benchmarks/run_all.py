@@ -2,8 +2,9 @@
 
 Usage: python benchmarks/run_all.py [--quick] [--only NAME ...] [--table-only]
 
-Scripts live in benchmarks/<area>/ (theory, kernels, ntklc, rf, pruning, io, lab, compare: the library's
-subpackages, plus comparisons across them), share benchmarks/_common.py, and write benchmarks/results/.
+Scripts live in benchmarks/<area>/ (theory, kernels, ntklc, rf, pruning, io, lab: the library's subpackages;
+package: the package as a whole; compare: comparisons across them), share benchmarks/_common.py, and write
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ ROOT = HERE.parent
 BENCHES = {
     "ntk": "theory/bench_ntk.py",
     "theory": "theory/bench_theory.py",
-    "ntklc": "ntklc/bench_ntklc.py",
+    "ntklc": "ntklc/bench_ntklc.py --task fashion-mnist",  # explicit: --quick alone would run the MNIST subset
     "ntklc_mnist-subset": "ntklc/bench_ntklc.py --task mnist-subset --seeds 0 1 2",
     "ntklc_gmm": "ntklc/bench_ntklc.py --task gmm --seeds 0 1 2",
     "hermite": "theory/bench_hermite.py",
@@ -40,6 +41,7 @@ BENCHES = {
     "cross_method": "compare/bench_cross_method.py",
     "sweeps": "lab/bench_sweeps.py",
     "import_time": "package/bench_import.py --baseline-src /tmp/flat/src",
+    "philox_build": "ntklc/bench_philox_build.py",
 }
 
 
@@ -217,6 +219,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     ),
     "sweeps": ("Sweeps, result store and tiled kernels (issue #8)", _sec_generic),
     "import_time": ("Import time of the lazy façade and of `rmtcompress --help` (issue #19)", _sec_import),
+    "philox_build": (
+        "Build time with Philox vs torch i.i.d. weight sampling: the default sampling (issue #21)",
+        _sec_generic,
+    ),
 }
 
 

@@ -76,8 +76,12 @@ def test_cross_subpackage_imports_use_public_names_only() -> None:
         private_module = any(p.startswith("_") for p in target.split(".")[2:])
         private_names = [a.name for a in node.names if a.name.startswith("_") and a.name != "__version__"]
         if private_module or private_names:
-            bad.append(f"{importer} (line {node.lineno}): from {target} import {[a.name for a in node.names]}")
-    assert not bad, "imports across subpackages must use the public package and public names:\n" + "\n".join(bad)
+            bad.append(
+                f"{importer} (line {node.lineno}): from {target} import {[a.name for a in node.names]}"
+            )
+    assert not bad, "imports across subpackages must use the public package and public names:\n" + "\n".join(
+        bad
+    )
 
 
 def test_no_function_local_imports_of_own_modules_outside_cli() -> None:
@@ -109,7 +113,7 @@ def test_facade_lazy_map_matches_its_static_view_and_resolves() -> None:
 def test_every_subpackage_has_all_and_exports_exist() -> None:
     import importlib
 
-    for sub in rc.SUBPACKAGES + ("_utils",):
+    for sub in (*rc.SUBPACKAGES, "_utils"):
         mod = importlib.import_module(f"rmtcompress.{sub}")
         assert mod.__doc__ and len(mod.__doc__.strip()) > 20, f"rmtcompress.{sub} needs a docstring"
         assert isinstance(mod.__all__, list | tuple) and mod.__all__, f"rmtcompress.{sub} needs __all__"
@@ -137,7 +141,9 @@ def test_import_and_cli_help_do_not_load_heavy_dependencies() -> None:
 
 
 def test_errors_hierarchy() -> None:
-    assert issubclass(rc.InvalidParameterError, ValueError) and issubclass(rc.InvalidParameterError, TypeError)
+    assert issubclass(rc.InvalidParameterError, ValueError) and issubclass(
+        rc.InvalidParameterError, TypeError
+    )
     assert issubclass(rc.FormatError, rc.RmtcompressError) and issubclass(rc.FormatError, ValueError)
     from rmtcompress import errors
 

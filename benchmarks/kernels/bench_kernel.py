@@ -76,7 +76,10 @@ METHODS = ("ours_k4", "ours_k2", "dense_fp32", "csr_fp32", "int8_dynamic")
 def build_model(eps: float, levels: int, seed: int) -> rc.CompressedMLP:
     """The compressed net (ternary codes are drawn first from ``seed``: identical for every k)."""
     spec = rc.MLPSpec(INPUT_DIM, WIDTHS, ("relu",) * len(WIDTHS))
-    return rc.compress(spec, rc.NTKLCConfig(sparsity=eps, levels=levels, seed=seed, method="lloyd-max"))
+    return rc.compress(
+        spec,
+        rc.NTKLCConfig(sparsity=eps, levels=levels, seed=seed, method="lloyd-max", weight_sampling="iid"),
+    )
 
 
 def dense_net(model: rc.CompressedMLP) -> nn.Module:

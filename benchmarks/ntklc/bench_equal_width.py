@@ -11,7 +11,7 @@ paper's normalisation. Rows, each for seeds 0, 1, 2 (the seed draws the weights)
   quantizers fitted on 8 192 training rows — hidden layers ``scale`` (Lloyd–Max of ReLU at each neuron's own
   scale) or ``data-lm`` (refined by Lloyd iterations), last layer read through its thermometer indicators with
   thresholds at the neuron's quartiles (maximum-entropy code) or at its 10/50/90 % quantiles (the *spread*
-  design, :func:`rmtcompress.calibration.spread_quantiles`, calibrate's default);
+  design, :func:`rmtcompress.ntklc.spread_quantiles`, calibrate's default);
 * two *diagnostics* that locate the loss (not candidates: they keep 32-bit ReLU in some layers), built from the
   same ternary codes: 2-bit hidden layers 1–2 + ReLU last layer, and ReLU hidden layers + 2-bit last layer
   (thermometer readout).
@@ -114,6 +114,7 @@ def run_seed(task: Task, seed: int, epsilons: Sequence[float], log: Any) -> list
             t = time.perf_counter()
             ccfg = CalibrationConfig(hidden=mode, last="quantile", last_quantiles=last_q, seed=seed)
             cal = calibrate(lm, task.X_train, ccfg)
+            # tests/ntklc/test_default_method.py reads the winner's design back from this label
             label = f"calibrated lloyd-max ε={eps:g}, k=4 (hidden {mode}, {last_label} + thermometer)"
             r = _score(task, cal, label, eps, seed, diagnostic=False)
             r["seconds"] += time.perf_counter() - t

@@ -11,7 +11,7 @@ TRF rows use ``amplitude="fixed"`` (values ±1 matching (d1, d2) exactly, the TR
 this γ — which is how the numbers in BENCHMARKS.md were measured); ``--amplitude fitted`` runs the transformer's
 default (d1, d2 up to a common scale, any γ). TRF against RBFSampler across γ at equal bits:
 ``benchmarks/rf/bench_trf_gamma.py``. Methods: TRF with ε ∈ {0, 0.5, 0.9}; float RFF (``sklearn.kernel_approximation.RBFSampler``);
-LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.trf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
+LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.rf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
 (``sklearn.kernel_approximation.Nystroem``, ``min(N, n_train)`` landmarks); the exact kernel.
 
 Readout: ridge regression on the ±1 labels with an intercept (features/kernel centred with training statistics),

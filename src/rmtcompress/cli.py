@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, MissingFileError
+from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning
 
 
 def _fmt(x: float) -> str:
@@ -33,6 +34,11 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 def _fail(exc: Exception) -> None:
     click.echo(f"error: {exc}", err=True)
     sys.exit(2)
+
+
+def _echo_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """``warnings.showwarning`` for the command line: ``warning: <message>`` on stderr, without a source line."""
+    click.echo(f"warning: {message}", err=True)
 
 
 @click.group()
@@ -178,13 +184,19 @@ def spectra(
             seed=seed,
             dtype=dtype,
         )
-        report = run_spectra(cfg, Path(out_dir), progress=not quiet)
+        with warnings.catch_warnings():  # say it now, on stderr, not after the run
+            warnings.simplefilter("always", SampleSizeWarning)
+            warnings.showwarning = _echo_warning
+            report = run_spectra(cfg, Path(out_dir), progress=not quiet)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
         return
     s = report["sizes"]
+    n_used = f"n={report['n']}" + (
+        f" (asked for {report['n_requested']})" if report["n"] < report["n_requested"] else ""
+    )
     click.echo(
-        f"{preset}: {report['data']}, n={report['n']}, widths={s['widths']}, draws={s['draws']}, "
+        f"{preset}: {report['data']}, {n_used}, widths={s['widths']}, draws={s['draws']}, "
         f"activations={report['activations']}, W={report['weights']}"
     )
     print_table(spectra_table(report), ["comparison", "‖K−K̃‖₂", "relative", "top-4 alignment", "|⟨u₁,ũ₁⟩|"])
@@ -215,7 +227,15 @@ def _task_from(data: str, seed: int, max_train: int | None) -> Any:
     X, y = load_array_file(path)
     Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
     norm = PaperNormalizer().fit(Xtr)
-    return Task(path.name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, f"{path} (80/20 split)")
+    return Task(
+        path.name,
+        norm.transform(Xtr),
+        ytr,
+        norm.transform(Xte),
+        yte,
+        f"{path} (80/20 split)",
+        norm.to_input_transform(),
+    )
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -257,11 +277,12 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 )
 @click.option(
     "--calibrate",
-    type=click.Choice(["none", "scale", "data-lm"]),
-    default="none",
+    type=click.Choice(["auto", "none", "scale", "data-lm"]),
+    default="auto",
     show_default=True,
-    help="fit per-neuron quantizers on the training data (rc.calibrate): hidden-layer mode; the last layer "
-    "gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators",
+    help="fit per-neuron quantizers on the training data (rc.calibrate, no labels): hidden-layer mode; the last "
+    "layer gets thresholds at its neurons' 10/50/90 % quantiles (spread design) read as thermometer indicators. "
+    "auto: scale for the default method lloyd-max (as rc.compress does with data), none for the others",
 )
 @click.option(
     "--finetune-epochs",
@@ -305,6 +326,8 @@ def compress_cmd(
     from .lab import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
 
     try:
+        if max_train is not None and max_train < 1:
+            raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, max_train)
         rows = []
@@ -320,6 +343,10 @@ def compress_cmd(
             and method in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched")
             else ()
         )
+        if calibrate == "auto":
+            from .ntklc import DEFAULT_METHOD
+
+            calibrate = "scale" if method == str(DEFAULT_METHOD) else "none"
         if calibrate != "none":
             if method not in ("lloyd-max", "lloyd-max-data", "uniform", "lloyd-max-matched", "ntklc-paper"):
                 raise InvalidParameterError(
@@ -345,7 +372,7 @@ def compress_cmd(
             records.append(rec)
             click.echo(f"  {rec['label']}: {100 * rec['accuracy']:.2f} % ({rec['seconds']:.1f} s)")
         files = write_results(records, out_dir, "compress", f"{task.description}, widths {w}")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
         return
     print_table(summary_table(records), SUMMARY_HEADER)
@@ -440,7 +467,10 @@ def reproduce(
 def save_cmd(
     data: str, widths: str, sparsity: float, method: str, levels: int, encoding: str, seed: int, path: str
 ) -> None:
-    """Compress, train the readout and save the model to PATH (packed file; see docs/format.md)."""
+    """Compress, train the readout and save the model to PATH (packed file; see docs/format.md).
+
+    The file records the training normaliser: `rmtcompress predict` and `rc.load(PATH).predict` take raw features.
+    """
     from .core import MLPSpec
     from .io import inspect as inspect_file, save
     from .ntklc import NTKLCConfig, compress, fit_readout
@@ -448,41 +478,267 @@ def save_cmd(
     try:
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, None)
-        sampling = "philox" if encoding == "seed" else "iid"
         spec = MLPSpec(task.X_train.shape[1], w, ("relu",) * len(w))
         cfg = NTKLCConfig(
             sparsity=sparsity,
             method=method,
             levels=levels,
             seed=seed,
-            weight_sampling=sampling,
             on_infeasible="ignore",
         )
         model = compress(spec, cfg, X=task.X_train)
         fit_readout(model, task.X_train, task.y_train)
+        accuracy = model.score(task.X_test, task.y_test)  # X_test is normalised: score before recording it
+        model.set_input_transform(task.input_transform)  # predict(raw X) applies the training normaliser
         save(model, path, encoding=encoding)
         info = inspect_file(path)
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
         return
-    click.echo(
-        f"test accuracy {100 * model.score(task.X_test, task.y_test):.2f} %; wrote {path} "
-        f"({info.get('file_bytes', '?')} bytes)"
+    click.echo(f"test accuracy {100 * accuracy:.2f} %; wrote {path} ({info.get('file_bytes', '?')} bytes)")
+
+
+def _n(v: float) -> str:
+    return f"{int(v):,}"
+
+
+def _transform_line(t: dict[str, Any] | None) -> str:
+    if t is None:
+        return "input transform: none (inputs are used as given)"
+    refs = ", ".join(
+        f"training {k.split('_')[1]} {t[k]:.4g}" for k in ("input_scale", "input_spread") if t[k]
     )
+    return (
+        f"input transform: {t['kind']}, {t['n_features']} features, shift {t['shift']}, scale {t['scale']}"
+        + (f" ({refs})" if refs else "")
+    )
+
+
+def _inspect_ternary(info: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
+    arch, model = info["architecture"], info["model"]
+    head = [
+        f"{info['path']}: NTK-LC net, format {info['magic']} v{info['format_version']} "
+        f"(written by rmtcompress {info['library_version']}), {_n(info['file_bytes'])} bytes: header "
+        f"{_n(info['header_bytes'])}, payload {_n(info['payload_bytes'])}",
+        f"architecture: {arch['input_dim']} inputs → widths {list(arch['widths'])}, {model['method']}, "
+        f"{'ternary' if model['ternary'] else 'float'} weights, sparsity {model['sparsity']:g}",
+        _transform_line(info.get("input_transform")),
+    ]
+    rows = [
+        [
+            str(layer["index"]),
+            "×".join(map(str, layer["shape"])),
+            layer["encoding"],
+            _n(layer["bytes"]),
+            f"{layer['bits_per_weight']:.3f}",
+            ""
+            if layer["entropy_bound_bits_per_weight"] is None
+            else f"{layer['entropy_bound_bits_per_weight']:.3f}",
+            layer["checksum"],
+        ]
+        for layer in info["layers"]
+    ]
+    r = info["readout"]
+    tail = (
+        ["readout: none"]
+        if r is None
+        else [
+            f"readout: {r['method']}, {len(r['classes'])} classes, coef {'×'.join(map(str, r['coef_shape']))}, "
+            f"{_n(r['bytes'])} bytes, checksum "
+            + ("ok" if all(v == "ok" for v in r["checksum"].values()) else "MISMATCH")
+        ]
+    )
+    return head, rows, tail
+
+
+_INSPECT_HEADERS = {
+    "rmtcompress": ["layer", "shape", "encoding", "bytes", "bits/weight", "entropy bound", "checksum"],
+    "rmtcompress-pruned": [
+        "layer",
+        "shape",
+        "kept",
+        "density",
+        "positions",
+        "position B",
+        "value B",
+        "bias B",
+    ],
+    "RCQW": [
+        "layer",
+        "type",
+        "shape",
+        "scheme",
+        "bits",
+        "kept",
+        "positions",
+        "bytes",
+        "table",
+        "codes",
+        "bias",
+    ],
+}
+
+
+def _inspect_summary(info: dict[str, Any]) -> list[str]:
+    """The short human summary of an inspect report: format, sizes, input transform, one row per layer, checksums."""
+    magic = info["magic"]
+    if magic == "rmtcompress":
+        head, rows, tail = _inspect_ternary(info)
+    elif magic == "rmtcompress-pruned":
+        head = [
+            f"{info['path']}: pruned net, format {magic} v{info['format_version']}, {_n(info['file_bytes'])} bytes: "
+            f"header {_n(info['header_bytes'])}, payload {_n(info['payload_bytes'])}",
+            _transform_line(info.get("input_transform")),
+        ]
+        rows = [
+            [
+                layer["name"],
+                "×".join(map(str, layer["shape"])),
+                _n(layer["nnz"]),
+                f"{layer['density']:.3f}",
+                layer["positions"],
+                _n(layer["position_bytes"]),
+                f"{_n(layer['value_bytes'])} ({layer['values']})",
+                _n(layer["bias_bytes"]),
+            ]
+            for layer in info["layers"]
+        ]
+        tail = []
+    else:
+        head = [
+            f"{info['path']}: quantized net, format {magic} v{info['format_version']}, {_n(info['file_bytes'])} "
+            f"bytes ({info['bits_per_weight']:.3f} bits/weight; {_n(info['other_bytes'])} outside the layers)",
+            _transform_line(info.get("input_transform")),
+        ]
+        rows = [
+            [
+                layer["name"],
+                layer["type"],
+                "×".join(map(str, layer["shape"])),
+                layer["scheme"],
+                str(layer["bits"]),
+                _n(layer["nnz"]),
+                layer["positions"],
+                _n(layer["bytes"]),
+                _n(layer["table_bytes"]),
+                _n(layer["code_bytes"] + layer["value_bytes"]),
+                _n(layer["bias_bytes"]),
+            ]
+            for layer in info["layers"]
+        ]
+        tail = []
+    widths = [max(len(str(r[i])) for r in [_INSPECT_HEADERS[magic], *rows]) for i in range(len(rows[0]))]
+    table = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [_INSPECT_HEADERS[magic], ["-" * w for w in widths], *rows]
+    ]
+    status = "ok" if info["checksums_ok"] else "MISMATCH (the file is corrupted)"
+    return [*head, *table, *tail, f"checksums: {status}"]
+
+
+def _checksum_failures(info: dict[str, Any]) -> list[str]:
+    """Names of the parts whose checksum failed (the metadata document and tensors of an NTK-LC file)."""
+    bad = [] if info.get("metadata_checksum", "ok") == "ok" else ["the metadata document"]
+    bad += [f"tensor {k!r}" for k, v in (info.get("tensors") or {}).items() if v.get("checksum") != "ok"]
+    return bad or ["the file"]
 
 
 @main.command(name="inspect")
 @click.argument("path", type=click.Path(dir_okay=False))
-def inspect_cmd(path: str) -> None:
-    """Format, layers, bits per weight, sizes and checksum status of a saved model file."""
+@click.option("--json", "as_json", is_flag=True, help="print the full report as JSON instead of the summary")
+def inspect_cmd(path: str, as_json: bool) -> None:
+    """Format, layers, bytes per part, input transform and checksum status of a saved model file (any format).
+
+    Exits with status 2 when the file is unreadable or a checksum fails (the file is corrupted).
+    """
     from .io import inspect as inspect_file
 
     try:
         info = inspect_file(path)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(exc)
+    except (ValueError, OSError) as exc:
+        _fail(InvalidParameterError(f"{path}: {exc}"))
         return
-    click.echo(json.dumps(info, indent=2, default=str))
+    if as_json:
+        click.echo(json.dumps(info, indent=2, default=str))
+    else:
+        for line in _inspect_summary(info):
+            click.echo(line)
+    if not info["checksums_ok"]:
+        _fail(
+            InvalidParameterError(
+                f"checksum mismatch in {', '.join(_checksum_failures(info))}: {path} is corrupted "
+                "(rc.load refuses it)"
+            )
+        )
+
+
+def _warn_lines(caught: list[Any]) -> None:
+    """Print captured rmtcompress warnings as one ``warning: …`` line each (stderr)."""
+    from .errors import RmtcompressWarning
+
+    for w in caught:
+        if issubclass(w.category, RmtcompressWarning):
+            click.echo(f"warning: {w.message}", err=True)
+
+
+def _input_width(model: Any) -> int | None:
+    """The number of input features of a loaded model (None when its first layer does not say, e.g. a CNN)."""
+    from .core import InputTransformLayer
+
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        return int(spec.input_dim)
+    first = next(iter(model.children()), None)
+    if isinstance(first, InputTransformLayer):
+        return first.transform.n_features
+    width = getattr(first, "in_features", None)
+    return int(width) if isinstance(width, int) else None
+
+
+def _sequential_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, list[Any]]:
+    """Logits of an ``nn.Sequential`` (pruned / quantized net) on raw X, in batches; its stored input transform (a
+    first InputTransformLayer) is applied to the whole X once (float64), its scale checked once."""
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from ._utils import validate_X
+    from .core import InputTransformLayer
+
+    Xa = validate_X(X, "DATA")
+    body = model
+    first = next(iter(model.children()), None)
+    if isinstance(first, InputTransformLayer):
+        Xa = first.transform.apply(Xa)
+        first.transform.check(Xa, what="DATA (after the stored input transform)")
+        body = model[1:]
+    out = []
+    with torch.no_grad():
+        for i in tqdm(range(0, Xa.shape[0], batch_size), disable=quiet, desc="predict"):
+            try:
+                logits = body(torch.from_numpy(Xa[i : i + batch_size].astype(np.float32)))
+            except RuntimeError as exc:
+                raise InvalidParameterError(
+                    f"DATA (shape {Xa.shape}) does not fit the model: {exc}"
+                ) from None
+            out.append(logits.numpy())
+    scores = np.concatenate(out)
+    return scores, list(range(scores.shape[1]))
+
+
+def _mlp_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, list[Any]]:
+    """Readout scores of a CompressedMLP on raw X, in batches (its input transform applied, scale checked once)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    clf = model.classifier
+    if clf is None:
+        raise InvalidParameterError("the model file holds no trained readout; it cannot predict")
+    Xm = model.model_inputs(X)
+    out = []
+    for i in tqdm(range(0, Xm.shape[0], batch_size), disable=quiet, desc="predict"):
+        out.append(clf.decision_function(np.asarray(model.readout_inputs(Xm[i : i + batch_size]))))
+    return np.concatenate(out), list(clf.classes)
 
 
 @main.command(name="predict")
@@ -498,54 +754,41 @@ def inspect_cmd(path: str) -> None:
 @click.option("--batch-size", type=int, default=4096, show_default=True)
 @click.option("--quiet", is_flag=True)
 def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, quiet: bool) -> None:
-    """Batch inference of a saved model on DATA (.npy/.npz/.csv features, already normalised) → labels and scores."""
+    """Batch inference of a saved model on DATA → labels and scores.
+
+    DATA holds raw features (the model file's stored input transform is applied): .npy, .csv (one sample per row;
+    an extra last column is read as the label) or .npz (X, optional y). With labels the accuracy is printed. Warns
+    when DATA's scale is far from the training data's.
+    """
+    import warnings
+
     import numpy as np
-    import torch
-    from tqdm.auto import tqdm
+    from torch import nn
 
     from ._utils import atomic_write_bytes
     from .io import load
-    from .lab import load_array_file
+    from .lab import load_features_file
 
     try:
-        model = load(path)
+        if batch_size < 1:
+            raise InvalidParameterError(f"--batch-size must be an integer >= 1, got {batch_size}")
         src = Path(data)
-        if src.suffix == ".npy":
-            X = np.load(src, allow_pickle=False)
-        else:
-            X, _ = load_array_file(src)
-        if X.ndim != 2:
-            raise InvalidParameterError(f"DATA must hold a 2-D array of samples, got shape {X.shape}")
-        labels, scores = [], []
-        if isinstance(model, torch.nn.Sequential):  # a pruned trained net: its logits are the scores
-            n_in = next(m.in_features for m in model.modules() if isinstance(m, torch.nn.Linear))
-            if X.shape[1] != n_in:
-                raise InvalidParameterError(f"DATA has {X.shape[1]} features but the model expects {n_in}")
-            if not np.isfinite(X).all():
-                raise InvalidParameterError("DATA contains NaN or inf")
-            classes = list(
-                range(next(m.out_features for m in reversed(model) if isinstance(m, torch.nn.Linear)))
-            )
-            with torch.no_grad():
-                for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-                    logits = model(
-                        torch.from_numpy(np.asarray(X[i : i + batch_size], dtype=np.float32))
-                    ).numpy()
-                    scores.append(logits)
-                    labels.append(logits.argmax(1))
-        else:
-            clf = model.classifier
-            if clf is None:
-                raise InvalidParameterError(f"{path} holds no trained readout; it cannot predict")
-            classes = list(clf.classes)
-            for i in tqdm(range(0, X.shape[0], batch_size), disable=quiet, desc="predict"):
-                F = np.asarray(model.readout_inputs(X[i : i + batch_size]))
-                scores.append(clf.decision_function(F))
-                labels.append(clf.predict(F))
-        lab = np.concatenate(labels)
-        sc = np.concatenate(scores)
         target = Path(out_path) if out_path else src.with_suffix(".pred.csv")
-        if target.suffix == ".npy":
+        if target.suffix.lower() not in (".csv", ".npy"):
+            raise InvalidParameterError(
+                f"--out must end in .csv or .npy (the format written), got {str(target)!r}"
+            )
+        model = load(path)
+        X, y = load_features_file(src, _input_width(model))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if isinstance(model, nn.Sequential):
+                sc, classes = _sequential_scores(model, X, batch_size, quiet)
+            else:
+                sc, classes = _mlp_scores(model, X, batch_size, quiet)
+        _warn_lines(caught)
+        lab = np.asarray(classes)[sc.argmax(1)]
+        if target.suffix.lower() == ".npy":
             import io
 
             buf = io.BytesIO()
@@ -557,10 +800,12 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
                 ",".join([str(int(a)), *(f"{v:.6g}" for v in b)]) for a, b in zip(lab, sc, strict=True)
             ]
             atomic_write_bytes(target, ("\n".join(rows) + "\n").encode())
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         _fail(exc)
         return
     click.echo(f"wrote {target} ({lab.size} predictions)")
+    if y is not None:
+        click.echo(f"accuracy {100 * float(np.mean(lab == y)):.2f} % on the {y.size} labelled rows of {data}")
 
 
 @main.command(name="sweep")
@@ -714,6 +959,17 @@ _prune_recipe("sap")(_rounds_recipe(_sap_config))
 PRUNE_METHODS = tuple(_PRUNE_RECIPES)
 
 
+def _with_input_transform(model: Any, transform: Any) -> Any:
+    """``nn.Sequential(InputTransformLayer(transform), *model)`` (the children are shared, names kept)."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from .core import InputTransformLayer
+
+    return nn.Sequential(OrderedDict([("input", InputTransformLayer(transform)), *model.named_children()]))
+
+
 @main.command(name="prune")
 @click.argument("out_path", type=click.Path(dir_okay=False))
 @click.option(
@@ -728,7 +984,10 @@ PRUNE_METHODS = tuple(_PRUNE_RECIPES)
 def prune_cmd(
     out_path: str, data: str, hidden: str, method: str, sparsity: float, epochs: int, seed: int, values: str
 ) -> None:
-    """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file."""
+    """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file.
+
+    The file starts with the training normaliser (an input-transform record): the loaded net takes raw features.
+    """
     from .io import pruned_file_bytes, save_pruned
     from .pruning import TrainConfig, current_sparsity, evaluate, make_mlp
 
@@ -745,10 +1004,12 @@ def prune_cmd(
         _PRUNE_RECIPES[method](_PruneJob(model, Xtr, ytr, cfg, sparsity, epochs, seed))
         acc = evaluate(model, task.X_test, task.y_test)[1]
         reached = current_sparsity(model)[0]
+        dense_bytes = 4 * sum(p.numel() for p in model.parameters())
+        if task.input_transform is not None:  # the stored net maps raw features itself
+            model = _with_input_transform(model, task.input_transform)
         save_pruned(model, out_path, values=values)
         nbytes = pruned_file_bytes(model, values=values)
-        dense_bytes = 4 * sum(p.numel() for p in model.parameters())
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:
         _fail(exc)
         return
     click.echo(
@@ -761,7 +1022,11 @@ def prune_cmd(
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")
 @click.option(
-    "--plot", "plot_path", type=click.Path(dir_okay=False), default=None, help="write a PNG bar chart"
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="write a bar chart (.png, .pdf or .svg)",
 )
 @click.option(
     "--json", "json_path", type=click.Path(dir_okay=False), default=None, help="write the full summary"
@@ -771,11 +1036,13 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
     import torch
     from torch import nn
 
-    from ._utils import atomic_write_bytes, atomic_write_json
+    from ._utils import atomic_write_figure, atomic_write_json, figure_format
     from .io import is_pruned_file, load_pruned
     from .pruning import compressibility
 
     try:
+        if plot_path:
+            figure_format(plot_path)  # refuse another extension before any work
         with open(model_path, "rb") as fh:
             head = fh.read(1 << 20)
         if is_pruned_file(head):  # the header of a pruned-net file is a few KiB
@@ -822,8 +1089,6 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
         atomic_write_json(json_path, summary)
         click.echo(f"wrote {json_path}")
     if plot_path:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg", force=True)
@@ -837,10 +1102,8 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(pq_key)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
+        atomic_write_figure(fig, plot_path, dpi=110)
         plt.close(fig)
-        atomic_write_bytes(plot_path, buf.getvalue())
         click.echo(f"wrote {plot_path}")
 
 

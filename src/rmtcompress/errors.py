@@ -20,6 +20,7 @@ from __future__ import annotations
 __all__ = [
     "BusyError",
     "FormatError",
+    "InputScaleWarning",
     "InvalidParameterError",
     "MatchWarning",
     "MissingDependencyError",
@@ -28,6 +29,7 @@ __all__ = [
     "RmtcompressDeprecationWarning",
     "RmtcompressError",
     "RmtcompressWarning",
+    "SampleSizeWarning",
     "SeriesTruncationWarning",
 ]
 
@@ -74,3 +76,12 @@ class SeriesTruncationWarning(RmtcompressWarning):
 
 class QuantizerConvergenceWarning(RmtcompressWarning):
     """A Lloyd–Max iteration stopped at its iteration cap before converging."""
+
+
+class InputScaleWarning(RmtcompressWarning):
+    """Inputs whose scale is far from the training inputs' (e.g. raw pixels given to a model trained on normalised
+    data): the predictions are likely wrong. "Far" is defined by :func:`rmtcompress.core.input_scale_ratio`."""
+
+
+class SampleSizeWarning(RmtcompressWarning):
+    """A dataset had fewer samples than were asked for; the run goes on with the number the message states."""

@@ -38,10 +38,11 @@ def test_predict_on_a_pruned_file(tmp_path: Path) -> None:
         ["prune", str(out), "--hidden", "16", "--sparsity", "0.5", "--epochs", "1", "--method", "oneshot"],
     )
     assert res.exit_code == 0, res.output
-    X = np.random.default_rng(0).standard_normal((7, 64)).astype(np.float32)
+    X = rc.load_digits_data()[0][:7].astype(np.float32)  # raw pixels: the file holds the training normaliser
     np.save(tmp_path / "x.npy", X)
     pred = CliRunner().invoke(main, ["predict", str(out), str(tmp_path / "x.npy"), "--quiet"])
     assert pred.exit_code == 0, pred.output
+    assert "warning" not in pred.output
     rows = (tmp_path / "x.pred.csv").read_text().strip().splitlines()
     assert rows[0].startswith("label,score_0") and len(rows) == 8
     with torch.no_grad():

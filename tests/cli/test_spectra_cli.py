@@ -26,6 +26,7 @@ from click.testing import CliRunner, Result
 
 import rmtcompress as rc
 from rmtcompress.cli import main
+from rmtcompress.errors import InvalidParameterError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -248,6 +249,41 @@ def test_cli_spectra_tiny_run(tmp_path: Path) -> None:
     assert str(report_path) in res.output
 
 
+def _small_image_set() -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for the MNIST subset: 30 images of class 6 and 40 of class 8 (784 pixels)."""
+    rng = np.random.default_rng(0)
+    y = np.array([6] * 30 + [8] * 40 + [1] * 5)
+    return rng.random((y.size, 784)), y
+
+
+def test_spectra_says_when_the_dataset_is_too_small(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """fig2-right on a subset with fewer images than n asks for: a SampleSizeWarning with the n used (the MNIST
+    subset's 500 per class turn the paper's n = 3200 into 1000), in the report and on the command line."""
+    from rmtcompress.errors import RmtcompressWarning, SampleSizeWarning
+    from rmtcompress.lab import SpectraConfig, _fig2, run_spectra
+
+    monkeypatch.setattr(_fig2, "load_mnist_subset", _small_image_set)
+    cfg = SpectraConfig(preset="fig2-right", n=100, widths=(16, 16, 8), draws=2)
+    with pytest.warns(
+        SampleSizeWarning, match=r"n = 100 asked for.*only 30 and 40 images.*running at n = 60"
+    ):
+        report = run_spectra(cfg)
+    assert issubclass(SampleSizeWarning, RmtcompressWarning)
+    assert report["n"] == 60 and report["n_requested"] == 100
+    res = invoke(
+        "spectra", "--preset", "fig2-right", "--n", "100", "--widths", "16,16,8", "--draws", "2",
+        "--out", str(tmp_path / "s"), "--quiet",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "warning: fig2-right: n = 100 asked for" in res.stderr and "running at n = 60" in res.stderr
+    assert "n=60 (asked for 100)" in res.stdout
+    enough = invoke(
+        "spectra", "--preset", "fig2-right", "--n", "60", "--widths", "16,16,8", "--draws", "2",
+        "--out", str(tmp_path / "t"), "--quiet",
+    )  # fmt: skip
+    assert enough.exit_code == 0 and "warning" not in enough.stderr and "n=60," in enough.stdout
+
+
 @pytest.mark.parametrize(
     ("widths", "match"),
     [("64,-1,3", "widths must be positive integers"), ("64,0,3", "widths must be positive integers"),
@@ -264,3 +300,35 @@ def test_cli_spectra_bad_draws(tmp_path: Path) -> None:
     res = invoke("spectra", "--draws", "0", "--out", str(tmp_path / "o"), "--quiet")
     assert res.exit_code == 2
     assert "draws must be a positive integer" in res.output
+
+
+@pytest.mark.parametrize(
+    ("name", "magic"), [("ck.pdf", b"%PDF"), ("ck.svg", b"<?xml"), ("CK.PNG", b"\x89PNG")]
+)
+def test_plot_comparison_writes_the_format_its_name_says(tmp_path: Path, name: str, magic: bytes) -> None:
+    K = random_psd(20, seed=4)
+    out = rc.plot_comparison(rc.compare_kernels(K, K), tmp_path / name)
+    assert Path(out).read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["ck.txt", "ck.jpg", "ck"])
+def test_plot_comparison_refuses_other_extensions(tmp_path: Path, name: str) -> None:
+    K = random_psd(20, seed=4)
+    with pytest.raises(InvalidParameterError, match=r"extension must be \.png, \.pdf, \.svg"):
+        rc.plot_comparison(rc.compare_kernels(K, K), tmp_path / name)
+    assert not any(tmp_path.iterdir())
+
+
+def test_readme_spectra_commands_write_to_different_places() -> None:
+    """Two README commands of the same preset in the same --out folder would overwrite each other's outputs."""
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    seen: dict[tuple[str, str], str] = {}
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("rmtcompress spectra"):
+            continue
+        args = line.split("#")[0].split()
+        preset = args[args.index("--preset") + 1] if "--preset" in args else "fig2-left"
+        out = args[args.index("--out") + 1] if "--out" in args else "runs/spectra"
+        assert (preset, out) not in seen, f"{line!r} overwrites the outputs of {seen[(preset, out)]!r}"
+        seen[(preset, out)] = line
+    assert len(seen) >= 4  # the README's spectra commands were found

@@ -23,7 +23,8 @@ from rmtcompress.io._pruned import (
     save_pruned,
 )
 from rmtcompress.io._ternary import FormatError
-from rmtcompress.pruning._pruning import MagnitudeConfig, prune
+from rmtcompress.pruning._configs import MagnitudeConfig
+from rmtcompress.pruning._rules import prune
 from rmtcompress.pruning._training import make_mlp
 
 
@@ -120,7 +121,7 @@ def test_corruption_truncation_and_wrong_kind_raise_format_error(tmp_path: Path)
     flipped[-10] ^= 0x40
     with pytest.raises(FormatError, match="checksum"):
         pruned_from_bytes(bytes(flipped))
-    needle = b'\\"format_version\\":1'  # the document is a JSON string inside the safetensors header
+    needle = b'\\"format_version\\":2'  # the document is a JSON string inside the safetensors header
     assert needle in data
     wrong = bytes(data).replace(needle, needle[:-1] + b"9")
     with pytest.raises(FormatError, match="version 9"):
@@ -141,8 +142,11 @@ def test_ternary_file_is_not_a_pruned_file(tmp_path: Path) -> None:
 
 
 def test_bad_input_errors() -> None:
-    with pytest.raises(ValueError, match="BatchNorm1d"):
-        pruned_to_bytes(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3)))
+    # a BatchNorm1d only after an nn.Linear (folded into it)
+    with pytest.raises(ValueError, match="BatchNorm1d after nothing"):
+        pruned_to_bytes(nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 3)))
+    with pytest.raises(ValueError, match=r"Softmax: pruned files store nn\.Linear, .*nn\.LeakyReLU"):
+        pruned_to_bytes(nn.Sequential(nn.Linear(4, 3), nn.Softmax(dim=1)))
     with pytest.raises(ValueError, match=r"no nn\.Linear"):
         pruned_to_bytes(nn.Sequential(nn.ReLU()))
     with pytest.raises(ValueError, match=r"nn\.Sequential"):

@@ -23,6 +23,7 @@ import torch
 import rmtcompress as rc
 from rmtcompress._utils import entropy_bound_bits
 from rmtcompress._utils._philox import philox_ternary_codes
+from rmtcompress.errors import InvalidParameterError
 from rmtcompress.io import _ternary as storage
 from rmtcompress.io._ternary import FormatError
 
@@ -50,9 +51,11 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def model(digits: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
-    """A small compressed net (ε = 0.9, 4-level Lloyd–Max) with a ridge readout on digits."""
+    """A small compressed net (ε = 0.9, 4-level Lloyd–Max) with a ridge readout on digits; torch-sampled weights
+    (no Philox seed: ``seeded_model`` has one)."""
     X, y = digits
-    m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=0))
+    cfg = rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=0, weight_sampling="iid")
+    m = rc.compress(SPEC, cfg)
     rc.fit_readout(m, X, y)
     return m
 
@@ -401,6 +404,26 @@ def test_seed_requires_weight_seed(model: rc.CompressedMLP) -> None:
         storage.to_bytes(model, "seed")
 
 
+def test_default_models_store_as_their_seed(digits: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
+    """The default net (Philox weights, calibrated on X) saves with ``encoding="seed"``: only the head and the
+    per-neuron quantizers are stored, and the loaded net predicts the same."""
+    X, y = digits
+    m = rc.compress(rc.MLPSpec(64, (50, 30), ("relu", "relu")), rc.NTKLCConfig(sparsity=0.9, seed=4), X=X)
+    assert m.weight_seed == 4 and m.method == "lloyd-max+calibrated"
+    rc.fit_readout(m, X, y)
+    path = tmp_path / "m.rmt"
+    rc.save(m, path, encoding="seed")
+    back = rc.load(path)
+    assert back.weight_seed == 4 and back.method == m.method
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    iid = rc.compress(rc.MLPSpec(64, (50, 30), ("relu", "relu")), rc.NTKLCConfig(weight_sampling="iid"), X=X)
+    with pytest.raises(
+        InvalidParameterError, match=r"rebuild it with .*weight_sampling='philox'.*another encoding"
+    ):
+        rc.save(iid, tmp_path / "iid.rmt", encoding="seed")
+    assert not (tmp_path / "iid.rmt").exists()
+
+
 def test_seed_from_compress(digits: tuple[np.ndarray, np.ndarray]) -> None:
     """``compress(weight_sampling="philox")`` models store as their seed."""
     cfg = rc.NTKLCConfig(sparsity=0.9, seed=11, weight_sampling="philox")
@@ -566,18 +589,18 @@ def test_wrong_magic(model_bytes: bytes) -> None:
 
 
 def test_unknown_format_version(model_bytes: bytes) -> None:
-    def v2(doc: dict[str, Any]) -> None:
-        doc["format_version"] = 2
+    def v3(doc: dict[str, Any]) -> None:
+        doc["format_version"] = 3
 
-    with pytest.raises(FormatError, match="unsupported rmtcompress format version 2"):
-        storage.from_bytes(_rewrite(model_bytes, v2))
+    with pytest.raises(FormatError, match="unsupported rmtcompress format version 3"):
+        storage.from_bytes(_rewrite(model_bytes, v3))
 
     def vstr(doc: dict[str, Any]) -> None:
         doc["format_version"] = "1"
 
     with pytest.raises(FormatError, match="format_version must be an integer"):
         storage.from_bytes(_rewrite(model_bytes, vstr))
-    assert storage.FORMAT_VERSION == 1
+    assert storage.FORMAT_VERSION == 2
 
 
 def test_metadata_checksum(model_bytes: bytes) -> None:
@@ -697,7 +720,7 @@ def test_inspect(model: rc.CompressedMLP, tmp_path: Path) -> None:
     path = tmp_path / "m.safetensors"
     storage.save(model, path, encoding=["2bit", "base3", "entropy"])
     info = storage.inspect(path)
-    assert info["magic"] == "rmtcompress" and info["format_version"] == 1
+    assert info["magic"] == "rmtcompress" and info["format_version"] == 2
     assert info["library_version"] == rc.__version__
     assert info["file_bytes"] == path.stat().st_size
     assert info["header_bytes"] + info["payload_bytes"] == info["file_bytes"]

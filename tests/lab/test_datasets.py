@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rmtcompress.errors import InvalidParameterError
 from rmtcompress.lab._datasets import (
     DEFAULT_FASHION_MNIST_ROOT,
     GMM_PRESETS,
@@ -21,6 +22,7 @@ from rmtcompress.lab._datasets import (
     load_cifar10_batches,
     load_digits_data,
     load_fashion_mnist,
+    load_features_file,
     load_idx_dataset,
     load_mnist_subset,
     make_gmm,
@@ -655,3 +657,43 @@ def test_paper_normalizer_errors() -> None:
         PaperNormalizer().fit(np.ones((3, 4)))
     with pytest.raises(ValueError, match=r"constant data set: all 1 rows"):
         PaperNormalizer().fit(np.ones((1, 4)))
+
+
+# --------------------------------------------------------------------------------------------- load_features_file
+
+
+def test_load_features_file_labels_are_optional(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((12, 4))
+    y = np.arange(12) % 3
+    np.savetxt(tmp_path / "f.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    np.savetxt(tmp_path / "fy.csv", np.column_stack([X, y]), delimiter=",")
+    np.save(tmp_path / "f.npy", X)
+    np.save(tmp_path / "fy.npy", np.column_stack([X, y]))
+    np.savez(tmp_path / "f.npz", X=X)
+    np.savez(tmp_path / "fy.npz", data=X, labels=y)
+    for name in ("f.csv", "f.npy", "f.npz"):
+        Xr, yr = load_features_file(tmp_path / name, 4)
+        np.testing.assert_allclose(Xr, X, rtol=1e-15)
+        assert yr is None
+    for name in ("fy.csv", "fy.npy", "fy.npz"):
+        Xr, yr = load_features_file(tmp_path / name, 4)
+        np.testing.assert_allclose(Xr, X, rtol=1e-15)
+        assert yr is not None and yr.tolist() == y.tolist()
+    assert load_features_file(tmp_path / "fy.csv")[1] is None  # width unknown: every column is a feature
+    with pytest.raises(InvalidParameterError, match="has 5 columns but the model takes 3 features"):
+        load_features_file(tmp_path / "fy.csv", 3)
+    with pytest.raises(InvalidParameterError, match="has 4 features but the model takes 3"):
+        load_features_file(tmp_path / "fy.npz", 3)
+    np.save(tmp_path / "bad.npy", np.column_stack([X, y + 0.5]))
+    with pytest.raises(InvalidParameterError, match=r"last column of bad\.npy"):
+        load_features_file(tmp_path / "bad.npy", 4)
+    np.save(tmp_path / "empty.npy", np.zeros((0, 4)))
+    with pytest.raises(InvalidParameterError, match="non-empty"):
+        load_features_file(tmp_path / "empty.npy", 4)
+    np.savez(tmp_path / "nokey.npz", a=X)
+    with pytest.raises(InvalidParameterError, match=r"keys \['a'\]"):
+        load_features_file(tmp_path / "nokey.npz", 4)
+    (tmp_path / "f.txt").write_text("1,2,3,4\n")
+    with pytest.raises(InvalidParameterError, match=r"expected \.npy, \.npz or \.csv"):
+        load_features_file(tmp_path / "f.txt", 4)

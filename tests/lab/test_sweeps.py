@@ -121,6 +121,7 @@ BASE = {"sweep": {"name": "s", "task": "digits", "root_seed": 1, "seeds": 2}}
         ({"widths": [[8, 8]], "activations": [["relu"]]}, r"activations has 1 entries but widths has 2"),
         ({"method": ["lloyd-max-matched"], "levels": [2]}, r"lloyd-max-matched needs levels"),
         ({"weight_sampling": ["sobol"]}, r"weight_sampling"),
+        ({"calibrate": ["scale"]}, r"grid\.calibrate\[0\].*calibrate must be true or false"),
     ],
 )
 def test_invalid_grid_raises_naming_the_field(grid: dict[str, Any], match: str) -> None:
@@ -179,9 +180,13 @@ def test_point_fields_cover_core_and_ntklc_options() -> None:
         "readout",
         "weight_sampling",
         "hard",
+        "calibrate",
     ):
         assert name in f
     assert "seed" not in f and "on_infeasible" not in f
+    assert f["calibrate"] is None  # NTKLCConfig's default: calibrate the default method (sweeps pass X)
+    spec = parse_sweep({**BASE, "grid": {"calibrate": [True, False]}})
+    assert sorted(c["calibrate"] for c in spec.configs) == [False, True]
 
 
 # ================================================================================================ normalisation
@@ -206,7 +211,7 @@ def test_normalisation_sorting_and_seeds() -> None:
     assert cfg["function"] == "rmtcompress.lab:train_point" and cfg["task"] == "digits"
     # every NTK-LC option is written out with its default (same key as writing the default explicitly)
     assert cfg["readout_features"] == point_fields()["readout_features"] and "hard" in cfg
-    spec3 = parse_sweep({**BASE, "grid": {**grid, "restarts": [32], "weight_sampling": ["iid"]}})
+    spec3 = parse_sweep({**BASE, "grid": {**grid, "restarts": [32], "weight_sampling": ["philox"]}})
     assert [p.key for p in spec3.points] == [p.key for p in spec.points]
     spec4 = parse_sweep({**BASE, "grid": {**grid, "weight_sampling": ["exact"]}})
     assert all(p.config["weight_sampling"] == "exact" for p in spec4.points)
@@ -394,6 +399,9 @@ def test_real_points_train_and_record(real_sweep: tuple[str, list[dict[str, Any]
     lm = next(r for r in recs if r["method"] == "lloyd-max")
     assert lm["options"]["readout_features"] == point_fields()["readout_features"]  # passed explicitly
     assert "readout_features=" in lm["label"] and "restarts" not in lm["label"]
+    # the sweep follows NTKLCConfig's defaults: its default-method nets are calibrated, as rc.compress(X=...) is
+    assert lm["options"]["calibrate"] is None and "calibrate" not in lm["label"]
+    assert lm["built"] == "lloyd-max+calibrated"
 
 
 def test_loky_two_workers_equals_serial(real_sweep: tuple[str, list[dict[str, Any]]], tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def model(data: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
     spec = rc.MLPSpec(64, (96, 80), ("relu", "relu"))
-    cfg = rc.NTKLCConfig(sparsity=0.8, method="lloyd-max", levels=4, seed=5, readout_features="thermometer")
+    cfg = rc.NTKLCConfig(
+        sparsity=0.8, method="lloyd-max", levels=4, seed=5, readout_features="thermometer", calibrate=False
+    )
     return rc.compress(spec, cfg, data[0])
 
 
@@ -335,6 +337,15 @@ def test_cli_compress_calibrate(tmp_path: Path) -> None:
     assert "calibrate=scale" in res.output and (out / "compress.json").exists()
     bad = CliRunner().invoke(main, [*args, "--method", "weights-only", "--calibrate", "scale"])
     assert bad.exit_code != 0 and "--calibrate needs a method with step activations" in bad.output
+    # the default (--calibrate auto) calibrates the default method, as rc.compress does with data, and no other
+    auto = CliRunner().invoke(main, args)
+    assert auto.exit_code == 0, auto.output
+    assert "lloyd-max ε=0.9, k=4, calibrate=scale:" in auto.output
+    wo = CliRunner().invoke(main, [*args, "--method", "weights-only"])
+    assert wo.exit_code == 0, wo.output
+    assert "weights-only ε=0.9:" in wo.output and "calibrate=" not in wo.output
+    off = CliRunner().invoke(main, [*args, "--calibrate", "none"])
+    assert off.exit_code == 0 and "lloyd-max ε=0.9, k=4, readout_features=thermometer:" in off.output
 
 
 def test_calibration_sample_is_seeded_ordered_and_capped() -> None:

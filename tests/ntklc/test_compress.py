@@ -17,6 +17,7 @@ import torch
 
 import rmtcompress as rc
 from rmtcompress.core._activations import StepActivation
+from rmtcompress.errors import InvalidParameterError
 from rmtcompress.lab import _experiments as experiments
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
@@ -144,10 +145,12 @@ def _z(count: float, expected: float, sd: float) -> float:
     return abs(count - expected) / sd
 
 
+@pytest.mark.parametrize("sampling", ["philox", "iid"])
 @pytest.mark.parametrize("eps", [0.0, 0.5, 0.9])
-def test_iid_ternary_weights_have_the_paper_law(eps: float) -> None:
+def test_iid_ternary_weights_have_the_paper_law(eps: float, sampling: str) -> None:
     spec = rc.MLPSpec(64, (512, 256), ("relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=eps, method="lloyd-max", levels=4, seed=7))
+    cfg = rc.NTKLCConfig(sparsity=eps, method="lloyd-max", levels=4, seed=7, weight_sampling=sampling)
+    model = rc.compress(spec, cfg)
     assert model.is_ternary
     scale = 1.0 / math.sqrt(1.0 - eps)
     for i, shape in enumerate([(512, 64), (256, 512)]):
@@ -199,10 +202,105 @@ def test_seeded_determinism() -> None:
     a, b = rc.compress(spec, cfg, X=X), rc.compress(spec, cfg, X=X)
     for key, val in a.state_dict().items():
         assert torch.equal(val, b.state_dict()[key]), key
-    assert a.activations == b.activations
+    assert a.method == b.method == "lloyd-max+calibrated"  # with data the default method is calibrated
+    for act_a, act_b in zip(a.activations, b.activations, strict=True):
+        assert isinstance(act_a, rc.PerNeuronStep) and isinstance(act_b, rc.PerNeuronStep)
+        np.testing.assert_array_equal(act_a.thresholds, act_b.thresholds)
+        np.testing.assert_array_equal(act_a.levels, act_b.levels)
     np.testing.assert_array_equal(a.features(X), b.features(X))
     c = rc.compress(spec, rc.NTKLCConfig(sparsity=0.5, method="lloyd-max", levels=4, seed=12), X=X)
     assert not torch.equal(_codes(a, 0), _codes(c, 0))
+
+
+# ================================================================================================ calibration by default
+
+
+def _is_calibrated(model: rc.CompressedMLP) -> bool:
+    return [s.name for s in model.provenance.steps] == ["calibrated"] and all(
+        isinstance(a, rc.PerNeuronStep) for a in model.activations
+    )
+
+
+def test_compress_calibrates_the_default_method_only_with_data() -> None:
+    X, _ = rc.make_gmm(200, 24, preset="mixed", seed=2)
+    spec = rc.MLPSpec(24, (40, 32), ("relu", "relu"))
+    cal = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, seed=3), X=X)
+    assert _is_calibrated(cal) and cal.thermometer and cal.match_report is None
+    assert rc.CalibrationConfig.from_dict(cal.provenance.steps[0].config) == rc.CalibrationConfig(seed=3)
+    # without data: today's data-free net, bit for bit the calibrate=False one
+    free = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, seed=3))
+    off = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, seed=3, calibrate=False))
+    assert free.method == "lloyd-max" and free.tau0 == 1.0 and free.match_report is not None
+    assert free.activations == off.activations
+    np.testing.assert_array_equal(free.features(X), off.features(X))
+    # the same codes, calibrated or not
+    plain = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, seed=3, calibrate=False), X=X)
+    assert plain.method == "lloyd-max" and all(isinstance(a, StepActivation) for a in plain.activations)
+    for i in range(spec.depth):
+        assert torch.equal(_codes(cal, i), _codes(plain, i))
+    assert cal.tau0 == plain.tau0
+    # readout_features="levels": the calibrated last layer is read as levels
+    lev = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, seed=3, readout_features="levels"), X=X)
+    assert _is_calibrated(lev) and not lev.thermometer and lev.readout_dim == 32
+
+
+@pytest.mark.parametrize("method", ["uniform", "lloyd-max-data", "weights-only"])
+def test_other_methods_are_calibrated_only_when_asked(method: str) -> None:
+    X, _ = rc.make_gmm(200, 24, preset="mixed", seed=2)
+    spec = rc.MLPSpec(24, (40, 32), ("relu", "relu"))
+    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, method=method), X=X)
+    assert model.method == method and not any(isinstance(a, rc.PerNeuronStep) for a in model.activations)
+    asked = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, method=method, calibrate=True), X=X)
+    assert asked.method == f"{method}+calibrated" and _is_calibrated(asked)
+    own = rc.CalibrationConfig(hidden="data-lm", levels=4, n_rows=64, seed=1)
+    mine = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, method=method, calibrate=own), X=X)
+    assert rc.CalibrationConfig.from_dict(mine.provenance.steps[0].config) == own
+
+
+def test_calibration_needs_enough_data() -> None:
+    spec = rc.MLPSpec(6, (8,), ("relu",))
+    X = np.random.default_rng(0).standard_normal((7, 6))
+    with pytest.raises(InvalidParameterError, match=r"pass X to compress, or NTKLCConfig\(calibrate=False\)"):
+        rc.compress(spec, rc.NTKLCConfig(calibrate=True))
+    with pytest.raises(InvalidParameterError, match="needs training data"):
+        rc.compress(spec, rc.NTKLCConfig(calibrate=rc.CalibrationConfig()))
+    with pytest.raises(
+        InvalidParameterError, match=r"at least 2·levels = 8 rows of X, got 7.*calibrate=False"
+    ):
+        rc.compress(
+            spec, rc.NTKLCConfig(), X=X
+        )  # the default calibration, on too few rows: said, not skipped
+    assert rc.compress(spec, rc.NTKLCConfig(calibrate=False), X=X).method == "lloyd-max"
+    assert _is_calibrated(rc.compress(spec, rc.NTKLCConfig(), X=np.vstack([X, X])))
+
+
+def test_experiment_rows_pin_their_options() -> None:
+    """Rows of rmtcompress.lab build the same net whatever the package defaults: no calibration, i.i.d. torch
+    weights, level readout — unless the row names the option."""
+    X, _ = rc.make_gmm(200, 24, preset="mixed", seed=2)
+    spec = rc.MLPSpec(24, (40, 32), ("relu", "relu"))
+    row = experiments.build_model(experiments.MethodSpec("lloyd-max", "lloyd-max", 0.8, 4), spec, X, seed=3)
+    ref = rc.compress(
+        spec,
+        rc.NTKLCConfig(
+            sparsity=0.8, levels=4, seed=3, calibrate=False, weight_sampling="iid", readout_features="levels"
+        ),
+        X=X,
+    )
+    assert row.method == "lloyd-max" and not row.thermometer and row.weight_seed is None
+    for i in range(spec.depth):
+        assert torch.equal(_codes(row, i), _codes(ref, i))
+    np.testing.assert_array_equal(row.features(X), ref.features(X))
+    opts = (("calibrate", True),)
+    cal = experiments.build_model(
+        experiments.MethodSpec("lloyd-max", "lloyd-max", 0.8, 4, opts), spec, X, seed=3
+    )
+    assert _is_calibrated(cal)
+    auto = (("calibrate", None),)  # what a sweep passes when its file leaves calibrate out
+    swept = experiments.build_model(
+        experiments.MethodSpec("lloyd-max", "lloyd-max", 0.8, 4, auto), spec, X, 3
+    )
+    assert _is_calibrated(swept)
 
 
 # ================================================================================================ activations
@@ -214,7 +312,9 @@ def test_seeded_determinism() -> None:
 def test_k_level_features(method: str, k: int) -> None:
     X, _ = rc.make_gmm(300, 64, preset="mixed", seed=3)
     spec = rc.MLPSpec(64, (128, 96), ("relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.5, method=method, levels=k, seed=0), X=X)
+    model = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.5, method=method, levels=k, seed=0, calibrate=False), X=X
+    )
     assert len(model.activations) == 2
     for act in model.activations:
         assert isinstance(act, StepActivation)
@@ -240,7 +340,9 @@ def test_forward_is_the_paper_formula() -> None:
     """Independent float64 forward h_ℓ = (σ̃(h W̃ᵀ) − c̃)/√d with the model's weights, activations and centres."""
     X, _ = rc.make_gmm(200, 48, preset="mixed", seed=4)
     spec = rc.MLPSpec(48, (80, 64, 40), ("relu", "relu", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=2), X=X)
+    model = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=2, calibrate=False), X=X
+    )
     h = X.copy()
     for i, act in enumerate(model.activations):
         W = model.weight(i).double().numpy()
@@ -254,7 +356,9 @@ def test_forward_is_the_paper_formula() -> None:
 def test_centres_and_running_scales_follow_the_compressed_recursion() -> None:
     X = 2.0 * np.random.default_rng(1).standard_normal((100, 30)) / math.sqrt(30)
     spec = rc.MLPSpec(30, (40, 40, 20), ("relu", "tanh", "relu"))
-    model = rc.compress(spec, rc.NTKLCConfig(sparsity=0.5, method="lloyd-max", levels=4), X=X)
+    model = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.5, method="lloyd-max", levels=4, calibrate=False), X=X
+    )
     tau0 = math.sqrt(float(np.mean(np.sum(X**2, axis=1))))
     assert model.tau0 == pytest.approx(tau0, rel=1e-12)
     rec = rc.recursion(list(model.activations), tau0)
@@ -332,7 +436,9 @@ def _ck_error(n: int, width: int, draws: int, seed: int) -> tuple[float, float]:
     model = None
     for s in range(draws):
         model = rc.compress(
-            spec, rc.NTKLCConfig(sparsity=0.5, method="lloyd-max", levels=4, seed=100 + s), X=X
+            spec,
+            rc.NTKLCConfig(sparsity=0.5, method="lloyd-max", levels=4, seed=100 + s, calibrate=False),
+            X=X,
         )
         F = model.features(X).astype(np.float64)
         K += F @ F.T
@@ -386,6 +492,23 @@ def test_readout_on_digits(digits: experiments.Task) -> None:
     rc.fit_readout(model, digits.X_train, digits.y_train)
     np.testing.assert_array_equal(model.classifier.coef, coef)
     assert model.memory()["entropy_bound_bytes"] == model.memory(10)["entropy_bound_bytes"]
+
+
+def test_memory_needs_the_class_count_until_a_readout_is_trained() -> None:
+    X, y = rc.make_gmm(240, 24, n_classes=3, preset="mixed", seed=1)
+    model = rc.compress(rc.MLPSpec(24, (24, 16), ("relu", "relu")), rc.NTKLCConfig(sparsity=0.5), X=X)
+    with pytest.raises(
+        InvalidParameterError, match=r"number of classes: pass it \(model.memory\(n_classes\)\)"
+    ):
+        model.memory()  # no readout: the head's size is unknown (it used to assume 10 classes)
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidParameterError, match="n_classes"):
+            model.memory(bad)  # type: ignore[arg-type]
+    three, ten = model.memory(3), model.memory(10)
+    # the head is (k − 1)·d_L float32 weights per class plus a bias: 7 more classes, 7·(3·16 + 1) more floats
+    assert ten["entropy_bound_bytes"] - three["entropy_bound_bytes"] == pytest.approx(4 * 7 * (3 * 16 + 1))
+    rc.fit_readout(model, X, y)
+    assert model.memory() == three  # the fitted readout's class count
 
 
 def test_fit_readout_takes_training_data_only() -> None:

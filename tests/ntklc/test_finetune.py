@@ -29,7 +29,9 @@ def test_data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def calibrated(data: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
     spec = rc.MLPSpec(64, (96, 80), ("relu", "relu"))
-    cfg = rc.NTKLCConfig(sparsity=0.8, method="lloyd-max", levels=4, seed=5, readout_features="thermometer")
+    cfg = rc.NTKLCConfig(
+        sparsity=0.8, method="lloyd-max", levels=4, seed=5, readout_features="thermometer", calibrate=False
+    )
     return rc.calibrate(rc.compress(spec, cfg, data[0]), data[0], rc.CalibrationConfig(n_rows=512))
 
 
@@ -159,7 +161,9 @@ def test_finetune_rejects_bad_models_and_data(
 ) -> None:
     X, y = data
     spec = rc.MLPSpec(64, (96, 80), ("relu", "relu"))
-    plain = rc.compress(spec, rc.NTKLCConfig(sparsity=0.8, method="lloyd-max", levels=4, seed=5), X)
+    plain = rc.compress(
+        spec, rc.NTKLCConfig(sparsity=0.8, method="lloyd-max", levels=4, seed=5, calibrate=False), X
+    )
     with pytest.raises(ValueError, match="calibrate first"):
         rc.finetune(plain, X, y)
     with pytest.raises(ValueError, match="CompressedMLP"):
@@ -216,6 +220,6 @@ def test_cli_compress_finetune(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, [*args, "--calibrate", "scale", "--finetune-epochs", "1"])
     assert res.exit_code == 0, res.output
     assert "finetune=1" in res.output and (out / "compress.json").exists()
-    bad = CliRunner().invoke(main, [*args, "--finetune-epochs", "2"])
+    bad = CliRunner().invoke(main, [*args, "--calibrate", "none", "--finetune-epochs", "2"])
     assert bad.exit_code != 0 and "--finetune-epochs needs --calibrate" in bad.output
     assert "Traceback" not in bad.output

@@ -30,7 +30,9 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture()
 def model(data: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
     X, y = data
-    m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.8, levels=4, seed=2), X=X)
+    # shared quantizers and torch-sampled weights (no Philox seed): the tests set both kinds of state themselves
+    cfg = rc.NTKLCConfig(sparsity=0.8, levels=4, seed=2, calibrate=False, weight_sampling="iid")
+    m = rc.compress(SPEC, cfg, X=X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RmtcompressDeprecationWarning)
         rc.fit_readout(m, X, y)  # through set_classifier: no deprecation warning

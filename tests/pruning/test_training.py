@@ -13,15 +13,14 @@ import torch
 
 import rmtcompress.pruning._training as training
 from rmtcompress.lab._datasets import load_digits_data
-from rmtcompress.pruning._pruning import (
+from rmtcompress.pruning._configs import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     MagnitudeConfig,
     SAPConfig,
-    current_sparsity,
-    get_masks,
-    prune,
 )
+from rmtcompress.pruning._masks import current_sparsity, get_masks
+from rmtcompress.pruning._rules import prune
 from rmtcompress.pruning._training import (
     TrainConfig,
     evaluate,

@@ -295,9 +295,16 @@ def test_unknown_scope_and_options() -> None:
 
 
 def test_unsupported_layer_is_named() -> None:
-    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    with pytest.raises(InvalidParameterError, match=r"'1'.*BatchNorm1d"):
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    with pytest.raises(
+        InvalidParameterError, match=r"'2' is a BatchNorm1d after ReLU: only .* after an nn\.Linear"
+    ):
         quantize_weights(net, WeightSharingConfig())
+    nested = nn.Sequential(nn.Linear(4, 8), nn.Sequential(nn.LayerNorm(8)), nn.Linear(8, 2))
+    with pytest.raises(
+        InvalidParameterError, match=r"'1\.0'.*LayerNorm with parameters.*folds an nn\.BatchNorm1d"
+    ):
+        quantize_weights(nested, WeightSharingConfig())
     with pytest.raises(InvalidParameterError, match=r"no nn\.Linear"):
         quantize_weights(nn.Sequential(nn.ReLU()), WeightSharingConfig())
     with pytest.raises(InvalidParameterError, match="config"):

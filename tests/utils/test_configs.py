@@ -36,27 +36,6 @@ milestones = st.none() | st.lists(open_fraction, min_size=1, max_size=4, unique=
 )
 
 
-@st.composite
-def ntklc_configs(draw: st.DrawFn) -> rc.NTKLCConfig:
-    method = draw(st.sampled_from([m.value for m in rc.CompressionMethod]))
-    return rc.NTKLCConfig(
-        sparsity=draw(fraction),
-        method=method,
-        levels=draw(st.integers(3 if method == "lloyd-max-matched" else 2, 256)),
-        seed=draw(st.integers(0, 2**64 - 1)),
-        weight_sampling=draw(st.sampled_from(["iid", "exact", "philox"])),
-        restarts=draw(st.integers(1, 1000)),
-        last_layer=draw(st.sampled_from(["paper", "free"])),
-        hidden=draw(st.sampled_from(["sigma_t", "sigma_q"])),
-        tau_anchor=draw(non_negative),
-        hard=tuple(draw(st.lists(st.sampled_from(["d1", "d2", "curv", "Q", "tau"]), max_size=5))),
-        on_infeasible=draw(st.sampled_from(["warn", "raise", "ignore"])),
-        data_sample=draw(st.integers(1, 10**6)),
-        straight_through=draw(st.booleans()),
-        readout_features=draw(st.sampled_from(["levels", "thermometer"])),
-    )
-
-
 def _probs(draw: st.DrawFn, n: int) -> tuple[float, ...] | None:
     if draw(st.booleans()):
         return None
@@ -64,8 +43,8 @@ def _probs(draw: st.DrawFn, n: int) -> tuple[float, ...] | None:
 
 
 @st.composite
-def calibration_configs(draw: st.DrawFn) -> rc.CalibrationConfig:
-    levels = draw(st.integers(2, 8))
+def calibration_configs(draw: st.DrawFn, levels: int | None = None) -> rc.CalibrationConfig:
+    levels = draw(st.integers(2, 8)) if levels is None else levels
     modes = st.sampled_from(CALIBRATION_MODES)
     return rc.CalibrationConfig(
         hidden=draw(modes),
@@ -77,6 +56,34 @@ def calibration_configs(draw: st.DrawFn) -> rc.CalibrationConfig:
         n_rows=draw(st.integers(2 * levels, 10**6)),
         iters=draw(st.integers(0, 100)),
         seed=draw(seed),
+    )
+
+
+@st.composite
+def ntklc_configs(draw: st.DrawFn) -> rc.NTKLCConfig:
+    method = draw(st.sampled_from([m.value for m in rc.CompressionMethod]))
+    levels = draw(st.integers(3 if method == "lloyd-max-matched" else 2, 256))
+    calibrate = draw(
+        st.sampled_from(["auto", "on", "off", "config"])
+    )  # None, True, False or a nested CalibrationConfig of the same levels
+    return rc.NTKLCConfig(
+        sparsity=draw(fraction),
+        method=method,
+        levels=levels,
+        calibrate={"auto": None, "on": True, "off": False}[calibrate]
+        if calibrate != "config"
+        else draw(calibration_configs(levels)),
+        seed=draw(st.integers(0, 2**64 - 1)),
+        weight_sampling=draw(st.sampled_from(["iid", "exact", "philox"])),
+        restarts=draw(st.integers(1, 1000)),
+        last_layer=draw(st.sampled_from(["paper", "free"])),
+        hidden=draw(st.sampled_from(["sigma_t", "sigma_q"])),
+        tau_anchor=draw(non_negative),
+        hard=tuple(draw(st.lists(st.sampled_from(["d1", "d2", "curv", "Q", "tau"]), max_size=5))),
+        on_infeasible=draw(st.sampled_from(["warn", "raise", "ignore"])),
+        data_sample=draw(st.integers(1, 10**6)),
+        straight_through=draw(st.booleans()),
+        readout_features=draw(st.sampled_from(["levels", "thermometer"])),
     )
 
 
@@ -277,6 +284,30 @@ def test_ntklc_to_dict_keeps_every_field() -> None:
     assert d["method"] == "uniform" and d["hard"] == ["d1", "d2", "curv", "Q", "tau"]
     back = rc.NTKLCConfig.from_dict(d)
     assert back.method is rc.CompressionMethod.UNIFORM and back == cfg
+
+
+def test_ntklc_nested_calibration_and_version_1_dicts() -> None:
+    cal = rc.CalibrationConfig(hidden="data-lm", levels=4, last_quantiles=(0.2, 0.5, 0.8), seed=3)
+    cfg = rc.NTKLCConfig(calibrate=cal)
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d["version"] == 2 and d["calibrate"] == cal.to_dict()
+    assert rc.NTKLCConfig.from_dict(d).calibrate == cal
+    # a version-1 dict was written before compress calibrated: it reads back as calibrate=False
+    old = {k: v for k, v in rc.NTKLCConfig().to_dict().items() if k != "calibrate"} | {"version": 1}
+    assert rc.NTKLCConfig.from_dict(old).calibrate is False
+    assert rc.NTKLCConfig.from_dict({**old, "version": 2}).calibrate is None
+    # … and i.i.d. torch sampling when it leaves weight_sampling out (the default then); an explicit value stays
+    assert rc.NTKLCConfig.from_dict({"version": 1, "sparsity": 0.5}).weight_sampling == "iid"
+    assert rc.NTKLCConfig.from_dict({"version": 1, "weight_sampling": "exact"}).weight_sampling == "exact"
+    assert rc.NTKLCConfig.from_dict({"sparsity": 0.5}).weight_sampling == "philox"  # version 2: the default
+    with pytest.raises(
+        InvalidParameterError, match="calibrate must be None, True, False or a CalibrationConfig"
+    ):
+        rc.NTKLCConfig(calibrate="scale")  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match=r"calibrate.levels \(4\) must equal levels \(8\)"):
+        rc.NTKLCConfig(levels=8, calibrate=rc.CalibrationConfig())
+    with pytest.raises(InvalidParameterError, match="n_rows"):  # the nested dict is validated too
+        rc.NTKLCConfig.from_dict({**d, "calibrate": {**d["calibrate"], "n_rows": 1}})
 
 
 def test_from_dict_refuses_bad_dicts() -> None:

@@ -58,3 +58,15 @@ def test_write_json_is_standard_json(tmp_path: Path) -> None:
     assert text.endswith("\n")
     assert json.loads(text) == {"a": 1.5, "b": [2, None], "c": [0, 1], "d": [None, "x"]}
     assert json_safe({"k": np.float32(0.5)}) == {"k": 0.5}
+
+
+def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "no-such-folder" / "out.bin"
+    with pytest.raises(FileNotFoundError) as info:
+        atomic_write_bytes(target, b"x", parents=False)
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(IsADirectoryError) as dir_info:  # os.replace onto a folder
+        atomic_write_bytes(tmp_path / "a-folder", b"x")
+    assert dir_info.value.filename == str(tmp_path / "a-folder") and ".tmp" not in str(dir_info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]

@@ -199,3 +199,9 @@ def test_codes_match() -> None:
     d[3, 4] = 1 - abs(d[3, 4])  # 0 ↔ ±1
     assert not philox_codes_match(d, 5, 2, 0.9)
     assert not philox_codes_match(c.reshape(-1), 5, 2, 0.9)
+
+
+@pytest.mark.parametrize("eps", [1 - 2**-40, float(np.nextafter(1.0, 0.0)), 1 - 2**-32])
+def test_sparsity_next_to_one_matches_the_reference(eps: float) -> None:
+    """T0 = round(ε·2³²) reaches 2³² (or Tm reaches 0) next to ε = 1: the fast path must agree with the mapping."""
+    assert philox_ternary_codes(5, 1, (3, 11), eps).tolist() == _reference_codes(5, 1, (3, 11), eps)

@@ -17,9 +17,12 @@ from ._entropy import (
     ternary_entropy_bits as ternary_entropy_bits,
 )
 from ._files import (
+    FIGURE_FORMATS as FIGURE_FORMATS,
     atomic_path as atomic_path,
     atomic_write_bytes as atomic_write_bytes,
+    atomic_write_figure as atomic_write_figure,
     atomic_write_json as atomic_write_json,
+    figure_format as figure_format,
     json_safe as json_safe,
 )
 from ._philox import (
@@ -54,6 +57,7 @@ from ._version import (
 )
 
 __all__ = [
+    "FIGURE_FORMATS",
     "PHILOX_ALGORITHM",
     "Config",
     "Draw",
@@ -64,6 +68,7 @@ __all__ = [
     "as_generator",
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_figure",
     "atomic_write_json",
     "binary_entropy_bits",
     "check_int",
@@ -74,6 +79,7 @@ __all__ = [
     "config_types",
     "entropy_bits",
     "entropy_bound_bits",
+    "figure_format",
     "json_safe",
     "philox_codes_match",
     "philox_ternary_codes",

@@ -12,6 +12,9 @@ tuple, a method name its enum member). :class:`Config` gives it
   of a newer version or with unknown keys (:class:`~rmtcompress.errors.InvalidParameterError`), and validates the
   values through the constructor. ``Config.from_dict`` (on the base class) picks the class from ``"type"``;
 * :meth:`Config.replace` — a validated copy with some fields changed.
+
+A field may hold another config (``NTKLCConfig.calibrate`` a ``CalibrationConfig``): ``to_dict`` writes its dict,
+and the outer config's ``__post_init__`` turns a dict back into the config.
 """
 
 from __future__ import annotations
@@ -33,7 +36,10 @@ _CONFIG_TYPES: dict[str, type[Config]] = {}
 
 
 def _to_json(value: Any) -> Any:
-    """A JSON-friendly copy of a field value: tuples → lists, enums → values, NumPy scalars → Python."""
+    """A JSON-friendly copy of a field value: tuples → lists, enums → values, NumPy scalars → Python, a nested
+    config → its :meth:`Config.to_dict` (the field's validation reads that dict back)."""
+    if isinstance(value, Config):
+        return value.to_dict()
     if isinstance(value, enum.Enum):
         return _to_json(value.value)
     if isinstance(value, (tuple, list)):

@@ -1,12 +1,14 @@
 """Atomic file writes: write to a temporary name in the target folder, fsync, then rename over the target.
 
 A reader never sees a half-written file: either the old content or the complete new one. The temporary file is
-removed when writing fails (an exception, ``KeyboardInterrupt`` included).
+removed when writing fails (an exception, ``KeyboardInterrupt`` included). Figures are written in the format their
+file name says (:func:`figure_format`: ``.png``, ``.pdf`` or ``.svg``; other extensions are refused).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import secrets
@@ -16,12 +18,20 @@ from typing import IO, Any
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+
 __all__ = [
+    "FIGURE_FORMATS",
     "atomic_path",
     "atomic_write_bytes",
+    "atomic_write_figure",
     "atomic_write_json",
+    "figure_format",
     "json_safe",
 ]
+
+FIGURE_FORMATS = ("png", "pdf", "svg")
+"""Figure file types, by extension (matplotlib writes each natively)."""
 
 _CHUNK = 1 << 20
 """Bytes per ``write`` call (very large single writes are split so no platform limit is hit)."""
@@ -55,8 +65,9 @@ def atomic_path(
     """A fresh temporary path next to ``path``, for writers that need a file name (``np.save``, memmaps).
 
     On normal exit of the ``with`` block the temporary file is renamed over ``path`` (and the folder fsynced);
-    on an exception it is deleted and the exception propagates. The writer must have closed (and, for
-    durability, flushed) the file before the block ends.
+    on an exception it is deleted and the exception propagates; an ``OSError`` about the temporary file (a missing
+    folder, no permission, a full disk) is re-raised as the same error type naming ``path`` instead. The writer
+    must have closed (and, for durability, flushed) the file before the block ends.
 
     Args:
         path: The final file name.
@@ -73,11 +84,21 @@ def atomic_path(
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and str(tmp) in (str(exc.filename), str(exc.filename2)):
+            raise _renamed(exc, target) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def _renamed(exc: OSError, target: Path) -> OSError:
+    """``exc`` (same type, errno and reason) naming ``target`` instead of the temporary file."""
+    try:
+        return type(exc)(exc.errno, exc.strerror, str(target))
+    except TypeError:  # an OSError subclass with another constructor
+        return OSError(exc.errno, exc.strerror, str(target))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bool = True) -> Path:
@@ -119,3 +140,32 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Atomically write ``obj`` as indented, standard JSON (NaN/inf become null; NumPy values become Python)."""
     text = json.dumps(json_safe(obj), indent=2, sort_keys=False, allow_nan=False)
     return atomic_write_bytes(path, (text + "\n").encode())
+
+
+def figure_format(path: str | os.PathLike[str]) -> str:
+    """The figure format of a file name from its extension: ``"png"``, ``"pdf"`` or ``"svg"`` (any case).
+
+    Raises:
+        InvalidParameterError: Any other extension (or none): a figure is never written in a format its name
+            does not say.
+    """
+    suffix = Path(path).suffix
+    fmt = suffix.lower().lstrip(".")
+    if fmt not in FIGURE_FORMATS:
+        raise InvalidParameterError(
+            f"cannot write a figure to {str(path)!r}: its extension must be "
+            f"{', '.join('.' + f for f in FIGURE_FORMATS)} (got {suffix or 'none'!r})"
+        )
+    return fmt
+
+
+def atomic_write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
+    """Atomically write a matplotlib figure in the format :func:`figure_format` reads from ``path``.
+
+    Raises:
+        InvalidParameterError: An extension other than ``.png``, ``.pdf``, ``.svg`` (nothing is written).
+    """
+    fmt = figure_format(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return atomic_write_bytes(path, buf.getvalue())

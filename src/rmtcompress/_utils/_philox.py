@@ -137,11 +137,24 @@ def philox_ternary_codes(seed: int, layer: int, shape: tuple[int, int], sparsity
     """
     rows, cols = _check_shape(shape)
     t0, tm = philox_thresholds(sparsity)
-    u = philox_words(seed, layer, rows * cols)
-    lo, hi = np.uint64(t0), np.uint64(t0 + tm)
-    codes = (u >= hi).astype(np.int8)
-    codes -= ((u >= lo) & (u < hi)).astype(np.int8)
+    key = (_check_uint64(seed, "seed"), _check_uint64(layer, "layer"))
+    if t0 >= _TWO32:  # ε within 2⁻³³ of 1: every word is below T0
+        return np.zeros((rows, cols), dtype=np.int8)
+    u = _words32(*key, rows * cols)
+    # a = 1{u ≥ T0}, b = 1{u ≥ T0 + Tm} (b implies a): code = 0, −1, +1 is 2b − a, in int8 without temporaries wider
+    # than a byte per word
+    a = (u >= np.uint32(t0)).view(np.int8)
+    b = (u >= np.uint32(t0 + tm)).view(np.int8)
+    codes = np.add(b, b, dtype=np.int8)
+    codes -= a
     return codes.reshape(rows, cols)
+
+
+def _words32(seed: int, layer: int, n: int) -> NDArray[np.uint32]:
+    """``u[0..n)`` as uint32: the little-endian view of the 64-bit words is exactly the low-half-first order."""
+    bitgen = np.random.Philox(key=np.array([seed, layer], dtype=np.uint64), counter=0)
+    words = np.asarray(bitgen.random_raw((n + 1) // 2), dtype="<u8")
+    return words.view("<u4")[:n]
 
 
 def philox_codes_match(codes: Any, seed: int, layer: int, sparsity: float) -> bool:

@@ -1,4 +1,5 @@
-"""Core objects every layer shares: activation functions (with their registry) and the MLP spec."""
+"""Core objects every layer shares: activation functions (with their registry), the MLP spec and the stored input
+transform (the preprocessing a model was trained with)."""
 
 from __future__ import annotations
 
@@ -26,10 +27,25 @@ from ._activations import (
 from ._spec import (
     MLPSpec as MLPSpec,
 )
+from ._transform import (
+    INPUT_SCALE_TOLERANCE as INPUT_SCALE_TOLERANCE,
+    INPUT_SPREAD_TOLERANCE as INPUT_SPREAD_TOLERANCE,
+    SPREAD_MIN_ROWS as SPREAD_MIN_ROWS,
+    InputTransform as InputTransform,
+    InputTransformLayer as InputTransformLayer,
+    check_input_scale as check_input_scale,
+    input_scale_ratio as input_scale_ratio,
+    rms_row_norm as rms_row_norm,
+)
 
 __all__ = [
+    "INPUT_SCALE_TOLERANCE",
+    "INPUT_SPREAD_TOLERANCE",
+    "SPREAD_MIN_ROWS",
     "Activation",
     "ActivationKind",
+    "InputTransform",
+    "InputTransformLayer",
     "LinearAbsActivation",
     "MLPSpec",
     "PerNeuronStep",
@@ -37,13 +53,16 @@ __all__ = [
     "StepActivation",
     "activation_names",
     "binary_heuristic",
+    "check_input_scale",
     "custom_activation",
     "get_activation",
+    "input_scale_ratio",
     "leaky_relu",
     "polynomial",
     "register_activation",
     "relu",
     "resolve_activations",
+    "rms_row_norm",
     "sigma_q",
     "sigma_t",
     "sigma_ter",

@@ -10,8 +10,11 @@
   up to 65 536 symbols with a static model (integer frequencies summing to 2¹⁶, quantised from the symbol counts);
   the stream costs the empirical entropy ``n·H(counts/n)`` plus a few bytes (the final 32-bit state) and the
   frequency-rounding loss (a fraction of a percent).
-* :class:`BinaryWriter` / :class:`BinaryReader` — little-endian records (LEB128 varints, float32 / float16 arrays,
-  raw bytes); every read past the end raises :class:`~rmtcompress.errors.FormatError` ("truncated").
+* :class:`BinaryWriter` / :class:`BinaryReader` — little-endian records (LEB128 varints, float64 / float32 /
+  float16 arrays, raw bytes); every read past the end raises :class:`~rmtcompress.errors.FormatError` ("truncated");
+* the stored input transform (:class:`~rmtcompress.core.InputTransform`, the preprocessing a model was trained
+  with) in both container kinds: :func:`transform_to_record` / :func:`transform_from_record` (a JSON record + two
+  float64 tensors) and :func:`write_transform` / :func:`read_transform` (a binary record).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 import safetensors.numpy
 from numpy.typing import NDArray
 
+from ..core import InputTransform
 from ..errors import FormatError, InvalidParameterError
 
 __all__ = [
@@ -56,8 +60,12 @@ __all__ = [
     "rans_encode",
     "rans_encode_impl",
     "rans_frequencies",
+    "read_transform",
     "sha256_bytes",
     "sha256_hex",
+    "transform_from_record",
+    "transform_to_record",
+    "write_transform",
 ]
 
 RANS_PROB_BITS = 16
@@ -295,6 +303,10 @@ class BinaryWriter:
         v = int(v)
         self.uvarint(2 * v if v >= 0 else -2 * v - 1)
 
+    def f64(self, values: Any) -> None:
+        """Append float64 values (little-endian)."""
+        self._buf += np.ascontiguousarray(values, dtype="<f8").reshape(-1).tobytes()
+
     def f32(self, values: Any) -> None:
         """Append float32 values (little-endian)."""
         self._buf += np.ascontiguousarray(values, dtype="<f4").reshape(-1).tobytes()
@@ -352,6 +364,10 @@ class BinaryReader:
         """Read a signed (zig-zag) varint."""
         u = self.uvarint()
         return u >> 1 if not u & 1 else -((u + 1) >> 1)
+
+    def f64(self, n: int) -> NDArray[np.float64]:
+        """Read ``n`` float64 values."""
+        return np.frombuffer(self._take(8 * int(n)), dtype="<f8").astype(np.float64)
 
     def f32(self, n: int) -> NDArray[np.float32]:
         """Read ``n`` float32 values."""
@@ -453,14 +469,17 @@ class Parsed:
     checksums: dict[str, str] = field(default_factory=dict)
 
 
-def parse_container(data: bytes, *, strict: bool, magic: str, version_expected: int) -> Parsed:
+def parse_container(
+    data: bytes, *, strict: bool, magic: str, version_expected: int | Sequence[int]
+) -> Parsed:
     """Parse a safetensors model file: tensors, the JSON document (magic and version checked), checksums.
 
     Args:
         data: The file's bytes.
         strict: Raise on any checksum mismatch (the document's or a tensor's); otherwise record it.
         magic: Expected ``doc["magic"]``.
-        version_expected: Expected ``doc["format_version"]``.
+        version_expected: The ``doc["format_version"]`` this reader knows (one, or several: old versions it still
+            reads).
 
     Raises:
         FormatError: Not a safetensors file, no rmtcompress document, wrong magic or version, tensors that do not
@@ -502,9 +521,11 @@ def parse_container(data: bytes, *, strict: bool, magic: str, version_expected: 
     version = doc.get("format_version")
     if not is_int(version):
         raise FormatError(f"format_version must be an integer, got {version!r}")
-    if version != version_expected:
+    known = (version_expected,) if isinstance(version_expected, int) else tuple(version_expected)
+    if version not in known:
         raise FormatError(
-            f"unsupported {magic} format version {version}; this library reads version {version_expected}"
+            f"unsupported {magic} format version {version}; this library reads version "
+            f"{', '.join(map(str, known))}"
         )
     if strict and status != "ok":
         raise FormatError(
@@ -585,3 +606,109 @@ def container_magic(data: bytes) -> str | None:
     except (ValueError, AttributeError, UnicodeDecodeError, TypeError):
         return None
     return magic if isinstance(magic, str) else None
+
+
+# ============================================================================================ input transform
+
+_TRANSFORM_KIND = "affine"
+_MAX_FEATURES = 1 << 31
+
+
+def transform_to_record(
+    t: InputTransform, tensors: dict[str, np.ndarray], prefix: str = "input"
+) -> dict[str, Any]:
+    """The JSON record of an input transform; its shift and scale go into ``tensors`` as float64
+    ``<prefix>.shift`` / ``<prefix>.scale`` (exact).
+
+    The record: ``{"kind": "affine", "n_features": p, "shift_tensor", "scale_tensor", "input_scale": float|null,
+    "input_spread": float|null}``.
+    """
+    if not isinstance(t, InputTransform):
+        raise InvalidParameterError(f"an input transform must be an InputTransform, got {type(t).__name__}")
+    shift, scale = f"{prefix}.shift", f"{prefix}.scale"
+    tensors[shift] = np.ascontiguousarray(t.shift, dtype=np.float64)
+    tensors[scale] = np.ascontiguousarray(t.scale, dtype=np.float64)
+    return {
+        "kind": _TRANSFORM_KIND,
+        "n_features": t.n_features,
+        "shift_tensor": shift,
+        "scale_tensor": scale,
+        "input_scale": t.input_scale,
+        "input_spread": t.input_spread,
+    }
+
+
+def transform_from_record(
+    rec: Any, tensors: dict[str, np.ndarray], where: str = "input_transform"
+) -> tuple[InputTransform, set[str]]:
+    """Rebuild an input transform from its JSON record and the file's tensors.
+
+    Returns:
+        The transform and the names of the two tensors it used.
+
+    Raises:
+        FormatError: An unknown kind, a missing or ill-typed tensor, non-finite values, a scale ≤ 0, lengths other
+            than 1 or ``n_features``, or a bad ``input_scale``.
+    """
+    r = meta_obj(rec, where)
+    if r.get("kind") != _TRANSFORM_KIND:
+        raise FormatError(f"{where}.kind must be {_TRANSFORM_KIND!r}, got {r.get('kind')!r}")
+    p = meta_int(r.get("n_features"), f"{where}.n_features", 1)
+    arrays = []
+    names = set()
+    for key in ("shift_tensor", "scale_tensor"):
+        name = meta_str(r.get(key), f"{where}.{key}")
+        arr = tensors.get(name)
+        if arr is None or arr.dtype != np.float64 or arr.ndim != 1 or arr.size not in (1, p):
+            got = "missing" if arr is None else f"{arr.dtype}{list(arr.shape)}"
+            raise FormatError(f"{where}.{key}: tensor {name!r} must be float64 of 1 or {p} values, got {got}")
+        arrays.append(np.array(arr, dtype=np.float64, copy=True))
+        names.add(name)
+    refs = []
+    for key in ("input_scale", "input_spread"):
+        v = r.get(key)
+        refs.append(None if v is None else meta_float(v, f"{where}.{key}"))
+    try:
+        return InputTransform(p, arrays[0], arrays[1], refs[0], refs[1]), names
+    except InvalidParameterError as exc:
+        raise FormatError(f"{where}: {exc}") from exc
+
+
+def write_transform(w: BinaryWriter, t: InputTransform) -> None:
+    """Binary record: ``u8`` kind (1 affine) | ``uv`` p | ``uv`` m, ``f64``×m shift | ``uv`` m, ``f64``×m scale |
+    ``u8`` flags (bit 0: input scale follows, bit 1: input spread follows) | those ``f64`` (m ∈ {1, p})."""
+    w.u8(1)
+    w.uvarint(t.n_features)
+    for arr in (t.shift, t.scale):
+        w.uvarint(arr.size)
+        w.f64(arr)
+    w.u8((t.input_scale is not None) | ((t.input_spread is not None) << 1))
+    for v in (t.input_scale, t.input_spread):
+        if v is not None:
+            w.f64([v])
+
+
+def read_transform(r: BinaryReader) -> InputTransform:
+    """Read a :func:`write_transform` record.
+
+    Raises:
+        FormatError: An unknown kind, out-of-range lengths, non-finite values, a scale ≤ 0, a truncated record.
+    """
+    kind = r.u8()
+    if kind != 1:
+        raise FormatError(f"unknown input-transform kind {kind}")
+    p = r.uvarint(_MAX_FEATURES)
+    arrays = []
+    for name in ("shift", "scale"):
+        m = r.uvarint(_MAX_FEATURES)
+        if m not in (1, p):
+            raise FormatError(f"input transform {name} has {m} values for {p} features")
+        arrays.append(r.f64(m))
+    flags = r.u8()
+    if flags > 3:
+        raise FormatError(f"input transform: invalid flags {flags}")
+    refs = [float(r.f64(1)[0]) if flags & bit else None for bit in (1, 2)]
+    try:
+        return InputTransform(p, arrays[0], arrays[1], refs[0], refs[1])
+    except InvalidParameterError as exc:
+        raise FormatError(f"invalid input transform: {exc}") from exc

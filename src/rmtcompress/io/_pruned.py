@@ -16,9 +16,13 @@ SHA-256 of every tensor and of the JSON document, atomic write), with magic ``"r
 * the kept values, ``"float32"`` (exact) or ``"float16"`` (lossy: relative error ≤ 2⁻¹¹ per weight within the
   float16 range; values beyond ±65 504 are refused), and the float32 bias.
 
-Parameter-free modules between them are recorded with their settings: ``nn.ReLU``, ``nn.Identity``, ``nn.Tanh``,
-``nn.Sigmoid``, ``nn.GELU``, ``nn.Flatten``, ``nn.Unflatten``, ``nn.MaxPool2d``. Anything else (or a convolution
-with a non-zero padding mode) is refused with a ValueError.
+Parameter-free modules between them are recorded with their settings: ``nn.ReLU``, ``nn.LeakyReLU`` (its slope),
+``nn.Identity``, ``nn.Tanh``, ``nn.Sigmoid``, ``nn.GELU``, ``nn.Flatten``, ``nn.Unflatten``, ``nn.MaxPool2d``. The
+net is stored in its inference form (:func:`rmtcompress.pruning.inference_form`): dropout layers as ``nn.Identity``,
+an ``nn.BatchNorm1d`` right after an ``nn.Linear`` folded into it. A first module
+:class:`~rmtcompress.core.InputTransformLayer` (the preprocessing the net was trained with) is stored as the input
+transform record. Anything else (or a convolution with a non-zero padding mode) is refused with an
+InvalidParameterError that lists what is supported.
 Weights masked by a ``weight_mask`` buffer and exact zeros are both stored as pruned; the loaded model is a plain
 ``nn.Sequential`` whose pruned weights are exactly zero (no mask buffers), so its outputs equal the masked
 model's (bit for bit with float32 values).
@@ -38,20 +42,26 @@ from numpy.typing import NDArray
 from torch import nn
 
 from .._utils import atomic_write_bytes, entropy_bound_bits
+from ..core import InputTransformLayer
 from ..errors import FormatError, InvalidParameterError, MissingFileError
+from ..pruning import inference_form
 from ._container import (
     as_format_error,
     container_magic,
     encode_container,
+    meta_float,
     parse_container,
     rans_decode,
     rans_encode,
     rans_frequencies,
+    transform_from_record,
+    transform_to_record,
 )
 
 __all__ = [
     "PRUNED_FORMAT_VERSION",
     "PRUNED_MAGIC",
+    "PRUNED_READ_VERSIONS",
     "is_pruned_file",
     "load_pruned",
     "pruned_file_bytes",
@@ -61,7 +71,10 @@ __all__ = [
 ]
 
 PRUNED_MAGIC = "rmtcompress-pruned"
-PRUNED_FORMAT_VERSION = 1
+PRUNED_FORMAT_VERSION = 2
+"""Version written (2: ``input_transform`` and ``leaky_relu`` entries)."""
+PRUNED_READ_VERSIONS = (1, 2)
+"""Versions read (a version-1 file is a version-2 file without those entries)."""
 POSITION_ENCODINGS = ("bitmask", "entropy", "dense")
 VALUE_DTYPES = ("float32", "float16")
 
@@ -129,12 +142,25 @@ def _ints(v: Any) -> Any:
     return int(v) if isinstance(v, int) else [int(x) for x in v]
 
 
+_SUPPORTED = (
+    "nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.GELU, nn.MaxPool2d, "
+    "nn.Flatten, nn.Unflatten, dropout layers (stored as nn.Identity), nn.BatchNorm1d right after an nn.Linear "
+    "(folded into it) and a first InputTransformLayer"
+)
+
+
 def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
-    if not isinstance(model, nn.Sequential):
-        raise InvalidParameterError(f"save_pruned stores an nn.Sequential, got {type(model).__name__}")
     out: list[tuple[str, str, nn.Module]] = []
-    for name, m in model.named_children():
-        if isinstance(m, nn.Linear):
+    for i, (name, m) in enumerate(model.named_children()):
+        if isinstance(m, InputTransformLayer):
+            if i:
+                raise InvalidParameterError(
+                    f"layer {name!r}: an InputTransformLayer must be the first module of the nn.Sequential"
+                )
+            out.append((name, "input_transform", m))
+        elif type(m) is nn.LeakyReLU:
+            out.append((name, "leaky_relu", m))
+        elif isinstance(m, nn.Linear):
             out.append((name, "linear", m))
         elif isinstance(m, nn.Conv2d):
             if m.padding_mode != "zeros":
@@ -152,8 +178,7 @@ def _describe(model: nn.Module) -> list[tuple[str, str, nn.Module]]:
             kind = next((k for k, cls in _ACTIVATIONS.items() if type(m) is cls), None)
             if kind is None:
                 raise InvalidParameterError(
-                    f"layer {name!r} is a {type(m).__name__}: pruned files store nn.Linear, nn.Conv2d, "
-                    f"{', '.join(c.__name__ for c in _ACTIVATIONS.values())}, nn.MaxPool2d, nn.Flatten, nn.Unflatten"
+                    f"layer {name!r} is a {type(m).__name__}: pruned files store {_SUPPORTED}"
                 )
             out.append((name, kind, m))
     if not any(kind in ("linear", "conv2d") for _, kind, _ in out):
@@ -179,9 +204,20 @@ def pruned_to_bytes(model: nn.Module, *, values: str = "float32", positions: str
         raise InvalidParameterError(
             f"positions must be 'auto' or one of {', '.join(POSITION_ENCODINGS)}, got {positions!r}"
         )
+    if not isinstance(model, nn.Sequential):
+        raise InvalidParameterError(f"save_pruned stores an nn.Sequential, got {type(model).__name__}")
+    model = inference_form(model)
     sequence: list[dict[str, Any]] = []
     tensors: dict[str, np.ndarray] = {}
     for name, kind, m in _describe(model):
+        if kind == "input_transform":
+            assert isinstance(m, InputTransformLayer)
+            sequence.append({"name": name, "type": kind, **transform_to_record(m.transform, tensors, name)})
+            continue
+        if kind == "leaky_relu":
+            assert isinstance(m, nn.LeakyReLU)
+            sequence.append({"name": name, "type": kind, "negative_slope": float(m.negative_slope)})
+            continue
         if kind == "flatten":
             assert isinstance(m, nn.Flatten)
             sequence.append({"name": name, "type": kind, "start_dim": m.start_dim, "end_dim": m.end_dim})
@@ -286,9 +322,17 @@ def _build(doc: dict[str, Any], tensors: dict[str, np.ndarray]) -> nn.Sequential
     modules: dict[str, nn.Module] = {}
     used: set[str] = set()
     prev_out: int | None = None
-    for e in seq:
+    v2 = doc["format_version"] >= 2
+    for i, e in enumerate(seq):
         name, kind = str(e["name"]), e["type"]
-        if kind == "flatten":
+        if kind == "input_transform" and v2 and i == 0:
+            transform, names = transform_from_record(e, tensors, f"sequence[0] ({name!r})")
+            modules[name] = InputTransformLayer(transform)
+            used |= names
+            prev_out = transform.n_features
+        elif kind == "leaky_relu" and v2:
+            modules[name] = nn.LeakyReLU(meta_float(e["negative_slope"], f"{name}.negative_slope"))
+        elif kind == "flatten":
             modules[name] = nn.Flatten(int(e["start_dim"]), int(e["end_dim"]))
         elif kind in _ACTIVATIONS:
             modules[name] = _ACTIVATIONS[kind]()
@@ -366,9 +410,7 @@ def pruned_from_bytes(data: bytes) -> nn.Sequential:
             rmtcompress file) or version, or metadata inconsistent with the payloads.
     """
     with as_format_error():
-        parsed = parse_container(
-            data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION
-        )
+        parsed = parse_container(data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_READ_VERSIONS)
         return _build(parsed.doc, parsed.tensors)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -388,16 +430,18 @@ def load_pruned(path: str | os.PathLike[str]) -> nn.Sequential:
 
 def pruned_file_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Per linear layer of a pruned-net file: shape, kept count, density, bytes of positions / values / bias and the
-    mask's entropy bound in bytes; plus the file size (checksums enforced).
+    mask's entropy bound in bytes; plus the file size and the input transform's summary (checksums enforced: the
+    whole file is decoded).
 
     Raises:
         FileNotFoundError, FormatError: As :func:`load_pruned`.
     """
     data = Path(path).read_bytes()
     with as_format_error():
-        parsed = parse_container(
-            data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_FORMAT_VERSION
-        )
+        parsed = parse_container(data, strict=True, magic=PRUNED_MAGIC, version_expected=PRUNED_READ_VERSIONS)
+        net = _build(parsed.doc, parsed.tensors)
+        first = next(iter(net.children()))
+        transform = first.transform.describe() if isinstance(first, InputTransformLayer) else None
         layers = []
         for e in parsed.doc["sequence"]:
             if e["type"] not in ("linear", "conv2d"):
@@ -423,8 +467,11 @@ def pruned_file_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {
         "path": str(path),
         "magic": PRUNED_MAGIC,
-        "format_version": PRUNED_FORMAT_VERSION,
+        "format_version": parsed.doc["format_version"],
         "file_bytes": len(data),
         "header_bytes": parsed.header_bytes,
+        "payload_bytes": int(sum(a.nbytes for a in parsed.tensors.values())),
+        "checksums_ok": True,  # enforced: a mismatch raises FormatError
+        "input_transform": transform,
         "layers": layers,
     }

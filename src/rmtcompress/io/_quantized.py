@@ -3,8 +3,11 @@
 The model is an ``nn.Sequential`` of :class:`~rmtcompress.pruning.QuantizedLinear` /
 :class:`~rmtcompress.pruning.QuantizedConv2d` (from :func:`rmtcompress.pruning.quantize_weights`), plain
 ``nn.Linear`` / ``nn.Conv2d`` (stored as pruned float layers), :class:`~rmtcompress.pruning.QuantizedActivation`
-(from :func:`rmtcompress.pruning.quantize_activations`) and parameter-free modules (``ReLU``, ``Identity``,
-``Tanh``, ``Sigmoid``, ``GELU``, ``Flatten``, ``Unflatten``, ``MaxPool2d``).
+(from :func:`rmtcompress.pruning.quantize_activations`) and parameter-free modules (``ReLU``, ``LeakyReLU``,
+``Identity``, ``Tanh``, ``Sigmoid``, ``GELU``, ``Flatten``, ``Unflatten``, ``MaxPool2d``), optionally led by an
+:class:`~rmtcompress.core.InputTransformLayer` (the preprocessing the net was trained with). It is stored in its
+inference form (:func:`rmtcompress.pruning.inference_form`): dropout as ``Identity``, an ``nn.BatchNorm1d`` right
+after a float ``nn.Linear`` folded into it.
 
 The file is a binary record (no JSON: the header of a 10 kB net must not cost a kilobyte), specified field by field
 in ``docs/format.md`` ("Quantized trained nets")::
@@ -39,20 +42,24 @@ from numpy.typing import NDArray
 from torch import nn
 
 from .._utils import atomic_write_bytes
+from ..core import InputTransformLayer
 from ..errors import FormatError, InvalidParameterError, MissingFileError
-from ..pruning import QuantizedActivation, QuantizedConv2d, QuantizedLinear
+from ..pruning import QuantizedActivation, QuantizedConv2d, QuantizedLinear, inference_form
 from ._container import (
     BinaryReader,
     BinaryWriter,
     rans_decode_prefix,
     rans_encode,
     rans_frequencies,
+    read_transform,
     sha256_bytes,
+    write_transform,
 )
 
 __all__ = [
     "QUANTIZED_FORMAT_VERSION",
     "QUANTIZED_MAGIC",
+    "QUANTIZED_READ_VERSIONS",
     "is_quantized_file",
     "is_quantized_model",
     "load_quantized",
@@ -64,7 +71,10 @@ __all__ = [
 ]
 
 QUANTIZED_MAGIC = b"RCQW"
-QUANTIZED_FORMAT_VERSION = 1
+QUANTIZED_FORMAT_VERSION = 2
+"""Version written (2: the LeakyReLU and input-transform records)."""
+QUANTIZED_READ_VERSIONS = (1, 2)
+"""Versions read (a version-1 file is a version-2 file without those records)."""
 POSITIONS = ("auto", "entropy", "bitmask")
 BIASES = ("float32", "float16")
 _DIGEST = 32
@@ -73,7 +83,10 @@ _M = 1 << 16
 # module kinds (one byte each)
 _LINEAR, _CONV = 1, 2
 _ACTS: dict[int, type[nn.Module]] = {10: nn.ReLU, 11: nn.Identity, 12: nn.Tanh, 13: nn.Sigmoid, 14: nn.GELU}
+_LEAKY = 15
 _FLATTEN, _UNFLATTEN, _MAXPOOL, _QACT = 20, 21, 22, 30
+_INPUT = 40
+_V2_KINDS = (_LEAKY, _INPUT)
 _SCHEMES = ("codebook", "symmetric", "float")
 _METHODS = ("", "sharing", "uniform", "ternary", "ttq", "float")
 _PAD_MODES = ("explicit", "same", "valid")
@@ -304,6 +317,10 @@ def _write_module(
         w.u8(1 if m.straight_through else 0)
         w.f32([float(m.ste_low), float(m.ste_high)])
         return None
+    if type(m) is nn.LeakyReLU:
+        w.u8(_LEAKY)
+        w.f64([float(m.negative_slope)])
+        return None
     for code, cls in _ACTS.items():
         if type(m) is cls:
             if isinstance(m, nn.GELU) and m.approximate != "none":
@@ -334,8 +351,9 @@ def _write_module(
         return None
     raise InvalidParameterError(
         f"layer {name!r} is a {type(m).__name__}: quantized-net files store QuantizedLinear, QuantizedConv2d, "
-        "nn.Linear, nn.Conv2d, QuantizedActivation, nn.ReLU, nn.Identity, nn.Tanh, nn.Sigmoid, nn.GELU, "
-        "nn.Flatten, nn.Unflatten and nn.MaxPool2d"
+        "nn.Linear, nn.Conv2d, QuantizedActivation, nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Tanh, nn.Sigmoid, "
+        "nn.GELU, nn.Flatten, nn.Unflatten, nn.MaxPool2d, dropout layers (stored as nn.Identity), an "
+        "nn.BatchNorm1d right after a float nn.Linear (folded into it) and a first InputTransformLayer"
     )
 
 
@@ -346,7 +364,15 @@ def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[
         raise InvalidParameterError(f"positions must be one of {', '.join(POSITIONS)}; got {positions!r}")
     if biases not in BIASES:
         raise InvalidParameterError(f"biases must be one of {', '.join(BIASES)}; got {biases!r}")
-    children = list(model.named_children())
+    kids = list(model.named_children())
+    for i, (name, m) in enumerate(kids):
+        if isinstance(m, nn.BatchNorm1d) and not (i and type(kids[i - 1][1]) is nn.Linear):
+            raise InvalidParameterError(
+                f"layer {name!r} is a BatchNorm1d after a {type(kids[i - 1][1]).__name__ if i else 'nothing'}: "
+                "only an nn.BatchNorm1d right after a float nn.Linear is stored (folded into it); "
+                "rc.quantize_weights folds it before quantizing"
+            )
+    children = list(inference_form(model).named_children())
     if not any(isinstance(m, nn.Linear | nn.Conv2d | QuantizedLinear | QuantizedConv2d) for _, m in children):
         raise InvalidParameterError("the model has no weight layer to store")
     names_default = all(name == str(i) for i, (name, _) in enumerate(children))
@@ -355,7 +381,15 @@ def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[
     w.u8(QUANTIZED_FORMAT_VERSION | (0 if names_default else _NAMES_FLAG))
     w.uvarint(len(children))
     stats: list[_LayerStats] = []
-    for name, m in children:
+    for i, (name, m) in enumerate(children):
+        if isinstance(m, InputTransformLayer):
+            if i:
+                raise InvalidParameterError(
+                    f"layer {name!r}: an InputTransformLayer must be the first module of the nn.Sequential"
+                )
+            w.u8(_INPUT)
+            write_transform(w, m.transform)
+            continue
         st = _write_module(w, name, m, positions, biases)
         if st is not None:
             stats.append(st)
@@ -414,9 +448,10 @@ def _check_body(data: bytes) -> int:
     if sha256_bytes(memoryview(data)[:end]) != bytes(data[end:]):
         raise FormatError("SHA-256 mismatch: the quantized-net file is truncated or corrupted")
     version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
-    if version != QUANTIZED_FORMAT_VERSION:
+    if version not in QUANTIZED_READ_VERSIONS:
         raise FormatError(
-            f"unsupported quantized-net format version {version}; this library reads version {QUANTIZED_FORMAT_VERSION}"
+            f"unsupported quantized-net format version {version}; this library reads versions "
+            f"{', '.join(map(str, QUANTIZED_READ_VERSIONS))}"
         )
     return end
 
@@ -541,8 +576,19 @@ def _read_weight_layer(r: BinaryReader, kind: int, stats: list[_LayerStats], nam
         raise FormatError(f"layer {name!r}: {exc}") from exc
 
 
-def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str) -> nn.Module:
+def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: int) -> nn.Module:
     kind = r.u8()
+    if kind in _V2_KINDS and version < 2:
+        raise FormatError(f"module kind {kind} does not exist in format version {version}")
+    if kind == _INPUT:
+        if name != "0":
+            raise FormatError("an input-transform record must be the first module")
+        return InputTransformLayer(read_transform(r))
+    if kind == _LEAKY:
+        slope = float(r.f64(1)[0])
+        if not math.isfinite(slope):
+            raise FormatError(f"module {name!r}: non-finite LeakyReLU slope")
+        return nn.LeakyReLU(slope)
     if kind in (_LINEAR, _CONV):
         return _read_weight_layer(r, kind, stats, name)
     if kind in _ACTS:
@@ -585,7 +631,8 @@ def _decode(data: bytes) -> tuple[nn.Sequential, list[_LayerStats], int]:
     if count < 1:
         raise FormatError("the quantized-net file holds no module")
     stats: list[_LayerStats] = []
-    modules = [_read_module(r, stats, str(i)) for i in range(count)]
+    version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
+    modules = [_read_module(r, stats, str(i), version) for i in range(count)]
     names = [str(i) for i in range(count)]
     if flags:
         names = []
@@ -656,7 +703,8 @@ def quantized_file_report(
         if path is None:
             raise InvalidParameterError("give a path or data")
         data = Path(path).read_bytes()
-    stats = _decode(data)[1]
+    net, stats, _ = _decode(data)
+    first = next(iter(net.children()))
     layers = []
     for st in stats:
         codes = st.extra["codes"]
@@ -691,10 +739,12 @@ def quantized_file_report(
     return {
         "path": None if path is None else str(path),
         "magic": QUANTIZED_MAGIC.decode("ascii"),
-        "format_version": QUANTIZED_FORMAT_VERSION,
+        "format_version": data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG,
         "file_bytes": len(data),
         "other_bytes": len(data) - sum(layer["bytes"] for layer in layers),
         "checksum": "ok",
+        "checksums_ok": True,  # enforced: a mismatch raises FormatError
+        "input_transform": first.transform.describe() if isinstance(first, InputTransformLayer) else None,
         "layers": layers,
         "entropy_bound_bytes": sum(
             layer["mask_entropy_bytes"] + layer["code_entropy_bytes"] for layer in layers

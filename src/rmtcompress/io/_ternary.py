@@ -45,6 +45,7 @@ from .._utils import (
 )
 from ..core import (
     Activation,
+    InputTransform,
     LinearAbsActivation,
     MLPSpec,
     PerNeuronStep,
@@ -77,6 +78,8 @@ from ._container import (
     rans_encode_impl,
     rans_frequencies as general_rans_frequencies,
     sha256_hex,
+    transform_from_record,
+    transform_to_record,
 )
 
 __all__ = [
@@ -85,6 +88,7 @@ __all__ = [
     "MAGIC",
     "METADATA_KEY",
     "METADATA_SHA256_KEY",
+    "READ_VERSIONS",
     "EncodedLayer",
     "FormatError",
     "decode_codes",
@@ -97,8 +101,11 @@ __all__ = [
     "to_bytes",
 ]
 
-FORMAT_VERSION = 1
-"""Version of the layout written by :func:`save`; :func:`load` reads exactly this version."""
+FORMAT_VERSION = 2
+"""Version of the layout written by :func:`save` (2: the optional ``input_transform`` record)."""
+
+READ_VERSIONS = (1, 2)
+"""Versions :func:`load` reads (version 1 is version 2 without an input transform)."""
 
 MAGIC = "rmtcompress"
 
@@ -109,7 +116,11 @@ _TERNARY_ENCODINGS = ("2bit", "base3", "bitmask", "entropy")
 """Payload encodings of ternary codes, in ``auto``'s tie-breaking order."""
 
 _RANS_M = 1 << RANS_PROB_BITS
-_SEED_REQUIRED = "this model's weights were not generated from a Philox seed; build it with NTKLCConfig(weight_sampling='philox')"
+_SEED_REQUIRED = (
+    "this model's weights were not generated from a Philox seed (it was built with weight_sampling='iid' or "
+    "'exact', or is not an rc.compress net): rebuild it with rc.compress(spec, NTKLCConfig(..., "
+    "weight_sampling='philox'), X) — the default — or save it with another encoding (e.g. 'auto')"
+)
 IntCodes = NDArray[np.int8]
 Bytes = NDArray[np.uint8]
 
@@ -655,6 +666,8 @@ def to_bytes(model: CompressedMLP, encoding: str | Sequence[str] = "auto") -> by
         "layers": layers,
         "readout": readout,
     }
+    if model.input_transform is not None:  # omitted when absent (no bytes spent)
+        doc["input_transform"] = transform_to_record(model.input_transform, tensors)
     return encode_container(tensors, doc)
 
 
@@ -694,6 +707,7 @@ class _Layout:
     centers: list[float]
     scales: list[float]
     readout: dict[str, Any] | None
+    input_transform: InputTransform | None = None
 
 
 def _layout(parsed: Parsed) -> _Layout:
@@ -795,11 +809,21 @@ def _layout(parsed: Parsed) -> _Layout:
     for a in acts_raw:  # per-neuron step activations keep their thresholds and levels as tensors
         if isinstance(a, dict) and a.get("kind") == "per_neuron_step":
             expected_tensors |= {str(a.get("thresholds_tensor")), str(a.get("levels_tensor"))}
+    transform = None
+    if "input_transform" in doc:
+        if doc["format_version"] < 2:
+            raise FormatError("a format-version-1 file cannot hold an input_transform record")
+        transform, names = transform_from_record(doc["input_transform"], parsed.tensors)
+        if transform.n_features != input_dim:
+            raise FormatError(
+                f"input_transform.n_features is {transform.n_features} but architecture.input_dim is {input_dim}"
+            )
+        expected_tensors |= names
     if set(parsed.tensors) != expected_tensors:
         raise FormatError(
             f"the file's tensors {sorted(parsed.tensors)} do not match the layers and readout {sorted(expected_tensors)}"
         )
-    return _Layout(spec, acts, layers, model, centers, scales, readout)
+    return _Layout(spec, acts, layers, model, centers, scales, readout, transform)
 
 
 def _decode_layer(rec: dict[str, Any], tensors: dict[str, np.ndarray]) -> np.ndarray:
@@ -833,10 +857,10 @@ def from_bytes(data: bytes) -> CompressedMLP:
         The :class:`~rmtcompress.compress.CompressedMLP`, readout restored.
 
     Raises:
-        FormatError: On anything but a valid, intact version-1 file.
+        FormatError: On anything but a valid, intact version-1 or version-2 file.
     """
     with as_format_error():
-        return _build(parse_container(data, strict=True, magic=MAGIC, version_expected=FORMAT_VERSION))
+        return _build(parse_container(data, strict=True, magic=MAGIC, version_expected=READ_VERSIONS))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -867,6 +891,7 @@ def _build(parsed: Parsed) -> CompressedMLP:
         weight_seed=None
         if m.get("weight_seed") is None
         else meta_int(m.get("weight_seed"), "model.weight_seed"),
+        input_transform=lay.input_transform,
     )
     if model.thermometer != m["thermometer"]:
         raise FormatError("model.thermometer is set but the last activation is not a step function")
@@ -952,12 +977,12 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        FormatError: If the file is not a readable version-1 rmtcompress file (a checksum mismatch alone does not
+        FormatError: If the file is not a readable version-1 or -2 rmtcompress file (a checksum mismatch alone does not
             raise: it is reported).
     """
     data = Path(path).read_bytes()
     with as_format_error():
-        parsed = parse_container(data, strict=False, magic=MAGIC, version_expected=FORMAT_VERSION)
+        parsed = parse_container(data, strict=False, magic=MAGIC, version_expected=READ_VERSIONS)
         lay = _layout(parsed)
     layers = []
     for rec in lay.layers:
@@ -1007,6 +1032,7 @@ def inspect(path: str | os.PathLike[str]) -> dict[str, Any]:
             "activations": [a.name for a in lay.activations],
         },
         "model": dict(lay.model),
+        "input_transform": None if lay.input_transform is None else lay.input_transform.describe(),
         "layers": layers,
         "readout": readout,
         "tensors": {

@@ -4,9 +4,11 @@
 which builds tensors and plain containers only. Two contents are accepted:
 
 * **a whole module** saved with ``torch.save(model)``, when it is an ``nn.Sequential`` made only of the torch layers
-  in :data:`USER_MODULES` (``Linear``, ``Conv2d``, ``ReLU``, ``Tanh``, ``Sigmoid``, ``GELU``, ``Identity``,
-  ``Flatten``, ``Unflatten``, ``MaxPool2d``, ``Dropout``): these classes (and nothing else) are allow-listed for the
-  restricted unpickler; a file naming any other class is refused before loading, with the classes it names;
+  in :data:`USER_MODULES` (``Linear``, ``Conv2d``, ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``GELU``,
+  ``Identity``, ``Flatten``, ``Unflatten``, ``MaxPool2d``, ``Dropout``, ``BatchNorm1d``): these classes (and nothing
+  else) are allow-listed for the restricted unpickler; a file naming any other class is refused before loading, with
+  the classes it names. The model files store such a net in its inference form (dropout as identity, a
+  ``BatchNorm1d`` right after a ``Linear`` folded into it: :func:`rmtcompress.pruning.inference_form`);
 * **a state dict** (``torch.save(model.state_dict())``, or a checkpoint dict holding it under ``"state_dict"``,
   ``"model_state_dict"`` or ``"model"``) of an ``nn.Sequential`` **MLP**, rebuilt from its keys and shapes by this
   rule: every key is ``"<i>.weight"``, ``"<i>.bias"`` or ``"<i>.weight_mask"`` (a pruning mask of
@@ -39,6 +41,7 @@ USER_MODULES: tuple[type[nn.Module], ...] = (
     nn.Linear,
     nn.Conv2d,
     nn.ReLU,
+    nn.LeakyReLU,
     nn.Tanh,
     nn.Sigmoid,
     nn.GELU,
@@ -47,6 +50,7 @@ USER_MODULES: tuple[type[nn.Module], ...] = (
     nn.Unflatten,
     nn.MaxPool2d,
     nn.Dropout,
+    nn.BatchNorm1d,
 )
 """torch.nn classes a whole-module ``.pt`` file may contain (allow-listed for the restricted unpickler)."""
 

@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._utils import SeedLike, as_generator, check_int, validate_X, validate_Xy
+from ..core import InputTransform
 from ..errors import InvalidParameterError, MissingDependencyError, MissingFileError
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "load_cifar10_batches",
     "load_digits_data",
     "load_fashion_mnist",
+    "load_features_file",
     "load_idx_dataset",
     "load_mnist_subset",
     "make_gmm",
@@ -493,9 +495,14 @@ def _parse_float(cell: str) -> float | None:
         return None
 
 
-def _load_csv(
-    path: Path, label_column: int, header: bool | None
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+def _numbered_rows(reader: Any) -> Iterable[tuple[int, list[str]]]:
+    """Yield ``(line_number, row)`` from a :func:`csv.reader` (1-based line of the row's end)."""
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _csv_values(path: Path, header: bool | None) -> tuple[NDArray[np.float64], list[str] | None]:
+    """All cells of a numeric CSV file (n, columns) and its header row (None without one)."""
     name = str(path)
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
@@ -522,15 +529,6 @@ def _load_csv(
             f"CSV file {name!r}: header (line {rows[0][0]}) has {len(header_row)} columns but line "
             f"{data_rows[0][0]} has {n_cols}"
         )
-    if n_cols < 2:
-        raise InvalidParameterError(
-            f"CSV file {name!r} needs at least 2 columns (features + label); found {n_cols}"
-        )
-    if not -n_cols <= label_column < n_cols:
-        raise InvalidParameterError(
-            f"label_column={label_column} is out of range for {n_cols} columns in {name!r}"
-        )
-    label_idx = label_column % n_cols
     values = np.empty((len(data_rows), n_cols), dtype=np.float64)
     for i, (line_no, row) in enumerate(data_rows):
         if len(row) != n_cols:
@@ -547,6 +545,24 @@ def _load_csv(
                     f"CSV file {name!r}: non-numeric cell {cell!r} at line {line_no}, {col}"
                 )
             values[i, j] = v
+    return values, header_row
+
+
+def _load_csv(
+    path: Path, label_column: int, header: bool | None
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    name = str(path)
+    values, _ = _csv_values(path, header)
+    n_cols = values.shape[1]
+    if n_cols < 2:
+        raise InvalidParameterError(
+            f"CSV file {name!r} needs at least 2 columns (features + label); found {n_cols}"
+        )
+    if not -n_cols <= label_column < n_cols:
+        raise InvalidParameterError(
+            f"label_column={label_column} is out of range for {n_cols} columns in {name!r}"
+        )
+    label_idx = label_column % n_cols
     feature_cols = [j for j in range(n_cols) if j != label_idx]
     label_name = f"label column {label_idx + 1} of {path.name}"
     return validate_Xy(
@@ -554,10 +570,81 @@ def _load_csv(
     )
 
 
-def _numbered_rows(reader: Any) -> Iterable[tuple[int, list[str]]]:
-    """Yield ``(line_number, row)`` from a :func:`csv.reader` (1-based line of the row's end)."""
-    for row in reader:
-        yield reader.line_num, row
+def load_features_file(
+    path: PathLike, n_features: int | None = None, *, header: bool | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64] | None]:
+    """Load samples to predict on, with labels when the file has them (``.npy``, ``.npz`` or ``.csv``).
+
+    * ``.npy``: a 2-D array;
+    * ``.npz``: the features under ``X``, ``x`` or ``data``, the labels (optional) under ``y`` / ``labels``;
+    * ``.csv``: numeric cells, one sample per row, an optional header row (auto-detected as in
+      :func:`load_array_file`).
+
+    For ``.npy`` and ``.csv`` the number of columns decides: ``n_features`` columns are features only,
+    ``n_features + 1`` are features followed by an integer label column (without ``n_features``: features only).
+
+    Args:
+        path: The file.
+        n_features: The number of features the model takes.
+        header: CSV only: force (True/False) or auto-detect (None) a header row.
+
+    Returns:
+        ``(X, y)``: ``X`` float64 (n, p), ``y`` int64 (n,) or None.
+
+    Raises:
+        MissingFileError: If ``path`` does not exist.
+        InvalidParameterError: An unsupported extension, an empty or non-2-D array, non-finite values, a column
+            count that is neither ``n_features`` nor ``n_features + 1``, non-integer labels, or an ``.npz`` without
+            features (the keys found are listed).
+    """
+    file = _existing_file(path, "data file")
+    suffix = file.suffix.lower()
+    labels: NDArray[Any] | None = None
+    if suffix == ".npy":
+        try:
+            values = np.load(file, allow_pickle=False)
+        except ValueError as exc:  # object arrays need pickle, which is refused
+            raise InvalidParameterError(f"{str(file)!r} is not a numeric .npy array: {exc}") from exc
+    elif suffix == ".csv":
+        values = _csv_values(file, header)[0]
+    elif suffix == ".npz":
+        if not zipfile.is_zipfile(file):
+            raise InvalidParameterError(f"{str(file)!r} is not a valid .npz archive (not a zip file)")
+        with np.load(file, allow_pickle=False) as npz:
+            kx = next((k for k in ("X", "x", "data") if k in npz.files), None)
+            if kx is None:
+                raise InvalidParameterError(
+                    f"{str(file)!r} has keys {list(npz.files)}; the features must be under 'X', 'x' or 'data'"
+                )
+            ky = next((k for k in ("y", "labels") if k in npz.files), None)
+            try:
+                values = npz[kx]
+                labels = None if ky is None else npz[ky]
+            except ValueError as exc:
+                raise InvalidParameterError(f"{str(file)!r}: could not read arrays: {exc}") from exc
+        if labels is not None:
+            X, y = validate_Xy(values, labels, X_name=f"{file.name}[{kx!r}]", y_name=f"{file.name}[{ky!r}]")
+            if n_features is not None and X.shape[1] != n_features:
+                raise InvalidParameterError(
+                    f"{file.name} has {X.shape[1]} features but the model takes {n_features}"
+                )
+            return X, y
+    else:
+        raise InvalidParameterError(
+            f"unsupported file extension {file.suffix!r} for {str(file)!r}; expected .npy, .npz or .csv"
+        )
+    X = validate_X(values, name=f"the data in {file.name}")
+    p = X.shape[1]
+    if n_features is None or p == n_features:
+        return X, None
+    if p == n_features + 1:
+        return validate_Xy(
+            X[:, :-1], X[:, -1], X_name=f"features of {file.name}", y_name=f"last column of {file.name}"
+        )
+    raise InvalidParameterError(
+        f"{file.name} has {p} columns but the model takes {n_features} features (give {n_features} feature "
+        f"columns, or {n_features + 1} with the integer label last)"
+    )
 
 
 def load_array_file(
@@ -847,3 +934,18 @@ class PaperNormalizer:
     def fit_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Fit on ``X`` and return the transformed ``X`` (shape ``(n, p)``, float64)."""
         return self.fit(X).transform(X)
+
+    def to_input_transform(self) -> InputTransform:
+        """The fitted normaliser as the frozen :class:`~rmtcompress.core.InputTransform` that model files store:
+        shift = ``mean_``, one shared scale ``scale_``, and input_scale = input_spread = 1 (the transformed training
+        set is centred with RMS row norm exactly 1 by construction; its spread is 1 up to the factor √(n/(n−1))).
+        Its ``apply`` gives the same values as :meth:`transform`.
+
+        Raises:
+            InvalidParameterError: If called before ``fit``.
+        """
+        if self.mean_ is None or self.scale_ is None or self.n_features_in_ is None:
+            raise InvalidParameterError("PaperNormalizer is not fitted yet: call fit(X_train) first")
+        return InputTransform(
+            self.n_features_in_, self.mean_, np.array([self.scale_]), input_scale=1.0, input_spread=1.0
+        )

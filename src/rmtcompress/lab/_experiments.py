@@ -28,7 +28,7 @@ from .._utils import (
     check_sparsity,
     stratified_split_indices,
 )
-from ..core import MLPSpec
+from ..core import InputTransform, MLPSpec
 from ..errors import InvalidParameterError
 from ..ntklc import (
     BASELINES,
@@ -39,7 +39,6 @@ from ..ntklc import (
     FinetuneConfig,
     NTKLCConfig,
     build_baseline,
-    calibrate,
     compress,
     finetune,
     fit_readout,
@@ -69,7 +68,11 @@ TASKS = ("fashion-mnist", "mnist-subset", "mnist-6v8", "mnist-0to4", "digits", "
 
 @dataclass(frozen=True)
 class Task:
-    """A train/test split, normalised with statistics of the training split only."""
+    """A train/test split, normalised with statistics of the training split only.
+
+    ``input_transform`` is that normalisation as the record model files store (raw inputs → the model's inputs),
+    None when the data were given already prepared.
+    """
 
     name: str
     X_train: np.ndarray
@@ -77,6 +80,7 @@ class Task:
     X_test: np.ndarray
     y_test: np.ndarray
     description: str
+    input_transform: InputTransform | None = None
 
     @property
     def n_classes(self) -> int:
@@ -141,7 +145,7 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
         keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
         Xtr, ytr = Xtr[keep], ytr[keep]
     norm = PaperNormalizer().fit(Xtr)
-    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
+    return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc, norm.to_input_transform())
 
 
 @dataclass(frozen=True)
@@ -206,35 +210,42 @@ def build_model(
 ) -> CompressedMLP:
     """Build the (untrained-readout) net of a :class:`MethodSpec`.
 
-    Options ``calibrate`` (hidden-layer mode of :func:`rmtcompress.calibrate`) and ``finetune`` (epochs of
-    :func:`rmtcompress.finetune`, which needs ``calibrate`` and the training labels ``y_train``) post-process the
-    compressed net; a fine-tuned net comes with its jointly trained head as readout."""
+    A row names its options explicitly, so that its numbers do not move with the package's defaults: unless the
+    row says otherwise the readout sees the quantized levels (``readout_features="levels"``), the weights are
+    drawn i.i.d. by torch (``weight_sampling="iid"``) and the net is not calibrated (``calibrate=False``).
+    Option ``calibrate`` is either :attr:`~rmtcompress.ntklc.NTKLCConfig.calibrate` (``None``/``True``/
+    ``False``) or the hidden-layer mode of :func:`rmtcompress.calibrate` (``"scale"``, ``"data-lm"``: the
+    per-neuron quantizers of ``CalibrationConfig(hidden=mode, levels=levels, seed=seed)``); ``finetune`` (epochs
+    of :func:`rmtcompress.finetune`, which needs a calibrated net and the training labels ``y_train``)
+    post-processes it; a fine-tuned net comes with its jointly trained head as readout."""
     tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
     if ms.method in BASELINES:
         return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
-    # rows name every option explicitly: the readout sees the quantized levels unless the row says otherwise
-    options = {"readout_features": "levels", **dict(ms.options)}
-    calibration = options.pop("calibrate", None)  # per-neuron quantizers (rc.calibrate), hidden-layer mode
+    options: dict[str, Any] = {
+        "readout_features": "levels",
+        "weight_sampling": "iid",
+        "calibrate": False,
+        **dict(ms.options),
+    }
+    if isinstance(options["calibrate"], str):  # a hidden-layer mode: per-neuron quantizers (rc.calibrate)
+        options["calibrate"] = CalibrationConfig(hidden=options["calibrate"], levels=ms.levels, seed=seed)
     ft_epochs = options.pop("finetune", None)  # label-aware fine-tuning of those quantizers (rc.finetune)
-    if ft_epochs is not None and calibration is None:
-        raise InvalidParameterError(
-            "the finetune option needs calibrated per-neuron quantizers (option calibrate)"
-        )
     if ft_epochs is not None and y_train is None:
         raise InvalidParameterError("the finetune option needs the training labels y_train")
     cfg = NTKLCConfig(
         sparsity=ms.sparsity, method=ms.method, levels=ms.levels, seed=seed, on_infeasible="ignore", **options
     )
+    if ft_epochs is not None and cfg.calibration(X_train.shape[0]) is None:
+        raise InvalidParameterError(
+            "the finetune option needs calibrated per-neuron quantizers (option calibrate)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MatchWarning)
         model = compress(spec, cfg, X=X_train)
-    if calibration is None:
-        return model
-    cal = calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
     if ft_epochs is None:
-        return cal
+        return model
     assert y_train is not None
-    return finetune(cal, X_train, y_train, FinetuneConfig(epochs=int(ft_epochs), seed=seed))
+    return finetune(model, X_train, y_train, FinetuneConfig(epochs=int(ft_epochs), seed=seed))
 
 
 def run_one(
@@ -258,6 +269,9 @@ def run_one(
     return {
         "task": task.name,
         "method": ms.method,
+        "built": getattr(
+            model, "method", ms.method
+        ),  # the net's provenance label, e.g. "lloyd-max+calibrated"
         "label": ms.label(),
         "name": ms.name,
         "sparsity": ms.sparsity if ms.method != "dense" else 0.0,

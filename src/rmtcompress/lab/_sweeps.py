@@ -213,7 +213,10 @@ def _check_core(name: str, value: Any, where: str) -> Any:
 
 def _check_option(name: str, value: Any, default: Any, where: str) -> Any:
     """Type-check one NTKLCConfig option against the type of its default."""
-    if isinstance(default, bool):
+    if default is None:  # calibrate: None (calibrate the default method, NTKLCConfig's default) or a boolean
+        ok = value is None or isinstance(value, bool)
+        kind = "true or false"
+    elif isinstance(default, bool):
         ok = isinstance(value, bool)
         kind = "a boolean"
     elif isinstance(default, int):

@@ -15,6 +15,7 @@ from ._calibration import (
     calibrate as calibrate,
     calibration_sample as calibration_sample,
     fit_layer as fit_layer,
+    spread_quantiles as spread_quantiles,
 )
 from ._compress import (
     COMPRESSION_METHODS as COMPRESSION_METHODS,
@@ -75,5 +76,6 @@ __all__ = [
     "model_memory",
     "register_baseline",
     "register_compression_method",
+    "spread_quantiles",
     "train_layers",
 ]

@@ -26,7 +26,8 @@ from .._utils import Registry, check_sparsity
 from ..core import Activation, MLPSpec, binary_heuristic
 from ..empirical import sample_weights, torch_generator
 from ..theory import gaussian_moments
-from ._compress import CompressedMLP, ternary_codes
+from ._compress import ternary_codes
+from ._model import CompressedMLP
 
 __all__ = ["BASELINES", "BaselineInputs", "build_baseline", "register_baseline"]
 

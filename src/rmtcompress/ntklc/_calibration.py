@@ -43,7 +43,7 @@ from .._utils import Config, check_int, validate_X
 from ..core import Activation, PerNeuronStep, get_activation
 from ..errors import InvalidParameterError
 from ..quant import lloyd_max_quantizer
-from ._compress import CompressedMLP
+from ._model import CompressedMLP
 
 __all__ = ["CALIBRATION_MODES", "CalibrationConfig", "calibrate", "calibration_sample", "spread_quantiles"]
 

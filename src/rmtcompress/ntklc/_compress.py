@@ -29,9 +29,9 @@ from __future__ import annotations
 import enum
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import torch
@@ -45,12 +45,10 @@ from .._utils import (
     philox_ternary_codes,
     validate_X,
     validate_Xy,
-    warn_deprecated,
 )
-from ..core import Activation, MLPSpec, PerNeuronStep, StepActivation
+from ..core import Activation, MLPSpec, StepActivation
 from ..empirical import torch_generator
 from ..errors import InvalidParameterError
-from ..kernels import fast_features, unsupported_reason
 from ..quant import (
     lloyd_max_data_quantizer,
     lloyd_max_quantizer,
@@ -65,9 +63,9 @@ from ..theory import (
     gaussian_moments,
     match_activations,
 )
-from ._memory import model_memory
-from ._provenance import Provenance
-from ._readout import LinearReadout, fit_ridge_readout, fit_sgd_readout
+from ._calibration import CalibrationConfig, calibrate as calibrate_model
+from ._model import CompressedMLP
+from ._readout import fit_ridge_readout, fit_sgd_readout
 
 __all__ = [
     "COMPRESSION_METHODS",
@@ -108,6 +106,9 @@ COMPRESSION_METHODS: Registry[str, Callable[[CompressionInputs], CompressedActiv
 DEFAULT_METHOD = CompressionMethod.LLOYD_MAX
 DEFAULT_LEVELS = 4
 DEFAULT_READOUT_FEATURES = "thermometer"
+# With training data, compress() calibrates the default method by default (NTKLCConfig.calibrate=None): the best
+# label-free row of the equal-width benchmark (benchmarks/results/equal_width.json) is CalibrationConfig()'s design,
+# tests/ntklc/test_default_method.py fails when it ranks another calibration first.
 
 
 _WEIGHT_SAMPLING = ("iid", "exact", "philox")
@@ -125,22 +126,35 @@ class NTKLCConfig(Config):
             :class:`CompressionMethod` values and are stored as that enum.
         levels: activation levels k for the quantizer methods (2 ≤ k ≤ 256).
         seed: seed of the weights (and of the solver's starts), an integer in [0, 2**64).
-        weight_sampling: ``"iid"`` (each weight 0 w.p. ε), ``"exact"`` (exactly round(ε·size) zeros per layer and
-            equal ± counts, as the research code) or ``"philox"`` (i.i.d. from the documented counter-based Philox
-            mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed).
+        weight_sampling: ``"philox"`` (the default: i.i.d., each weight 0 w.p. ε, from the documented
+            counter-based Philox mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed —
+            ``rc.save(model, path, encoding="seed")``; it builds no slower than ``"iid"``, see BENCHMARKS.md),
+            ``"iid"`` (the same law from torch's generator, the default before) or ``"exact"`` (exactly
+            round(ε·size) zeros per layer and equal ± counts, as the research code).
         restarts, last_layer, hidden, tau_anchor, hard, on_infeasible: :func:`match_activations` options
             (``ntklc-paper`` only).
         data_sample: rows of X used by ``lloyd-max-data``.
         straight_through: step activations pass a smoothed gradient backward (for fine-tuning hidden layers).
         readout_features: ``"thermometer"`` (the readout reads the last layer's k − 1 threshold indicators) or
             ``"levels"`` (its quantized levels).
+        calibrate: per-neuron calibration (:func:`~rmtcompress.ntklc.calibrate`, label-free) applied by
+            :func:`compress` when it is given training data X. ``None`` (the default): calibrate the default
+            method (:data:`DEFAULT_METHOD`) with the design that wins the equal-width benchmark,
+            ``CalibrationConfig(levels=levels, seed=seed, thermometer=readout_features == "thermometer")``, and
+            leave every other method as it is; without X nothing is calibrated. ``True``: that calibration for
+            any method (X required). ``False``: never. A :class:`~rmtcompress.ntklc.CalibrationConfig`: that one
+            (X required; its ``levels`` must equal ``levels``). :meth:`calibration` resolves it.
     """
+
+    # 2: field calibrate, and weight_sampling defaults to "philox" (a version-1 dict reads as calibrate=False and,
+    # when it leaves weight_sampling out, "iid": what it meant when written)
+    version: ClassVar[int] = 2
 
     sparsity: float = 0.9
     method: str | CompressionMethod = DEFAULT_METHOD
     levels: int = DEFAULT_LEVELS
     seed: int = 0
-    weight_sampling: str = "iid"
+    weight_sampling: str = "philox"
     restarts: int = 32
     last_layer: str = "paper"
     hidden: str = "sigma_t"
@@ -150,6 +164,7 @@ class NTKLCConfig(Config):
     data_sample: int = 2048
     straight_through: bool = False
     readout_features: str = DEFAULT_READOUT_FEATURES
+    calibrate: bool | CalibrationConfig | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -218,6 +233,56 @@ class NTKLCConfig(Config):
                 f"straight_through must be True or False, got {self.straight_through!r}"
             )
         set_(self, "straight_through", bool(self.straight_through))
+        cal = self.calibrate
+        if isinstance(cal, Mapping):  # a CalibrationConfig dict (from_dict of a to_dict)
+            cal = CalibrationConfig.from_dict(cal)
+        if cal is not None and not isinstance(cal, (bool, np.bool_, CalibrationConfig)):
+            raise InvalidParameterError(
+                f"calibrate must be None, True, False or a CalibrationConfig, got {self.calibrate!r}"
+            )
+        if isinstance(cal, np.bool_):
+            cal = bool(cal)
+        if isinstance(cal, CalibrationConfig) and cal.levels != self.levels:
+            raise InvalidParameterError(
+                f"calibrate.levels ({cal.levels}) must equal levels ({self.levels}): the calibrated net has "
+                "calibrate.levels levels per neuron"
+            )
+        set_(self, "calibrate", cal)
+
+    @classmethod
+    def _upgrade(cls, body: dict[str, Any], version: int) -> dict[str, Any]:
+        if version < 2:  # before: compress never calibrated, and sampled i.i.d. with torch by default
+            body = {"calibrate": False, "weight_sampling": "iid", **body}
+        return body
+
+    def calibration(self, n_rows: int | None) -> CalibrationConfig | None:
+        """The :class:`~rmtcompress.ntklc.CalibrationConfig` :func:`compress` applies given ``n_rows`` rows of
+        training data (``None``: no data), or None when it does not calibrate (see :attr:`calibrate`).
+
+        Raises:
+            InvalidParameterError: calibration was asked for explicitly (``True`` or a config) without data, or
+                it applies and ``n_rows`` is below the ``2·levels`` rows it needs.
+        """
+        cal = self.calibrate
+        if cal is False or (cal is None and (n_rows is None or self.method != DEFAULT_METHOD)):
+            return None
+        if n_rows is None:
+            raise InvalidParameterError(
+                "calibrate needs training data: pass X to compress, or NTKLCConfig(calibrate=False)"
+            )
+        out = (
+            cal
+            if isinstance(cal, CalibrationConfig)
+            else CalibrationConfig(
+                levels=self.levels, seed=self.seed, thermometer=self.readout_features == "thermometer"
+            )
+        )
+        if n_rows < 2 * out.levels:
+            raise InvalidParameterError(
+                f"calibration (NTKLCConfig.calibrate, on by default when X is given) needs at least 2·levels = "
+                f"{2 * out.levels} rows of X, got {n_rows}: pass more rows or NTKLCConfig(calibrate=False)"
+            )
+        return out
 
 
 def ternary_codes(
@@ -234,373 +299,6 @@ def ternary_codes(
         return flat[torch.randperm(size, generator=generator)].reshape(shape)
     u = torch.rand(shape, generator=generator)
     return ((u >= (1.0 + eps) / 2.0).to(torch.int8) - (u < (1.0 - eps) / 2.0).to(torch.int8)).to(torch.int8)
-
-
-class _StraightThroughStep(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx: Any, t: torch.Tensor, act: StepActivation, width: float) -> torch.Tensor:
-        ctx.save_for_backward(t)
-        ctx.act, ctx.width = act, width
-        return act.torch(t)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        (t,) = ctx.saved_tensors
-        act, w = ctx.act, ctx.width
-        slope = torch.zeros_like(t)
-        for b, jump in zip(act.breakpoints, act.jumps, strict=True):
-            slope += float(jump) / (2.0 * w) * (torch.abs(t - b) < w).to(t.dtype)
-        return grad * slope, None, None
-
-
-class CompressedMLP(nn.Module):
-    """A compressed random-feature net: packed-ternary (or float) weights, step activations, trained readout.
-
-    Use :func:`compress` to build one. ``features(X)`` gives the last hidden layer (NumPy in → NumPy out, tensors
-    stay tensors), ``decision_function(X)`` / ``predict(X)`` the class scores / labels once :func:`fit_readout`
-    has trained the classifier.
-
-    ``forward(x)`` (``model(x)``) is the network's own output: the last hidden layer h_L (n, d_L), the same as
-    ``features`` on a tensor. The net has no output layer of its own; the fitted classifier is separate state
-    (:attr:`classifier`, set by :meth:`set_classifier`), and ``forward`` never includes it. This is the meaning of
-    ``forward`` for every model of the package (:class:`~rmtcompress.empirical.RandomFeatureMLP` returns its
-    random output layer, or h_L without one).
-
-    The model owns its state: the classifier is set with :meth:`set_classifier`, the packed-kernel path with
-    :meth:`use_fast_kernel`, the Philox weight seed and the fine-tuning report come with the constructor (or
-    :meth:`with_weight_seed` / :meth:`with_activations`), and :attr:`provenance` records the method and the steps
-    that made the net (:attr:`method` is its label, e.g. ``"lloyd-max+calibrated"``).
-    """
-
-    def __init__(
-        self,
-        spec: MLPSpec,
-        activations: Sequence[Activation],
-        centers: Sequence[float],
-        *,
-        codes: Sequence[torch.Tensor] | None = None,
-        scales: Sequence[float] | None = None,
-        weights: Sequence[torch.Tensor] | None = None,
-        method: str = "custom",
-        sparsity: float = 0.0,
-        activation_bits: Sequence[float] | None = None,
-        match_report: MatchReport | None = None,
-        tau0: float = 1.0,
-        straight_through: bool = False,
-        running_tau: Sequence[float] | None = None,
-        thermometer: bool = False,
-        weight_seed: int | None = None,
-        provenance: Provenance | None = None,
-        finetune_report: Any = None,
-    ) -> None:
-        """Args as the attributes; ``method`` is a label (``"lloyd-max"``, or with steps
-        ``"lloyd-max+calibrated"``) read into :attr:`provenance` unless ``provenance`` is given (it wins);
-        ``weight_seed`` is the Philox seed the codes were generated from; ``finetune_report`` the
-        :class:`~rmtcompress.ntklc.FinetuneReport` of :func:`~rmtcompress.finetune`."""
-        super().__init__()
-        if (codes is None) == (weights is None):
-            raise InvalidParameterError("give either ternary codes (+ scales) or float weights")
-        if provenance is not None and not isinstance(provenance, Provenance):
-            raise InvalidParameterError(f"provenance must be a Provenance, got {type(provenance).__name__}")
-        self.spec = spec
-        self.activations: tuple[Activation, ...] = tuple(activations)
-        self._provenance = provenance if provenance is not None else Provenance.parse(method)
-        self.sparsity = float(sparsity)
-        self.tau0 = float(tau0)
-        self.match_report = match_report
-        self.straight_through = straight_through
-        self.thermometer = bool(thermometer) and isinstance(activations[-1], (StepActivation, PerNeuronStep))
-        self.running_tau = tuple(running_tau) if running_tau is not None else None
-        self.register_buffer("centers", torch.tensor(list(centers), dtype=torch.float32))
-        self._ternary = codes is not None
-        self.scales = tuple(float(s) for s in (scales or [1.0] * spec.depth))
-        mats = codes if codes is not None else weights
-        assert mats is not None
-        for i, m in enumerate(mats):
-            expected = (spec.widths[i], spec.input_dim if i == 0 else spec.widths[i - 1])
-            if tuple(m.shape) != expected:
-                raise InvalidParameterError(
-                    f"layer {i + 1} weights have shape {tuple(m.shape)}, expected {expected}"
-                )
-            self.register_buffer(f"w{i}", m.to(torch.int8) if self._ternary else m.to(torch.float32))
-        self.activation_bits = tuple(
-            activation_bits
-            if activation_bits is not None
-            else [
-                math.log2(len(set(a.values)))
-                if isinstance(a, StepActivation)
-                else math.log2(a.n_levels)
-                if isinstance(a, PerNeuronStep)
-                else 32.0
-                for a in self.activations
-            ]
-        )
-        self._classifier: LinearReadout | None = None
-        self._finetune_report: Any = finetune_report
-        if weight_seed is not None:
-            weight_seed = check_int(weight_seed, "weight_seed", 0)
-        self._weight_seed: int | None = weight_seed
-        self._fast = (
-            False  # NumPy inputs go through rmtcompress.kernels (use_fast_kernel; rc.load turns it on)
-        )
-
-    # ---------------------------------------------------------------------------------------------- owned state
-
-    @property
-    def is_ternary(self) -> bool:
-        """True when the hidden weights are stored as ternary codes."""
-        return self._ternary
-
-    @property
-    def provenance(self) -> Provenance:
-        """The method that built the net and the steps applied since, each with its config."""
-        return self._provenance
-
-    @property
-    def method(self) -> str:
-        """The provenance as a label: the method, then ``"+"`` and each step (``"lloyd-max+calibrated"``)."""
-        return self._provenance.label
-
-    @property
-    def classifier(self) -> LinearReadout | None:
-        """The fitted linear classifier on :meth:`readout_inputs` (None until :func:`fit_readout` or
-        :meth:`set_classifier`)."""
-        return self._classifier
-
-    @classifier.setter
-    def classifier(self, value: LinearReadout | None) -> None:
-        warn_deprecated("setting CompressedMLP.classifier", "model.set_classifier(classifier)")
-        self.set_classifier(value)
-
-    def set_classifier(self, classifier: LinearReadout | None) -> CompressedMLP:
-        """Install a fitted classifier (or remove it with None); its ``coef`` must have one row per readout input
-        (:attr:`readout_dim`). Returns the model."""
-        if classifier is not None:
-            if not isinstance(classifier, LinearReadout):
-                raise InvalidParameterError(
-                    f"the classifier must be a LinearReadout, got {type(classifier).__name__}"
-                )
-            if classifier.coef.shape[0] != self.readout_dim:
-                raise InvalidParameterError(
-                    f"the classifier reads {classifier.coef.shape[0]} inputs but this model gives "
-                    f"{self.readout_dim} (readout_inputs)"
-                )
-        self._classifier = classifier
-        return self
-
-    @property
-    def readout_dim(self) -> int:
-        """Number of readout inputs per row: d_L, or (k − 1)·d_L with thermometer features."""
-        last, width = self.activations[-1], self.spec.widths[-1]
-        if self.thermometer and isinstance(last, StepActivation):
-            return width * len(last.breakpoints)
-        if self.thermometer and isinstance(last, PerNeuronStep):
-            return width * (last.n_levels - 1)
-        return width
-
-    @property
-    def finetune_report(self) -> Any:
-        """The :class:`~rmtcompress.ntklc.FinetuneReport` of :func:`~rmtcompress.finetune` (None otherwise)."""
-        return self._finetune_report
-
-    @finetune_report.setter
-    def finetune_report(self, value: Any) -> None:
-        warn_deprecated(
-            "setting CompressedMLP.finetune_report", "model.with_activations(..., finetune_report=report)"
-        )
-        self._finetune_report = value
-
-    @property
-    def weight_seed(self) -> int | None:
-        """The Philox seed the ternary codes were generated from (the ``"seed"`` file encoding stores only it), or
-        None."""
-        return self._weight_seed
-
-    @weight_seed.setter
-    def weight_seed(self, value: int | None) -> None:
-        warn_deprecated("setting CompressedMLP.weight_seed", "model.with_weight_seed(seed)")
-        self._weight_seed = None if value is None else check_int(value, "weight_seed", 0)
-
-    @property
-    def fast(self) -> bool:
-        """Whether NumPy inputs run through the packed CPU kernels (:meth:`use_fast_kernel`)."""
-        return self._fast
-
-    @fast.setter
-    def fast(self, value: bool) -> None:
-        warn_deprecated("setting CompressedMLP.fast", "model.use_fast_kernel(enabled)")
-        self.use_fast_kernel(bool(value))
-
-    def _copy(
-        self,
-        activations: Sequence[Activation],
-        centers: Sequence[float],
-        **changes: Any,
-    ) -> CompressedMLP:
-        mats = [getattr(self, f"w{i}") for i in range(self.spec.depth)]
-        common: dict[str, Any] = {
-            "scales": self.scales,
-            "sparsity": self.sparsity,
-            "tau0": self.tau0,
-            "thermometer": self.thermometer,
-            "weight_seed": self._weight_seed,
-            "provenance": self._provenance,
-            **changes,
-        }
-        return (
-            CompressedMLP(self.spec, activations, centers, codes=mats, **common)
-            if self._ternary
-            else CompressedMLP(self.spec, activations, centers, weights=mats, **common)
-        )
-
-    def with_activations(
-        self,
-        activations: Sequence[Activation],
-        centers: Sequence[float],
-        *,
-        provenance: Provenance | None = None,
-        method: str | None = None,
-        thermometer: bool | None = None,
-        finetune_report: Any = None,
-    ) -> CompressedMLP:
-        """A new net with the same codes (or weights), scales, sparsity, τ0 and weight seed, and the given
-        activations and centres; no classifier. ``provenance`` defaults to this net's (``method``, a label, is
-        the older way to give it); ``thermometer`` defaults to this net's."""
-        if provenance is None:
-            provenance = Provenance.parse(method) if method is not None else self._provenance
-        return self._copy(
-            activations,
-            centers,
-            provenance=provenance,
-            thermometer=self.thermometer if thermometer is None else thermometer,
-            finetune_report=finetune_report,
-        )
-
-    def with_weight_seed(self, seed: int | None) -> CompressedMLP:
-        """A new net sharing this one's codes, activations, centres, classifier and the rest, that records ``seed``
-        as the Philox seed of its codes (checked against the codes when saved with the ``"seed"`` encoding)."""
-        out = self._copy(
-            self.activations,
-            [float(c) for c in self.centers],  # type: ignore[union-attr]
-            weight_seed=seed,
-            activation_bits=self.activation_bits,
-            match_report=self.match_report,
-            straight_through=self.straight_through,
-            running_tau=self.running_tau,
-            finetune_report=self._finetune_report,
-        )
-        out.set_classifier(self._classifier)
-        if self._fast:
-            out.use_fast_kernel(True)
-        return out
-
-    def weight(self, layer: int) -> torch.Tensor:
-        """Dense float32 weight of hidden layer ``layer`` (0-based), scale applied."""
-        w = getattr(self, f"w{layer}")
-        assert isinstance(w, torch.Tensor)
-        return w.to(torch.float32) * self.scales[layer] if self._ternary else w
-
-    def _forward_features(self, x: torch.Tensor, thermometer: bool = False) -> torch.Tensor:
-        h = x
-        centers = self.centers
-        assert isinstance(centers, torch.Tensor)
-        for i, act in enumerate(self.activations):
-            z = h @ self.weight(i).T
-            if thermometer and i == len(self.activations) - 1:
-                if isinstance(act, PerNeuronStep):
-                    return act.indicators(z) / math.sqrt(self.spec.widths[i])
-                assert isinstance(act, StepActivation)
-                ind = [(z >= b).to(z.dtype) for b in act.breakpoints]
-                return torch.cat(ind, dim=1) / math.sqrt(self.spec.widths[i])
-            if self.straight_through and isinstance(act, StepActivation) and torch.is_grad_enabled():
-                width = 0.5 * (self.running_tau[i] if self.running_tau else 1.0)
-                a = _StraightThroughStep.apply(z, act, width)
-            else:
-                a = act.torch(z)
-            h = (a - centers[i]) / math.sqrt(self.spec.widths[i])
-        return h
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The network's output: the last hidden layer h_L (n, d_L) for a float tensor x (n, p) (the net has no
-        output layer; the fitted classifier is :meth:`decision_function`)."""
-        return self._forward_features(x)
-
-    def use_fast_kernel(self, enabled: bool = True) -> CompressedMLP:
-        """Route NumPy inputs of ``features``/``readout_inputs``/``predict`` through the packed add/popcount CPU
-        kernels of :mod:`rmtcompress.kernels` (same features wherever no pre-activation ties a breakpoint within
-        float rounding); raises ``ValueError`` for nets the kernels do not support (float weights, smooth activations)."""
-        if enabled:
-            why = unsupported_reason(self)
-            if why:
-                raise InvalidParameterError(
-                    f"the fast kernels need ternary weights and step activations in every layer: {why}"
-                )
-        self._fast = bool(enabled)
-        return self
-
-    def _fast_features(self, X: Any, readout_inputs: bool) -> Any:
-        Xa = validate_X(X)
-        if Xa.shape[1] != self.spec.input_dim:
-            raise InvalidParameterError(
-                f"X has {Xa.shape[1]} features but the model expects {self.spec.input_dim}"
-            )
-        return fast_features(self, Xa.astype(np.float32), readout_inputs=readout_inputs)
-
-    def features(self, X: Any, *, batch_size: int = 4096) -> Any:
-        """Last hidden layer h_L; NumPy (n, p) → NumPy float32 (n, d_L), tensor → tensor."""
-        if self._fast and not isinstance(X, torch.Tensor):
-            return self._fast_features(X, readout_inputs=False)
-        return _features(self, X, batch_size)
-
-    def readout_inputs(self, X: Any, *, batch_size: int = 4096) -> Any:
-        """What the readout sees: h_L, or with ``thermometer`` the k − 1 indicators 1{z ≥ b_j}/√d_L of each
-        last-layer pre-activation z, shape (n, (k − 1)·d_L) (same 2-bit runtime code, learned levels)."""
-        if not self.thermometer:
-            return self.features(X, batch_size=batch_size)
-        if self._fast and not isinstance(X, torch.Tensor):
-            return self._fast_features(X, readout_inputs=True)
-        return _features(self, X, batch_size, lambda x: self._forward_features(x, thermometer=True))
-
-    def _trained_classifier(self) -> LinearReadout:
-        if self._classifier is None:
-            raise InvalidParameterError(
-                "the readout is not trained: call rc.fit_readout(model, X_train, y_train) first"
-            )
-        return self._classifier
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Class scores (n, K) of the fitted classifier on :meth:`readout_inputs` (columns in
-        ``classifier.classes`` order)."""
-        return self._trained_classifier().decision_function(np.asarray(self.readout_inputs(X)))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (n,) from the trained readout."""
-        return self._trained_classifier().predict(np.asarray(self.readout_inputs(X)))
-
-    def score(self, X: Any, y: Any) -> float:
-        """Accuracy on (X, y)."""
-        return float(np.mean(self.predict(X) == np.asarray(y)))
-
-    def memory(self, n_classes: int | None = None) -> dict[str, float]:
-        """Memory of this net + a linear head: the paper's convention and the entropy bound of what is stored."""
-        k = n_classes if n_classes is not None else (len(self.classifier.classes) if self.classifier else 10)
-        return model_memory(self, k)
-
-
-def _features(model: nn.Module, X: Any, batch_size: int, fn: Any = None) -> Any:
-    forward = fn if fn is not None else model
-    if isinstance(X, torch.Tensor):
-        return forward(X)
-    Xa = validate_X(X)
-    spec = getattr(model, "spec", None)
-    if spec is not None and Xa.shape[1] != spec.input_dim:
-        raise InvalidParameterError(f"X has {Xa.shape[1]} features but the model expects {spec.input_dim}")
-    out = []
-    with torch.no_grad():
-        for start in range(0, Xa.shape[0], batch_size):
-            xb = torch.from_numpy(Xa[start : start + batch_size]).to(torch.float32)
-            out.append(forward(xb).numpy())
-    return np.concatenate(out, axis=0) if out else np.empty((0, 0), dtype=np.float32)
 
 
 def _soft_report(
@@ -851,11 +549,19 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
     Args:
         spec: the original architecture.
         config: :class:`NTKLCConfig` (default: ``NTKLCConfig()``).
-        X: optional (n, p) training data: τ̂_0 is estimated from it (Lemma 2; 1.0 without data, the value after
-            the paper's normalisation); required by ``lloyd-max-data``.
+        X: optional (n, p) training data (never test data): τ̂_0 is estimated from it (Lemma 2; 1.0 without data,
+            the value after the paper's normalisation); required by ``lloyd-max-data``; with X the net is also
+            calibrated per neuron as ``config.calibrate`` says (by default for the default method: the best
+            label-free net of the equal-width benchmark; ``NTKLCConfig(calibrate=False)`` keeps the shared
+            quantizers).
 
     Returns:
-        :class:`CompressedMLP` with ``match_report`` (per-layer residuals; ``max_residual``).
+        :class:`CompressedMLP` with ``match_report`` (per-layer residuals; ``max_residual``) — or, when calibrated,
+        the net :func:`~rmtcompress.ntklc.calibrate` returns (per-neuron activations, provenance step
+        ``"calibrated"`` with its config, ``match_report`` None: the shared activations it reported on are gone).
+
+    Raises:
+        InvalidParameterError: bad spec, config or X (see also :meth:`NTKLCConfig.calibration`).
     """
     cfg = config if config is not None else NTKLCConfig()
     if not isinstance(spec, MLPSpec):
@@ -870,6 +576,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
             raise InvalidParameterError(
                 f"X has {Xa.shape[1]} features but spec.input_dim is {spec.input_dim}"
             )
+    calibration = cfg.calibration(None if Xa is None else Xa.shape[0])
     tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa)))) if Xa is not None else 1.0
     gen = torch_generator(cfg.seed)
     dims = [spec.input_dim, *spec.widths]
@@ -888,7 +595,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         spec, cfg, tuple(spec.resolved_activations), tau0, Xa, tuple(codes), tuple(scales)
     )
     out = handler(inputs)
-    return CompressedMLP(
+    model = CompressedMLP(
         spec,
         out.activations,
         out.centers,
@@ -904,6 +611,10 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         thermometer=cfg.readout_features == "thermometer",
         weight_seed=cfg.seed if cfg.weight_sampling == "philox" else None,
     )
+    if calibration is None:
+        return model
+    assert Xa is not None
+    return calibrate_model(model, Xa, calibration)
 
 
 def fit_readout(

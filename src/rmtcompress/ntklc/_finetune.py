@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 from .._utils import Config, check_int, check_positive, validate_Xy
 from ..core import PerNeuronStep
 from ..errors import InvalidParameterError
-from ._compress import CompressedMLP
+from ._model import CompressedMLP
 from ._readout import LinearReadout, stratified_split
 
 __all__ = ["FinetuneConfig", "FinetuneReport", "TrainedLayers", "finetune", "surrogate_step", "train_layers"]

@@ -12,7 +12,7 @@ from .._utils import entropy_bits
 from ..core import PerNeuronStep, StepActivation
 
 if TYPE_CHECKING:
-    from ._compress import CompressedMLP
+    from ._model import CompressedMLP
 
 __all__ = ["model_memory"]
 

@@ -1,5 +1,12 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
-k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
+k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets, and their
+inference form (batch norm folded, dropout dropped).
+
+Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
+their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
+``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
+``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
+``_fold`` (the inference form).
 """
 
 from __future__ import annotations
@@ -10,26 +17,39 @@ from ._activation_quant import (
     quantize_activations as quantize_activations,
     runtime_memory as runtime_memory,
 )
-from ._pruning import (
-    PRUNE_RULES as PRUNE_RULES,
-    RULE_NAMES as RULE_NAMES,
+from ._configs import (
     GradualMagnitudeConfig as GradualMagnitudeConfig,
     LotteryTicketConfig as LotteryTicketConfig,
     LqAdaptiveConfig as LqAdaptiveConfig,
     MagnitudeConfig as MagnitudeConfig,
     PruneConfig as PruneConfig,
-    PruneResult as PruneResult,
-    RuleStep as RuleStep,
     SAPConfig as SAPConfig,
-    compressibility as compressibility,
+)
+from ._fold import (
+    DROPOUT_MODULES as DROPOUT_MODULES,
+    fold_batchnorm as fold_batchnorm,
+    inference_form as inference_form,
+)
+from ._masks import (
     current_sparsity as current_sparsity,
+)
+from ._measures import (
+    compressibility as compressibility,
     gini_index as gini_index,
     lq_norm as lq_norm,
-    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
+)
+from ._rules import (
+    PRUNE_RULES as PRUNE_RULES,
+    RULE_NAMES as RULE_NAMES,
+    PruneResult as PruneResult,
+    RuleStep as RuleStep,
     prune as prune,
     prune_config_type as prune_config_type,
     register_prune_rule as register_prune_rule,
+)
+from ._sparse import (
+    model_storage_bytes as model_storage_bytes,
     remove as remove,
 )
 from ._training import (
@@ -55,6 +75,7 @@ from ._weight_quant import (
 )
 
 __all__ = [
+    "DROPOUT_MODULES",
     "PRUNE_RULES",
     "RULE_NAMES",
     "GradualMagnitudeConfig",
@@ -78,7 +99,9 @@ __all__ = [
     "compressibility",
     "current_sparsity",
     "evaluate",
+    "fold_batchnorm",
     "gini_index",
+    "inference_form",
     "initial_state",
     "lq_norm",
     "make_mlp",

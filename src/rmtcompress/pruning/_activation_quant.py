@@ -49,7 +49,7 @@ from .._utils import Registry, check_int, validate_X
 from ..core import StepActivation
 from ..errors import InvalidParameterError
 from ..quant import K_MAX, K_MIN, MAX_DATA_SAMPLES, ActivationQuantizer, lloyd_max_data_quantizer
-from ._pruning import model_storage_bytes
+from ._sparse import model_storage_bytes
 
 __all__ = [
     "QuantizedActivation",

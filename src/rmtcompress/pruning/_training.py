@@ -42,19 +42,11 @@ from torch import nn
 
 from .._utils import Config, check_int, stratified_split_indices, validate_Xy, warn_renamed_method
 from ..errors import InvalidParameterError
-from ._pruning import (
-    GradualMagnitudeConfig,
-    LotteryTicketConfig,
-    MaskedOptimizerStep,
-    SAPConfig,
-    apply_masks,
-    current_sparsity,
-    model_storage_bytes,
-    pq_index,
-    prunable_layers,
-    prune,
-    rewind_to,
-)
+from ._configs import GradualMagnitudeConfig, LotteryTicketConfig, SAPConfig
+from ._masks import MaskedOptimizerStep, apply_masks, current_sparsity, prunable_layers, rewind_to
+from ._measures import pq_index
+from ._rules import prune
+from ._sparse import model_storage_bytes
 
 __all__ = [
     "IterativeResult",

@@ -55,6 +55,7 @@ from torch.nn import functional as F
 from .._utils import Config, Registry, validate_Xy
 from ..errors import InvalidParameterError, QuantizerConvergenceWarning, RmtcompressWarning
 from ..quant import MAX_DATA_SAMPLES, lloyd_max_data_quantizer
+from ._fold import fold_batchnorm
 from ._training import TrainConfig, train
 
 __all__ = [
@@ -567,8 +568,9 @@ def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if any(True for _ in m.parameters(recurse=False)):
             raise InvalidParameterError(
                 f"layer {name or '<model>'!r} is a {type(m).__name__} with parameters: quantize_weights handles "
-                "nn.Linear and nn.Conv2d (other modules must be parameter-free: activations, pooling, flatten, "
-                "k-level activation quantizers)"
+                "nn.Linear and nn.Conv2d, folds an nn.BatchNorm1d that directly follows an nn.Linear of an "
+                "nn.Sequential into it, and passes parameter-free modules through (activations, dropout, pooling, "
+                "flatten, k-level activation quantizers)"
             )
     if not found:
         raise InvalidParameterError("the model has no nn.Linear or nn.Conv2d layer to quantize")
@@ -669,7 +671,8 @@ def quantize_weights(
 
     Args:
         model: A trained model (``nn.Sequential`` MLP / CNN, or any module whose weight layers are ``nn.Linear`` /
-            ``nn.Conv2d`` and whose other modules own no parameters). Pruned weights (exact zeros, or entries
+            ``nn.Conv2d`` and whose other modules own no parameters; a top-level ``nn.BatchNorm1d`` right after an
+            ``nn.Linear`` is folded into it, see :func:`fold_batchnorm`). Pruned weights (exact zeros, or entries
             masked by a ``weight_mask`` buffer) stay exact zeros. Not modified. Layers that are already quantized
             are re-quantized from their dequantized weight.
         config: :class:`WeightSharingConfig`, :class:`UniformWeightConfig` or :class:`TernaryWeightConfig`.
@@ -696,6 +699,8 @@ def quantize_weights(
     fitter = _FITTERS.get(type(config))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
+    if isinstance(model, nn.Sequential):
+        model = fold_batchnorm(model)  # evaluation-mode BatchNorm1d into the preceding nn.Linear
     layers = _weight_layers(model)
     epochs = int(config.finetune_epochs)
     if (X is None) != (y is None):

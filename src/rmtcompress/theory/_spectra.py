@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import atomic_write_bytes
+from .._utils import atomic_write_figure, figure_format
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -126,8 +125,13 @@ def plot_comparison(
 ) -> Path:
     """Fig.-2-style figure: eigenvalue histogram of K with K̃'s overlaid (top), leading eigenvectors (bottom).
 
-    Written atomically as PNG (the matplotlib Agg backend is used, no display needed).
+    Written atomically in the format ``path`` names: ``.png``, ``.pdf`` or ``.svg`` (the matplotlib Agg backend is
+    used, no display needed).
+
+    Raises:
+        InvalidParameterError: Another extension (checked before anything is drawn; nothing is written).
     """
+    figure_format(path)
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -165,7 +169,7 @@ def plot_comparison(
         f"{cmp.alignment:.4f}"
     )
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    try:
+        return atomic_write_figure(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
