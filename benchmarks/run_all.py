@@ -32,6 +32,7 @@ BENCHES = {
     "storage": "io/bench_storage.py",
     "kernel": "kernels/bench_kernel.py",
     "trf": "rf/bench_trf.py",
+    "trf_gamma": "rf/bench_trf_gamma.py",
     "equal_width": "ntklc/bench_equal_width.py",
     "equal_width_finetune": "ntklc/bench_finetune.py",
     "equal_width_finetune_e8": "ntklc/bench_finetune.py --epochs 8 --rows main ptq --ptq-epochs 4 --seeds 0 1 2 3 4 5 6 7 "
@@ -190,6 +191,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
     "trf": ("Ternary random features vs RFF, LP-RFF, Nyström (issue #7)", _sec_generic),
+    "trf_gamma": (
+        "TRF vs RBFSampler across γ at equal bits, digits and Fashion-MNIST pairs (issue #21)",
+        _sec_generic,
+    ),
     "pruning": (
         "ℓq / PQ-index pruning of trained nets vs magnitude, lottery ticket, gradual (issue #6)",
         _sec_generic,

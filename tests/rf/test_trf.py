@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import rmtcompress as rc
+from rmtcompress.errors import InvalidParameterError
 from rmtcompress.rf._trf import (
     LowPrecisionRFF,
     TernaryRandomFeatures,
@@ -97,6 +98,7 @@ def test_relu_target_coefficients_by_monte_carlo(
 # ------------------------------------------------------------------------------------------- matching
 
 
+@pytest.mark.parametrize("amplitude", ["fitted", "fixed"])
 @pytest.mark.parametrize(
     ("kernel", "gamma", "sparsity"),
     [
@@ -108,15 +110,19 @@ def test_relu_target_coefficients_by_monte_carlo(
     ],
 )
 def test_matched_d1_d2_by_monte_carlo(
-    z: np.ndarray, gmm: np.ndarray, kernel: str, gamma: float | str, sparsity: float
+    z: np.ndarray, gmm: np.ndarray, kernel: str, gamma: float | str, sparsity: float, amplitude: str
 ) -> None:
-    trf = TernaryRandomFeatures(64, kernel=kernel, gamma=gamma, sparsity=sparsity, random_state=0).fit(gmm)
+    trf = TernaryRandomFeatures(
+        64, kernel=kernel, gamma=gamma, sparsity=sparsity, amplitude=amplitude, random_state=0
+    ).fit(gmm)
     tau = trf.tau_
     s_minus, s_plus = trf.thresholds_
     assert s_minus <= s_plus
     values = rc.sigma_ter(s_minus, s_plus).numpy(math.sqrt(tau) * z)
     assert set(np.unique(values)) <= {-1.0, 0.0, 1.0}
-    _, _, e1, e2 = stein(values, z, tau)
+    if amplitude == "fixed":
+        assert trf.amplitude_ == 1.0
+    _, _, e1, e2 = stein(trf.amplitude_ * values, z, tau)
     target = kernel_coefficients(kernel, trf.gamma_, tau)
     assert e1**2 == pytest.approx(target.d1, rel=1e-2)
     assert 0.25 * e2**2 == pytest.approx(target.d2, rel=2e-2, abs=2e-4)
@@ -163,12 +169,13 @@ def test_sparse_weights_keep_the_preactivation_variance(gmm: np.ndarray) -> None
         assert trf.weight_scale_ == pytest.approx(1.0 / math.sqrt(1.0 - eps))
 
 
-def test_float32_output_is_scaled_by_inverse_sqrt_n(gmm: np.ndarray) -> None:
+def test_float32_output_is_scaled_by_amplitude_over_sqrt_n(gmm: np.ndarray) -> None:
     a = TernaryRandomFeatures(300, random_state=3).fit(gmm)
     b = TernaryRandomFeatures(300, random_state=3, dtype="float32").fit(gmm)
     Fa, Fb = a.transform(gmm[:20]), b.transform(gmm[:20])
     assert Fb.dtype == np.float32
-    np.testing.assert_allclose(Fb, Fa / math.sqrt(300), rtol=1e-6)
+    assert b.amplitude_ == a.amplitude_ != 1.0
+    np.testing.assert_allclose(Fb, Fa * (b.amplitude_ / math.sqrt(300)), rtol=1e-6)
 
 
 @pytest.mark.parametrize("eps", [0.0, 0.7])
@@ -203,9 +210,9 @@ def test_trf_gram_approaches_target_kernel(gmm: np.ndarray, kernel: str) -> None
     assert errors[4000] < errors[500]
     assert errors[500] / errors[4000] > 2.0  # ≈ √8 for Monte-Carlo error
     assert errors[4000] < 0.2
-    # the N → ∞ TRF kernel (Mehler series of σ_ter) is within 2% of the target after the identity shift
+    # the N → ∞ TRF kernel (Mehler series of a·σ_ter) is within 2% of the target after the identity shift
     trf = TernaryRandomFeatures(10, kernel=kernel, random_state=0).fit(gmm)
-    K_ter = target_kernel(gmm, kernel=rc.sigma_ter(*trf.thresholds_), gamma=0.5, order=40)
+    K_ter = trf.amplitude_**2 * target_kernel(gmm, kernel=rc.sigma_ter(*trf.thresholds_), gamma=0.5, order=40)
     assert _centred_error(K_ter, target_kernel(gmm, kernel=kernel, gamma=trf.gamma_)) < 0.02
 
 
@@ -226,10 +233,14 @@ def test_target_kernel_closed_forms() -> None:
 # ------------------------------------------------------------------------------------------- scikit-learn API
 
 
+# the checks' data have arbitrary scales (τ̂ up to ~1e4): at gamma=0.05 some fits are degenerate and warn, rightly
+@pytest.mark.filterwarnings("ignore::rmtcompress.errors.MatchWarning")
 @parametrize_with_checks(
     [
         TernaryRandomFeatures(),
         TernaryRandomFeatures(n_components=50, kernel="relu", sparsity=0.5, dtype="float32"),
+        TernaryRandomFeatures(n_components=40, gamma=0.05, dtype="float32"),
+        TernaryRandomFeatures(n_components=30, amplitude="fixed"),
         LowPrecisionRFF(),
         LowPrecisionRFF(n_components=40, bits=1, rounding="deterministic"),
     ]
@@ -249,11 +260,14 @@ def test_pipeline_and_grid_search() -> None:
         ]
     )
     grid = GridSearchCV(
-        pipe, {"trf__sparsity": [0.0, 0.5], "clf__alpha": [1e-3, 1e-1]}, cv=3, error_score="raise"
+        pipe,
+        {"trf__sparsity": [0.0, 0.5], "trf__amplitude": ["fitted", "fixed"], "clf__alpha": [1e-3, 1e-1]},
+        cv=3,
+        error_score="raise",
     )
     grid.fit(X, y)
     assert grid.best_score_ > 0.85
-    assert set(grid.best_params_) == {"trf__sparsity", "clf__alpha"}
+    assert set(grid.best_params_) == {"trf__sparsity", "trf__amplitude", "clf__alpha"}
     names = grid.best_estimator_[:-1].get_feature_names_out()
     assert names.shape == (400,) and names[0] == "ternaryrandomfeatures0"
 
@@ -268,12 +282,16 @@ def test_unknown_kernel() -> None:
 
 @pytest.mark.parametrize("eps", [0.0, 0.9])
 def test_unreachable_target_says_what_is_reachable(gmm: np.ndarray, eps: float) -> None:
-    with pytest.raises(ValueError, match="not reachable") as info:
-        TernaryRandomFeatures(kernel="rbf", gamma=1.0, sparsity=eps).fit(gmm)
+    # only with the fixed amplitude (values ±1); the default fitted amplitude reaches every gamma
+    with pytest.raises(InvalidParameterError, match="not reachable") as info:
+        TernaryRandomFeatures(kernel="rbf", gamma=1.0, sparsity=eps, amplitude="fixed").fit(gmm)
     msg = str(info.value)
     assert "reachable for gamma in about [" in msg
     assert "d1 <= 2/(pi tau)" in msg
     assert "sparsity eps does not change what is reachable" in msg
+    assert "amplitude='fitted'" in msg
+    trf = TernaryRandomFeatures(kernel="rbf", gamma=1.0, sparsity=eps).fit(gmm)
+    assert trf.amplitude_ > 1.0  # beyond the fixed-amplitude boundary the features need a larger scale
 
 
 def test_reachable_gamma_matches_the_analytic_boundary() -> None:
@@ -288,15 +306,23 @@ def test_reachable_gamma_matches_the_analytic_boundary() -> None:
 def test_nan_data_and_bad_parameters() -> None:
     X = np.ones((5, 3))
     X[1, 2] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidParameterError, match="NaN"):
         TernaryRandomFeatures().fit(X)
-    with pytest.raises(ValueError, match="sparsity"):
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        TernaryRandomFeatures().fit(np.ones((5, 3))).transform(X)
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        LowPrecisionRFF().fit(X)
+    with pytest.raises(InvalidParameterError, match="sparsity"):
         TernaryRandomFeatures(sparsity=1.0).fit(np.ones((5, 3)))
-    with pytest.raises(ValueError, match="gamma"):
-        TernaryRandomFeatures(gamma=-1.0).fit(np.ones((5, 3)))
-    with pytest.raises(ValueError, match="mean squared norm"):
+    for gamma in (-1.0, 0.0, math.nan, math.inf, "auto", True, None):
+        with pytest.raises(InvalidParameterError, match="gamma"):
+            TernaryRandomFeatures(gamma=gamma).fit(np.ones((5, 3)))  # type: ignore[arg-type]
+    for amplitude in ("free", 1.0, None):
+        with pytest.raises(InvalidParameterError, match="amplitude must be one of 'fitted', 'fixed'"):
+            TernaryRandomFeatures(amplitude=amplitude).fit(np.ones((5, 3)))  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="mean squared norm"):
         TernaryRandomFeatures().fit(np.zeros((5, 3)))
-    with pytest.raises(ValueError, match="bits"):
+    with pytest.raises(InvalidParameterError, match="bits"):
         LowPrecisionRFF(bits=9).fit(np.ones((5, 3)))
 
 
@@ -307,7 +333,7 @@ def test_transform_before_fit_and_feature_mismatch() -> None:
     with pytest.raises(NotFittedError):
         LowPrecisionRFF().transform(X)
     trf = TernaryRandomFeatures(30, random_state=0).fit(X)
-    with pytest.raises(ValueError, match="features"):
+    with pytest.raises(InvalidParameterError, match="features"):
         trf.transform(X[:, :5])
     lp = LowPrecisionRFF(30, random_state=0).fit(X)
     with pytest.raises(ValueError, match="features"):

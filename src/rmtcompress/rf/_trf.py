@@ -25,24 +25,37 @@ Conventions (methods.md §2; every choice below is ours where the research code 
   At γ = ½ these are the TRF paper's values (√d1 = e^{−τ/2}, √d2 = e^{−τ/2}/2 for RBF; √d1 = ½, d2 = 1/(8πτ) for
   ReLU). **d2 is computed from its definition**: the research code's ``F2`` is ``E[σ_ter'']/√2`` (thresholds at
   ``√2·x``), so it enforced ``d2_ter = d2/2`` — we do not reproduce that slip.
-* **Ternary activation** ``σ_ter(t) = 1{t > s+} − 1{t < s−}`` (``s− ≤ s+``, values {−1, 0, 1}). In standardised units
-  ``u± = s±/√τ``: ``√(d1 τ) = φ(u+) + φ(u−)`` and ``E[σ_ter''] τ = u+φ(u+) + u−φ(u−)``. Both are symmetric in
-  (u−, u+), the mirror (−u+, −u−) flips the sign of ``E[σ_ter'']`` only, and since the values are fixed at ±1 the
-  reachable set is bounded: ``d1 ≤ 2/(πτ)``, ``d2 ≤ φ(1)²/τ² ≈ 0.0586/τ²``. Because the standardised targets
-  ``√(d1 τ)``, ``√d2 τ`` depend on (γ, τ) only through ``2γτ``, reachability is a condition on ``2γτ̂``: RBF needs
-  ``2γτ̂ ≤ 2/π`` (the boundary is σ_ter with s− = s+ = √τ·√(2/π), a shifted sign), ReLU ``2γτ̂ ≤ 1.347``
-  (numerically; the default ``gamma="scale"`` sets ``2γτ̂ = ½``). Unreachable targets raise :class:`ValueError`
-  naming the reachable γ range; there is no silent "closest" fit. The solver: a vectorised grid over
-  ``(u−, u+) ∈ [−8, 8]²``, then :func:`scipy.optimize.least_squares` (analytic Jacobian, bounds ±12 in standardised
-  units, i.e. "wide") from the best grid points; residuals are reported in ``residuals_``.
+* **Ternary activation** ``σ_ter(t) = 1{t > s+} − 1{t < s−}`` (``s− ≤ s+``, values {−1, 0, 1}), used as
+  ``a·σ_ter`` with an amplitude ``a > 0`` (``amplitude_``). In standardised units ``u± = s±/√τ``:
+  ``√(d1 τ) = a(φ(u+) + φ(u−))`` and ``E[σ''] τ = a(u+φ(u+) + u−φ(u−))``. A common factor ``a²`` of (d0, d1, d2)
+  scales the whole kernel, which a linear model absorbs (ridge: λ → λ/a²), so two problems can be solved:
+
+  - ``amplitude="fitted"`` (default): match (d1, d2) **up to a common scale**, i.e. the ratio d2/d1 only. It fixes
+    one combination of (u−, u+) — ``(u+φ(u+) + u−φ(u−))/(φ(u+) + φ(u−)) = r := ±2√(τ d2/d1)`` (``r = √(2γτ)`` for
+    RBF, ``√(2/π)`` for ReLU) — which every real r reaches, so **every γ > 0 works** for every kernel with
+    ``d1 > 0``; of the curve of solutions we take the one with the largest correlation
+    ``ρ² = Corr(σ_ter(√τ z), z)²``, i.e. the smallest identity part ``d0/(τ d1) = 1/ρ² − 1``; then
+    ``a = √(τ d1)/(φ(u+) + φ(u−))``, so that ``a·σ_ter`` has exactly the target's (d1, d2). The derivation, the
+    solver and the large-γ limit are in :mod:`rmtcompress.rf._ratio` (and docs/rf.md).
+  - ``amplitude="fixed"``: ``a = 1`` and both equations are solved for (u−, u+) — the TRF paper's problem. The
+    mirror (−u+, −u−) flips the sign of ``E[σ_ter'']`` only, and the reachable set is bounded:
+    ``d1 ≤ 2/(πτ)``, ``d2 ≤ φ(1)²/τ² ≈ 0.0586/τ²``. Because the standardised targets ``√(d1 τ)``, ``√d2 τ`` depend on
+    (γ, τ) only through ``2γτ``, reachability is a condition on ``2γτ̂``: RBF needs ``2γτ̂ ≤ 2/π`` (the boundary is
+    σ_ter with s− = s+ = √τ·√(2/π), a shifted sign), ReLU ``2γτ̂ ≤ 1.347`` (numerically). Unreachable targets raise
+    :class:`~rmtcompress.errors.InvalidParameterError` naming the reachable γ range; there is no silent "closest"
+    fit. The solver: a vectorised grid over ``(u−, u+) ∈ [−8, 8]²``, then :func:`scipy.optimize.least_squares`
+    (analytic Jacobian, bounds ±12 in standardised units, i.e. "wide") from the best grid points.
+
+  Residuals of either are reported in ``residuals_``. ``gamma="scale"`` sets ``2γτ̂ = ½`` in both.
 * **Ternary weights** ``W ∈ {0, ±1/√(1−ε)}`` (P(0) = ε), i.e. zero mean and unit variance for every ε, so that
   ``Var(wᵀx) = ‖x‖²`` and the thresholds do not depend on ε (methods.md §2.3: the notebook omitted the
   ``1/√(1−ε)``). They are stored as int8 codes ±1 in a CSR matrix (``components_``) plus ``weight_scale_``. The
   projection needs **no multiplication**: ``acc = Σ_{k: W=+} x_k − Σ_{k: W=−} x_k`` (float32 additions) compared with
   the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel (:func:`rmtcompress.kernels.csr_ternary_project`), or
   SciPy's CSR product with ±1 data for small problems (the two give identical sums: same order, exact ±1 products).
-* **Output.** ``dtype="int8"``: the features σ_ter(Wx) ∈ {−1, 0, 1}. ``dtype="float32"``: the same divided by
-  ``√N`` so that ``F Fᵀ = (1/N) Σᵀ Σ`` estimates the TRF kernel (what a kernel method on the features uses).
+* **Output.** ``dtype="int8"``: the features σ_ter(Wx) ∈ {−1, 0, 1} (the amplitude is left to the readout: a
+  linear model on them learns weights ``a`` times larger, ridge with penalty ``λ/a²``). ``dtype="float32"``: the
+  same times ``a/√N`` so that ``F Fᵀ = (a²/N) Σᵀ Σ`` estimates the TRF kernel, whose (d1, d2) are the target's.
 * **LP-RFF** (Zhang, May, Dao & Ré, AISTATS 2019): ``z = √(2/N) cos(xᵀw + b)``, ``w ~ N(0, 2γI)``, ``b ~ U[0, 2π)``,
   rounded to the ``2^b``-level uniform grid on ``[−√(2/N), √(2/N)]`` with unbiased stochastic rounding. The rounding
   noise of sample ``x`` is a counter-based hash of (a fitted salt, the bytes of ``x`` in float64, the feature index):
@@ -61,6 +74,8 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -75,10 +90,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._utils import check_int, check_tau, warn_renamed_method
 from ..core import Activation, activation_names, get_activation, relu, sigma_ter
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, MatchWarning
 from ..kernels import csr_ternary_project
 from ..quant import ternary_entropy_bits
 from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
+from ._ratio import minority, solve_ratio_thresholds
 
 __all__ = [
     "KernelCoefficients",
@@ -86,6 +102,7 @@ __all__ = [
     "MemoryBits",
     "TernaryRandomFeatures",
     "kernel_coefficients",
+    "match_thresholds",
     "memory_bits",
     "quantize_uniform",
     "reachable_gamma",
@@ -104,6 +121,7 @@ _BOUND = 12.0  # least-squares box for u± (standardised units); φ(12) ≈ 2e-3
 _GRID_HALF_WIDTH = 8.0
 _GRID_STEP = 0.05
 _SOLVE_TOL = 1e-9  # relative tolerance on the standardised equations
+_MINORITY_WARN = 1e-2  # warn when a feature differs from its majority value with probability below this
 _RBF_NAMES = ("rbf", "gaussian")
 _RELU_NAMES = ("relu", "arccos")
 
@@ -205,21 +223,32 @@ def kernel_coefficients(kernel: KernelSpec, gamma: float, tau: float) -> KernelC
     return KernelCoefficients(t, m.var - t * e1 * e1, e1 * e1, 0.25 * e2 * e2, -1.0 if e2 < 0.0 else 1.0)
 
 
-def ternary_coefficients(s_minus: float, s_plus: float, tau: float) -> KernelCoefficients:
-    """Coefficients of ``σ_ter(t) = 1{t > s+} − 1{t < s−}`` at pre-activation variance τ (closed forms).
+def ternary_coefficients(
+    s_minus: float, s_plus: float, tau: float, *, amplitude: float = 1.0
+) -> KernelCoefficients:
+    """Coefficients of ``a·σ_ter(t)``, ``σ_ter(t) = 1{t > s+} − 1{t < s−}``, at pre-activation variance τ (closed forms).
 
     Args:
         s_minus: lower threshold s−.
         s_plus: upper threshold s+ ≥ s−.
         tau: τ > 0.
+        amplitude: a > 0 (every coefficient is multiplied by a²).
 
     Returns:
         :class:`KernelCoefficients` (computed with :func:`rmtcompress.gaussian_moments` at standard deviation √τ).
     """
     t = check_tau(tau)
+    a = float(amplitude)
+    if not (math.isfinite(a) and a > 0.0):
+        raise InvalidParameterError(f"amplitude must be a positive finite number, got {amplitude!r}")
     m = gaussian_moments(sigma_ter(float(s_minus), float(s_plus)), math.sqrt(t))
+    a2 = a * a
     return KernelCoefficients(
-        t, m.var - t * m.d1 * m.d1, m.d1 * m.d1, 0.25 * m.d2 * m.d2, -1.0 if m.d2 < 0.0 else 1.0
+        t,
+        a2 * (m.var - t * m.d1 * m.d1),
+        a2 * m.d1 * m.d1,
+        a2 * 0.25 * m.d2 * m.d2,
+        -1.0 if m.d2 < 0.0 else 1.0,
     )
 
 
@@ -305,6 +334,17 @@ def _standardised_target(coef: KernelCoefficients) -> tuple[float, float]:
     return math.sqrt(coef.d1 * coef.tau), coef.e2_sign * 2.0 * math.sqrt(coef.d2) * coef.tau
 
 
+def _checked_standardised_target(coef: KernelCoefficients) -> tuple[float, float]:
+    """``(a_t, b_t) = (√(τ d1), ±2τ√d2)``; raises when ``d1`` is not positive (no ternary activation has E[σ'] = 0)."""
+    a_t, b_t = _standardised_target(coef)
+    if not (math.isfinite(a_t) and math.isfinite(b_t)) or a_t <= 0.0:
+        raise InvalidParameterError(
+            f"the target d1 = {coef.d1!r} must be positive and finite: a ternary activation always has "
+            f"E[sigma'] = (phi(u+) + phi(u-))/sqrt(tau) > 0"
+        )
+    return a_t, b_t
+
+
 @dataclass(frozen=True)
 class ThresholdSolution:
     """Result of :func:`solve_ternary_thresholds`.
@@ -315,6 +355,8 @@ class ThresholdSolution:
         target: the coefficients that were matched.
         achieved: the coefficients of σ_ter(s−, s+) at the same τ (closed forms).
         residuals: ``{"d1": Δd1, "d2": Δd2, "d1_rel": Δd1/d1, "d2_rel": Δd2/d2}`` (achieved − target).
+        amplitude: a > 0, the factor of ``a·σ_ter`` whose coefficients are ``achieved`` (1 for the fixed problem).
+        minority: probability that ``σ_ter(√τ z)`` differs from its majority value.
     """
 
     s_minus: float
@@ -322,6 +364,8 @@ class ThresholdSolution:
     target: KernelCoefficients
     achieved: KernelCoefficients
     residuals: dict[str, float]
+    amplitude: float = 1.0
+    minority: float = float("nan")
 
 
 def _reachable_message(
@@ -350,7 +394,8 @@ def _reachable_message(
             msg += f" For kernel={name!r} no gamma in [5e-4/tau, 50/tau] is reachable."
     msg += (
         " The sparsity eps does not change what is reachable: weights are scaled by 1/sqrt(1-eps), so Var(w^T x) ="
-        " ||x||^2 for every eps."
+        " ||x||^2 for every eps. With amplitude='fitted' (TernaryRandomFeatures' default) every gamma > 0 is"
+        " reachable: (d1, d2) are matched up to a common scale, the one float amplitude_."
     )
     return msg
 
@@ -372,26 +417,93 @@ def solve_ternary_thresholds(
         ValueError: the target is not reachable (the message gives the reachable bounds, the closest reachable
             (d1, d2) and, when ``kernel`` is given, the reachable γ range at this τ).
     """
-    a_t, b_t = _standardised_target(target)
-    if not (math.isfinite(a_t) and math.isfinite(b_t)) or a_t <= 0.0:
-        raise InvalidParameterError(
-            f"the target d1 = {target.d1!r} must be positive and finite: a ternary activation always has "
-            f"E[sigma'] = (phi(u+) + phi(u-))/sqrt(tau) > 0"
-        )
+    a_t, b_t = _checked_standardised_target(target)
     sol = _solve_standardised(a_t, b_t)
     if not sol.reached:
         raise InvalidParameterError(_reachable_message(target, sol, kernel, gamma))
     root = math.sqrt(target.tau)
     s_m, s_p = sol.u_minus * root, sol.u_plus * root
     ach = ternary_coefficients(s_m, s_p, target.tau)
-    res = {
+    return ThresholdSolution(
+        s_m, s_p, target, ach, _residuals(ach, target), 1.0, minority(sol.u_minus, sol.u_plus)
+    )
+
+
+def _residuals(ach: KernelCoefficients, target: KernelCoefficients) -> dict[str, float]:
+    """Achieved − target, absolute and relative (d2 relative to d2 when it is not negligible, else to d1/τ, the
+    natural scale of d2). A target that underflowed to 0 (RBF at 2γτ > 745) counts as matched when the achieved
+    value underflowed too."""
+
+    def rel(diff: float, scale: float) -> float:
+        return diff / scale if scale > 0.0 else (0.0 if diff == 0.0 else math.inf)
+
+    return {
         "d1": ach.d1 - target.d1,
         "d2": ach.d2 - target.d2,
-        "d1_rel": (ach.d1 - target.d1) / target.d1,
-        # relative to d2 when it is not negligible, else to d1/τ (the natural scale of d2)
-        "d2_rel": (ach.d2 - target.d2) / max(target.d2, 1e-12 * target.d1 / target.tau),
+        "d1_rel": rel(ach.d1 - target.d1, target.d1),
+        "d2_rel": rel(ach.d2 - target.d2, max(target.d2, 1e-12 * target.d1 / target.tau)),
     }
-    return ThresholdSolution(s_m, s_p, target, ach, res)
+
+
+def _ratio_target(kernel: KernelSpec, gamma: float, target: KernelCoefficients) -> tuple[float, float]:
+    """``(r, log a_t)``: the ratio ``r = b_t/a_t = ±2√(τ d2/d1)`` and ``log √(τ d1)`` of the target.
+
+    RBF in closed form (``r = √(2γτ)``, ``log a_t = ½(log 2γτ − 2γτ)``), so that it holds where ``e^{−2γτ}``
+    underflows; other kernels from their coefficients.
+    """
+    if isinstance(_resolve_kernel(kernel), str):
+        v = 2.0 * gamma * target.tau
+        return math.sqrt(v), 0.5 * (math.log(v) - v)
+    a_t, b_t = _checked_standardised_target(target)
+    return b_t / a_t, math.log(a_t)
+
+
+def _match_fitted(kernel: KernelSpec, gamma: float, target: KernelCoefficients) -> ThresholdSolution:
+    r, log_at = _ratio_target(kernel, gamma, target)
+    sol = solve_ratio_thresholds(r)
+    amplitude = math.exp(log_at - sol.log_a)
+    root = math.sqrt(target.tau)
+    s_m, s_p = sol.u_minus * root, sol.u_plus * root
+    ach = ternary_coefficients(s_m, s_p, target.tau, amplitude=amplitude)
+    return ThresholdSolution(s_m, s_p, target, ach, _residuals(ach, target), amplitude, sol.informative)
+
+
+def _match_fixed(kernel: KernelSpec, gamma: float, target: KernelCoefficients) -> ThresholdSolution:
+    return solve_ternary_thresholds(target, kernel=kernel, gamma=gamma)
+
+
+_AMPLITUDE_RULES: dict[str, Callable[[KernelSpec, float, KernelCoefficients], ThresholdSolution]] = {
+    "fitted": _match_fitted,
+    "fixed": _match_fixed,
+}
+
+
+def match_thresholds(
+    kernel: KernelSpec, gamma: float, tau: float, *, amplitude: str = "fitted"
+) -> ThresholdSolution:
+    """Thresholds (and amplitude) of ``a·σ_ter`` matched to the target kernel at pre-activation variance τ.
+
+    Args:
+        kernel: as in :func:`kernel_coefficients`.
+        gamma: γ > 0.
+        tau: τ > 0.
+        amplitude: ``"fitted"`` — (d1, d2) up to a common scale, reachable for every γ, the thresholds with the
+            largest ``Corr(σ_ter(√τ z), z)`` on the curve ``d2/d1 = target``, and ``a`` such that ``a·σ_ter`` has
+            the target's (d1, d2) — or ``"fixed"`` — ``a = 1``, both equations (raises when unreachable).
+
+    Returns:
+        :class:`ThresholdSolution` (``achieved`` are the coefficients of ``a·σ_ter``).
+
+    Raises:
+        InvalidParameterError: bad γ, τ, kernel or amplitude rule; for ``"fixed"``, an unreachable target.
+    """
+    rule = _AMPLITUDE_RULES.get(amplitude) if isinstance(amplitude, str) else None
+    if rule is None:
+        raise InvalidParameterError(
+            f"amplitude must be one of {', '.join(map(repr, _AMPLITUDE_RULES))}, got {amplitude!r}"
+        )
+    g = _check_gamma(gamma)
+    return rule(kernel, g, kernel_coefficients(kernel, g, tau))
 
 
 def reachable_gamma(kernel: KernelSpec, tau: float, n_grid: int = 121) -> list[tuple[float, float]]:
@@ -575,30 +687,73 @@ def _generator(random_state: Any) -> np.random.Generator:
     return np.random.default_rng(rs.randint(0, 2**31 - 1, size=4).tolist())
 
 
+def _validated(est: BaseEstimator, X: ArrayLike, *, reset: bool, dtype: Any = None) -> FloatArray:
+    """scikit-learn's ``validate_data`` with its ValueError/TypeError (NaN/inf, shape, sparse, feature count)
+    re-raised as :class:`~rmtcompress.errors.InvalidParameterError` (a subclass of both; the message is kept)."""
+    try:
+        return np.asarray(
+            validate_data(est, X, reset=reset, dtype=dtype if dtype is not None else [np.float64, np.float32])
+        )
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidParameterError):
+            raise
+        raise InvalidParameterError(str(exc)) from exc
+
+
+def _degenerate_message(sol: ThresholdSolution, gamma: float, kernel: KernelSpec) -> str:
+    tau = sol.target.tau
+    root = math.sqrt(tau)
+    name = kernel if isinstance(kernel, str) else kernel.name
+    msg = (
+        f"kernel={name!r} at gamma = {gamma:.4g} (2 gamma tau = {2.0 * gamma * tau:.4g}): the matched ternary "
+        f"activation has thresholds ({sol.s_minus / root:.3g}, {sol.s_plus / root:.3g}) standard deviations, so a "
+        f"feature differs from its majority value with probability {sol.minority:.2g} (< {_MINORITY_WARN:g}): few "
+        f"entries carry information, and the features lose accuracy against float random features here "
+        f"(docs/rf.md)."
+    )
+    if isinstance(_resolve_kernel(kernel), str):
+        msg += (
+            f" Any ternary activation with the RBF's d2/d1 has a threshold beyond sqrt(2 gamma tau) ="
+            f" {math.sqrt(2.0 * gamma * tau):.3g} standard deviations (at very large gamma the RBF kernel itself"
+            f" tends to the identity). Use a smaller gamma: 2 gamma tau <= 2, i.e. gamma <= {1.0 / tau:.4g}"
+            f" ('scale' = {0.25 / tau:.4g})."
+        )
+    return msg
+
+
 class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Ternary random features σ_ter(W x) ∈ {−1, 0, 1} with sparse ternary W, matched to a target kernel.
 
     ``fit`` estimates ``τ̂ = mean ‖x_i‖²``, resolves γ, computes the target's (d1, d2) at τ̂, solves the two
-    thresholds of σ_ter so that its (d1, d2) are equal, and draws ``W ∈ {0, ±1/√(1−ε)}^{N×p}``. ``transform``
-    computes the features with additions/subtractions only (see the module docstring for every convention).
+    thresholds of σ_ter (and its amplitude ``a``) so that ``a·σ_ter`` has the target's (d1, d2), and draws
+    ``W ∈ {0, ±1/√(1−ε)}^{N×p}``. ``transform`` computes the features with additions/subtractions only (see the
+    module docstring for every convention). A drop-in for :class:`sklearn.kernel_approximation.RBFSampler` at
+    every ``gamma > 0``.
 
     Args:
         n_components: number of features N.
         kernel: ``"rbf"`` (default), ``"relu"``, ``"arccos"`` (same as ``"relu"``), a registered activation name
             (``rmtcompress.activation_names()``) or an :class:`~rmtcompress.activations.Activation`.
         sparsity: ε ∈ [0, 1), the fraction of zero weights.
-        gamma: γ of the target model (weights ``N(0, 2γ)``; RBF kernel ``exp(−γ‖x−y‖²)``) or ``"scale"``:
-            ``γ = 1/(4 τ̂)``, i.e. ``2γτ̂ = ½``, inside the reachable range of both RBF and ReLU. This is **not**
-            scikit-learn's SVC ``"scale"`` (``1/(p·Var X)``, i.e. ``2γτ̂ ≈ 2`` on centred data, unreachable).
+        gamma: γ > 0 of the target model (weights ``N(0, 2γ)``; RBF kernel ``exp(−γ‖x−y‖²)``) or ``"scale"``:
+            ``γ = 1/(4 τ̂)``, i.e. ``2γτ̂ = ½`` (reachable by both amplitude rules). This is **not**
+            scikit-learn's ``"scale"`` (``1/(p·Var X)``, i.e. ``2γτ̂ ≈ 2`` on centred data); pass that γ as a
+            number to target the same kernel as ``RBFSampler(gamma="scale")``.
+        amplitude: ``"fitted"`` (default): match (d1, d2) up to a common scale — every γ > 0 — with the
+            thresholds most correlated with the pre-activation, and fit the scale ``amplitude_``; ``"fixed"``:
+            values ±1 and (d1, d2) matched exactly (the TRF paper's problem), which raises
+            :class:`~rmtcompress.errors.InvalidParameterError` naming the reachable γ range when there is none.
         random_state: seed for the weights (``None``, int or RandomState, as in scikit-learn).
-        dtype: ``"int8"`` (features in {−1, 0, 1}) or ``"float32"`` (features divided by √N).
+        dtype: ``"int8"`` (features in {−1, 0, 1}; the amplitude is left to the readout) or ``"float32"``
+            (features times ``amplitude_/√N``).
 
     Attributes:
         tau_: τ̂ (mean squared row norm of the fitting data).
         gamma_: the γ used.
         thresholds_: ``(s−, s+)`` on the pre-activation ``wᵀx`` (unit-variance w).
+        amplitude_: a > 0; ``a·σ_ter`` has the target's (d1, d2) (1.0 for ``amplitude="fixed"``).
         target_: :class:`KernelCoefficients` of the target kernel at τ̂.
-        achieved_: :class:`KernelCoefficients` of σ_ter(s−, s+) at τ̂.
+        achieved_: :class:`KernelCoefficients` of ``amplitude_·σ_ter(s−, s+)`` at τ̂.
         residuals_: ``{"d1", "d2", "d1_rel", "d2_rel"}``: achieved − target (absolute and relative).
         components_: (N, p) CSR matrix of int8 codes in {−1, +1} (zeros not stored).
         weight_scale_: ``1/√(1−ε)``; the weights are ``weight_scale_ * components_``.
@@ -613,6 +768,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         kernel: KernelSpec = "rbf",
         sparsity: float = 0.0,
         gamma: float | str = "scale",
+        amplitude: str = "fitted",
         random_state: Any = None,
         dtype: str = "int8",
     ) -> None:
@@ -620,6 +776,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.kernel = kernel
         self.sparsity = sparsity
         self.gamma = gamma
+        self.amplitude = amplitude
         self.random_state = random_state
         self.dtype = dtype
 
@@ -654,24 +811,30 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             ``self``.
 
         Raises:
-            ValueError: invalid parameters or data (NaN/inf, empty, all-zero rows), unknown kernel, or a target
-                that σ_ter cannot reach (the message says what is reachable).
+            InvalidParameterError: invalid parameters or data (NaN/inf, empty, all-zero rows), unknown kernel, or,
+                with ``amplitude="fixed"``, a target that σ_ter cannot reach (the message says what is reachable).
+
+        Warns:
+            MatchWarning: the matched thresholds leave fewer than one feature entry in a hundred off its majority
+                value (RBF at ``2γτ̂ ≳ 5.7``; the message says what to do).
         """
-        X_arr = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
+        X_arr = _validated(self, X, reset=True)
         tau = float(np.mean(np.einsum("ij,ij->i", X_arr, X_arr, dtype=np.float64)))
         if not tau > 0.0 or not math.isfinite(tau):
             raise InvalidParameterError(
                 f"the mean squared norm of the rows of X is {tau!r}; TRF needs it positive and finite"
             )
         n, eps, gamma = self._resolve_params(tau)
-        target = kernel_coefficients(self.kernel, gamma, tau)
-        sol = solve_ternary_thresholds(target, kernel=self.kernel, gamma=gamma)
+        sol = match_thresholds(self.kernel, gamma, tau, amplitude=self.amplitude)
+        if sol.minority < _MINORITY_WARN:
+            warnings.warn(_degenerate_message(sol, gamma, self.kernel), MatchWarning, stacklevel=2)
         gen = _generator(self.random_state)
         self.components_ = _draw_ternary_codes(n, X_arr.shape[1], eps, gen)
         self.weight_scale_ = 1.0 / math.sqrt(1.0 - eps)
         self.tau_ = tau
         self.gamma_ = gamma
         self.thresholds_ = (sol.s_minus, sol.s_plus)
+        self.amplitude_ = sol.amplitude
         self.raw_thresholds_ = (sol.s_minus / self.weight_scale_, sol.s_plus / self.weight_scale_)
         self.target_ = sol.target
         self.achieved_ = sol.achieved
@@ -689,18 +852,18 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             X: (n, p) finite data with the p seen in ``fit``.
 
         Returns:
-            (n, N) int8 in {−1, 0, 1}, or float32 equal to those divided by √N when ``dtype="float32"``.
+            (n, N) int8 in {−1, 0, 1}, or float32 equal to those times ``amplitude_/√N`` when ``dtype="float32"``.
 
         Raises:
             sklearn.exceptions.NotFittedError: before ``fit``.
-            ValueError: wrong number of features, NaN/inf.
+            InvalidParameterError: wrong number of features, NaN/inf.
         """
         check_is_fitted(self, "components_")
-        X_arr = validate_data(self, X, reset=False, dtype=[np.float32, np.float64])
+        X_arr = _validated(self, X, reset=False, dtype=[np.float32, np.float64])
         lo, hi = self.raw_thresholds_
         feats = ternary_project(X_arr, self.components_, lo, hi)
         if self.dtype == "float32":
-            return feats.astype(np.float32) * np.float32(1.0 / math.sqrt(feats.shape[1]))
+            return feats.astype(np.float32) * np.float32(self.amplitude_ / math.sqrt(feats.shape[1]))
         return feats
 
 
@@ -827,7 +990,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         Returns:
             ``self``.
         """
-        X_arr = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
+        X_arr = _validated(self, X, reset=True)
         n = _check_n_components(self.n_components)
         check_int(self.bits, "bits", 1, 8)
         if self.rounding not in ("stochastic", "deterministic"):
@@ -869,7 +1032,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             (n, N) array.
         """
         check_is_fitted(self, "random_weights_")
-        X_arr = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X_arr = _validated(self, X, reset=False)
         W = self.random_weights_.astype(X_arr.dtype, copy=False)
         Z = X_arr @ W
         Z += self.random_offset_.astype(X_arr.dtype, copy=False)
@@ -879,7 +1042,7 @@ class LowPrecisionRFF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _quantize(self, X: ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.uint8]]:
         check_is_fitted(self, "random_weights_")
-        X_arr = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X_arr = _validated(self, X, reset=False)
         n_out = self.random_weights_.shape[1]
         bound = math.sqrt(2.0 / n_out)
         q = np.empty((X_arr.shape[0], n_out), dtype=np.float32)
