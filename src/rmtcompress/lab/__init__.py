@@ -33,17 +33,25 @@ from ._fig2 import SpectraConfig as SpectraConfig, run_spectra as run_spectra
 from ._report import (
     write_report as write_report,
 )
+from ._shrink_run import (
+    NORMALIZATIONS as NORMALIZATIONS,
+    StoreCheckpoint as StoreCheckpoint,
+    load_shrink_data as load_shrink_data,
+    run_shrink as run_shrink,
+)
 from ._sweeps import (
     run_sweep_file as run_sweep_file,
     train_point as train_point,
 )
 
 __all__ = [
+    "NORMALIZATIONS",
     "SUMMARY_HEADER",
     "TASKS",
     "MethodSpec",
     "PaperNormalizer",
     "SpectraConfig",
+    "StoreCheckpoint",
     "Task",
     "build_model",
     "load_array_file",
@@ -52,11 +60,13 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_dataset",
     "load_mnist_subset",
+    "load_shrink_data",
     "load_task",
     "make_gmm",
     "model_memory",
     "run_grid",
     "run_one",
+    "run_shrink",
     "run_spectra",
     "run_sweep_file",
     "select_classes",

@@ -21,6 +21,7 @@ from ._pruning import (
     gini_index as gini_index,
     lq_norm as lq_norm,
     pq_index as pq_index,
+    prunable_layers as prunable_layers,
     prune as prune,
     remove as remove,
 )
@@ -28,9 +29,11 @@ from ._training import (
     TrainConfig as TrainConfig,
     evaluate as evaluate,
     initial_state as initial_state,
+    make_cnn as make_cnn,
     make_mlp as make_mlp,
     train as train,
     train_iterative as train_iterative,
+    train_val_split as train_val_split,
 )
 from ._weight_quant import (
     QuantizedConv2d as QuantizedConv2d,
@@ -66,8 +69,10 @@ __all__ = [
     "gini_index",
     "initial_state",
     "lq_norm",
+    "make_cnn",
     "make_mlp",
     "pq_index",
+    "prunable_layers",
     "prune",
     "quantize_activations",
     "quantize_weights",
@@ -76,4 +81,5 @@ __all__ = [
     "runtime_memory",
     "train",
     "train_iterative",
+    "train_val_split",
 ]

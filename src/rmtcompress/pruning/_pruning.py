@@ -720,6 +720,10 @@ class GradualMagnitudeConfig:
         scope: ``'layer'`` (TF model_pruning default) or ``'global'``.
         criterion: ``'magnitude'`` or ``'lq'``.
         q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
+        layer_sparsity: Optional per-layer final sparsities ``{layer name: s_f}`` (a mapping or ``(name, s_f)``
+            pairs, stored as sorted pairs) overriding ``final_sparsity`` for the layers it names, each following
+            its own cubic schedule from ``initial_sparsity``; ``scope='layer'`` only. Layers the schedule prunes
+            that it does not name use ``final_sparsity``; a name that is not pruned is refused by :func:`prune`.
     """
 
     final_sparsity: float
@@ -731,6 +735,7 @@ class GradualMagnitudeConfig:
     scope: Scope = "layer"
     criterion: Criterion = "magnitude"
     q: float = 0.5
+    layer_sparsity: Mapping[str, float] | tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         """Validate the fields (ValueError)."""
@@ -739,6 +744,33 @@ class GradualMagnitudeConfig:
         si = _check_fraction(self.initial_sparsity, "initial_sparsity")
         if si > sf:
             raise InvalidParameterError(f"initial_sparsity ({si}) must be <= final_sparsity ({sf})")
+        if self.layer_sparsity is not None:
+            pairs = (
+                list(self.layer_sparsity.items())
+                if isinstance(self.layer_sparsity, Mapping)
+                else list(self.layer_sparsity)
+            )
+            norm: dict[str, float] = {}
+            for pair in pairs:
+                if not (isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)):
+                    raise InvalidParameterError(
+                        f"layer_sparsity must map layer names to sparsities; got the entry {pair!r}"
+                    )
+                s_l = _check_fraction(pair[1], f"layer_sparsity[{pair[0]!r}]")
+                if si > s_l:
+                    raise InvalidParameterError(
+                        f"initial_sparsity ({si}) must be <= layer_sparsity[{pair[0]!r}] ({s_l})"
+                    )
+                if pair[0] in norm:
+                    raise InvalidParameterError(f"layer_sparsity names layer {pair[0]!r} twice")
+                norm[pair[0]] = s_l
+            if not norm:
+                raise InvalidParameterError("layer_sparsity must name at least one layer (or be None)")
+            if self.scope != "layer":
+                raise InvalidParameterError(
+                    f"layer_sparsity needs scope='layer' (one schedule per layer); got scope={self.scope!r}"
+                )
+            object.__setattr__(self, "layer_sparsity", tuple(sorted(norm.items())))
         b = check_int(self.begin_step, "begin_step", 0)
         e = check_int(self.end_step, "end_step", 0)
         if e <= b:
@@ -749,17 +781,32 @@ class GradualMagnitudeConfig:
             raise InvalidParameterError(f"exponent must be finite and > 0; got {self.exponent!r}")
         _check_choice(self.scope, "scope", ("layer", "global"))
 
-    def sparsity_at(self, step: int) -> float:
-        """Target sparsity after ``step`` completed optimizer steps (exactly ``final_sparsity`` for step ≥ end)."""
+    def layer_targets(self) -> dict[str, float]:
+        """``layer_sparsity`` as a dict (empty when None)."""
+        if self.layer_sparsity is None:
+            return {}
+        return dict(self.layer_sparsity)
+
+    def final_for(self, layer: str | None = None) -> float:
+        """Final sparsity of ``layer`` (its ``layer_sparsity`` entry, else ``final_sparsity``)."""
+        return float(
+            self.layer_targets().get(layer, self.final_sparsity) if layer is not None else self.final_sparsity
+        )
+
+    def sparsity_at(self, step: int, layer: str | None = None) -> float:
+        """Target sparsity after ``step`` completed optimizer steps (exactly the final one for step ≥ end).
+
+        Args:
+            step: Optimizer steps completed.
+            layer: A layer name: its own schedule when ``layer_sparsity`` names it (default: ``final_sparsity``).
+        """
+        final = self.final_for(layer)
         if step >= self.end_step:
-            return float(self.final_sparsity)
+            return final
         if step <= self.begin_step:
             return float(self.initial_sparsity)
         frac = min(max((step - self.begin_step) / (self.end_step - self.begin_step), 0.0), 1.0)
-        return float(
-            self.final_sparsity
-            + (self.initial_sparsity - self.final_sparsity) * (1.0 - frac) ** self.exponent
-        )
+        return float(final + (self.initial_sparsity - final) * (1.0 - frac) ** self.exponent)
 
     def is_update_step(self, step: int) -> bool:
         """Whether the masks are recomputed after ``step`` completed steps."""
@@ -1427,8 +1474,34 @@ def prune(
             raise InvalidParameterError(
                 "prune(..., GradualMagnitudeConfig) needs step= (optimizer steps completed)"
             )
-        method, target = "gradual_magnitude", config.sparsity_at(int(step))
-        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
+        method = "gradual_magnitude"
+        if config.layer_sparsity is None:
+            target = config.sparsity_at(int(step))
+            masks, details = _criterion_masks(
+                model, selected, target, config.scope, config.criterion, config.q
+            )
+        else:
+            names = {n for n, _ in selected}
+            unknown = sorted(set(config.layer_targets()) - names)
+            if unknown:
+                raise InvalidParameterError(
+                    f"layer_sparsity names {unknown}, which this step does not prune; pruned layers are "
+                    f"{sorted(names)}"
+                )
+            masks = {}
+            per_details: dict[str, Any] = {}
+            for name, m in selected:
+                s_l = config.sparsity_at(int(step), name)
+                layer_masks, per_details[name] = _criterion_masks(
+                    model, [(name, m)], s_l, "layer", config.criterion, config.q
+                )
+                masks.update(layer_masks)
+            sizes = {n: _weight(m).numel() for n, m in selected}
+            target = sum(config.sparsity_at(int(step), n) * k for n, k in sizes.items()) / sum(sizes.values())
+            details = {
+                "layers": per_details,
+                "layer_targets": {n: config.sparsity_at(int(step), n) for n in sizes},
+            }
         details["step"] = int(step)
     elif isinstance(config, LotteryTicketConfig):
         method = "lottery_ticket"
