@@ -22,6 +22,8 @@ from rmtcompress.shrink import SearchSpace, ShrinkResult, shrink
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
 TINY = SearchSpace(
+    allocations=("pq",),
+    width_factors=(1.0,),
     weights=("shared:2", "shared:4"),
     sparsities=(0.5, 0.8),
     grid_points=1,
@@ -238,6 +240,19 @@ def test_an_mlp_spec_trains_its_widths(digits: tuple[np.ndarray, ...]) -> None:
     assert bases == {"width=64-32-10", "width=64-16-10"}
     with pytest.raises(InvalidParameterError, match="MLPSpec takes"):
         shrink(MLPSpec(10, (8,), "relu"), Xtr, ytr, budget_bytes=1500, effort=space)
+
+
+def test_a_plain_mlp_gets_narrower_retrained_widths(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...]
+) -> None:
+    Xtr, ytr = digits[0], digits[1]
+    space = SearchSpace(**{**TINY.as_dict(), "width_factors": (1.0, 0.5), "activation_bits": ()})
+    res = shrink(mlp, Xtr, ytr, budget_bytes=1500, effort=space)
+    assert {p.recipe.base for p in res.frontier} == {"original", "width=64-24-16-10"}
+    cnn = make_cnn((1, 8, 8), 10, channels=(2, 2), seed=0)
+    res = shrink(cnn.eval(), Xtr, ytr, budget_bytes=3000, effort=space)
+    assert {p.recipe.base for p in res.frontier} == {"original"}
+    assert any("width candidates skipped" in n for n in res.notes)
 
 
 def test_rc_shrink_is_callable_whichever_import_came_first() -> None:

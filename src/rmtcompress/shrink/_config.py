@@ -177,7 +177,10 @@ class SearchSpace:
         weights: Weight formats (``'shared:2'``, ``'uniform:8'``, ``'ternary'``, ``'float32'``).
         sparsities: Grid of uniform sparsities: all of them without a budget; with a budget, those sparser than
             the budget's own allocation (at most ``grid_points`` per format), as extra candidates.
-        grid_points: With a budget, how many grid sparsities per weight format besides the fitted allocation.
+        grid_points: With a budget, how many grid sparsities per weight format besides the fitted allocation
+            (the least sparse ones above it), tried only when the fitted overall sparsity is below ``grid_below``.
+        grid_below: A budget whose fitted allocation is sparser than this gets no grid points (there, keeping more
+            weights wins; on roomy budgets a sparser net can be more accurate).
         activation_bits: k-level hidden activations tried on the best candidates (None = float, always kept).
         activation_top: How many of the best candidates get the activation variants.
         prune_epochs: Epochs of each pruning run (schedule + fine-tuning at the final sparsity).
@@ -192,10 +195,11 @@ class SearchSpace:
     """
 
     rules: tuple[str, ...] = ("gmp",)
-    allocations: tuple[str, ...] = ("pq",)
-    weights: tuple[str, ...] = ("shared:1", "shared:2", "shared:3", "shared:4")
+    allocations: tuple[str, ...] = ("global",)
+    weights: tuple[str, ...] = ("shared:1", "shared:2", "shared:3")
     sparsities: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98)
     grid_points: int = 1
+    grid_below: float = 0.9
     activation_bits: tuple[int, ...] = (4,)
     activation_top: int = 1
     prune_epochs: int = 8
@@ -204,7 +208,7 @@ class SearchSpace:
     activation_epochs: int = 1
     lr: float = 1e-3
     batch_size: int = 256
-    width_factors: tuple[float, ...] = (1.0,)
+    width_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
     train_epochs: int = 20
     margin: float = 0.985
     notes: str = field(default="", compare=False)
@@ -239,6 +243,8 @@ class SearchSpace:
             ("train_epochs", 1),
         ):
             _check_count(getattr(self, name), name, minimum)
+        if not 0.0 <= float(self.grid_below) <= 1.0:
+            raise InvalidParameterError(f"grid_below must lie in [0, 1]; got {self.grid_below!r}")
         if not 0.0 < float(self.prune_end) <= 1.0:
             raise InvalidParameterError(f"prune_end must lie in (0, 1]; got {self.prune_end!r}")
         if not (isinstance(self.lr, numbers.Real) and math.isfinite(self.lr) and self.lr > 0):
@@ -262,6 +268,7 @@ class SearchSpace:
 EFFORTS: dict[str, SearchSpace] = {
     "quick": SearchSpace(
         weights=("shared:2", "shared:4"),
+        width_factors=(1.0,),
         sparsities=(0.8, 0.95),
         grid_points=0,
         activation_bits=(),
@@ -274,14 +281,15 @@ EFFORTS: dict[str, SearchSpace] = {
     "default": SearchSpace(notes="≤ 10 min for a 784-512-512-10 MLP on 60k rows on 2 cores"),
     "thorough": SearchSpace(
         rules=("gmp", "gmp-lq"),
-        allocations=("pq", "uniform", "global", "lq"),
+        allocations=("global", "lq", "pq", "uniform"),
         weights=("shared:1", "shared:2", "shared:3", "shared:4", "uniform:8", "float32"),
         grid_points=2,
+        grid_below=1.0,
         activation_bits=(2, 4),
         activation_top=2,
         prune_epochs=12,
         finetune_epochs=3,
-        width_factors=(1.0, 0.5, 0.25),
+        width_factors=(1.0, 0.5, 0.25, 0.125),
         notes="every rule and allocation, longer schedules",
     ),
 }

@@ -72,6 +72,7 @@ __all__ = ["Checkpoint", "ShrinkWarning", "fingerprint", "shrink"]
 BIAS_OPTIONS = ("float16", "float32")
 _CALIBRATION_ROWS = 4096
 _PROXY_ROUNDS = 3
+_TRIM_ROUNDS = 6
 
 
 class ShrinkWarning(RmtcompressWarning):
@@ -373,6 +374,39 @@ def _fit_counts(
     return best
 
 
+def _trim(net: nn.Module, q: nn.Module, fmt: WeightFormat, target_bytes: int, seed: int) -> nn.Module:
+    """``q`` (the quantized ``net``) if its file fits ``target_bytes``, else ``net`` pruned a little further (one shot,
+    by magnitude, every layer's kept count scaled alike), compacted and quantized again until it fits.
+
+    Gradual pruning keeps each layer's count but not which neurons die, so the compacted net can be a few per cent
+    larger than the one-shot proxy the allocation was fitted on; the codes (fixed from here on) fix the file size.
+    """
+    biases = "float32" if fmt.scheme == "float32" else "float16"
+    for _ in range(_TRIM_ROUNDS):
+        actual = _file_bytes(_round_biases(q) if biases == "float16" else q, biases)
+        if actual <= target_bytes:
+            return q
+        names, arrays = _layer_arrays(net)
+        sizes = np.array([a.size for a in arrays], dtype=np.int64)
+        counts = np.array([int(np.count_nonzero(a)) for a in arrays], dtype=np.int64)
+        payload = predict_layer_bits(sizes, counts, fmt.code_bits)
+        overhead = 8.0 * actual - float(payload.sum())
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            k = np.maximum(np.floor(mid * counts), 1)
+            if float(predict_layer_bits(sizes, k, fmt.code_bits).sum()) + overhead <= 8.0 * target_bytes:
+                lo = mid
+            else:
+                hi = mid
+        keep = np.maximum(np.floor(min(lo, 0.995) * counts), 1).astype(np.int64)
+        net = compact(
+            _oneshot(net, names, {n: 1.0 - k / z for n, k, z in zip(names, keep, sizes, strict=True)})
+        )
+        q = _quantize(net, fmt, seed)
+    return q
+
+
 def _counts_at_sparsity(allocation: Allocation, sparsity: float) -> NDArray[np.int64]:
     """Counts of ``allocation`` keeping ``(1 − sparsity)`` of all weights (bisection on λ)."""
     sizes = np.array(allocation.sizes, dtype=np.int64)
@@ -456,13 +490,15 @@ def _plan(
                             overall if fitted_sparsity is None else min(fitted_sparsity, overall)
                         )
                 grid = list(space.sparsities)
-                if budget is not None:
-                    if fitted_sparsity is None:
-                        continue  # the format does not reach the budget at all
-                    grid = [s for s in grid if s > fitted_sparsity + 1e-3][: space.grid_points]
                 alloc_name = space.allocations[0]
                 alloc = allocations[alloc_name]
                 sizes = np.array(alloc.sizes, dtype=np.int64)
+                if budget is not None:
+                    if fitted_sparsity is None:
+                        continue  # the format does not reach the budget at all
+                    # a roomy budget: sparser grid points too (pruning also regularises); a tight one: none
+                    roomy = fitted_sparsity < space.grid_below
+                    grid = [s for s in grid if roomy and s > fitted_sparsity + 1e-3][: space.grid_points]
                 for s in grid:
                     counts = _counts_at_sparsity(alloc, s)
                     sp = tuple(
@@ -490,7 +526,13 @@ def _mlp_shape(model: nn.Module) -> tuple[int, tuple[int, ...], str] | None:
 
 
 def _bases(
-    model: nn.Module | MLPSpec, ctx: _Context, n_classes: int, progress: Progress | None, notes: list[str]
+    model: nn.Module | MLPSpec,
+    ctx: _Context,
+    n_classes: int,
+    progress: Progress | None,
+    notes: list[str],
+    checkpoint: Checkpoint | None,
+    data_key: str,
 ) -> dict[str, nn.Module]:
     """The trained nets the search starts from: the model itself, and nets of other widths trained on ``(X, y)``."""
     bases: dict[str, nn.Module] = {}
@@ -518,24 +560,42 @@ def _bases(
         name = "width=" + "-".join(map(str, (input_dim, *widths, n_classes)))
         if name in bases:
             continue
+        key = {
+            "kind": "shrink-base",
+            "data": data_key,
+            "seed": ctx.seed,
+            "val_fraction": ctx.val_fraction,
+            "net": name,
+            "activation": act,
+            "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
+        }
+        stored = None if checkpoint is None else checkpoint.load(key)
+        if stored is not None:
+            bases[name] = stored[1].eval()
+            continue
         if progress is not None:
             progress(0, 0, f"training {name}")
         net = make_mlp(input_dim, widths, n_classes, activation=act, seed=ctx.seed)  # type: ignore[arg-type]
         train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs))
         bases[name] = net.eval()
+        if checkpoint is not None:
+            checkpoint.save(key, {"kind": "base", "net": name}, bases[name])
     return bases
 
 
 def _finish_point(
-    model: nn.Module, recipe: Recipe, ctx: _Context, seconds: float, allow_fp16: bool
+    model: nn.Module, recipe: Recipe, ctx: _Context, seconds: float, allow_fp16: bool, budget: int | None
 ) -> FrontierPoint:
-    """Choose the bias storage on validation, measure the file, evaluate (validation; test for the report)."""
+    """Choose the bias storage on validation, measure the file, evaluate (validation; test for the report).
+
+    Float16 biases are kept unless float32 ones are more accurate on validation and still fit the budget.
+    """
     val = ctx.val_accuracy(model)
     biases = "float32"
     if allow_fp16:
         rounded = _round_biases(model)
         val16 = ctx.val_accuracy(rounded)
-        if val16 >= val:
+        if val16 >= val or (budget is not None and _file_bytes(model, "float32") > budget):
             model, val, biases = rounded, val16, "float16"
     sparsity, widths = _stats(model)
     return FrontierPoint(
@@ -626,7 +686,8 @@ def shrink(
         _check_model(model, Xa, n_classes)
     else:
         raise InvalidParameterError(f"model must be an nn.Module or an MLPSpec; got {type(model).__name__}")
-    bases = _bases(model, ctx, n_classes, progress, notes)
+    data_key = fingerprint(Xa, ya)
+    bases = _bases(model, ctx, n_classes, progress, notes, checkpoint, data_key)
     originals = [
         FrontierPoint(
             recipe=Recipe(base=name),
@@ -657,9 +718,10 @@ def shrink(
         )
 
     plans = _plan(bases, space, budget, seed, smallest, notes)
-    space_key = {k: v for k, v in space.as_dict().items() if k != "notes"}
+    # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
+    space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
     base_keys = {name: fingerprint(b) for name, b in bases.items()}
-    data_key = fingerprint(Xa, ya, Xt if Xt is not None else 0, yt if yt is not None else 0)
+    # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse
 
     def key_of(recipe: Recipe) -> dict[str, Any]:
         return {
@@ -685,10 +747,12 @@ def shrink(
         if checkpoint is not None:
             stored = checkpoint.load(key)
             if stored is not None:
-                return FrontierPoint.from_record(stored[0], stored[1])
+                point = FrontierPoint.from_record(stored[0], stored[1])
+                point.test_accuracy = ctx.test_accuracy(stored[1])  # reported only
+                return point
         t = time.perf_counter()
         net, extra = make()
-        point = _finish_point(net, recipe, ctx, time.perf_counter() - t + extra, allow_fp16)
+        point = _finish_point(net, recipe, ctx, time.perf_counter() - t + extra, allow_fp16, budget)
         if checkpoint is not None:
             assert point.model is not None
             checkpoint.save(key, point.record(), point.model)
@@ -713,6 +777,8 @@ def shrink(
         def make(plan: _Planned = plan) -> tuple[nn.Module, float]:
             net, seconds = pruned(plan)
             q = _quantize(net, plan.fmt, seed)
+            if plan.target_bytes is not None:  # the codes fix the file size: trim before fine-tuning
+                q = _trim(net, q, plan.fmt, plan.target_bytes, seed)
             if plan.fmt.scheme != "float32" and space.finetune_epochs > 0:
                 train(q, Xa, ya, ctx.train_config(space.finetune_epochs))
             return q.eval(), seconds
