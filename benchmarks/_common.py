@@ -11,8 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from rmtcompress._utils import atomic_write_bytes, atomic_write_json
-
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -49,11 +47,15 @@ def merge_parts(files: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 def write_json(path: Path, obj: Any) -> Path:
     """Atomic JSON write (temporary name, then rename; NaN/inf become null)."""
+    from rmtcompress._utils import atomic_write_json  # after the scripts' sys.path fallback to src/
+
     return atomic_write_json(path, obj)
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
     """Atomic write of ``data`` (temporary name, then rename)."""
+    from rmtcompress._utils import atomic_write_bytes  # after the scripts' sys.path fallback to src/
+
     return atomic_write_bytes(path, data)
 
 

@@ -40,7 +40,8 @@ import torch
 
 from _common import RESULTS, machine_info, merge_parts, write_json
 from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, model_memory, run_one
+from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, run_one
+from rmtcompress.ntklc import model_memory
 from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate
 from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
 

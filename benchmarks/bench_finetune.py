@@ -48,7 +48,8 @@ import torch
 from _common import RESULTS, machine_info, merge_parts, write_json
 from rmtcompress.core._activations import PerNeuronStep
 from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, model_memory
+from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task
+from rmtcompress.ntklc import model_memory
 from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate, calibration_sample, fit_layer
 from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
 from rmtcompress.ntklc._finetune import FinetuneConfig, TrainedLayers, finetune, train_layers

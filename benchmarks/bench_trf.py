@@ -55,6 +55,7 @@ try:
 except ModuleNotFoundError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     import rmtcompress as rc
+from rmtcompress._utils import stratified_split_indices
 from rmtcompress.rf._trf import LowPrecisionRFF, TernaryRandomFeatures, memory_bits
 
 CLASSES = (0, 6)
@@ -83,15 +84,10 @@ def load_task(n_train: int, n_test: int, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 def stratified_split(y: np.ndarray, frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit, val) index arrays, ``frac`` of each class in val."""
-    rng = np.random.default_rng(seed)
-    fit, val = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        k = round(frac * idx.size)
-        val.append(idx[:k])
-        fit.append(idx[k:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(val))
+    """(fit, val) index arrays, ``round(frac·n_c)`` rows of each class in val (every class here has ≥ 512 rows)."""
+    return stratified_split_indices(
+        y, frac, np.random.default_rng(seed), rounding="half_even", both_parts=False
+    )
 
 
 # ============================================================================================ ridge

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import rmtcompress as rc
-from rmtcompress.lab._experiments import model_memory
+from rmtcompress.ntklc import model_memory
 from rmtcompress.ntklc._calibration import fit_layer
 
 

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rmtcompress as rc
-from rmtcompress.lab._experiments import model_memory
+from rmtcompress.ntklc import model_memory
 from rmtcompress.ntklc._finetune import _to_levels, surrogate_step
 
 

@@ -59,6 +59,8 @@ from ..theory import (
     layer_index,
     recursion,
 )
+from ._ck import random_features
+from ._models import _distribution
 
 __all__ = [
     "EmpiricalKernel",
@@ -575,9 +577,6 @@ def ck_empirical_tiled(
         progress: progress bar over draws.
     """
     from tqdm.auto import tqdm
-
-    from ._ck import random_features
-    from ._models import _distribution
 
     Xa = validate_X(X)
     acts = resolve_activations(activations)

@@ -20,12 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from .._utils import atomic_write_bytes, atomic_write_json, entropy_bits, stratified_split_indices
-from ..core import MLPSpec, PerNeuronStep, StepActivation
+from .._utils import atomic_write_bytes, atomic_write_json, stratified_split_indices
+from ..core import MLPSpec
 from ..errors import InvalidParameterError
-from ..ntklc import BASELINES, CompressedMLP, NTKLCConfig, build_baseline, compress, fit_readout
+from ..ntklc import (
+    BASELINES,
+    CalibrationConfig,
+    CompressedMLP,
+    CompressionMethod,
+    FinetuneConfig,
+    NTKLCConfig,
+    build_baseline,
+    calibrate,
+    compress,
+    finetune,
+    fit_readout,
+    model_memory,
+)
 from ..theory import MatchWarning
 from ._datasets import (
     PaperNormalizer,
@@ -41,7 +53,6 @@ __all__ = [
     "MethodSpec",
     "load_task",
     "load_task_raw",
-    "model_memory",
     "run_grid",
     "split_train_test",
     "write_results",
@@ -140,61 +151,6 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
     return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc)
 
 
-def model_memory(model: CompressedMLP, n_classes: int) -> dict[str, float]:
-    """Memory of a net + linear head, the paper's way and at the entropy bound of what is stored.
-
-    Returns keys: ``paper_bits``, ``entropy_bound_bytes``, ``dense_fp32_bytes`` (same widths),
-    ``activation_bits_per_neuron`` (max over layers), ``runtime_activation_bytes_per_sample``.
-    """
-    spec = model.spec
-    dims = [spec.input_dim, *spec.widths]
-    last = model.activations[-1]
-    if model.thermometer and isinstance(last, StepActivation):
-        per_neuron = len(last.breakpoints)
-    elif model.thermometer and isinstance(last, PerNeuronStep):
-        per_neuron = last.n_levels - 1
-    else:
-        per_neuron = 1
-    head_weights = dims[-1] * per_neuron * n_classes
-    neurons = sum(spec.widths)
-    paper_bits = (
-        32.0 * head_weights
-    )  # the paper's convention (memory.paper_memory_bits): head weights, no bias
-    honest_bits = 32.0 * (head_weights + n_classes)  # what is stored: weights and bias
-    for i in range(spec.depth):
-        w = getattr(model, f"w{i}")
-        size = w.numel()
-        if model.is_ternary:
-            codes = w.flatten().to(torch.int64) + 1
-            counts = torch.bincount(codes, minlength=3).numpy().astype(np.float64)
-            nnz = size - counts[1]
-            paper_bits += nnz
-            honest_bits += size * entropy_bits(counts) + 32.0  # codes + one scale
-        else:
-            nnz = int(torch.count_nonzero(w))
-            paper_bits += 32.0 * nnz
-            frac = nnz / size
-            mask_bits = 0.0 if frac in (0.0, 1.0) else size * entropy_bits(np.array([frac, 1.0 - frac]))
-            honest_bits += 32.0 * nnz + mask_bits
-        act = model.activations[i]
-        if isinstance(act, StepActivation):
-            honest_bits += 32.0 * (len(act.breakpoints) + len(act.values) + 1)
-        elif isinstance(act, PerNeuronStep):  # float32 thresholds and levels, as rc.save stores them
-            honest_bits += 32.0 * (act.thresholds.size + act.levels.size)
-    act_bits = [b if model.is_ternary or b < 32 else 32.0 for b in model.activation_bits]
-    paper_bits += sum((1.0 if b < 32 else 32.0) * w for b, w in zip(act_bits, spec.widths, strict=True))
-    dense = 4.0 * (sum(dims[i] * dims[i + 1] for i in range(spec.depth)) + dims[-1] * n_classes)
-    return {
-        "paper_bits": paper_bits,
-        "entropy_bound_bytes": honest_bits / 8.0,
-        "dense_fp32_bytes": dense,
-        "activation_bits_per_neuron": float(max(act_bits)),
-        "runtime_activation_bytes_per_sample": sum(b * w for b, w in zip(act_bits, spec.widths, strict=True))
-        / 8.0,
-        "neurons": float(neurons),
-    }
-
-
 @dataclass(frozen=True)
 class MethodSpec:
     """One row of an experiment: a compression method or a baseline with its parameters."""
@@ -247,13 +203,9 @@ def build_model(
         model = compress(spec, cfg, X=X_train)
     if calibration is None:
         return model
-    from ..ntklc import CalibrationConfig, calibrate
-
     cal = calibrate(model, X_train, CalibrationConfig(hidden=str(calibration), levels=ms.levels, seed=seed))
     if ft_epochs is None:
         return cal
-    from ..ntklc import FinetuneConfig, finetune
-
     assert y_train is not None
     return finetune(cal, X_train, y_train, FinetuneConfig(epochs=int(ft_epochs), seed=seed))
 
@@ -439,8 +391,6 @@ def rank_methods(
     widths and ε with activations of at most ``max_activation_bits`` bits, sort by test accuracy (descending), then
     honest size (ascending). Returns the sorted rows, each with ``method``, ``levels`` and ``options``.
     """
-    from ..ntklc import CompressionMethod
-
     methods = {m.value for m in CompressionMethod} - {CompressionMethod.WEIGHTS_ONLY.value}
     rows = [
         {**r, "options": _options(r)}

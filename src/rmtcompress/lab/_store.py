@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import FormatError, InvalidParameterError, MissingFileError
 
 __all__ = [
@@ -86,15 +88,10 @@ CREATE INDEX IF NOT EXISTS sweep_points_by_index ON sweep_points (sweep, point_i
 
 def _json_default(obj: Any) -> Any:
     """Make NumPy scalars/arrays and tuples JSON-friendly (NaN/inf are kept: Python's json reads them back)."""
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        np = None  # type: ignore[assignment]
-    if np is not None:
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-        if isinstance(obj, np.generic):
-            return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
     if isinstance(obj, (set, frozenset)):
         return sorted(obj)
     if isinstance(obj, Path):

@@ -59,8 +59,11 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import __version__
+from .._utils import __version__, atomic_write_json
+from ..core import activation_names
 from ..errors import BusyError, InvalidParameterError, RmtcompressDeprecationWarning
+from ..ntklc import BASELINES, DEFAULT_LEVELS, DEFAULT_METHOD, CompressionMethod, NTKLCConfig
+from ._experiments import TASKS, MethodSpec, load_task, run_one
 from ._store import STORE_FILENAME, PointResult, ResultStore, canonical_json, point_key
 
 __all__ = [
@@ -126,8 +129,6 @@ _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 @lru_cache(maxsize=1)
 def _option_defaults() -> dict[str, Any]:
     """NTKLCConfig fields a sweep may set (besides the core fields), with their defaults."""
-    from ..ntklc import NTKLCConfig
-
     out: dict[str, Any] = {}
     for f in dataclasses.fields(NTKLCConfig):
         if f.name in _NOT_OPTIONS or f.default is dataclasses.MISSING:
@@ -138,8 +139,6 @@ def _option_defaults() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _core_defaults() -> dict[str, Any]:
-    from ..ntklc import DEFAULT_LEVELS, DEFAULT_METHOD
-
     return {
         "method": str(DEFAULT_METHOD),
         "sparsity": 0.9,
@@ -170,8 +169,6 @@ def _is_number(v: Any) -> bool:
 def _check_core(name: str, value: Any, where: str) -> Any:
     """Normalise one core field value, or raise ValueError naming ``where``."""
     if name == "method":
-        from ..ntklc import BASELINES, CompressionMethod
-
         valid = [m.value for m in CompressionMethod] + list(BASELINES)
         if not isinstance(value, str) or value not in valid:
             raise InvalidParameterError(f"{where}: unknown method {value!r}; valid: {', '.join(valid)}")
@@ -195,8 +192,6 @@ def _check_core(name: str, value: Any, where: str) -> Any:
             )
         return [int(w) for w in value]
     if name == "activations":
-        from ..core import activation_names
-
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names or not all(isinstance(a, str) for a in names):
             raise InvalidParameterError(
@@ -296,11 +291,7 @@ def _complete_default(raw: Mapping[str, Any], where: str) -> dict[str, Any]:
             "(give one activation per layer, or a single name)"
         )
     cfg["activations"] = list(acts)
-    from ..ntklc import BASELINES
-
     if cfg["method"] not in BASELINES:
-        from ..ntklc import NTKLCConfig
-
         opts: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k in defaults
         }
@@ -450,8 +441,6 @@ def parse_sweep(
     default_fn = function == DEFAULT_FUNCTION
     task = head.get("task")
     if default_fn:
-        from ._experiments import TASKS
-
         if task not in TASKS:
             raise InvalidParameterError(f"sweep.task must be one of {', '.join(TASKS)}, got {task!r}")
     elif task is not None and not isinstance(task, str):
@@ -604,8 +593,6 @@ def load_sweep(path: str | Path) -> SweepSpec:
 # ================================================================================================ the point function
 @lru_cache(maxsize=4)
 def _task(name: str, split_seed: int, max_train: int | None) -> Any:
-    from ._experiments import load_task
-
     return load_task(name, seed=split_seed, max_train=max_train)
 
 
@@ -619,9 +606,6 @@ def train_point(config: Mapping[str, Any]) -> dict[str, Any]:
     (its ``label`` names the options that differ from the ``NTKLCConfig`` defaults, and always
     ``readout_features``) plus ``readout``, ``activations``, ``split_seed`` and ``max_train``.
     """
-    from ..ntklc import BASELINES
-    from ._experiments import MethodSpec, run_one
-
     task = _task(str(config["task"]), int(config.get("split_seed", 0)), config.get("max_train"))
     defaults = _option_defaults()
 
@@ -922,8 +906,6 @@ def run_sweep(
     if scheduler is not None and backend != "dask":
         raise InvalidParameterError("scheduler is only used with backend='dask'")
     from tqdm.auto import tqdm
-
-    from .._utils import atomic_write_json
 
     rd = Path(run_dir) if run_dir is not None else (spec.run_dir or Path("runs") / spec.name)
     t_start = time.perf_counter()

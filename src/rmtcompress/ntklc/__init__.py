@@ -25,6 +25,7 @@ from ._finetune import (
     FinetuneConfig as FinetuneConfig,
     finetune as finetune,
 )
+from ._memory import model_memory as model_memory
 from ._readout import (
     LinearReadout as LinearReadout,
     fit_ridge_readout as fit_ridge_readout,
@@ -48,4 +49,5 @@ __all__ = [
     "fit_readout",
     "fit_ridge_readout",
     "fit_sgd_readout",
+    "model_memory",
 ]

@@ -25,7 +25,7 @@ layer after layer (each layer sees the calibrated layers before it):
 
 Each calibrated output is centred per neuron on the sample (the centre is folded into the levels), so the model's
 scalar centres are 0. The runtime code stays ``log2(k)`` bits per neuron; stored extra: float32 thresholds (and
-levels) per neuron, counted by :func:`~rmtcompress.experiments.model_memory`. Calibrated nets run through torch: the
+levels) per neuron, counted by :func:`~rmtcompress.ntklc.model_memory`. Calibrated nets run through torch: the
 packed CPU kernels and the packed file format take shared step activations only (a clear ``ValueError`` says so).
 
 Measured (full Fashion-MNIST, [2000, 2000, 1000], ε = 0.95, k = 4): ``benchmarks/bench_equal_width.py``.

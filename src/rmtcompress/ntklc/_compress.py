@@ -37,10 +37,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_positive, check_sparsity, validate_X, validate_Xy
+from .._utils import check_positive, check_sparsity, philox_ternary_codes, validate_X, validate_Xy
 from ..core import Activation, MLPSpec, PerNeuronStep, StepActivation
 from ..empirical import torch_generator
 from ..errors import InvalidParameterError
+from ..kernels import fast_features, unsupported_reason
+from ..quant import (
+    lloyd_max_data_quantizer,
+    lloyd_max_quantizer,
+    moment_matched_quantizer,
+    uniform_quantizer,
+)
 from ..theory import (
     EquationResidual,
     LayerMatch,
@@ -49,6 +56,7 @@ from ..theory import (
     gaussian_moments,
     match_activations,
 )
+from ._memory import model_memory
 from ._readout import LinearReadout, fit_ridge_readout, fit_sgd_readout
 
 __all__ = [
@@ -350,8 +358,6 @@ class CompressedMLP(nn.Module):
         kernels of :mod:`rmtcompress.kernels` (same features wherever no pre-activation ties a breakpoint within
         float rounding); raises ``ValueError`` for nets the kernels do not support (float weights, smooth activations)."""
         if enabled:
-            from ..kernels import unsupported_reason
-
             why = unsupported_reason(self)
             if why:
                 raise InvalidParameterError(
@@ -361,8 +367,6 @@ class CompressedMLP(nn.Module):
         return self
 
     def _fast(self, X: Any, readout_inputs: bool) -> Any:
-        from ..kernels import fast_features
-
         Xa = validate_X(X)
         if Xa.shape[1] != self.spec.input_dim:
             raise InvalidParameterError(
@@ -399,8 +403,6 @@ class CompressedMLP(nn.Module):
 
     def memory(self, n_classes: int | None = None) -> dict[str, float]:
         """Memory of this net + a linear head: the paper's convention and the entropy bound of what is stored."""
-        from ..lab import model_memory
-
         k = n_classes if n_classes is not None else (len(self.classifier.classes) if self.classifier else 10)
         return model_memory(self, k)
 
@@ -502,8 +504,6 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
     gen = torch_generator(cfg.seed)
     dims = [spec.input_dim, *spec.widths]
     if cfg.weight_sampling == "philox":
-        from .._utils import philox_ternary_codes
-
         codes = [
             torch.from_numpy(philox_ternary_codes(cfg.seed, i, (dims[i + 1], dims[i]), cfg.sparsity))
             for i in range(spec.depth)
@@ -538,13 +538,6 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
         running = [lm.tau_in_compressed for lm in report.layers]
         bits = [32.0] * spec.depth
     else:
-        from ..quant import (
-            lloyd_max_data_quantizer,
-            lloyd_max_quantizer,
-            moment_matched_quantizer,
-            uniform_quantizer,
-        )
-
         acts, centers, running = [], [], []
         tau = tau0
         tau_orig = tau0

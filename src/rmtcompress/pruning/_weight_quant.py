@@ -471,6 +471,7 @@ def _fit_sharing(w: NDArray[np.float64], cfg: WeightSharingConfig, seed: int) ->
                     max_iter=cfg.max_iter,
                     max_samples=cfg.max_samples,
                     seed=seed,
+                    accelerate=False,
                 )
             unconverged += any(issubclass(c.category, QuantizerConvergenceWarning) for c in caught)
             levels = np.asarray(q.levels, dtype=np.float64)

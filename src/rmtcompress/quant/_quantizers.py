@@ -588,13 +588,17 @@ def _newton_candidate(law: _Law, v: ArrayF, tv: ArrayF, prob: ArrayF, pin: int |
     return cand
 
 
-def _lloyd(law: _Law, k: int, keep_zero: bool, tol: float, max_iter: int) -> tuple[ArrayF, int]:
+def _lloyd(
+    law: _Law, k: int, keep_zero: bool, tol: float, max_iter: int, accelerate: bool = True
+) -> tuple[ArrayF, int]:
     """Lloyd–Max fixed point, Newton-accelerated.
 
     Each iteration tries a Newton step on ``T(v) − v = 0`` and keeps it when it lowers the Lloyd residual
     ``max|T(v) − v|``; otherwise it takes the plain Lloyd step ``v ← T(v)``. Stops when the residual is
     ≤ ``tol·std Y`` and returns ``T(v)`` (so every level is the conditional mean of its cell up to that residual).
-    Deterministic. Returns (levels, number of level updates).
+    ``accelerate=False`` takes plain Lloyd steps only (1-D k-means: on a finite sample the cells stop changing
+    after finitely many steps, and the residual is then exactly 0; the Newton steps, built for smooth laws, can
+    cycle on samples of a few dozen points). Deterministic. Returns (levels, number of level updates).
     """
     levels, pin = _init_levels(law.quantile, law.y_min, law.y_max, k, keep_zero)
     target = tol * law.std
@@ -603,7 +607,7 @@ def _lloyd(law: _Law, k: int, keep_zero: bool, tol: float, max_iter: int) -> tup
     iterations = 0
     while res > target and iterations < max_iter:
         iterations += 1
-        cand = _newton_candidate(law, levels, tv, prob, pin)
+        cand = _newton_candidate(law, levels, tv, prob, pin) if accelerate else None
         if cand is not None:
             tc, pc = _lloyd_map(law, cand, pin)
             rc = float(np.max(np.abs(tc - cand)))
@@ -753,6 +757,7 @@ def lloyd_max_data_quantizer(
     max_iter: int = 1000,
     max_samples: int = MAX_DATA_SAMPLES,
     seed: SeedLike = 0,
+    accelerate: bool = True,
 ) -> ActivationQuantizer:
     """Lloyd–Max quantizer fitted to the empirical law of ``σ(z)`` for observed pre-activations z.
 
@@ -772,6 +777,8 @@ def lloyd_max_data_quantizer(
         max_iter: iteration cap (:class:`QuantizerConvergenceWarning` when hit).
         max_samples: at most this many values are used (a uniform subsample without replacement otherwise).
         seed: seed of the subsampling (int, SeedSequence or Generator; ``None`` refused).
+        accelerate: Newton-accelerated Lloyd (default) or plain Lloyd steps only (``False``: 1-D k-means, which
+            ends exactly on stable cells; used for weight sharing, where groups can be a few dozen weights).
 
     Returns:
         :class:`ActivationQuantizer` with ``method="lloyd_max_data"``, ``tau=None`` and the empirical distortion.
@@ -808,7 +815,7 @@ def lloyd_max_data_quantizer(
     law = _EmpiricalLaw(act, z, source)
     law.validate(k_)
     pin = _resolve_keep_zero(law, kz)
-    levels, iterations = _lloyd(law, k_, pin, tol_, max_iter_)
+    levels, iterations = _lloyd(law, k_, pin, tol_, max_iter_, accelerate=bool(accelerate))
     return _finish(law, levels, "lloyd_max_data", None, iterations, f"lloyd_max_data[{source},k={k_}]")
 
 

@@ -39,8 +39,8 @@ Conventions (methods.md §2; every choice below is ours where the research code 
   ``Var(wᵀx) = ‖x‖²`` and the thresholds do not depend on ε (methods.md §2.3: the notebook omitted the
   ``1/√(1−ε)``). They are stored as int8 codes ±1 in a CSR matrix (``components_``) plus ``weight_scale_``. The
   projection needs **no multiplication**: ``acc = Σ_{k: W=+} x_k − Σ_{k: W=−} x_k`` (float32 additions) compared with
-  the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel, or SciPy's CSR product with ±1 data as a fallback for
-  small problems (the two give identical sums: same order, exact ±1 products).
+  the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel (:func:`rmtcompress.kernels.csr_ternary_project`), or
+  SciPy's CSR product with ±1 data for small problems (the two give identical sums: same order, exact ±1 products).
 * **Output.** ``dtype="int8"``: the features σ_ter(Wx) ∈ {−1, 0, 1}. ``dtype="float32"``: the same divided by
   ``√N`` so that ``F Fᵀ = (1/N) Σᵀ Σ`` estimates the TRF kernel (what a kernel method on the features uses).
 * **LP-RFF** (Zhang, May, Dao & Ré, AISTATS 2019): ``z = √(2/N) cos(xᵀw + b)``, ``w ~ N(0, 2γI)``, ``b ~ U[0, 2π)``,
@@ -74,16 +74,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._utils import check_int, check_tau
-from ..core import Activation, get_activation, relu, sigma_ter
+from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError
+from ..kernels import csr_ternary_project
 from ..quant import ternary_entropy_bits
 from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
-
-_numba: Any
-try:  # numba is a declared dependency; the SciPy path keeps the module importable without it
-    import numba as _numba
-except ImportError:  # pragma: no cover - exercised only without numba
-    _numba = None
 
 __all__ = [
     "KernelCoefficients",
@@ -165,8 +160,6 @@ def _resolve_kernel(kernel: KernelSpec) -> str | Activation:
     try:
         return get_activation(key)
     except ValueError:
-        from ..core import activation_names
-
         raise InvalidParameterError(
             f"unknown kernel {kernel!r}; use 'rbf', 'relu', 'arccos' or a registered activation name "
             f"({', '.join(activation_names())})"
@@ -489,37 +482,6 @@ def target_kernel(
 
 # ====================================================================================== projection kernels
 
-if _numba is not None:
-
-    @_numba.njit(parallel=True, cache=True)
-    def _ternary_block(
-        xt: NDArray[np.float32],
-        indptr: NDArray[np.int64],
-        indices: NDArray[np.int32],
-        signs: NDArray[np.int8],
-        lo: float,
-        hi: float,
-        out: NDArray[np.int8],
-    ) -> None:  # pragma: no cover - compiled
-        """out[j, t] = σ(Σ_k sign_k · xt[idx_k, t]) for one block of samples (columns of xt), rows j in parallel."""
-        n_rows = indptr.size - 1
-        nb = xt.shape[1]
-        lo32 = np.float32(lo)
-        hi32 = np.float32(hi)
-        for j in _numba.prange(n_rows):
-            acc = np.zeros(nb, dtype=np.float32)
-            for k in range(indptr[j], indptr[j + 1]):
-                c = indices[k]
-                if signs[k] > 0:
-                    for t in range(nb):
-                        acc[t] += xt[c, t]
-                else:
-                    for t in range(nb):
-                        acc[t] -= xt[c, t]
-            for t in range(nb):
-                v = acc[t]
-                out[j, t] = 1 if v > hi32 else (-1 if v < lo32 else 0)
-
 
 def _threshold(acc: NDArray[np.float32], lo: float, hi: float) -> NDArray[np.int8]:
     out = (acc > np.float32(hi)).astype(np.int8)
@@ -544,7 +506,7 @@ def ternary_project(
         lo: lower threshold on the raw sums.
         hi: upper threshold on the raw sums.
         backend: ``"numba"`` (parallel add/subtract kernel over blocks of ``block`` samples), ``"scipy"`` (CSR
-            product with ±1 data) or ``"auto"`` (numba when available and ``n·nnz ≥ 2e7``).
+            product with ±1 data) or ``"auto"`` (numba when ``n·nnz ≥ 2e7``; kernel in :mod:`rmtcompress.kernels`).
         block: samples per numba block.
 
     Returns:
@@ -553,27 +515,23 @@ def ternary_project(
     X32 = np.ascontiguousarray(X, dtype=np.float32)
     n = X32.shape[0]
     n_out = codes.shape[0]
-    use_numba = backend == "numba" or (backend == "auto" and _numba is not None and n * codes.nnz >= 2e7)
-    if use_numba and _numba is None:
-        raise InvalidParameterError("backend='numba' requested but numba is not installed")
-    out = np.empty((n, n_out), dtype=np.int8)
+    use_numba = backend == "numba" or (backend == "auto" and n * codes.nnz >= 2e7)
     if not use_numba:
+        out = np.empty((n, n_out), dtype=np.int8)
         step = max(1, int(2**24 // max(n_out, 1)))
         for i0 in range(0, n, step):
             acc = np.asarray((codes @ X32[i0 : i0 + step].T).T, dtype=np.float32)
             out[i0 : i0 + step] = _threshold(acc, lo, hi)
         return out
-    indptr = codes.indptr.astype(np.int64, copy=False)
-    indices = codes.indices.astype(np.int32, copy=False)
-    signs = codes.data.astype(np.int8, copy=False)
-    buf = np.empty((n_out, block), dtype=np.int8)
-    for i0 in range(0, n, block):
-        xt = np.ascontiguousarray(X32[i0 : i0 + block].T)
-        nb = xt.shape[1]
-        view = buf if nb == block else np.empty((n_out, nb), dtype=np.int8)
-        _ternary_block(xt, indptr, indices, signs, float(lo), float(hi), view)
-        out[i0 : i0 + nb] = view.T
-    return out
+    return csr_ternary_project(
+        X32,
+        codes.indptr.astype(np.int64, copy=False),
+        codes.indices.astype(np.int32, copy=False),
+        codes.data.astype(np.int8, copy=False),
+        float(lo),
+        float(hi),
+        block=block,
+    )
 
 
 def _draw_ternary_codes(n_rows: int, p: int, eps: float, gen: np.random.Generator) -> sp.csr_matrix:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,8 +128,6 @@ def plot_comparison(
 
     Written atomically as PNG (the matplotlib Agg backend is used, no display needed).
     """
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg", force=True)
