@@ -1,15 +1,26 @@
-"""Shared helpers for the benchmark scripts: machine description and atomic file output."""
+"""Shared helpers for the benchmark scripts under ``benchmarks/<area>/``: machine description, merging of partial
+runs, atomic JSON/PNG output.
+
+Each script puts this folder on ``sys.path`` (one line at its top) and imports what it needs from here; results go to
+``benchmarks/results/`` whatever the script's area folder.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+
+from rmtcompress.theory import atomic_write_bytes, atomic_write_json
+
+T = TypeVar("T")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,17 +57,25 @@ def merge_parts(files: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, 
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    """Atomic JSON write (temporary name, then rename; NaN/inf become null)."""
-    from rmtcompress._utils import atomic_write_json  # after the scripts' sys.path fallback to src/
-
+    """Atomic JSON write (temporary name, then rename)."""
     return atomic_write_json(path, obj)
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
-    """Atomic write of ``data`` (temporary name, then rename)."""
-    from rmtcompress._utils import atomic_write_bytes  # after the scripts' sys.path fallback to src/
-
+    """Atomic write of ``data`` (e.g. :func:`figure_png`'s PNG) to ``path`` (temporary name, then rename)."""
     return atomic_write_bytes(path, data)
+
+
+def time_min(fn: Callable[[], T], repeats: int) -> tuple[float, list[float], T]:
+    """Run ``fn`` once as warm-up, then ``repeats`` timed times: (fastest seconds, all times, last result)."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        del result  # not held while the next run allocates its own
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), times, result
 
 
 def figure_png(fig: Any, dpi: int = 110) -> bytes:

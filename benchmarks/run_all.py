@@ -1,12 +1,16 @@
 """Run every benchmark and rewrite BENCHMARKS.md from their JSON results.
 
 Usage: python benchmarks/run_all.py [--quick] [--only NAME ...] [--table-only]
+
+Scripts live in benchmarks/<area>/ (theory, kernels, ntklc, rf, pruning, io, lab, compare: the library's
+subpackages, plus comparisons across them), share benchmarks/_common.py, and write benchmarks/results/.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,23 +19,25 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# name -> script under benchmarks/<area>/ (the library subpackage it measures) and its arguments; the JSON result is
+# benchmarks/results/<name>.json (<name>_quick.json with --quick)
 BENCHES = {
-    "ntk": "bench_ntk.py",
-    "theory": "bench_theory.py",
-    "ntklc": "bench_ntklc.py",
-    "ntklc_mnist-subset": "bench_ntklc.py --task mnist-subset --seeds 0 1 2",
-    "ntklc_gmm": "bench_ntklc.py --task gmm --seeds 0 1 2",
-    "hermite": "bench_hermite.py",
-    "storage": "bench_storage.py",
-    "kernel": "bench_kernel.py",
-    "trf": "bench_trf.py",
-    "equal_width": "bench_equal_width.py",
-    "equal_width_finetune": "bench_finetune.py",
-    "equal_width_finetune_e8": "bench_finetune.py --epochs 8 --rows main ptq --ptq-epochs 4 --seeds 0 1 2 3 4 5 6 7 "
+    "ntk": "theory/bench_ntk.py",
+    "theory": "theory/bench_theory.py",
+    "ntklc": "ntklc/bench_ntklc.py",
+    "ntklc_mnist-subset": "ntklc/bench_ntklc.py --task mnist-subset --seeds 0 1 2",
+    "ntklc_gmm": "ntklc/bench_ntklc.py --task gmm --seeds 0 1 2",
+    "hermite": "theory/bench_hermite.py",
+    "storage": "io/bench_storage.py",
+    "kernel": "kernels/bench_kernel.py",
+    "trf": "rf/bench_trf.py",
+    "equal_width": "ntklc/bench_equal_width.py",
+    "equal_width_finetune": "ntklc/bench_finetune.py",
+    "equal_width_finetune_e8": "ntklc/bench_finetune.py --epochs 8 --rows main ptq --ptq-epochs 4 --seeds 0 1 2 3 4 5 6 7 "
     "--out equal_width_finetune_e8.json",
-    "pruning": "bench_pruning.py",
-    "cross_method": "bench_cross_method.py",
-    "sweeps": "bench_sweeps.py",
+    "pruning": "pruning/bench_pruning.py",
+    "cross_method": "compare/bench_cross_method.py",
+    "sweeps": "lab/bench_sweeps.py",
 }
 
 
@@ -48,12 +54,23 @@ def _machine(d: dict[str, Any]) -> str:
     return f"{m.get('platform', '?')}, {m.get('cpu_count', '?')} CPUs, torch {m.get('torch', '?')}, {per}"
 
 
+def _script_now(match: re.Match[str]) -> str:
+    """``benchmarks/X.py`` of a command recorded before the scripts moved into area folders → where X.py is now."""
+    name = match.group(1)
+    if (HERE / name).exists():
+        return match.group(0)
+    found = sorted(HERE.glob(f"*/{name}"))
+    return f"benchmarks/{found[0].relative_to(HERE).as_posix()}" if found else match.group(0)
+
+
 def _cmd(d: dict[str, Any]) -> str:
-    """The command; for a merge, each part's command first, then the merge."""
+    """The command; for a merge, each part's command first, then the merge. Paths are shown relative to the
+    checkout (a virtual environment as ``.venv/bin/…``), scripts at their current place under ``benchmarks/``."""
     parts = d.get("parts") or []
     own = str(d.get("command", "?"))
     text = "`, `".join([str(p.get("command", "?")) for p in parts] + [own]) if parts else own
-    return text.replace(str(ROOT) + "/", "")
+    text = re.sub(r"\S*/(\.venv/bin/)", r"\1", text.replace(str(ROOT) + "/", ""))
+    return re.sub(r"benchmarks/([\w.-]+\.py)", _script_now, text)
 
 
 def _sec_ntk(d: dict[str, Any]) -> list[str]:

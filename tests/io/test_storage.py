@@ -402,11 +402,8 @@ def test_seed_requires_weight_seed(model: rc.CompressedMLP) -> None:
 
 
 def test_seed_from_compress(digits: tuple[np.ndarray, np.ndarray]) -> None:
-    """``compress(weight_sampling="philox")`` models store as their seed (skipped until compress() supports it)."""
-    try:
-        cfg = rc.NTKLCConfig(sparsity=0.9, seed=11, weight_sampling="philox")
-    except ValueError:
-        pytest.skip("compress() does not support weight_sampling='philox' yet")
+    """``compress(weight_sampling="philox")`` models store as their seed."""
+    cfg = rc.NTKLCConfig(sparsity=0.9, seed=11, weight_sampling="philox")
     m = rc.compress(rc.MLPSpec(64, (50, 30), ("relu", "relu")), cfg)
     assert m.weight_seed == 11
     loaded = storage.from_bytes(storage.to_bytes(m, "seed"))

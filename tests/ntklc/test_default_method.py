@@ -21,7 +21,9 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ntkl
 
 def test_default_is_the_benchmark_winner() -> None:
     if not RESULTS.exists():
-        pytest.skip("benchmarks/results/ntklc.json not present (run `python benchmarks/bench_ntklc.py`)")
+        pytest.skip(
+            "benchmarks/results/ntklc.json not present (run `python benchmarks/ntklc/bench_ntklc.py`)"
+        )
     summary = json.loads(RESULTS.read_text())["summary"]
     ranked = rank_methods(summary)
     assert ranked, "the benchmark has no compressed rows at the reference widths"

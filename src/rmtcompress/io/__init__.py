@@ -4,6 +4,7 @@ load, inspect, exact file sizes; safe loading of users' ``.pt`` models.
 
 from __future__ import annotations
 
+from .._utils import entropy_bound_bits as entropy_bound_bits
 from ._dispatch import (
     inspect as inspect,
     load as load,
@@ -30,6 +31,7 @@ from ._quantized import (
 )
 from ._ternary import (
     from_bytes as from_bytes,
+    ternary_counts as ternary_counts,
     to_bytes as to_bytes,
 )
 from ._user import (
@@ -39,6 +41,7 @@ from ._user import (
 
 __all__ = [
     "USER_MODULES",
+    "entropy_bound_bits",
     "from_bytes",
     "inspect",
     "is_pruned_file",
@@ -58,6 +61,7 @@ __all__ = [
     "save",
     "save_pruned",
     "save_quantized",
+    "ternary_counts",
     "to_bytes",
     "to_file_bytes",
 ]

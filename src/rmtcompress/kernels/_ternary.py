@@ -44,7 +44,7 @@ breakpoint; elsewhere interval indices are equal and the features are identical.
 the 784-2000-2000-1000 benchmark net), the blocked path above; batches of at most 4 run on one thread (their work
 is smaller than a thread wake-up on a busy machine).  Threads: numba's pool (``numba.set_num_threads``
 or ``fast_features(num_threads=...)``); the compiled kernels are cached on disk (``cache=True``): the first call
-in a fresh environment compiles (≈ 10–20 s for all variants), later processes load them in well under a second.
+in a fresh environment compiles them, later processes load them from the cache (timings: docs/kernels.md).
 """
 
 from __future__ import annotations
@@ -84,16 +84,14 @@ _BLOCK = 64
 # ``path="auto"`` takes the popcount path up to batch ⌊_POPCOUNT_RATIO·density/(k − 1)⌋ (at least 1, at most 16),
 # with density the non-zero fraction of the hidden (ℓ ≥ 2) weights and k their input levels: the popcount path costs
 # ∝ n·(k − 1) word operations whatever the density, the blocked path ∝ density per 16-sample block.  Fitted on the
-# 784-2000-2000-1000 benchmark net (1 thread): crossover ≈ 10 samples at ε = 0.9, k = 2; ≈ 5 at ε = 0.9, k = 4;
-# beyond 16 at ε = 0.5.
+# 784-2000-2000-1000 benchmark net (1 thread); the measured crossovers are in docs/kernels.md.
 _POPCOUNT_RATIO = 100.0
 # Batch-1 layer 1 uses the bit masks (masked 16-lane adds) instead of index gathers above this weight density.
 _MASK_DENSITY = 0.25
 # The popcount path runs layer 1 one sample at a time up to this batch, on 16-sample blocks above it.
 _ROWWISE_MAX_BATCH = 4
-# Popcount-path batches up to this size run on one thread: their whole forward is ≈ 0.1–1 ms of work, less than
-# what waking a second thread can cost on a shared machine (measured on the busy 2-core box, batch 1, ε = 0.9:
-# median 0.34 ms on one thread vs 5.4 ms on two).
+# Popcount-path batches up to this size run on one thread: their whole forward is less work than waking a second
+# thread can cost on a shared machine (measurements: docs/kernels.md).
 _SERIAL_MAX_BATCH = 4
 # Outputs up to this many values are written without a parallel region.
 _SERIAL_OUTPUT = 1 << 16

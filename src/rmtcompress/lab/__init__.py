@@ -4,6 +4,7 @@ and the paper's figures.
 
 from __future__ import annotations
 
+from .._utils import stratified_split_indices as stratified_split_indices
 from ._datasets import (
     PaperNormalizer as PaperNormalizer,
     load_array_file as load_array_file,
@@ -20,6 +21,7 @@ from ._experiments import (
     TASKS as TASKS,
     MethodSpec as MethodSpec,
     Task as Task,
+    aggregate as aggregate,
     build_model as build_model,
     load_task as load_task,
     run_grid as run_grid,
@@ -38,7 +40,11 @@ from ._shrink_run import (
     load_shrink_data as load_shrink_data,
     run_shrink as run_shrink,
 )
+from ._store import ResultStore as ResultStore
 from ._sweeps import (
+    load_sweep as load_sweep,
+    parse_sweep as parse_sweep,
+    run_sweep as run_sweep,
     run_sweep_file as run_sweep_file,
     train_point as train_point,
 )
@@ -49,9 +55,11 @@ __all__ = [
     "TASKS",
     "MethodSpec",
     "PaperNormalizer",
+    "ResultStore",
     "SpectraConfig",
     "StoreCheckpoint",
     "Task",
+    "aggregate",
     "build_model",
     "load_array_file",
     "load_cifar10_batches",
@@ -60,15 +68,19 @@ __all__ = [
     "load_idx_dataset",
     "load_mnist_subset",
     "load_shrink_data",
+    "load_sweep",
     "load_task",
     "make_gmm",
+    "parse_sweep",
     "run_grid",
     "run_one",
     "run_shrink",
     "run_spectra",
+    "run_sweep",
     "run_sweep_file",
     "select_classes",
     "split_train_test",
+    "stratified_split_indices",
     "summary_table",
     "train_point",
     "write_report",

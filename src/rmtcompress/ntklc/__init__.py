@@ -11,6 +11,8 @@ from ._baselines import (
 from ._calibration import (
     CalibrationConfig as CalibrationConfig,
     calibrate as calibrate,
+    calibration_sample as calibration_sample,
+    fit_layer as fit_layer,
 )
 from ._compress import (
     DEFAULT_LEVELS as DEFAULT_LEVELS,
@@ -23,7 +25,9 @@ from ._compress import (
 )
 from ._finetune import (
     FinetuneConfig as FinetuneConfig,
+    TrainedLayers as TrainedLayers,
     finetune as finetune,
+    train_layers as train_layers,
 )
 from ._memory import model_memory as model_memory
 from ._readout import (
@@ -42,12 +46,16 @@ __all__ = [
     "FinetuneConfig",
     "LinearReadout",
     "NTKLCConfig",
+    "TrainedLayers",
     "build_baseline",
     "calibrate",
+    "calibration_sample",
     "compress",
     "finetune",
+    "fit_layer",
     "fit_readout",
     "fit_ridge_readout",
     "fit_sgd_readout",
     "model_memory",
+    "train_layers",
 ]

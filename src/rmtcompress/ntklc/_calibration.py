@@ -18,17 +18,16 @@ layer after layer (each layer sees the calibrated layers before it):
   layers in this mode use ``quantiles`` (default ``i/k``: every code equally likely, the maximum-entropy code);
   the last layer uses ``last_quantiles``, by default the *spread* design :func:`spread_quantiles` — for k = 4 the
   10 %, 50 % and 90 % quantiles. Its indicators 1{z ≥ t} are the readout's features, and thresholds in the tails
-  give it steps with even Hermite components (a threshold at the median is a pure odd sign function); on full
-  Fashion-MNIST (ε = 0.95, seeds 0–4, the configurations ``lm,lm,qt`` vs ``lm,lm,spread`` of
-  ``benchmarks/explore_layers.py``) the spread design raised the validation accuracy on every seed over the
-  quartiles and the test accuracy by 0.28 point on average (+0.23 in the 8-seed ``bench_equal_width.py``).
+  give it steps with even Hermite components (a threshold at the median is a pure odd sign function). How the
+  spread design compares with the quartiles on Fashion-MNIST is measured in docs/compression.md ("'Lossless' at
+  equal width").
 
 Each calibrated output is centred per neuron on the sample (the centre is folded into the levels), so the model's
 scalar centres are 0. The runtime code stays ``log2(k)`` bits per neuron; stored extra: float32 thresholds (and
 levels) per neuron, counted by :func:`~rmtcompress.ntklc.model_memory`. Calibrated nets run through torch: the
 packed CPU kernels and the packed file format take shared step activations only (a clear ``ValueError`` says so).
 
-Measured (full Fashion-MNIST, [2000, 2000, 1000], ε = 0.95, k = 4): ``benchmarks/bench_equal_width.py``.
+Measurements: docs/compression.md and BENCHMARKS.md (``benchmarks/ntklc/bench_equal_width.py``).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ with cross-entropy; Adam with a cosine learning-rate decay; the state with the b
 validation split of the *training* rows (never test data) is kept.
 
 Honesty note (see docs/compression.md): this uses the labels, which :func:`calibrate` does not; the dense original
-it is compared with in ``benchmarks/bench_finetune.py`` is reported both as is (random features + ridge, the issue's
+it is compared with in ``benchmarks/ntklc/bench_finetune.py`` is reported both as is (random features + ridge, the issue's
 reference) and with the same amount of label-aware fine-tuning of its own per-neuron biases and gains.
 """
 

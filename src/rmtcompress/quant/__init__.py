@@ -6,6 +6,7 @@ from __future__ import annotations
 # the memory model published here.
 from .._utils import ternary_entropy_bits as ternary_entropy_bits
 from ._matched import (
+    MatchedQuantizer as MatchedQuantizer,
     moment_matched_quantizer as moment_matched_quantizer,
 )
 from ._memory import (
@@ -29,6 +30,7 @@ __all__ = [
     "K_MIN",
     "MAX_DATA_SAMPLES",
     "ActivationQuantizer",
+    "MatchedQuantizer",
     "MemoryReport",
     "lloyd_max_data_quantizer",
     "lloyd_max_quantizer",

@@ -5,9 +5,11 @@ from __future__ import annotations
 from ._trf import (
     LowPrecisionRFF as LowPrecisionRFF,
     TernaryRandomFeatures as TernaryRandomFeatures,
+    memory_bits as memory_bits,
 )
 
 __all__ = [
     "LowPrecisionRFF",
     "TernaryRandomFeatures",
+    "memory_bits",
 ]

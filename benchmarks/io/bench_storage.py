@@ -5,7 +5,7 @@ on random features of random data (its size, not its accuracy, matters here), fo
 per encoding, bits per hidden weight, ratio to the entropy bound of the codes, ratio to the dense fp32 safetensors
 file of the same widths; seed mode against the readout alone + 1 KiB.
 
-Usage: python benchmarks/bench_storage.py [--quick]
+Usage: python benchmarks/io/bench_storage.py [--quick]
 Writes benchmarks/results/storage.json.
 """
 
@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from safetensors.numpy import save_file
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress._utils import entropy_bound_bits
-from rmtcompress.io._ternary import ternary_counts
+from rmtcompress.io import entropy_bound_bits, ternary_counts
 
 ENCODINGS = ("2bit", "base3", "bitmask", "entropy", "auto", "seed")
 

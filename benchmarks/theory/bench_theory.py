@@ -1,6 +1,6 @@
 """Theory vs sampling cost: ck_equivalent (Theorem 1) and ck_limit against ck_empirical (200 draws), n = 2048.
 
-Usage: python benchmarks/bench_theory.py [--quick] [--n N] [--draws D]
+Usage: python benchmarks/theory/bench_theory.py [--quick] [--n N] [--draws D]
 Writes benchmarks/results/theory.json (or theory_quick.json).
 """
 
@@ -11,8 +11,11 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json

@@ -15,7 +15,7 @@ No training here: it reads the two benchmarks that measured them on the same dat
 
 For byte budgets it reports the most accurate net of each family that fits.
 
-Usage: python benchmarks/bench_cross_method.py
+Usage: python benchmarks/compare/bench_cross_method.py
 Writes benchmarks/results/cross_method.json and cross_method.png.
 """
 
@@ -26,7 +26,10 @@ import json
 import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 
@@ -214,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "markdown": md,
             "figure": f"benchmarks/results/cross_method{q}.png",
             "machine": machine_info(),
-            "command": "python benchmarks/bench_cross_method.py "
+            "command": "python benchmarks/compare/bench_cross_method.py "
             + " ".join(shlex.quote(a) for a in (argv or [])),
         },
     )

@@ -8,7 +8,7 @@ Measures:
     structured O(n p) operator and the top-20 eigenpairs by Lanczos (target ≤ 10 min), with peak memory; at
     n = 5 000 also the eigenvalues against LAPACK on the materialised kernel.
 
-Usage: python benchmarks/bench_sweeps.py [--quick]
+Usage: python benchmarks/lab/bench_sweeps.py [--quick]
 Writes benchmarks/results/sweeps.json (``--quick``: sweeps_quick.json).
 """
 
@@ -27,9 +27,13 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, machine_info, write_json
 
 ENTRY = "bench_sweeps"  # this file, imported by name in worker processes (its folder is on sys.path)
+# rmtcompress is imported inside the functions below, so that a worker importing this file for a point function
+# loads only what the sweep machinery itself loads.
 
 
 # ------------------------------------------------------------------------------------------------ point functions
@@ -56,7 +60,7 @@ cpu_point.sweep_fields = {"i": int, "reps": int}  # type: ignore[attr-defined]
 
 
 def _spec(name: str, function: str, grid: dict[str, list[Any]]) -> Any:
-    from rmtcompress.lab._sweeps import parse_sweep
+    from rmtcompress.lab import parse_sweep
 
     return parse_sweep(
         {"sweep": {"name": name, "function": f"{ENTRY}:{function}", "root_seed": 1}, "grid": grid}
@@ -69,8 +73,7 @@ def _run(spec: Any, backend: str, n_jobs: int, tmp: Path) -> float:
 
 def _run_detail(spec: Any, backend: str, n_jobs: int, tmp: Path) -> tuple[float, float]:
     """Wall time of the sweep and the mean wall time of one point inside its worker."""
-    from rmtcompress.lab._store import ResultStore
-    from rmtcompress.lab._sweeps import run_sweep
+    from rmtcompress.lab import ResultStore, run_sweep
 
     rd = Path(tempfile.mkdtemp(dir=tmp))
     t0 = time.perf_counter()
@@ -132,8 +135,8 @@ def bench_scaling(n: int, reps: int, tmp: Path) -> dict[str, Any]:
 
 
 def bench_tiled(n: int, k: int, check: bool) -> dict[str, Any]:
-    from rmtcompress.empirical._tiled import ck_equivalent_tiled, top_eigenpairs
-    from rmtcompress.lab._datasets import make_gmm
+    from rmtcompress.empirical import ck_equivalent_tiled, top_eigenpairs
+    from rmtcompress.lab import make_gmm
 
     t0 = time.perf_counter()
     X, y = make_gmm(n, 784, n_classes=3, preset="mixed", seed=0)

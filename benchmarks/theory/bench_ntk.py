@@ -8,8 +8,8 @@ table row is printed.
 
 Usage::
 
-    python benchmarks/bench_ntk.py            # n = 256, 3 repeats -> benchmarks/results/ntk.json
-    python benchmarks/bench_ntk.py --quick    # n = 64, 1 repeat  -> benchmarks/results/ntk_quick.json
+    python benchmarks/theory/bench_ntk.py            # n = 256, 3 repeats -> benchmarks/results/ntk.json
+    python benchmarks/theory/bench_ntk.py --quick    # n = 64, 1 repeat  -> benchmarks/results/ntk_quick.json
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-try:
-    from rmtcompress.empirical._ntk import ntk_empirical
-except ModuleNotFoundError:  # running from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from rmtcompress.empirical._ntk import ntk_empirical
-from _common import write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, machine_info, time_min, write_json
+from rmtcompress.empirical import ntk_empirical
+
 WIDTHS = (784, 512, 512, 1)
 
 
@@ -48,17 +43,6 @@ def build_mlp(widths: Sequence[int], seed: int) -> nn.Module:
         if k < len(widths) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers).eval()
-
-
-def time_min(fn: Callable[[], np.ndarray], repeats: int) -> tuple[float, list[float], np.ndarray]:
-    """Run ``fn`` once as warm-up, then ``repeats`` timed times; return (min seconds, all times, result)."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     n = args.n if args.n is not None else (64 if args.quick else 256)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
-    output = args.output or RESULTS_DIR / ("ntk_quick.json" if args.quick else "ntk.json")
+    output = args.output or RESULTS / ("ntk_quick.json" if args.quick else "ntk.json")
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
@@ -125,14 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "meets_target": bool(speedup >= 100.0),
         },
         "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "torch_num_threads": torch.get_num_threads(),
+            **machine_info(),
             # Other processes on a small shared machine inflate multi-threaded timings (OpenMP barriers wait
             # on descheduled threads), the structured method's many small ops most of all: record the load.
             "loadavg_1_5_15_before": list(load_before),

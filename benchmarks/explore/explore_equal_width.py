@@ -7,9 +7,9 @@ quantile probabilities, e.g. ``scale/quantile@0.1,0.5,0.9`` (without them: calib
 10/50/90 %). Prints the validation accuracy of the chosen λ (what a choice between modes should look at) next to the
 test accuracy.
 
-Usage: python benchmarks/explore_equal_width.py [--eps 0.95] [--seed 0] [HIDDEN/LAST[@P1,P2,P3] ...]
+Usage: python benchmarks/explore/explore_equal_width.py [--eps 0.95] [--seed 0] [HIDDEN/LAST[@P1,P2,P3] ...]
 (default: the quartile and the spread last layer after scale / data-lm hidden layers). The spread design was chosen
-with the equivalent configurations ``lm,lm,qt`` / ``lm,lm,spread`` of benchmarks/explore_layers.py on seeds 0–4
+with the equivalent configurations ``lm,lm,qt`` / ``lm,lm,spread`` of benchmarks/explore/explore_layers.py on seeds 0–4
 (validation higher on all five seeds, test +0.28 point on average; docs/compression.md); this script runs the same
 comparison through rc.calibrate itself.
 """
@@ -23,10 +23,9 @@ from collections.abc import Sequence
 
 import torch
 
-from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, build_model, load_task
-from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate
-from rmtcompress.ntklc._compress import fit_readout
+from rmtcompress.core import MLPSpec
+from rmtcompress.lab import MethodSpec, build_model, load_task
+from rmtcompress.ntklc import CalibrationConfig, calibrate, fit_readout
 
 WIDTHS = (2000, 2000, 1000)
 DEFAULT = (

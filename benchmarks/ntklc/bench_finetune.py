@@ -26,9 +26,9 @@ With ``--rows ptq`` (or ``--rows main ptq``), train-then-quantize, the usual ord
 The fine-tuning settings were chosen on seed 0 only (validation accuracy of the head, split of the training rows);
 seeds ≥ 1 are held out. Test data are used for the reported accuracy only.
 
-Usage: python benchmarks/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--epochs E] [--rows main ptq]
+Usage: python benchmarks/ntklc/bench_finetune.py [--seeds 0 1 2] [--threads 2] [--epochs E] [--rows main ptq]
            [--ptq-epochs E] [--out NAME] [--quick]
-       python benchmarks/bench_finetune.py --merge A.json B.json
+       python benchmarks/ntklc/bench_finetune.py --merge A.json B.json
 Writes benchmarks/results/equal_width_finetune.json and prints a markdown table.
 """
 
@@ -40,19 +40,30 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, machine_info, merge_parts, write_json
-from rmtcompress.core._activations import PerNeuronStep
-from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task
-from rmtcompress.ntklc import model_memory
-from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate, calibration_sample, fit_layer
-from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
-from rmtcompress.ntklc._finetune import FinetuneConfig, TrainedLayers, finetune, train_layers
+from rmtcompress.core import MLPSpec, PerNeuronStep
+from rmtcompress.lab import MethodSpec, Task, build_model, load_task
+from rmtcompress.ntklc import (
+    CalibrationConfig,
+    CompressedMLP,
+    FinetuneConfig,
+    TrainedLayers,
+    calibrate,
+    calibration_sample,
+    finetune,
+    fit_layer,
+    fit_readout,
+    model_memory,
+    train_layers,
+)
 
 WIDTHS = (2000, 2000, 1000)
 EPS = 0.95
@@ -374,7 +385,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "parts": [{"command": p["command"], "seeds": p["seeds"], "machine": p["machine"]} for p in parts]
         or None,
         "machine": machine_info(),
-        "command": "python benchmarks/bench_finetune.py " + " ".join(shlex.quote(a) for a in (argv or [])),
+        "command": "python benchmarks/ntklc/bench_finetune.py "
+        + " ".join(shlex.quote(a) for a in (argv or [])),
     }
     write_json(RESULTS / args.out, payload)
     print(table)

@@ -30,8 +30,8 @@ machine, spinning workers of torch's and numba's two OpenMP pools starve each ot
 
 Usage::
 
-    python benchmarks/bench_kernel.py            # full grid -> benchmarks/results/kernel.json
-    python benchmarks/bench_kernel.py --quick    # ε = 0.9, batch 1 and 256, no memory runs -> kernel_quick.json
+    python benchmarks/kernels/bench_kernel.py            # full grid -> benchmarks/results/kernel.json
+    python benchmarks/kernels/bench_kernel.py --quick    # ε = 0.9, batch 1 and 256, no memory runs -> kernel_quick.json
 """
 
 from __future__ import annotations
@@ -59,14 +59,11 @@ import numpy as np
 import torch
 from torch import nn
 
-try:
-    import rmtcompress as rc
-except ModuleNotFoundError:  # running from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    import rmtcompress as rc
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
+import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.kernels import _ternary as kernels
+from rmtcompress import kernels
 
 WIDTHS = (2000, 2000, 1000)
 INPUT_DIM = 784
@@ -254,8 +251,7 @@ def memory_child(method: str, eps: float, seed: int, threads: int) -> dict[str, 
         obj = int8_net(dense_net(model))
         fn = obj
     del model
-    kernels._CACHE.clear()
-    gc.collect()
+    gc.collect()  # frees the model, and with it its entry in the kernels' per-model cache (weakly keyed)
     X = _inputs(256, seed)
     x = X if method.startswith("ours") else torch.from_numpy(X)
     with torch.inference_mode():
@@ -410,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(table)
     payload = {
         "benchmark": "kernel",
-        "command": "python benchmarks/bench_kernel.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/kernels/bench_kernel.py" + (" --quick" if args.quick else ""),
         "config": {
             "widths": [INPUT_DIM, *WIDTHS],
             "sparsities": list(sparsities),

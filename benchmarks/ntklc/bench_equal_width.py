@@ -17,11 +17,11 @@ paper's normalisation. Rows, each for seeds 0, 1, 2 (the seed draws the weights)
   (thermometer readout).
 
 Seeds 0–2 served the exploration that chose the hidden-layer calibration and seeds 0–4 the one that chose the
-spread last layer (benchmarks/explore_equal_width.py, docs/compression.md); later seeds are held out: the table
+spread last layer (benchmarks/explore/explore_equal_width.py, docs/compression.md); later seeds are held out: the table
 reports the best row's gap on all seeds and on the held-out ones.
 
-Usage: python benchmarks/bench_equal_width.py [--quick] [--seeds 0 1 2 3 4 5 6 7] [--out NAME]
-       python benchmarks/bench_equal_width.py --merge A.json B.json   (summarise rows of partial runs, e.g. seeds
+Usage: python benchmarks/ntklc/bench_equal_width.py [--quick] [--seeds 0 1 2 3 4 5 6 7] [--out NAME]
+       python benchmarks/ntklc/bench_equal_width.py --merge A.json B.json   (summarise rows of partial runs, e.g. seeds
        run as parallel processes with --threads 1)
 Writes benchmarks/results/equal_width.json (``equal_width_quick.json`` with --quick: MNIST subset, 1 seed).
 """
@@ -33,17 +33,18 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, machine_info, merge_parts, write_json
-from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, Task, build_model, load_task, run_one
-from rmtcompress.ntklc import model_memory
-from rmtcompress.ntklc._calibration import CalibrationConfig, calibrate
-from rmtcompress.ntklc._compress import CompressedMLP, fit_readout
+from rmtcompress.core import MLPSpec
+from rmtcompress.lab import MethodSpec, Task, build_model, load_task, run_one
+from rmtcompress.ntklc import CalibrationConfig, CompressedMLP, calibrate, fit_readout, model_memory
 
 WIDTHS = (2000, 2000, 1000)
 THERMO = (("readout_features", "thermometer"),)
@@ -245,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else time.perf_counter() - t0,
         "parts": [{"command": p["command"], "seeds": p["seeds"]} for p in parts] if args.merge else None,
         "machine": machine_info(),
-        "command": "python benchmarks/bench_equal_width.py " + " ".join(shlex.quote(a) for a in (argv or [])),
+        "command": "python benchmarks/ntklc/bench_equal_width.py "
+        + " ".join(shlex.quote(a) for a in (argv or [])),
     }
     name = args.out or ("equal_width_quick.json" if args.quick else "equal_width.json")
     write_json(RESULTS / name, payload)

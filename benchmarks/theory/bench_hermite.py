@@ -6,7 +6,7 @@ For a 3-layer ReLU original (τ_0 = 1) and each compressed activation family, pe
   * the distance between the exact limit CKs (rc.ck_limit) of the compressed and original nets on real data, and the
     accuracy of kernel ridge regression with each exact limit kernel (what infinite width would give).
 
-Usage: python benchmarks/bench_hermite.py [--quick]
+Usage: python benchmarks/theory/bench_hermite.py [--quick]
 Writes benchmarks/results/hermite.json.
 """
 
@@ -19,13 +19,16 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 import rmtcompress as rc
 from _common import RESULTS, machine_info, write_json
-from rmtcompress.lab._experiments import load_task
+from rmtcompress.lab import load_task
 
 
 def _families() -> dict[str, str]:

@@ -19,7 +19,7 @@ the pre-activations of each *sample* at that sample's own scale r(x) = rms over 
 quantizer is fitted on z/r): ``@u`` keeps the pure k-level code of z/r, ``@n`` multiplies it back by r (a per-row
 scale beside the 2-bit codes, as per-token activation scales do); ``relu@n`` is ReLU exactly.
 
-Usage: python benchmarks/explore_layers.py [--eps 0.95] [--seed 0] [--dense] L1,L2,LAST [L1,L2,LAST ...]
+Usage: python benchmarks/explore/explore_layers.py [--eps 0.95] [--seed 0] [--dense] L1,L2,LAST [L1,L2,LAST ...]
 e.g. ``relu,relu,qt lm,relu,qt relu,lm,qt lm16,relu,qt lm,lm,qt lm,lm,spread lm@n,lm@n,spread``.
 """
 
@@ -36,12 +36,10 @@ import torch
 from scipy.optimize import minimize
 from scipy.stats import norm
 
-from rmtcompress.core._activations import PerNeuronStep, get_activation
-from rmtcompress.core._spec import MLPSpec
-from rmtcompress.lab._experiments import MethodSpec, build_model, load_task
-from rmtcompress.ntklc._calibration import _codes
-from rmtcompress.ntklc._readout import fit_ridge_readout
-from rmtcompress.quant._quantizers import lloyd_max_quantizer
+from rmtcompress.core import MLPSpec, PerNeuronStep, get_activation
+from rmtcompress.lab import MethodSpec, build_model, load_task
+from rmtcompress.ntklc import fit_ridge_readout
+from rmtcompress.quant import lloyd_max_quantizer
 
 WIDTHS = (2000, 2000, 1000)
 Layer = Callable[[np.ndarray], Callable[[torch.Tensor], torch.Tensor]]
@@ -58,6 +56,15 @@ def _cell_means(r: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
         else:
             out[i] = np.nan_to_num(out[i])
     return out
+
+
+def _cells(z: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """Cell index in {0, …, k − 1} of every z (n, d) for per-neuron thresholds T (k − 1, d) (the step's codes)."""
+    return (
+        PerNeuronStep(T, np.zeros((T.shape[0] + 1, T.shape[1])))
+        .codes(torch.from_numpy(np.asarray(z, dtype=np.float64)))
+        .numpy()
+    )
 
 
 def _step(T: np.ndarray, V: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -86,7 +93,7 @@ def _data_lm(z: np.ndarray, iters: int = 30) -> Callable[[torch.Tensor], torch.T
     r = np.maximum(z, 0.0)
     T, V = t0[:, None] * s, v0[:, None] * s
     for _ in range(iters):
-        new = _cell_means(r, _codes(z, T), 4)
+        new = _cell_means(r, _cells(z, T), 4)
         new[0] = V[0]
         V = np.maximum.accumulate(new, axis=0)
         T = 0.5 * (V[:-1] + V[1:])
@@ -96,7 +103,7 @@ def _data_lm(z: np.ndarray, iters: int = 30) -> Callable[[torch.Tensor], torch.T
 def _quantile(probs: Sequence[float]) -> Layer:
     def fit(z: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         T = np.quantile(z, np.asarray(probs), axis=0)
-        return _step(T, _cell_means(np.maximum(z, 0.0), _codes(z, T), len(probs) + 1))
+        return _step(T, _cell_means(np.maximum(z, 0.0), _cells(z, T), len(probs) + 1))
 
     return fit
 
@@ -107,7 +114,7 @@ def _dither(delta: float, seed: int) -> Layer:
     def fit(z: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
         u = np.random.default_rng(seed).uniform(-0.5, 0.5, size=(1, z.shape[1]))
         T = np.maximum.accumulate((t0[:, None] + u * delta) * z.std(0)[None], axis=0)
-        return _step(T, _cell_means(np.maximum(z, 0.0), _codes(z, T), 4))
+        return _step(T, _cell_means(np.maximum(z, 0.0), _cells(z, T), 4))
 
     return fit
 

@@ -18,7 +18,7 @@ rel chosen by validation MSE on a stratified 20 % split of the training set — 
 then the two neighbours at factor √10 of the best — then refitted on the whole training set. Factorisations run with
 single-threaded BLAS (threadpoolctl): on this shared 2-core machine multi-threaded OpenBLAS Cholesky was 9× slower. Reported: test classification error (sign of the prediction) and test MSE,
 mean ± std over seeds (each seed redraws the training subset, the split and the random features), memory in bits
-from ``rmtcompress.trf.memory_bits`` (features of the training set + projection + readout).
+from ``rmtcompress.rf.memory_bits`` (features of the training set + projection + readout).
 
 Timing: feature computation of TRF (add/subtract numba kernel, float32 sums, int8 output) vs
 ``RBFSampler.transform`` at N = 50 000 on 2048 samples (min of ``--repeats`` runs after a warm-up), float32 and
@@ -26,9 +26,9 @@ float64 inputs, ratios in the same run.
 
 Usage::
 
-    python benchmarks/bench_trf.py            # full: N ∈ {512, 2048, 8192, 32768}, seeds 0 1 2 -> results/trf.json, trf.png
-    python benchmarks/bench_trf.py --quick    # N ∈ {256, 1024}, n_train 1024, seed 0, timing at N = 5000 -> trf_quick.*
-    python benchmarks/bench_trf.py --timing-only   # re-measure the timing only, update results/trf.json
+    python benchmarks/rf/bench_trf.py            # full: N ∈ {512, 2048, 8192, 32768}, seeds 0 1 2 -> results/trf.json, trf.png
+    python benchmarks/rf/bench_trf.py --quick    # N ∈ {256, 1024}, n_train 1024, seed 0, timing at N = 5000 -> trf_quick.*
+    python benchmarks/rf/bench_trf.py --timing-only   # re-measure the timing only, update results/trf.json
 """
 
 from __future__ import annotations
@@ -48,15 +48,12 @@ from sklearn.kernel_approximation import Nystroem, RBFSampler
 from sklearn.metrics.pairwise import rbf_kernel
 from threadpoolctl import threadpool_limits
 
-from _common import RESULTS, machine_info, write_json
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
-try:
-    import rmtcompress as rc
-except ModuleNotFoundError:  # running from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    import rmtcompress as rc
-from rmtcompress._utils import stratified_split_indices
-from rmtcompress.rf._trf import LowPrecisionRFF, TernaryRandomFeatures, memory_bits
+import rmtcompress as rc
+from _common import RESULTS, machine_info, time_min, write_json
+from rmtcompress.lab import stratified_split_indices
+from rmtcompress.rf import LowPrecisionRFF, TernaryRandomFeatures, memory_bits
 
 CLASSES = (0, 6)
 COARSE_REL_LAMBDAS = np.logspace(-7.0, 2.0, 10)
@@ -310,16 +307,6 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # ============================================================================================ timing
 
 
-def time_min(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run_timing(N: int, n: int, repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
     Xtr, _, _, _ = load_task(max(n, 2), 2, 0)
     X32 = Xtr[:n]
@@ -327,15 +314,15 @@ def run_timing(N: int, n: int, repeats: int, log: Callable[[str], None]) -> dict
     gamma = 0.25 / float(np.mean((X64**2).sum(1)))
     out: dict[str, Any] = {"N": N, "n_samples": int(X32.shape[0]), "p": int(X32.shape[1]), "repeats": repeats}
     rff = RBFSampler(gamma=gamma, n_components=N, random_state=0).fit(X32)
-    out["rff_float32_s"] = time_min(lambda: rff.transform(X32), repeats)
-    out["rff_float64_s"] = time_min(lambda: rff.transform(X64), repeats)
+    out["rff_float32_s"] = time_min(lambda: rff.transform(X32), repeats)[0]
+    out["rff_float64_s"] = time_min(lambda: rff.transform(X64), repeats)[0]
     log(
         f"timing RBFSampler.transform: float32 {out['rff_float32_s']:.2f} s, float64 {out['rff_float64_s']:.2f} s"
     )
     for eps in (0.0, 0.5, 0.9):
         trf = TernaryRandomFeatures(N, gamma=gamma, sparsity=eps, random_state=0).fit(X32)
         trf.transform(X32[:8])  # JIT warm-up
-        t = time_min(lambda trf=trf: trf.transform(X32), repeats)
+        t = time_min(lambda trf=trf: trf.transform(X32), repeats)[0]
         out[f"trf_eps{eps:g}_s"] = t
         out[f"speedup_vs_rff_float32_eps{eps:g}"] = out["rff_float32_s"] / t
         out[f"speedup_vs_rff_float64_eps{eps:g}"] = out["rff_float64_s"] / t
@@ -477,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = markdown_tables(summary, Ns, timing)
     payload = {
         "benchmark": "trf",
-        "command": "python benchmarks/bench_trf.py" + (" --quick" if quick else ""),
+        "command": "python benchmarks/rf/bench_trf.py" + (" --quick" if quick else ""),
         "config": {
             "task": f"Fashion-MNIST classes {CLASSES[0]} (+1) vs {CLASSES[1]} (-1), paper normalisation",
             "Ns": list(Ns),
