@@ -41,7 +41,6 @@ import math
 import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +53,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 import rmtcompress as rc
-from _common import RESULTS, figure_png, machine_info, write_json
+from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 from rmtcompress.io import model_file_bytes
 from rmtcompress.lab import run_shrink
 from rmtcompress.pruning import (
@@ -535,13 +534,6 @@ def figure(summary: list[dict[str, Any]]) -> bytes:
     return figure_png(fig)
 
 
-def write_png(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
 def time_default(args: argparse.Namespace) -> dict[str, Any]:
     """Wall time of one fresh default search (no store) on 60 000 rows: the issue's ≤ 10 min requirement."""
     X, y, _, _ = load_data(None)
@@ -592,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
     parts[0]["rows"] += ntklc_rows(args.budgets)
     summary, md = summarise(parts, args.budgets)
-    write_png(RESULTS / "shrink.png", figure(summary))
+    write_bytes(RESULTS / "shrink.png", figure(summary))
     write_json(
         RESULTS / "shrink.json",
         {

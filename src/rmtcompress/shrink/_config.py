@@ -140,8 +140,10 @@ class Recipe:
     @property
     def label(self) -> str:
         """A short human-readable label."""
-        parts = [self.base] if self.base != "original" else []
-        if self.rule != "none":
+        parts = [self.base] if self.base != "original" or self.rule == "none" else []
+        if self.rule == "none":
+            parts.append("(trained, as is)")
+        else:
             sp = ", ".join(f"{v:.3f}" for _, v in self.layer_sparsity)
             parts.append(f"{self.rule}/{self.allocation} [{sp}]")
         parts.append(self.weights)

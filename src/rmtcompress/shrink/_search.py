@@ -686,6 +686,21 @@ def shrink(
         _check_model(model, Xa, n_classes)
     else:
         raise InvalidParameterError(f"model must be an nn.Module or an MLPSpec; got {type(model).__name__}")
+    # the smallest model the space reaches: one weight per layer (so every hidden layer compacts to one neuron),
+    # the cheapest format, float16 biases; measured on the architecture before anything is trained
+    if isinstance(model, MLPSpec):
+        template: nn.Module = make_mlp(model.input_dim, model.widths, n_classes, seed=seed)
+    else:
+        template = model
+    cheapest = min(space.formats(), key=lambda f: f.code_bits)
+    names, arrays = _layer_arrays(template)
+    floor_sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    smallest = _proxy_bytes(template, names, floor_sizes, np.ones_like(floor_sizes), cheapest, seed)
+    if budget is not None and budget < smallest:
+        raise InvalidParameterError(
+            f"a budget of {budget:,} B ({format_bytes(budget)}) is below the smallest model this search reaches: "
+            f"{smallest:,} B ({format_bytes(smallest)}, one weight per layer, {cheapest} weights, float16 biases)"
+        )
     data_key = fingerprint(Xa, ya)
     bases = _bases(model, ctx, n_classes, progress, notes, checkpoint, data_key)
     originals = [
@@ -701,21 +716,6 @@ def shrink(
         for name, net in bases.items()
     ]
     original = originals[0]
-
-    # the smallest model the space reaches: one weight per layer, the cheapest format, float16 biases
-    smallest: int | None = None
-    formats = space.formats()
-    cheapest = min(formats, key=lambda f: f.code_bits)
-    for base in bases.values():
-        names, arrays = _layer_arrays(base)
-        sizes = np.array([a.size for a in arrays], dtype=np.int64)
-        size = _proxy_bytes(base, names, sizes, np.ones_like(sizes), cheapest, seed)
-        smallest = size if smallest is None else min(smallest, size)
-    if budget is not None and smallest is not None and budget < smallest:
-        raise InvalidParameterError(
-            f"a budget of {budget:,} B ({format_bytes(budget)}) is below the smallest model this search reaches: "
-            f"{smallest:,} B ({format_bytes(smallest)}, one weight per layer, {cheapest} weights, float16 biases)"
-        )
 
     plans = _plan(bases, space, budget, seed, smallest, notes)
     # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
