@@ -341,7 +341,8 @@ def cnn_rows(data: tuple[np.ndarray, ...], seed: int, tag: str) -> list[dict[str
     return out + rows
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_seed(seed: int, args: argparse.Namespace, save: Any = None) -> dict[str, Any]:
+    """One seed's rows, part by part in the order of ``--parts``; ``save(result)`` after each part."""
     data = load_data(args.n_train)
     tag = "full" if args.n_train is None else f"n{args.n_train}"
     X, y, Xt, yt = data
@@ -352,16 +353,19 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
     ref_test = evaluate(ref, Xt, yt)[1]
     print(f"seed {seed}: reference test {ref_test:.4f}, file {model_file_bytes(ref):,} B", flush=True)
     run_dir = CACHE / f"run_{tag}_s{seed}"
-    rows: list[dict[str, Any]] = [
-        row("reference dense", 0, ref_test, model_file_bytes(ref), "784-512-512-10 float32")
-    ]
-    frontiers: list[dict[str, Any]] = []
-    parts = set(args.parts)
-    if "main" in parts:
+    out: dict[str, Any] = {
+        "seed": seed,
+        "rows": [row("reference dense", 0, ref_test, model_file_bytes(ref), "784-512-512-10 float32")],
+        "frontiers": [],
+        "parts_done": [],
+    }
+
+    def main_part() -> None:
         r, f = shrink_rows("rc.shrink", ref, data, seed, run_dir, "default", args.budgets)
-        rows += r
-        frontiers += f
-    if "alloc" in parts:
+        out["rows"] += r
+        out["frontiers"] += f
+
+    def alloc_part() -> None:
         for alloc in ("uniform", "global", "pq", "lq"):
             space = SearchSpace(
                 allocations=(alloc,),
@@ -371,8 +375,9 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
                 width_factors=(1.0,),
             )
             r, _ = shrink_rows(f"allocation {alloc}", ref, data, seed, run_dir, space, ALLOC_BUDGETS)
-            rows += r
-    if "baselines" in parts:
+            out["rows"] += r
+
+    def baselines_part() -> None:
         gmp = SearchSpace(
             allocations=("uniform",),
             weights=("float32",),
@@ -380,14 +385,25 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
             activation_bits=(),
             width_factors=(1.0,),
         )
-        r, f = shrink_rows("GMP float32", ref, data, seed, run_dir, gmp, args.budgets)
-        rows += r
-        rows += anchor_rows(ref, data, seed, args.budgets)
-        rows += int8_rows(ref, data, args.budgets)
-        rows += small_dense_rows(data, seed, args.budgets, tag)
-    if "cnn" in parts:
-        rows += cnn_rows(data, seed, tag)
-    return {"seed": seed, "rows": rows, "frontiers": frontiers, "seconds": time.perf_counter() - t0}
+        r, _ = shrink_rows("GMP float32", ref, data, seed, run_dir, gmp, args.budgets)
+        out["rows"] += r
+        out["rows"] += anchor_rows(ref, data, seed, args.budgets)
+        out["rows"] += int8_rows(ref, data, args.budgets)
+        out["rows"] += small_dense_rows(data, seed, args.budgets, tag)
+
+    def cnn_part() -> None:
+        out["rows"] += cnn_rows(data, seed, tag)
+
+    runners = {"main": main_part, "alloc": alloc_part, "baselines": baselines_part, "cnn": cnn_part}
+    for part in args.parts:
+        if part not in runners:
+            raise SystemExit(f"unknown part {part!r}; known: {', '.join(runners)}")
+        runners[part]()
+        out["parts_done"].append(part)
+        out["seconds"] = time.perf_counter() - t0
+        if save is not None:
+            save(out)
+    return out
 
 
 # ============================================================================================ summary
@@ -562,7 +578,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budgets", type=int, nargs="+", default=list(BUDGETS))
-    parser.add_argument("--parts", nargs="+", default=["main", "baselines", "alloc", "cnn"])
+    parser.add_argument(
+        "--parts", nargs="+", default=["main", "baselines", "cnn", "alloc"], help="run in this order"
+    )
     parser.add_argument(
         "--n-train", type=int, default=None, help="subsample the training images (smoke runs)"
     )
@@ -578,9 +596,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.merge:
         parts = [q for f in args.merge for q in json.loads(Path(f).read_text())["parts"]]
     else:
-        parts = [run_seed(s, args) for s in args.seeds]
+        done: list[dict[str, Any]] = []
+
+        def save(current: dict[str, Any]) -> None:  # the part file holds every finished part so far
+            if args.part_out:
+                payload = {"parts": [*done, current], "machine": machine_info(), "command": command}
+                write_json(Path(args.part_out), payload)
+
+        for s in args.seeds:
+            done.append(run_seed(s, args, save))
+        parts = done
         if args.part_out:
-            write_json(Path(args.part_out), {"parts": parts, "machine": machine_info(), "command": command})
             return 0
     parts[0]["rows"] += ntklc_rows(args.budgets)
     summary, md = summarise(parts, args.budgets)

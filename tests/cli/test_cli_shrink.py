@@ -71,13 +71,17 @@ def test_shrink_writes_the_best_model_the_png_and_the_frontier(model_file: Path,
         (["--budget", "20B"], "smallest model this search reaches"),
         ([], "give --budget"),
         (["--budget", "2kB", "--effort", "lazy"], "unknown effort"),
-        (["--budget", "2kB", "--data", "mnist-6v8"], "columns"),
+        (["--budget", "2kB", "--data", "WIDE"], "columns"),
     ],
 )
 def test_bad_input_fails_cleanly_and_writes_nothing(
     model_file: Path, tmp_path: Path, extra: list[str], message: str
 ) -> None:
     out = tmp_path / "run"
+    if "WIDE" in extra:  # a data file whose rows are wider than the model's input
+        rng = np.random.default_rng(0)
+        np.savez(tmp_path / "wide.npz", X=rng.random((60, 80)), y=np.arange(60) % 10)
+        extra = [str(tmp_path / "wide.npz") if e == "WIDE" else e for e in extra]
     res = CliRunner().invoke(main, ["shrink", str(model_file), "--data", "digits", "--out", str(out), *extra])
     assert res.exit_code == 2, res.output
     assert message in res.output
