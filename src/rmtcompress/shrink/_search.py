@@ -47,6 +47,8 @@ from ..io import model_file_bytes
 from ..pruning import (
     GradualMagnitudeConfig,
     MagnitudeConfig,
+    QuantizedConv2d,
+    QuantizedLinear,
     TernaryWeightConfig,
     TrainConfig,
     UniformWeightConfig,
@@ -72,6 +74,7 @@ __all__ = ["Checkpoint", "ShrinkWarning", "fingerprint", "shrink"]
 BIAS_OPTIONS = ("float16", "float32")
 _CALIBRATION_ROWS = 4096
 _PROXY_ROUNDS = 3
+_WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, QuantizedLinear, QuantizedConv2d)
 _TRIM_ROUNDS = 6
 
 
@@ -310,7 +313,7 @@ def _stats(model: nn.Module) -> tuple[float, tuple[int, ...]]:
     widths: list[int] = []
     for m in model.modules():
         w = getattr(m, "weight", None)
-        if isinstance(w, torch.Tensor) and (isinstance(m, nn.Linear | nn.Conv2d) or hasattr(m, "codebook")):
+        if isinstance(w, torch.Tensor) and isinstance(m, _WEIGHT_LAYERS):
             zeros += int((w.detach() == 0).sum())
             total += w.numel()
             widths.append(int(w.shape[0]))
