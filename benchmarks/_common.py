@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from rmtcompress._utils import atomic_write_bytes, atomic_write_json
+from rmtcompress.io import atomic_write_bytes, atomic_write_json
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ No training here: it reads the two benchmarks that measured them on the same dat
   the entropy bound of what is stored (ternary codes at their entropy, 32-bit readout, quantizer tables);
 * ``benchmarks/results/pruning.json`` (``bench_pruning.py``): 784-512-512-10 MLPs trained by backprop and pruned
   (GMP, one-shot, ℓ_q, lottery, SAP, and pruned nets with k-level activations); bytes = the packed file written by
-  :func:`rmtcompress.pruned_storage.save_pruned` where the benchmark recorded it, else 32 bits per non-zero +
+  :func:`rmtcompress.io.save_pruned` where the benchmark recorded it, else 32 bits per non-zero +
   bitmask at its entropy + biases;
 * ``benchmarks/results/shrink.json`` (``pruning/bench_shrink.py``, if present): the best model ``rc.shrink`` found
   within each byte budget (pruned + weight-quantized trained nets, selected on validation), bytes = its file.

@@ -11,7 +11,7 @@ paper's normalisation. Rows, each for seeds 0, 1, 2 (the seed draws the weights)
   quantizers fitted on 8 192 training rows — hidden layers ``scale`` (Lloyd–Max of ReLU at each neuron's own
   scale) or ``data-lm`` (refined by Lloyd iterations), last layer read through its thermometer indicators with
   thresholds at the neuron's quartiles (maximum-entropy code) or at its 10/50/90 % quantiles (the *spread*
-  design, :func:`rmtcompress.calibration.spread_quantiles`, calibrate's default);
+  design, :func:`rmtcompress.ntklc.spread_quantiles`, calibrate's default);
 * two *diagnostics* that locate the loss (not candidates: they keep 32-bit ReLU in some layers), built from the
   same ternary codes: 2-bit hidden layers 1–2 + ReLU last layer, and ReLU hidden layers + 2-bit last layer
   (thermometer readout).

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
+
 from _common import RESULTS, machine_info, write_json
 
 HEAVY = ("torch", "numba", "sklearn", "safetensors", "scipy", "matplotlib")
@@ -48,13 +49,21 @@ def _time(code: str, repeats: int, env: dict[str, str]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--repeats", type=int, default=None, help="runs per command (default 15; 3 with --quick)")
+    ap.add_argument("--quick", action="store_true", help="3 repeats, writes import_time_quick.json")
     ap.add_argument(
         "--baseline-src", type=Path, default=None, help="another checkout's src/ to time alongside"
     )
-    ap.add_argument("--out", type=Path, default=RESULTS / "import_time.json")
+    ap.add_argument(
+        "--out", type=Path, default=None, help="default benchmarks/results/import_time[_quick].json"
+    )
     args = ap.parse_args()
+    if args.repeats is None:
+        args.repeats = 3 if args.quick else 15
+    if args.out is None:
+        args.out = RESULTS / ("import_time_quick.json" if args.quick else "import_time.json")
 
+    load_at_start = list(os.getloadavg())
     env = dict(os.environ)
     here_src = str(Path(__file__).resolve().parents[2] / "src")
     ours = {**env, "PYTHONPATH": here_src}
@@ -72,6 +81,7 @@ def main() -> None:
         "task": "import_time",
         "command": "python " + " ".join([str(Path(sys.argv[0])), *sys.argv[1:]]),
         "machine": machine_info(),
+        "loadavg_at_start": load_at_start,
         "targets_s": {"import rmtcompress": 1.2, "rmtcompress --help": 0.6},
         "rows": rows,
     }

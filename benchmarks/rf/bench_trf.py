@@ -7,9 +7,9 @@ training split with the seed), test = the **2000** test images of the two classe
 subset (``rc.PaperNormalizer``: centred, mean ‖x‖² = 1, so τ̂ = 1).
 
 Target kernel: RBF ``exp(−γ‖x−y‖²)`` with ``γ = 1/(4τ̂) = 0.25`` for **every** method — TRF's ``gamma="scale"``; a
-ternary activation can only reach the RBF (d1, d2) when ``2γτ̂ ≤ 2/π`` (see ``rmtcompress.trf``), so larger γ are not
+ternary activation can only reach the RBF (d1, d2) when ``2γτ̂ ≤ 2/π`` (see ``rmtcompress.rf``), so larger γ are not
 available to TRF. Methods: TRF with ε ∈ {0, 0.5, 0.9}; float RFF (``sklearn.kernel_approximation.RBFSampler``);
-LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.trf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
+LP-RFF with 1, 2, 4, 8 bits (``rmtcompress.rf.LowPrecisionRFF``, unbiased stochastic rounding); Nyström
 (``sklearn.kernel_approximation.Nystroem``, ``min(N, n_train)`` landmarks); the exact kernel.
 
 Readout: ridge regression on the ±1 labels with an intercept (features/kernel centred with training statistics),
@@ -245,7 +245,7 @@ def run_accuracy(
         rec |= {
             "rel_lambda": rel,
             "solver": "dual",
-            "memory": mem.as_dict(),
+            "memory": mem.to_dict(),
             "seconds": time.perf_counter() - t0,
         }
         records.append(rec)
@@ -262,7 +262,7 @@ def run_accuracy(
                 mem = memory_bits(kw.pop("method"), N, p, Xtr.shape[0], **kw)
                 rec = {"method": name, "N": N, "seed": seed} | res
                 rec |= {
-                    "memory": mem.as_dict(),
+                    "memory": mem.to_dict(),
                     "feature_seconds": t_feat,
                     "seconds": time.perf_counter() - t0,
                 }

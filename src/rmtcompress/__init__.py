@@ -125,6 +125,8 @@ _LAZY.update(
             "LinearReadout",
             "fit_ridge_readout",
             "fit_sgd_readout",
+            "register_baseline",
+            "register_compression_method",
         ),
         "ntklc",
     )
@@ -149,6 +151,7 @@ _LAZY.update(
             "lq_norm",
             "pq_index",
             "prune",
+            "register_prune_rule",
             "remove",
             "QuantizedConv2d",
             "QuantizedLinear",
@@ -286,6 +289,8 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         fit_readout as fit_readout,
         fit_ridge_readout as fit_ridge_readout,
         fit_sgd_readout as fit_sgd_readout,
+        register_baseline as register_baseline,
+        register_compression_method as register_compression_method,
     )
     from .pruning import (
         GradualMagnitudeConfig as GradualMagnitudeConfig,
@@ -307,6 +312,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         prune as prune,
         quantize_activations as quantize_activations,
         quantize_weights as quantize_weights,
+        register_prune_rule as register_prune_rule,
         remove as remove,
         runtime_memory as runtime_memory,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -596,7 +598,7 @@ def sweep_cmd(
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
         return
-    click.echo(json.dumps(summary.as_dict(), indent=2, default=str))
+    click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     if summary.failed:
         sys.exit(1)
 
@@ -615,7 +617,101 @@ def report_cmd(run_dir: str) -> None:
     click.echo(f"wrote {out}")
 
 
-PRUNE_METHODS = ("gmp", "gmp-lq", "oneshot", "lq", "lottery", "lottery-lq", "sap")
+@dataclass(frozen=True)
+class _PruneJob:
+    """What a ``prune`` recipe works on: the freshly built model, the training split and the options."""
+
+    model: Any
+    X: Any
+    y: Any
+    train: Any  # the TrainConfig of the dense training
+    sparsity: float
+    epochs: int
+    seed: int
+
+
+# --method of `rmtcompress prune` → recipe (train, prune, fine-tune the model in place). The recipes import the
+# pruning layer when they run (lazy loading: `--help` does not load torch). The names are the rule names of
+# rmtcompress.pruning (config.rule), with "-lq" for the ℓq criterion of gmp / lottery.
+_PRUNE_RECIPES: dict[str, Callable[[_PruneJob], None]] = {}
+
+
+def _prune_recipe(name: str) -> Callable[[Callable[[_PruneJob], None]], Callable[[_PruneJob], None]]:
+    def deco(fn: Callable[[_PruneJob], None]) -> Callable[[_PruneJob], None]:
+        _PRUNE_RECIPES[name] = fn
+        return fn
+
+    return deco
+
+
+def _gmp_recipe(criterion: str) -> Callable[[_PruneJob], None]:
+    def run(job: _PruneJob) -> None:
+        from .pruning import GradualMagnitudeConfig, train
+
+        cfg = job.train
+        total = job.epochs * math.ceil((1 - cfg.val_fraction) * len(job.y) / cfg.batch_size)
+        begin = round(0.15 * total)
+        end = max(begin + 1, round(max(0.5, job.epochs - 1.5) / job.epochs * total))
+        sched = GradualMagnitudeConfig(
+            final_sparsity=job.sparsity,
+            begin_step=begin,
+            end_step=end,
+            frequency=max(1, min(100, (end - begin) // 10)),
+            criterion=criterion,  # type: ignore[arg-type]
+        )
+        train(job.model, job.X, job.y, cfg, schedule=sched)
+
+    return run
+
+
+def _oneshot_recipe(rule: str) -> Callable[[_PruneJob], None]:
+    def run(job: _PruneJob) -> None:
+        from .pruning import TrainConfig, prune, prune_config_type, train
+
+        train(job.model, job.X, job.y, job.train)
+        prune(job.model, prune_config_type(rule)(sparsity=job.sparsity))
+        # one-shot methods fine-tune briefly
+        train(job.model, job.X, job.y, TrainConfig(epochs=max(1, job.epochs // 3), seed=job.seed))
+
+    return run
+
+
+def _rounds_recipe(make_config: Callable[[float], Any]) -> Callable[[_PruneJob], None]:
+    def run(job: _PruneJob) -> None:
+        from .pruning import TrainConfig, initial_state, train, train_iterative
+
+        theta0 = initial_state(job.model)
+        train(job.model, job.X, job.y, job.train)
+        # rewinding methods retrain from θ_0 every round
+        ft = TrainConfig(epochs=job.epochs, seed=job.seed)
+        train_iterative(job.model, job.X, job.y, ft, make_config(job.sparsity), init=theta0, pretrained=True)
+
+    return run
+
+
+def _lottery_config(criterion: str) -> Callable[[float], Any]:
+    def make(sparsity: float) -> Any:
+        from .pruning import LotteryTicketConfig
+
+        return LotteryTicketConfig(rate=0.6, milestones=(sparsity,), criterion=criterion)  # type: ignore[arg-type]
+
+    return make
+
+
+def _sap_config(sparsity: float) -> Any:
+    from .pruning import SAPConfig
+
+    return SAPConfig(gamma=20.0, beta=0.6, scope="global", rounds=12, milestones=(sparsity,))
+
+
+_prune_recipe("gmp")(_gmp_recipe("magnitude"))
+_prune_recipe("gmp-lq")(_gmp_recipe("lq"))
+_prune_recipe("oneshot")(_oneshot_recipe("oneshot"))
+_prune_recipe("lq")(_oneshot_recipe("lq"))
+_prune_recipe("lottery")(_rounds_recipe(_lottery_config("magnitude")))
+_prune_recipe("lottery-lq")(_rounds_recipe(_lottery_config("lq")))
+_prune_recipe("sap")(_rounds_recipe(_sap_config))
+PRUNE_METHODS = tuple(_PRUNE_RECIPES)
 
 
 @main.command(name="prune")
@@ -633,24 +729,8 @@ def prune_cmd(
     out_path: str, data: str, hidden: str, method: str, sparsity: float, epochs: int, seed: int, values: str
 ) -> None:
     """Train an MLP on DATA, prune it with METHOD to SPARSITY (validation split only) and save the packed file."""
-    import math
-
     from .io import pruned_file_bytes, save_pruned
-    from .pruning import (
-        GradualMagnitudeConfig,
-        LotteryTicketConfig,
-        LqAdaptiveConfig,
-        MagnitudeConfig,
-        SAPConfig,
-        TrainConfig,
-        current_sparsity,
-        evaluate,
-        initial_state,
-        make_mlp,
-        prune,
-        train,
-        train_iterative,
-    )
+    from .pruning import TrainConfig, current_sparsity, evaluate, make_mlp
 
     try:
         if not 0.0 < sparsity < 1.0:
@@ -662,39 +742,7 @@ def prune_cmd(
         Xtr, ytr = task.X_train, task.y_train
         model = make_mlp(Xtr.shape[1], widths, task.n_classes, seed=seed)
         cfg = TrainConfig(epochs=epochs, seed=seed)
-        if method in ("gmp", "gmp-lq"):
-            total = epochs * math.ceil((1 - cfg.val_fraction) * len(ytr) / cfg.batch_size)
-            begin = round(0.15 * total)
-            end = max(begin + 1, round(max(0.5, epochs - 1.5) / epochs * total))
-            sched = GradualMagnitudeConfig(
-                final_sparsity=sparsity,
-                begin_step=begin,
-                end_step=end,
-                frequency=max(1, min(100, (end - begin) // 10)),
-                criterion="lq" if method == "gmp-lq" else "magnitude",
-            )
-            train(model, Xtr, ytr, cfg, schedule=sched)
-        else:
-            theta0 = initial_state(model)
-            train(model, Xtr, ytr, cfg)
-            # one-shot methods fine-tune briefly; rewinding methods retrain from θ_0 every round
-            ft = TrainConfig(epochs=max(1, epochs // 3) if method in ("oneshot", "lq") else epochs, seed=seed)
-            if method in ("oneshot", "lq"):
-                prune(
-                    model,
-                    MagnitudeConfig(sparsity) if method == "oneshot" else LqAdaptiveConfig(sparsity=sparsity),
-                )
-                train(model, Xtr, ytr, ft)
-            elif method in ("lottery", "lottery-lq"):
-                lt = LotteryTicketConfig(
-                    rate=0.6,
-                    milestones=(sparsity,),
-                    criterion="lq" if method == "lottery-lq" else "magnitude",
-                )
-                train_iterative(model, Xtr, ytr, ft, lt, init=theta0, pretrained=True)
-            else:
-                sap = SAPConfig(gamma=20.0, beta=0.6, scope="global", rounds=12, milestones=(sparsity,))
-                train_iterative(model, Xtr, ytr, ft, sap, init=theta0, pretrained=True)
+        _PRUNE_RECIPES[method](_PruneJob(model, Xtr, ytr, cfg, sparsity, epochs, seed))
         acc = evaluate(model, task.X_test, task.y_test)[1]
         reached = current_sparsity(model)[0]
         save_pruned(model, out_path, values=values)

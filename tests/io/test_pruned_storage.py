@@ -23,7 +23,8 @@ from rmtcompress.io._pruned import (
     save_pruned,
 )
 from rmtcompress.io._ternary import FormatError
-from rmtcompress.pruning._pruning import MagnitudeConfig, prune
+from rmtcompress.pruning._configs import MagnitudeConfig
+from rmtcompress.pruning._rules import prune
 from rmtcompress.pruning._training import make_mlp
 
 

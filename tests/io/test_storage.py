@@ -366,13 +366,13 @@ def test_entropy_bound_helper() -> None:
 
 @pytest.fixture(scope="module")
 def seeded_model(digits: tuple[np.ndarray, np.ndarray]) -> rc.CompressedMLP:
-    """The compressed net with its codes replaced by Philox codes of seed 7 (compress() support is pending)."""
+    """The compressed net with its codes replaced by Philox codes of seed 7, declared with ``with_weight_seed``."""
     X, y = digits
     m = rc.compress(SPEC, rc.NTKLCConfig(sparsity=0.9, method="lloyd-max", levels=4, seed=0))
     for i in range(SPEC.depth):
         w = getattr(m, f"w{i}")
         w.copy_(torch.from_numpy(philox_ternary_codes(7, i, tuple(w.shape), 0.9)))
-    m.weight_seed = 7
+    m = m.with_weight_seed(7)
     rc.fit_readout(m, X, y)
     return m
 
@@ -420,12 +420,8 @@ def test_seed_checks_codes(seeded_model: rc.CompressedMLP) -> None:
         storage.to_bytes(seeded_model, ["2bit", "seed", "seed"])  # the other layers are still seed codes
     finally:
         w0[0, 0] = old
-    seeded_model.weight_seed = 8
-    try:
-        with pytest.raises(ValueError, match="seed=8"):
-            storage.to_bytes(seeded_model, "seed")
-    finally:
-        seeded_model.weight_seed = 7
+    with pytest.raises(ValueError, match="seed=8"):
+        storage.to_bytes(seeded_model.with_weight_seed(8), "seed")
 
 
 def test_seed_regeneration_is_verified(

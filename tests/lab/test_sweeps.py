@@ -265,7 +265,7 @@ def test_serial_run_resume_and_failures(tmp_path: Path) -> None:
         assert math.isnan(recs[0]["nan_field"])  # NaN survives the store
     exported = (rd / "fake.json").read_text()
     assert '"records"' in exported and "NaN" not in exported  # strict JSON export
-    summary = s3.as_dict()
+    summary = s3.to_dict()
     assert summary["complete"] and summary["run_dir"] == str(rd)
 
 

@@ -1,6 +1,6 @@
 """The default of ``rc.compress`` is the method the Fashion-MNIST benchmark ranks first (docs/compression.md).
 
-The rule is :func:`rmtcompress.experiments.rank_methods` applied to ``benchmarks/results/ntklc.json``; when the
+The rule is :func:`rmtcompress.lab.rank_methods` applied to ``benchmarks/results/ntklc.json``; when the
 benchmark is re-run and another method wins, this test fails until ``DEFAULT_METHOD`` / ``DEFAULT_LEVELS`` /
 ``DEFAULT_READOUT_FEATURES`` follow it.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import rmtcompress as rc
-from rmtcompress.lab._experiments import rank_methods
+from rmtcompress.lab import rank_methods
 from rmtcompress.ntklc._compress import DEFAULT_LEVELS, DEFAULT_METHOD, DEFAULT_READOUT_FEATURES
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "ntklc.json"

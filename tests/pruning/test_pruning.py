@@ -11,30 +11,32 @@ import pytest
 import torch
 from torch import nn
 
-from rmtcompress.pruning._pruning import (
+from rmtcompress.pruning._bounds import degradation_bound
+from rmtcompress.pruning._configs import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     LqAdaptiveConfig,
     MagnitudeConfig,
-    MaskedOptimizerStep,
     SAPConfig,
+)
+from rmtcompress.pruning._masks import (
+    MaskedOptimizerStep,
     apply_masks,
-    compressibility,
     current_sparsity,
-    degradation_bound,
     get_masks,
+    register_gradient_masks,
+    rewind_to,
+)
+from rmtcompress.pruning._measures import (
+    compressibility,
     gini_index,
     lq_norm,
     lq_tail_bound,
-    model_storage_bytes,
     pq_index,
-    prune,
-    register_gradient_masks,
-    remove,
-    rewind_to,
     sap_retained_bound,
-    storage_report,
 )
+from rmtcompress.pruning._rules import prune
+from rmtcompress.pruning._sparse import model_storage_bytes, remove, storage_report
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -593,7 +595,7 @@ def test_lq_criterion_lottery_hits_milestones_exactly_with_nested_masks(scope: s
     previous: dict[str, torch.Tensor] | None = None
     for r, target in enumerate(cfg.schedule()):
         res = prune(model, cfg)
-        assert res.method == "lottery_ticket" and res.details["criterion"] == "lq"
+        assert res.method == "lottery" and res.details["criterion"] == "lq"
         assert res.target_sparsity == pytest.approx(target)
         counts = _pruned_counts(model)
         if scope == "layer":
@@ -714,7 +716,7 @@ def test_criterion_and_milestone_errors() -> None:
 
 def test_sap_milestone_missed_by_one_weight_counts_as_reached() -> None:
     """A clipped SAP step that lands a weight short of a milestone must not cost a round pruning that one weight."""
-    from rmtcompress.pruning._pruning import _sap_milestone
+    from rmtcompress.pruning._rules import _sap_milestone
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(100, 100))

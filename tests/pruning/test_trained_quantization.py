@@ -18,7 +18,10 @@ from rmtcompress.pruning._activation_quant import (
     quantize_activations,
     runtime_memory,
 )
-from rmtcompress.pruning._pruning import MagnitudeConfig, get_masks, model_storage_bytes, prune
+from rmtcompress.pruning._configs import MagnitudeConfig
+from rmtcompress.pruning._masks import get_masks
+from rmtcompress.pruning._rules import prune
+from rmtcompress.pruning._sparse import model_storage_bytes
 from rmtcompress.pruning._training import TrainConfig, evaluate, make_mlp, train, train_val_split
 
 pytestmark = pytest.mark.usefixtures("single_threaded")

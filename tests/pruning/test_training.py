@@ -13,15 +13,14 @@ import torch
 
 import rmtcompress.pruning._training as training
 from rmtcompress.lab._datasets import load_digits_data
-from rmtcompress.pruning._pruning import (
+from rmtcompress.pruning._configs import (
     GradualMagnitudeConfig,
     LotteryTicketConfig,
     MagnitudeConfig,
     SAPConfig,
-    current_sparsity,
-    get_masks,
-    prune,
 )
+from rmtcompress.pruning._masks import current_sparsity, get_masks
+from rmtcompress.pruning._rules import prune
 from rmtcompress.pruning._training import (
     TrainConfig,
     evaluate,
@@ -180,7 +179,7 @@ def test_lottery_ticket_rounds_rewind_to_init(digits: Any, monkeypatch: pytest.M
             assert torch.equal(value[kept], theta0[name][kept])
     assert all(r.test_accuracy is not None for r in res.rounds)
     assert res.rounds[2].entropy_bytes < res.rounds[1].entropy_bytes < res.rounds[0].entropy_bytes
-    assert res.rounds[1].prune is not None and res.rounds[1].prune["method"] == "lottery_ticket"
+    assert res.rounds[1].prune is not None and res.rounds[1].prune["method"] == "lottery"
 
 
 def test_sap_rounds_from_a_pretrained_model(digits: Any) -> None:

@@ -104,7 +104,7 @@ def test_lloyd_max_optimality_conditions(name: str, tau: float, k: int, xi: np.n
     act = get_activation(name)
     assert isinstance(q, ActivationQuantizer)
     assert isinstance(q.activation, StepActivation)
-    assert (q.method, q.tau, q.source, q.k) == ("lloyd_max", tau, name, k)
+    assert (q.method, q.tau, q.source, q.k) == ("lloyd-max", tau, name, k)
     assert q.bits == pytest.approx(math.log2(k), abs=1e-15)
     assert q.levels.shape == (k,) and q.thresholds.shape == (k - 1,)
     assert np.all(np.diff(q.levels) > 0.0)
@@ -345,7 +345,7 @@ def test_data_fit_approaches_gaussian_lloyd_max(name: str, k: int) -> None:
     for n in (10**3, 10**4, 10**5, 10**6):
         z = tau * sps.ndtri((np.arange(n) + 0.5) / n)  # quantiles of N(0, τ²): a deterministic sample
         q = lloyd_max_data_quantizer(name, z, k)
-        assert (q.method, q.tau, q.k) == ("lloyd_max_data", None, k)
+        assert (q.method, q.tau, q.k) == ("lloyd-max-data", None, k)
         errors.append(np.max(np.abs(q.levels - g.levels)) / tau)
         excess.append(abs(q.distortion / g.distortion - 1.0))
     assert all(a > b for a, b in itertools.pairwise(errors)), errors
@@ -405,7 +405,7 @@ def test_dispatcher() -> None:
     b = quantize_activation("relu", 1.0, 4, method="uniform", clip=2.0)
     np.testing.assert_array_equal(b.levels, uniform_quantizer("relu", 1.0, 4, clip=2.0).levels)
     z = np.linspace(-3, 3, 1001)
-    c = quantize_activation("tanh", None, 3, method="lloyd_max_data", preactivations=z)
+    c = quantize_activation("tanh", None, 3, method="lloyd-max-data", preactivations=z)
     np.testing.assert_array_equal(c.levels, lloyd_max_data_quantizer("tanh", z, 3).levels)
     d = quantize_activation("tanh", 1.0, 4, keep_zero=True)
     assert np.count_nonzero(d.levels == 0.0) == 1
@@ -456,10 +456,10 @@ ERROR_CASES: list[tuple[Callable[[], object], str]] = [
     (lambda: quantize_activation("relu", None, 4), "needs tau"),
     (lambda: quantize_activation("relu", None, 4, method="uniform"), "needs tau"),
     (
-        lambda: quantize_activation("relu", 1.0, 4, method="lloyd_max_data", preactivations=np.ones(3)),
+        lambda: quantize_activation("relu", 1.0, 4, method="lloyd-max-data", preactivations=np.ones(3)),
         "tau=None",
     ),
-    (lambda: quantize_activation("relu", None, 4, method="lloyd_max_data"), "needs preactivations"),
+    (lambda: quantize_activation("relu", None, 4, method="lloyd-max-data"), "needs preactivations"),
 ]
 
 

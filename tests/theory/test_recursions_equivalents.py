@@ -121,7 +121,7 @@ def test_relu_recursion_matches_cli_reference_values() -> None:
     np.testing.assert_allclose(rec.tau, [1.0, 0.5838, 0.3408, 0.1990], atol=5e-5)
     np.testing.assert_allclose(rec.alpha[1], [0.25, 1 / (8 * math.pi), 1 / (4 * math.pi), RELU_H], rtol=1e-13)
     assert rec.depth == 3 and rec.has_ntk
-    d = rec.as_dict()
+    d = rec.to_dict()
     assert d["activations"] == ["relu"] * 3 and len(d["kappa_sq"]) == 4
 
 

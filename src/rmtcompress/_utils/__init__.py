@@ -1,11 +1,15 @@
 """Bottom layer: input validation, seeded RNG and the Philox counter-based generator, atomic file writes, entropies,
-the stratified split, the package version.
+the stratified split, the package version, the config base class and the registries.
 
 Imports nothing from rmtcompress but :mod:`rmtcompress.errors`.
 """
 
 from __future__ import annotations
 
+from ._config import (
+    Config as Config,
+    config_types as config_types,
+)
 from ._entropy import (
     binary_entropy_bits as binary_entropy_bits,
     entropy_bits as entropy_bits,
@@ -22,6 +26,12 @@ from ._philox import (
     PHILOX_ALGORITHM as PHILOX_ALGORITHM,
     philox_codes_match as philox_codes_match,
     philox_ternary_codes as philox_ternary_codes,
+)
+from ._registry import (
+    Registry as Registry,
+    renamed as renamed,
+    warn_deprecated as warn_deprecated,
+    warn_renamed_method as warn_renamed_method,
 )
 from ._split import (
     Draw as Draw,
@@ -45,7 +55,9 @@ from ._version import (
 
 __all__ = [
     "PHILOX_ALGORITHM",
+    "Config",
     "Draw",
+    "Registry",
     "Rounding",
     "SeedLike",
     "__version__",
@@ -59,13 +71,17 @@ __all__ = [
     "check_sparsity",
     "check_tau",
     "check_widths",
+    "config_types",
     "entropy_bits",
     "entropy_bound_bits",
     "json_safe",
     "philox_codes_match",
     "philox_ternary_codes",
+    "renamed",
     "stratified_split_indices",
     "ternary_entropy_bits",
     "validate_X",
     "validate_Xy",
+    "warn_deprecated",
+    "warn_renamed_method",
 ]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_sparsity, check_widths, validate_X
+from .._utils import check_sparsity, check_widths, validate_X, warn_deprecated
 from ..core import Activation, MLPSpec
 from ..errors import InvalidParameterError
 from ..theory import recursion
@@ -144,6 +144,13 @@ def sample_weights(
 class RandomFeatureMLP(nn.Module):
     """The dense random-feature net of the paper: bias-free layers, centred activations, 1/√d_ℓ output scaling.
 
+    ``forward(x)`` (``model(x)``) is the network's own output: its random output layer ``readout`` (the f(x) whose
+    NTK :func:`~rmtcompress.ntk_empirical` computes), or the last hidden layer h_L when built with
+    ``out_features=None``. ``features(X)`` is always h_L. A classifier fitted on the features
+    (:func:`rmtcompress.fit_readout`, installed with :meth:`set_classifier`) is separate state that ``forward``
+    never includes: its scores are :meth:`decision_function`, its labels :meth:`predict`. The same holds for
+    :class:`~rmtcompress.CompressedMLP`, whose ``forward`` is h_L (it has no output layer).
+
     Args:
         in_features: p.
         widths: (d_1, …, d_L).
@@ -203,7 +210,7 @@ class RandomFeatureMLP(nn.Module):
                 lin.weight.copy_(WeightStream(child, weights, sparsity).draw(d_out, d_in, dtype))
             lin.weight.requires_grad_(trainable_hidden)
             self.layers.append(lin)
-        self.classifier: Any = None  # LinearReadout set by rmtcompress.fit_readout
+        self._classifier: Any = None  # a LinearReadout (rmtcompress.fit_readout → set_classifier)
         self.readout: nn.Linear | None = None
         if out_features is not None:
             self.readout = nn.Linear(dims[-1], int(check_widths([out_features])[0]), bias=False, dtype=dtype)
@@ -234,17 +241,51 @@ class RandomFeatureMLP(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Readout output (n, out_features), or h_L when there is no readout."""
+        """The network's output: its random output layer (n, out_features), or h_L when it has none; never the
+        fitted classifier (:meth:`decision_function`)."""
         h = self.features(x)
         return h if self.readout is None else self.readout(h)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels from the classifier trained by :func:`rmtcompress.fit_readout`."""
-        if self.classifier is None:
+    @property
+    def classifier(self) -> Any:
+        """The linear classifier fitted on :meth:`features` (a ``LinearReadout``), or None."""
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, value: Any) -> None:
+        warn_deprecated("setting RandomFeatureMLP.classifier", "model.set_classifier(classifier)")
+        self.set_classifier(value)
+
+    def set_classifier(self, classifier: Any) -> RandomFeatureMLP:
+        """Install a fitted classifier on :meth:`features` (anything with ``coef`` of d_L rows, ``predict`` and
+        ``decision_function``: a ``LinearReadout``), or remove it with None. Returns the model."""
+        if classifier is not None:
+            coef = getattr(classifier, "coef", None)
+            if coef is None or not callable(getattr(classifier, "predict", None)):
+                raise InvalidParameterError(
+                    f"the classifier must be a fitted LinearReadout, got {type(classifier).__name__}"
+                )
+            if np.shape(coef)[0] != self.widths[-1]:
+                raise InvalidParameterError(
+                    f"the classifier reads {np.shape(coef)[0]} features but this model gives {self.widths[-1]}"
+                )
+        self._classifier = classifier
+        return self
+
+    def _trained_classifier(self) -> Any:
+        if self._classifier is None:
             raise InvalidParameterError(
                 "the readout is not trained: call rc.fit_readout(model, X_train, y_train) first"
             )
-        return self.classifier.predict(np.asarray(self.features(X)))
+        return self._classifier
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (n, K) of the fitted classifier on :meth:`features`."""
+        return np.asarray(self._trained_classifier().decision_function(np.asarray(self.features(X))))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels from the classifier trained by :func:`rmtcompress.fit_readout`."""
+        return np.asarray(self._trained_classifier().predict(np.asarray(self.features(X))))
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""

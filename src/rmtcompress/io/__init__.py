@@ -1,10 +1,16 @@
 """Packed, checksummed model files (ternary NTK-LC nets, pruned nets, weight-/activation-quantized nets): save,
-load, inspect, exact file sizes; safe loading of users' ``.pt`` models.
+load, inspect, exact file sizes; safe loading of users' ``.pt`` models; atomic file writes (temporary name, then
+rename) for any other output.
 """
 
 from __future__ import annotations
 
-from .._utils import entropy_bound_bits as entropy_bound_bits
+from .._utils import (
+    atomic_write_bytes as atomic_write_bytes,
+    atomic_write_json as atomic_write_json,
+    entropy_bound_bits as entropy_bound_bits,
+)
+from ..errors import FormatError as FormatError
 from ._dispatch import (
     inspect as inspect,
     load as load,
@@ -41,6 +47,9 @@ from ._user import (
 
 __all__ = [
     "USER_MODULES",
+    "FormatError",
+    "atomic_write_bytes",
+    "atomic_write_json",
     "entropy_bound_bits",
     "from_bytes",
     "inspect",

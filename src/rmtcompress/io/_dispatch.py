@@ -141,7 +141,7 @@ def load(path: str | os.PathLike[str]) -> Any:
         return pruned_from_bytes(data)
     model = from_bytes(data)
     if supports(model):
-        model.fast = True
+        model.use_fast_kernel(True)
     return model
 
 

@@ -864,14 +864,14 @@ def _build(parsed: Parsed) -> CompressedMLP:
         straight_through=meta_bool(m.get("straight_through"), "model.straight_through"),
         running_tau=None if running is None else meta_floats(running, "model.running_tau", depth),
         thermometer=meta_bool(m.get("thermometer"), "model.thermometer"),
+        weight_seed=None
+        if m.get("weight_seed") is None
+        else meta_int(m.get("weight_seed"), "model.weight_seed"),
     )
     if model.thermometer != m["thermometer"]:
         raise FormatError("model.thermometer is set but the last activation is not a step function")
-    seed = m.get("weight_seed")
-    if seed is not None:
-        model.weight_seed = meta_int(seed, "model.weight_seed")
     if lay.readout is not None:
-        model.classifier = _build_readout(lay.readout, parsed.tensors, model)
+        model.set_classifier(_build_readout(lay.readout, parsed.tensors, model))
     return model
 
 
@@ -932,7 +932,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     """
     model = from_bytes(Path(path).read_bytes())
     if supports(model):
-        model.fast = True
+        model.use_fast_kernel(True)
     return model
 
 

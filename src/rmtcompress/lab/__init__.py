@@ -24,6 +24,7 @@ from ._experiments import (
     aggregate as aggregate,
     build_model as build_model,
     load_task as load_task,
+    rank_methods as rank_methods,
     run_grid as run_grid,
     run_one as run_one,
     split_train_test as split_train_test,
@@ -42,10 +43,13 @@ from ._shrink_run import (
 )
 from ._store import ResultStore as ResultStore
 from ._sweeps import (
+    TIMING_FIELDS as TIMING_FIELDS,
     load_sweep as load_sweep,
     parse_sweep as parse_sweep,
+    point_fields as point_fields,
     run_sweep as run_sweep,
     run_sweep_file as run_sweep_file,
+    strip_timing as strip_timing,
     train_point as train_point,
 )
 
@@ -53,6 +57,7 @@ __all__ = [
     "NORMALIZATIONS",
     "SUMMARY_HEADER",
     "TASKS",
+    "TIMING_FIELDS",
     "MethodSpec",
     "PaperNormalizer",
     "ResultStore",
@@ -72,6 +77,8 @@ __all__ = [
     "load_task",
     "make_gmm",
     "parse_sweep",
+    "point_fields",
+    "rank_methods",
     "run_grid",
     "run_one",
     "run_shrink",
@@ -81,6 +88,7 @@ __all__ = [
     "select_classes",
     "split_train_test",
     "stratified_split_indices",
+    "strip_timing",
     "summary_table",
     "train_point",
     "write_report",

@@ -21,11 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import atomic_write_bytes, atomic_write_json, stratified_split_indices
+from .._utils import (
+    Config,
+    atomic_write_bytes,
+    atomic_write_json,
+    check_sparsity,
+    stratified_split_indices,
+)
 from ..core import MLPSpec
 from ..errors import InvalidParameterError
 from ..ntklc import (
     BASELINES,
+    COMPRESSION_METHODS,
     CalibrationConfig,
     CompressedMLP,
     CompressionMethod,
@@ -152,14 +159,48 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """One row of an experiment: a compression method or a baseline with its parameters."""
+class MethodSpec(Config):
+    """One row of an experiment: a compression method or a baseline with its parameters (frozen, validated).
+
+    Attributes:
+        name: display name of the row.
+        method: a registered compression method (``rc.ntklc.COMPRESSION_METHODS``) or baseline
+            (``rc.BASELINES``).
+        sparsity: ε ∈ [0, 1).
+        levels: activation levels k (2 ≤ k ≤ 256; ignored by methods without quantizers).
+        options: ``(name, value)`` pairs: further :class:`~rmtcompress.ntklc.NTKLCConfig` fields, and
+            ``calibrate`` / ``finetune`` (see :func:`build_model`).
+    """
 
     name: str
-    method: str  # a CompressionMethod value or a baseline name
+    method: str
     sparsity: float = 0.9
     levels: int = 2
     options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidParameterError(f"MethodSpec.name must be a non-empty string, got {self.name!r}")
+        if not isinstance(self.method, str) or (
+            self.method not in COMPRESSION_METHODS and self.method not in BASELINES
+        ):
+            valid = ", ".join([*COMPRESSION_METHODS, *BASELINES])
+            raise InvalidParameterError(f"unknown method {self.method!r}; valid: {valid}")
+        object.__setattr__(self, "method", str(self.method))
+        object.__setattr__(self, "sparsity", check_sparsity(self.sparsity))
+        lv = self.levels
+        if isinstance(lv, bool | np.bool_) or not isinstance(lv, int | np.integer) or not 2 <= int(lv) <= 256:
+            raise InvalidParameterError(f"levels must be an integer in 2..256, got {lv!r}")
+        object.__setattr__(self, "levels", int(lv))
+        opts = self.options
+        if isinstance(opts, str) or not isinstance(opts, tuple | list):
+            raise InvalidParameterError(f"options must be a tuple of (name, value) pairs, got {opts!r}")
+        pairs = []
+        for pair in opts:
+            if not isinstance(pair, tuple | list) or len(pair) != 2 or not isinstance(pair[0], str):
+                raise InvalidParameterError(f"options must be (name, value) pairs, got {pair!r}")
+            pairs.append((pair[0], pair[1]))
+        object.__setattr__(self, "options", tuple(pairs))
 
     def label(self) -> str:
         """Short display label."""

@@ -14,14 +14,14 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._utils import __version__, atomic_write_json
+from .._utils import Config, __version__, atomic_write_json, check_int
 from ..empirical import ck_empirical
 from ..errors import InvalidParameterError
 from ..theory import ck_equivalent, ck_limit, compare_kernels, plot_comparison
@@ -32,9 +32,9 @@ __all__ = ["PRESETS", "SpectraConfig", "run_spectra"]
 PRESETS = ("fig2-left", "fig2-right")
 
 
-@dataclass
-class SpectraConfig:
-    """Configuration of a spectra run (validated on construction).
+@dataclass(frozen=True)
+class SpectraConfig(Config):
+    """Configuration of a spectra run (frozen, validated on construction; ``to_dict``/``from_dict``).
 
     Attributes:
         preset: ``"fig2-left"`` or ``"fig2-right"``.
@@ -59,7 +59,6 @@ class SpectraConfig:
     classes: tuple[int, int] = (6, 8)
     seed: int = 0
     dtype: str = "float32"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -73,7 +72,8 @@ class SpectraConfig:
             if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
                 raise InvalidParameterError(f"{name} must be a positive integer, got {v!r}")
         if self.widths is not None:
-            self.widths = tuple(int(w) for w in self.widths)
+            object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+            assert self.widths is not None
             if not self.widths or any(w < 1 for w in self.widths):
                 raise InvalidParameterError(f"widths must be positive integers, got {self.widths}")
             if len(self.widths) != 3:
@@ -82,6 +82,12 @@ class SpectraConfig:
                 )
         if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
             raise InvalidParameterError(f"classes must be two distinct labels, got {self.classes}")
+        object.__setattr__(self, "classes", tuple(self.classes))
+        if self.dtype not in ("float32", "float64"):
+            raise InvalidParameterError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if not isinstance(self.paper_size, bool):
+            raise InvalidParameterError(f"paper_size must be True or False, got {self.paper_size!r}")
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", 0))
 
     def resolved(self) -> dict[str, Any]:
         """Sizes actually used."""
@@ -159,7 +165,7 @@ def run_spectra(
     emp_vs_lim = compare_kernels(K_emp, K_lim)
     report: dict[str, Any] = {
         "preset": cfg.preset,
-        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"},
+        "config": asdict(cfg),
         "sizes": {k: (list(v) if isinstance(v, tuple) else v) for k, v in sizes.items()},
         "data": data_desc,
         "n": int(X.shape[0]),

@@ -59,10 +59,10 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import __version__, atomic_write_json
+from .._utils import __version__, atomic_write_json, warn_renamed_method
 from ..core import activation_names
 from ..errors import BusyError, InvalidParameterError, RmtcompressDeprecationWarning
-from ..ntklc import BASELINES, DEFAULT_LEVELS, DEFAULT_METHOD, CompressionMethod, NTKLCConfig
+from ..ntklc import BASELINES, COMPRESSION_METHODS, DEFAULT_LEVELS, DEFAULT_METHOD, NTKLCConfig
 from ._experiments import TASKS, MethodSpec, load_task, run_one
 from ._store import STORE_FILENAME, PointResult, ResultStore, canonical_json, point_key
 
@@ -169,7 +169,7 @@ def _is_number(v: Any) -> bool:
 def _check_core(name: str, value: Any, where: str) -> Any:
     """Normalise one core field value, or raise ValueError naming ``where``."""
     if name == "method":
-        valid = [m.value for m in CompressionMethod] + list(BASELINES)
+        valid = [*COMPRESSION_METHODS, *BASELINES]
         if not isinstance(value, str) or value not in valid:
             raise InvalidParameterError(f"{where}: unknown method {value!r}; valid: {', '.join(valid)}")
         return value
@@ -355,7 +355,7 @@ class SweepSpec:
     source_path: Path | None = None
     version: str = __version__
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (stored with the sweep in the result store)."""
         return {
             "name": self.name,
@@ -370,6 +370,11 @@ class SweepSpec:
             "source_path": None if self.source_path is None else str(self.source_path),
             "version": self.version,
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """Deprecated spelling of :meth:`to_dict` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dict", "to_dict")
+        return self.to_dict()
 
 
 def resolve_function(entry_point: str) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
@@ -841,7 +846,7 @@ class SweepSummary:
         """True when every point of the sweep is stored ``done``."""
         return self.already_done + self.succeeded == self.total
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         d = dataclasses.asdict(self)
         d["run_dir"] = str(self.run_dir)
@@ -849,6 +854,11 @@ class SweepSummary:
         d["failed_keys"] = list(self.failed_keys)
         d["complete"] = self.complete
         return d
+
+    def as_dict(self) -> dict[str, Any]:
+        """Deprecated spelling of :meth:`to_dict` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dict", "to_dict")
+        return self.to_dict()
 
 
 def strip_timing(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -912,7 +922,7 @@ def run_sweep(
     with _run_lock(rd), ResultStore(rd) as store:
         store.register_sweep(
             spec.name,
-            spec.as_dict(),
+            spec.to_dict(),
             [(p.index, p.key) for p in spec.points],
             version=spec.version,
             source=spec.source,
@@ -991,7 +1001,7 @@ def run_sweep(
         ]
         atomic_write_json(
             rd / f"{spec.name}.json",
-            {"sweep": spec.as_dict(), "records": records, "failures": failures},
+            {"sweep": spec.to_dict(), "records": records, "failures": failures},
         )
         failed_keys = tuple(p.key for p in spec.points if final.get(p.key) == "failed")
     summary = SweepSummary(

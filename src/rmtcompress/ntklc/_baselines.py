@@ -16,25 +16,57 @@ Centring constants use each layer's actual pre-activation scale τ·√(mean W²
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
 
 import torch
 
-from .._utils import check_sparsity
+from .._utils import Registry, check_sparsity
 from ..core import Activation, MLPSpec, binary_heuristic
 from ..empirical import sample_weights, torch_generator
-from ..errors import InvalidParameterError
 from ..theory import gaussian_moments
 from ._compress import CompressedMLP, ternary_codes
 
-__all__ = ["BASELINES", "build_baseline"]
+__all__ = ["BASELINES", "BaselineInputs", "build_baseline", "register_baseline"]
 
-BASELINES = (
-    "dense",
-    "heuristic-sparsification",
-    "binary-heuristic",
-    "binary-heuristic-first2",
-    "magnitude-pruning",
-)
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    """What a baseline builder receives from :func:`build_baseline`.
+
+    Attributes:
+        name: the baseline's registered name (recorded as the model's method).
+        spec: the architecture.
+        sparsity: the validated ε.
+        generator: the seeded torch generator every weight is drawn from, in layer order.
+        tau0: the input scale τ_0.
+    """
+
+    name: str
+    spec: MLPSpec
+    sparsity: float
+    generator: torch.Generator
+    tau0: float
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        """(d_ℓ, d_{ℓ−1}) of every layer."""
+        dims = [self.spec.input_dim, *self.spec.widths]
+        return [(dims[i + 1], dims[i]) for i in range(self.spec.depth)]
+
+
+BaselineBuilder: TypeAlias = Callable[[BaselineInputs], CompressedMLP]
+
+BASELINES: Registry[str, BaselineBuilder] = Registry("baseline")
+"""Baseline name → builder (:func:`register_baseline`); ``name in BASELINES`` and iteration give the names."""
+
+
+def register_baseline(name: str) -> Callable[[BaselineBuilder], BaselineBuilder]:
+    """Decorator: register a baseline builder under ``name`` (:func:`build_baseline` dispatches to it; the
+    experiments and sweeps accept ``name`` as a method). The builder takes :class:`BaselineInputs` and returns a
+    :class:`CompressedMLP` with an untrained readout."""
+    return BASELINES.register(name)
 
 
 def _float_net(
@@ -57,41 +89,28 @@ def _float_net(
     )
 
 
-def build_baseline(
-    name: str, spec: MLPSpec, *, sparsity: float = 0.9, seed: int = 0, tau0: float = 1.0
-) -> CompressedMLP:
-    """Build one of :data:`BASELINES` for ``spec`` (weights drawn from ``seed``)."""
-    if name not in BASELINES:
-        raise InvalidParameterError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}")
-    eps = check_sparsity(sparsity)
-    gen = torch_generator(seed)
-    dims = [spec.input_dim, *spec.widths]
-    shapes = [(dims[i + 1], dims[i]) for i in range(spec.depth)]
-    acts = spec.resolved_activations
-    if name == "dense":
-        ws = [sample_weights(s, distribution="gaussian", generator=gen) for s in shapes]
-        return _float_net(spec, ws, acts, tau0, name, 0.0)
-    if name == "heuristic-sparsification":
-        ws = []
-        for s in shapes:
-            w = sample_weights(s, distribution="gaussian", generator=gen)
-            keep = torch.rand(s, generator=gen) >= eps
-            ws.append(w * keep)
-        return _float_net(spec, ws, acts, tau0, name, eps)
-    if name == "magnitude-pruning":
-        ws = []
-        for s in shapes:
-            w = sample_weights(s, distribution="gaussian", generator=gen)
-            k = round(eps * w.numel())
-            if k > 0:
-                thr = torch.kthvalue(w.abs().flatten(), k).values
-                w = w * (w.abs() > thr)
-            ws.append(w)
-        return _float_net(spec, ws, acts, tau0, name, eps)
-    # binary heuristic: ternary weights (same law as the compressed net), binary activation on all / first two layers
-    codes = [ternary_codes(s, eps, gen, exact=False) for s in shapes]
+@register_baseline("dense")
+def _dense(b: BaselineInputs) -> CompressedMLP:
+    ws = [sample_weights(s, distribution="gaussian", generator=b.generator) for s in b.shapes]
+    return _float_net(b.spec, ws, b.spec.resolved_activations, b.tau0, b.name, 0.0)
+
+
+@register_baseline("heuristic-sparsification")
+def _heuristic_sparsification(b: BaselineInputs) -> CompressedMLP:
+    ws = []
+    for s in b.shapes:
+        w = sample_weights(s, distribution="gaussian", generator=b.generator)
+        keep = torch.rand(s, generator=b.generator) >= b.sparsity
+        ws.append(w * keep)
+    return _float_net(b.spec, ws, b.spec.resolved_activations, b.tau0, b.name, b.sparsity)
+
+
+def _binary_heuristic_net(b: BaselineInputs, n_bin: int) -> CompressedMLP:
+    """Ternary weights (same law as the compressed net), binary activation on the first ``n_bin`` layers."""
+    spec, eps, tau0 = b.spec, b.sparsity, b.tau0
+    codes = [ternary_codes(s, eps, b.generator, exact=False) for s in b.shapes]
     scale = 1.0 / math.sqrt(1.0 - eps)
-    n_bin = spec.depth if name == "binary-heuristic" else min(2, spec.depth)
+    acts = spec.resolved_activations
     new_acts: list[Activation] = [binary_heuristic() if i < n_bin else a for i, a in enumerate(acts)]
     centers, running, tau = [], [], tau0
     for act in new_acts:
@@ -106,9 +125,41 @@ def build_baseline(
         centers,
         codes=codes,
         scales=[scale] * spec.depth,
-        method=name,
+        method=b.name,
         sparsity=eps,
         activation_bits=bits,
         tau0=tau0,
         running_tau=running,
     )
+
+
+@register_baseline("binary-heuristic")
+def _binary_heuristic(b: BaselineInputs) -> CompressedMLP:
+    return _binary_heuristic_net(b, b.spec.depth)
+
+
+@register_baseline("binary-heuristic-first2")
+def _binary_heuristic_first2(b: BaselineInputs) -> CompressedMLP:
+    return _binary_heuristic_net(b, min(2, b.spec.depth))
+
+
+@register_baseline("magnitude-pruning")
+def _magnitude_pruning(b: BaselineInputs) -> CompressedMLP:
+    ws = []
+    for s in b.shapes:
+        w = sample_weights(s, distribution="gaussian", generator=b.generator)
+        k = round(b.sparsity * w.numel())
+        if k > 0:
+            thr = torch.kthvalue(w.abs().flatten(), k).values
+            w = w * (w.abs() > thr)
+        ws.append(w)
+    return _float_net(b.spec, ws, b.spec.resolved_activations, b.tau0, b.name, b.sparsity)
+
+
+def build_baseline(
+    name: str, spec: MLPSpec, *, sparsity: float = 0.9, seed: int = 0, tau0: float = 1.0
+) -> CompressedMLP:
+    """Build the baseline registered as ``name`` (:data:`BASELINES`) for ``spec`` (weights drawn from ``seed``)."""
+    builder = BASELINES.get(name)
+    eps = check_sparsity(sparsity)
+    return builder(BaselineInputs(name, spec, eps, torch_generator(seed), tau0))

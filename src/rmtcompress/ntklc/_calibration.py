@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._utils import validate_X
+from .._utils import Config, check_int, validate_X
 from ..core import Activation, PerNeuronStep, get_activation
 from ..errors import InvalidParameterError
 from ..quant import lloyd_max_quantizer
@@ -78,8 +78,8 @@ def _check_probs(name: str, probs: tuple[float, ...] | None, levels: int) -> tup
 
 
 @dataclass(frozen=True)
-class CalibrationConfig:
-    """How :func:`calibrate` fits the per-neuron quantizers.
+class CalibrationConfig(Config):
+    """How :func:`calibrate` fits the per-neuron quantizers (frozen, validated; ``to_dict``/``from_dict``).
 
     Args:
         hidden: mode of the hidden layers 1 … L − 1: ``"scale"``, ``"data-lm"`` or ``"quantile"``.
@@ -122,6 +122,9 @@ class CalibrationConfig:
             )
         if isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 0:
             raise InvalidParameterError(f"iters must be a non-negative integer, got {self.iters!r}")
+        if not isinstance(self.thermometer, bool):
+            raise InvalidParameterError(f"thermometer must be True or False, got {self.thermometer!r}")
+        object.__setattr__(self, "seed", check_int(self.seed, "seed", 0))
 
     @property
     def probs(self) -> np.ndarray:
@@ -207,7 +210,8 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
 
     Returns:
         A new :class:`CompressedMLP` with :class:`~rmtcompress.activations.PerNeuronStep` activations, zero
-        centres, ``method = model.method + "+calibrated"``.
+        centres, and the step ``"calibrated"`` (with ``config.to_dict()``) added to its provenance
+        (``method = model.method + "+calibrated"``).
 
     Raises:
         ValueError: if ``model`` is not a CompressedMLP, X has the wrong shape or NaN/inf, or has fewer rows than
@@ -238,5 +242,8 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
             acts.append(act)
             h = act.torch(torch.from_numpy(z.astype(np.float32))) / math.sqrt(spec.widths[i])
     return model.with_activations(
-        acts, [0.0] * spec.depth, method=f"{model.method}+calibrated", thermometer=cfg.thermometer
+        acts,
+        [0.0] * spec.depth,
+        provenance=model.provenance.then("calibrated", cfg),
+        thermometer=cfg.thermometer,
     )

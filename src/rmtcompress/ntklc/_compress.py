@@ -29,15 +29,24 @@ from __future__ import annotations
 import enum
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._utils import check_positive, check_sparsity, philox_ternary_codes, validate_X, validate_Xy
+from .._utils import (
+    Config,
+    Registry,
+    check_int,
+    check_sparsity,
+    philox_ternary_codes,
+    validate_X,
+    validate_Xy,
+    warn_deprecated,
+)
 from ..core import Activation, MLPSpec, PerNeuronStep, StepActivation
 from ..empirical import torch_generator
 from ..errors import InvalidParameterError
@@ -57,16 +66,21 @@ from ..theory import (
     match_activations,
 )
 from ._memory import model_memory
+from ._provenance import Provenance
 from ._readout import LinearReadout, fit_ridge_readout, fit_sgd_readout
 
 __all__ = [
+    "COMPRESSION_METHODS",
     "DEFAULT_METHOD",
+    "CompressedActivations",
     "CompressedMLP",
+    "CompressionInputs",
     "CompressionMethod",
     "MLPSpec",
     "NTKLCConfig",
     "compress",
     "fit_readout",
+    "register_compression_method",
     "ternary_codes",
 ]
 
@@ -82,6 +96,13 @@ class CompressionMethod(enum.StrEnum):
     WEIGHTS_ONLY = "weights-only"
 
 
+_BUILTIN_METHODS = frozenset(m.value for m in CompressionMethod)
+
+COMPRESSION_METHODS: Registry[str, Callable[[CompressionInputs], CompressedActivations]] = Registry(
+    "compression method"
+)
+"""Compression-method name → handler (:func:`register_compression_method`); :func:`compress` dispatches on it."""
+
 # Chosen by the rule of docs/compression.md (experiments.rank_methods on benchmarks/results/ntklc.json):
 # tests/test_default_method.py fails when the benchmark ranks another method first.
 DEFAULT_METHOD = CompressionMethod.LLOYD_MAX
@@ -89,15 +110,21 @@ DEFAULT_LEVELS = 4
 DEFAULT_READOUT_FEATURES = "thermometer"
 
 
-@dataclass
-class NTKLCConfig:
-    """Configuration of :func:`compress` (validated on construction).
+_WEIGHT_SAMPLING = ("iid", "exact", "philox")
+_READOUT_FEATURES = ("levels", "thermometer")
+_HARD_CONDITIONS = ("d1", "d2", "curv", "Q", "tau")
+
+
+@dataclass(frozen=True)
+class NTKLCConfig(Config):
+    """Configuration of :func:`compress` (frozen, validated on construction; ``to_dict``/``from_dict``).
 
     Attributes:
         sparsity: ε ∈ [0, 1), fraction of zero weights.
-        method: a :class:`CompressionMethod` value.
+        method: a registered compression method (:data:`COMPRESSION_METHODS`); the built-in ones are the
+            :class:`CompressionMethod` values and are stored as that enum.
         levels: activation levels k for the quantizer methods (2 ≤ k ≤ 256).
-        seed: seed of the weights (and of the solver's starts).
+        seed: seed of the weights (and of the solver's starts), an integer in [0, 2**64).
         weight_sampling: ``"iid"`` (each weight 0 w.p. ε), ``"exact"`` (exactly round(ε·size) zeros per layer and
             equal ± counts, as the research code) or ``"philox"`` (i.i.d. from the documented counter-based Philox
             mapping of :mod:`rmtcompress.philox`, so a saved model can store only the seed).
@@ -105,6 +132,8 @@ class NTKLCConfig:
             (``ntklc-paper`` only).
         data_sample: rows of X used by ``lloyd-max-data``.
         straight_through: step activations pass a smoothed gradient backward (for fine-tuning hidden layers).
+        readout_features: ``"thermometer"`` (the readout reads the last layer's k − 1 threshold indicators) or
+            ``"levels"`` (its quantized levels).
     """
 
     sparsity: float = 0.9
@@ -116,33 +145,33 @@ class NTKLCConfig:
     last_layer: str = "paper"
     hidden: str = "sigma_t"
     tau_anchor: float = 0.0
-    hard: tuple[str, ...] = ("d1", "d2", "curv", "Q", "tau")
+    hard: tuple[str, ...] = _HARD_CONDITIONS
     on_infeasible: str = "warn"
     data_sample: int = 2048
     straight_through: bool = False
     readout_features: str = DEFAULT_READOUT_FEATURES
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.sparsity = check_sparsity(self.sparsity)
-        try:
-            self.method = CompressionMethod(self.method)
-        except ValueError:
-            valid = ", ".join(m.value for m in CompressionMethod)
-            raise InvalidParameterError(
-                f"unknown compression method {self.method!r}; valid: {valid}"
-            ) from None
-        if not isinstance(self.levels, (int, np.integer)) or not 2 <= int(self.levels) <= 256:
+        set_ = object.__setattr__
+        set_(self, "sparsity", check_sparsity(self.sparsity))
+        name = COMPRESSION_METHODS.canonical(self.method, stacklevel=5)
+        set_(self, "method", CompressionMethod(name) if name in _BUILTIN_METHODS else name)
+        if (
+            isinstance(self.levels, (bool, np.bool_))
+            or not isinstance(self.levels, (int, np.integer))
+            or not 2 <= int(self.levels) <= 256
+        ):
             raise InvalidParameterError(f"levels must be an integer in 2..256, got {self.levels!r}")
-        if self.weight_sampling not in ("iid", "exact", "philox"):
+        set_(self, "levels", int(self.levels))
+        if self.weight_sampling not in _WEIGHT_SAMPLING:
             raise InvalidParameterError(
                 f"weight_sampling must be 'iid', 'exact' or 'philox', got {self.weight_sampling!r}"
             )
-        if self.readout_features not in ("levels", "thermometer"):
+        if self.readout_features not in _READOUT_FEATURES:
             raise InvalidParameterError(
                 f"readout_features must be 'levels' or 'thermometer', got {self.readout_features!r}"
             )
-        if self.method is CompressionMethod.LLOYD_MAX_MATCHED and int(self.levels) < 3:
+        if self.method is CompressionMethod.LLOYD_MAX_MATCHED and self.levels < 3:
             raise InvalidParameterError(
                 "lloyd-max-matched needs levels ≥ 3 (with 2 levels the conditions leave no freedom: use 'ntklc-paper')"
             )
@@ -155,42 +184,40 @@ class NTKLCConfig:
                 f"on_infeasible must be 'warn', 'raise' or 'ignore', got {self.on_infeasible!r}"
             )
         if not (
-            isinstance(self.tau_anchor, (int, float))
+            isinstance(self.tau_anchor, (int, float, np.floating, np.integer))
+            and not isinstance(self.tau_anchor, (bool, np.bool_))
             and math.isfinite(self.tau_anchor)
             and self.tau_anchor >= 0
         ):
             raise InvalidParameterError(f"tau_anchor must be a finite number ≥ 0, got {self.tau_anchor!r}")
-        valid_hard = ("d1", "d2", "curv", "Q", "tau")
-        if isinstance(self.hard, str) or any(h not in valid_hard for h in self.hard):
+        set_(self, "tau_anchor", float(self.tau_anchor))
+        if (
+            isinstance(self.hard, str)
+            or not isinstance(self.hard, (tuple, list))
+            or any(h not in _HARD_CONDITIONS for h in self.hard)
+        ):
             raise InvalidParameterError(
-                f"hard must be a tuple of conditions from {valid_hard}, got {self.hard!r}"
+                f"hard must be a tuple of conditions from {_HARD_CONDITIONS}, got {self.hard!r}"
             )
-        self.hard = tuple(self.hard)
+        set_(self, "hard", tuple(self.hard))
         if self.weight_sampling == "philox" and not (
-            isinstance(self.seed, (int, np.integer)) and 0 <= int(self.seed) < 2**64
+            isinstance(self.seed, (int, np.integer))
+            and not isinstance(self.seed, (bool, np.bool_))
+            and 0 <= int(self.seed) < 2**64
         ):
             raise InvalidParameterError(
                 f"weight_sampling='philox' needs an integer seed in [0, 2**64), got {self.seed!r}"
             )
-        check_positive(int(self.restarts), "restarts")
-        check_positive(int(self.data_sample), "data_sample")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {
-            "sparsity": self.sparsity,
-            "method": str(self.method),
-            "levels": int(self.levels),
-            "seed": self.seed,
-            "weight_sampling": self.weight_sampling,
-            "restarts": self.restarts,
-            "last_layer": self.last_layer,
-            "hidden": self.hidden,
-            "tau_anchor": self.tau_anchor,
-            "hard": list(self.hard),
-            "straight_through": self.straight_through,
-            "readout_features": self.readout_features,
-        }
+        set_(self, "seed", check_int(self.seed, "seed", 0))
+        if self.seed >= 2**64:
+            raise InvalidParameterError(f"seed must be an integer in [0, 2**64), got {self.seed!r}")
+        set_(self, "restarts", check_int(self.restarts, "restarts", 1))
+        set_(self, "data_sample", check_int(self.data_sample, "data_sample", 1))
+        if not isinstance(self.straight_through, (bool, np.bool_)):
+            raise InvalidParameterError(
+                f"straight_through must be True or False, got {self.straight_through!r}"
+            )
+        set_(self, "straight_through", bool(self.straight_through))
 
 
 def ternary_codes(
@@ -230,7 +257,19 @@ class CompressedMLP(nn.Module):
     """A compressed random-feature net: packed-ternary (or float) weights, step activations, trained readout.
 
     Use :func:`compress` to build one. ``features(X)`` gives the last hidden layer (NumPy in → NumPy out, tensors
-    stay tensors), ``predict(X)`` the labels once :func:`fit_readout` has trained the head.
+    stay tensors), ``decision_function(X)`` / ``predict(X)`` the class scores / labels once :func:`fit_readout`
+    has trained the classifier.
+
+    ``forward(x)`` (``model(x)``) is the network's own output: the last hidden layer h_L (n, d_L), the same as
+    ``features`` on a tensor. The net has no output layer of its own; the fitted classifier is separate state
+    (:attr:`classifier`, set by :meth:`set_classifier`), and ``forward`` never includes it. This is the meaning of
+    ``forward`` for every model of the package (:class:`~rmtcompress.empirical.RandomFeatureMLP` returns its
+    random output layer, or h_L without one).
+
+    The model owns its state: the classifier is set with :meth:`set_classifier`, the packed-kernel path with
+    :meth:`use_fast_kernel`, the Philox weight seed and the fine-tuning report come with the constructor (or
+    :meth:`with_weight_seed` / :meth:`with_activations`), and :attr:`provenance` records the method and the steps
+    that made the net (:attr:`method` is its label, e.g. ``"lloyd-max+calibrated"``).
     """
 
     def __init__(
@@ -250,13 +289,22 @@ class CompressedMLP(nn.Module):
         straight_through: bool = False,
         running_tau: Sequence[float] | None = None,
         thermometer: bool = False,
+        weight_seed: int | None = None,
+        provenance: Provenance | None = None,
+        finetune_report: Any = None,
     ) -> None:
+        """Args as the attributes; ``method`` is a label (``"lloyd-max"``, or with steps
+        ``"lloyd-max+calibrated"``) read into :attr:`provenance` unless ``provenance`` is given (it wins);
+        ``weight_seed`` is the Philox seed the codes were generated from; ``finetune_report`` the
+        :class:`~rmtcompress.ntklc.FinetuneReport` of :func:`~rmtcompress.finetune`."""
         super().__init__()
         if (codes is None) == (weights is None):
             raise InvalidParameterError("give either ternary codes (+ scales) or float weights")
+        if provenance is not None and not isinstance(provenance, Provenance):
+            raise InvalidParameterError(f"provenance must be a Provenance, got {type(provenance).__name__}")
         self.spec = spec
         self.activations: tuple[Activation, ...] = tuple(activations)
-        self.method = method
+        self._provenance = provenance if provenance is not None else Provenance.parse(method)
         self.sparsity = float(sparsity)
         self.tau0 = float(tau0)
         self.match_report = match_report
@@ -287,40 +335,163 @@ class CompressedMLP(nn.Module):
                 for a in self.activations
             ]
         )
-        self.classifier: LinearReadout | None = None
-        self.finetune_report: Any = None  # set by rmtcompress.finetune (a FinetuneReport)
-        self.weight_seed: int | None = None  # set when the codes come from rmtcompress.philox (seed mode)
-        self.fast = False  # NumPy inputs go through rmtcompress.kernels (set by rc.load, or use_fast_kernel)
+        self._classifier: LinearReadout | None = None
+        self._finetune_report: Any = finetune_report
+        if weight_seed is not None:
+            weight_seed = check_int(weight_seed, "weight_seed", 0)
+        self._weight_seed: int | None = weight_seed
+        self._fast = (
+            False  # NumPy inputs go through rmtcompress.kernels (use_fast_kernel; rc.load turns it on)
+        )
+
+    # ---------------------------------------------------------------------------------------------- owned state
 
     @property
     def is_ternary(self) -> bool:
         """True when the hidden weights are stored as ternary codes."""
         return self._ternary
 
+    @property
+    def provenance(self) -> Provenance:
+        """The method that built the net and the steps applied since, each with its config."""
+        return self._provenance
+
+    @property
+    def method(self) -> str:
+        """The provenance as a label: the method, then ``"+"`` and each step (``"lloyd-max+calibrated"``)."""
+        return self._provenance.label
+
+    @property
+    def classifier(self) -> LinearReadout | None:
+        """The fitted linear classifier on :meth:`readout_inputs` (None until :func:`fit_readout` or
+        :meth:`set_classifier`)."""
+        return self._classifier
+
+    @classifier.setter
+    def classifier(self, value: LinearReadout | None) -> None:
+        warn_deprecated("setting CompressedMLP.classifier", "model.set_classifier(classifier)")
+        self.set_classifier(value)
+
+    def set_classifier(self, classifier: LinearReadout | None) -> CompressedMLP:
+        """Install a fitted classifier (or remove it with None); its ``coef`` must have one row per readout input
+        (:attr:`readout_dim`). Returns the model."""
+        if classifier is not None:
+            if not isinstance(classifier, LinearReadout):
+                raise InvalidParameterError(
+                    f"the classifier must be a LinearReadout, got {type(classifier).__name__}"
+                )
+            if classifier.coef.shape[0] != self.readout_dim:
+                raise InvalidParameterError(
+                    f"the classifier reads {classifier.coef.shape[0]} inputs but this model gives "
+                    f"{self.readout_dim} (readout_inputs)"
+                )
+        self._classifier = classifier
+        return self
+
+    @property
+    def readout_dim(self) -> int:
+        """Number of readout inputs per row: d_L, or (k − 1)·d_L with thermometer features."""
+        last, width = self.activations[-1], self.spec.widths[-1]
+        if self.thermometer and isinstance(last, StepActivation):
+            return width * len(last.breakpoints)
+        if self.thermometer and isinstance(last, PerNeuronStep):
+            return width * (last.n_levels - 1)
+        return width
+
+    @property
+    def finetune_report(self) -> Any:
+        """The :class:`~rmtcompress.ntklc.FinetuneReport` of :func:`~rmtcompress.finetune` (None otherwise)."""
+        return self._finetune_report
+
+    @finetune_report.setter
+    def finetune_report(self, value: Any) -> None:
+        warn_deprecated(
+            "setting CompressedMLP.finetune_report", "model.with_activations(..., finetune_report=report)"
+        )
+        self._finetune_report = value
+
+    @property
+    def weight_seed(self) -> int | None:
+        """The Philox seed the ternary codes were generated from (the ``"seed"`` file encoding stores only it), or
+        None."""
+        return self._weight_seed
+
+    @weight_seed.setter
+    def weight_seed(self, value: int | None) -> None:
+        warn_deprecated("setting CompressedMLP.weight_seed", "model.with_weight_seed(seed)")
+        self._weight_seed = None if value is None else check_int(value, "weight_seed", 0)
+
+    @property
+    def fast(self) -> bool:
+        """Whether NumPy inputs run through the packed CPU kernels (:meth:`use_fast_kernel`)."""
+        return self._fast
+
+    @fast.setter
+    def fast(self, value: bool) -> None:
+        warn_deprecated("setting CompressedMLP.fast", "model.use_fast_kernel(enabled)")
+        self.use_fast_kernel(bool(value))
+
+    def _copy(
+        self,
+        activations: Sequence[Activation],
+        centers: Sequence[float],
+        **changes: Any,
+    ) -> CompressedMLP:
+        mats = [getattr(self, f"w{i}") for i in range(self.spec.depth)]
+        common: dict[str, Any] = {
+            "scales": self.scales,
+            "sparsity": self.sparsity,
+            "tau0": self.tau0,
+            "thermometer": self.thermometer,
+            "weight_seed": self._weight_seed,
+            "provenance": self._provenance,
+            **changes,
+        }
+        return (
+            CompressedMLP(self.spec, activations, centers, codes=mats, **common)
+            if self._ternary
+            else CompressedMLP(self.spec, activations, centers, weights=mats, **common)
+        )
+
     def with_activations(
         self,
         activations: Sequence[Activation],
         centers: Sequence[float],
         *,
-        method: str,
+        provenance: Provenance | None = None,
+        method: str | None = None,
         thermometer: bool | None = None,
+        finetune_report: Any = None,
     ) -> CompressedMLP:
         """A new net with the same codes (or weights), scales, sparsity, τ0 and weight seed, and the given
-        activations and centres; no readout. ``thermometer`` defaults to this net's."""
-        mats = [getattr(self, f"w{i}") for i in range(self.spec.depth)]
-        common: dict[str, Any] = {
-            "scales": self.scales,
-            "method": method,
-            "sparsity": self.sparsity,
-            "tau0": self.tau0,
-            "thermometer": self.thermometer if thermometer is None else thermometer,
-        }
-        out = (
-            CompressedMLP(self.spec, activations, centers, codes=mats, **common)
-            if self._ternary
-            else CompressedMLP(self.spec, activations, centers, weights=mats, **common)
+        activations and centres; no classifier. ``provenance`` defaults to this net's (``method``, a label, is
+        the older way to give it); ``thermometer`` defaults to this net's."""
+        if provenance is None:
+            provenance = Provenance.parse(method) if method is not None else self._provenance
+        return self._copy(
+            activations,
+            centers,
+            provenance=provenance,
+            thermometer=self.thermometer if thermometer is None else thermometer,
+            finetune_report=finetune_report,
         )
-        out.weight_seed = self.weight_seed
+
+    def with_weight_seed(self, seed: int | None) -> CompressedMLP:
+        """A new net sharing this one's codes, activations, centres, classifier and the rest, that records ``seed``
+        as the Philox seed of its codes (checked against the codes when saved with the ``"seed"`` encoding)."""
+        out = self._copy(
+            self.activations,
+            [float(c) for c in self.centers],  # type: ignore[union-attr]
+            weight_seed=seed,
+            activation_bits=self.activation_bits,
+            match_report=self.match_report,
+            straight_through=self.straight_through,
+            running_tau=self.running_tau,
+            finetune_report=self._finetune_report,
+        )
+        out.set_classifier(self._classifier)
+        if self._fast:
+            out.use_fast_kernel(True)
         return out
 
     def weight(self, layer: int) -> torch.Tensor:
@@ -350,7 +521,8 @@ class CompressedMLP(nn.Module):
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Last hidden layer h_L (n, d_L) for a float tensor x (n, p)."""
+        """The network's output: the last hidden layer h_L (n, d_L) for a float tensor x (n, p) (the net has no
+        output layer; the fitted classifier is :meth:`decision_function`)."""
         return self._forward_features(x)
 
     def use_fast_kernel(self, enabled: bool = True) -> CompressedMLP:
@@ -363,10 +535,10 @@ class CompressedMLP(nn.Module):
                 raise InvalidParameterError(
                     f"the fast kernels need ternary weights and step activations in every layer: {why}"
                 )
-        self.fast = bool(enabled)
+        self._fast = bool(enabled)
         return self
 
-    def _fast(self, X: Any, readout_inputs: bool) -> Any:
+    def _fast_features(self, X: Any, readout_inputs: bool) -> Any:
         Xa = validate_X(X)
         if Xa.shape[1] != self.spec.input_dim:
             raise InvalidParameterError(
@@ -376,8 +548,8 @@ class CompressedMLP(nn.Module):
 
     def features(self, X: Any, *, batch_size: int = 4096) -> Any:
         """Last hidden layer h_L; NumPy (n, p) → NumPy float32 (n, d_L), tensor → tensor."""
-        if self.fast and not isinstance(X, torch.Tensor):
-            return self._fast(X, readout_inputs=False)
+        if self._fast and not isinstance(X, torch.Tensor):
+            return self._fast_features(X, readout_inputs=False)
         return _features(self, X, batch_size)
 
     def readout_inputs(self, X: Any, *, batch_size: int = 4096) -> Any:
@@ -385,17 +557,25 @@ class CompressedMLP(nn.Module):
         last-layer pre-activation z, shape (n, (k − 1)·d_L) (same 2-bit runtime code, learned levels)."""
         if not self.thermometer:
             return self.features(X, batch_size=batch_size)
-        if self.fast and not isinstance(X, torch.Tensor):
-            return self._fast(X, readout_inputs=True)
+        if self._fast and not isinstance(X, torch.Tensor):
+            return self._fast_features(X, readout_inputs=True)
         return _features(self, X, batch_size, lambda x: self._forward_features(x, thermometer=True))
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Class labels (n,) from the trained readout."""
-        if self.classifier is None:
+    def _trained_classifier(self) -> LinearReadout:
+        if self._classifier is None:
             raise InvalidParameterError(
                 "the readout is not trained: call rc.fit_readout(model, X_train, y_train) first"
             )
-        return self.classifier.predict(np.asarray(self.readout_inputs(X)))
+        return self._classifier
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Class scores (n, K) of the fitted classifier on :meth:`readout_inputs` (columns in
+        ``classifier.classes`` order)."""
+        return self._trained_classifier().decision_function(np.asarray(self.readout_inputs(X)))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (n,) from the trained readout."""
+        return self._trained_classifier().predict(np.asarray(self.readout_inputs(X)))
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy on (X, y)."""
@@ -476,8 +656,197 @@ def _soft_report(
     return MatchReport(tuple(layers), tau0, {"informational": not hard, "hard": list(hard)})
 
 
+@dataclass(frozen=True)
+class CompressionInputs:
+    """What a compression-method handler receives from :func:`compress`.
+
+    Attributes:
+        spec: the original architecture.
+        config: the validated :class:`NTKLCConfig`.
+        original: the original activations, one per layer (``spec.resolved_activations``).
+        tau0: the input scale τ̂_0 (1.0 without data).
+        X: the validated training data (n, p) as float64, or None.
+        codes: the int8 ternary codes of every layer, (d_ℓ, d_{ℓ−1}).
+        scales: the weight scale of every layer (1/√(1−ε)).
+    """
+
+    spec: MLPSpec
+    config: NTKLCConfig
+    original: tuple[Activation, ...]
+    tau0: float
+    X: np.ndarray | None
+    codes: tuple[torch.Tensor, ...]
+    scales: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class CompressedActivations:
+    """What a compression-method handler returns: the compressed net's activations and how they were chosen.
+
+    Attributes:
+        activations: one activation per layer.
+        centers: the centring constant c̃_ℓ of every layer.
+        running_tau: the pre-activation scale every layer's activation was fitted at.
+        report: per-layer moment residuals against the original (:class:`MatchReport`).
+        bits: activation bits per layer (None: log2 of each step activation's number of levels).
+    """
+
+    activations: list[Activation]
+    centers: list[float]
+    running_tau: list[float]
+    report: MatchReport
+    bits: list[float] | None = None
+
+
+CompressionHandler: TypeAlias = Callable[[CompressionInputs], CompressedActivations]
+
+
+def register_compression_method(name: str) -> Callable[[CompressionHandler], CompressionHandler]:
+    """Decorator: register a compression-method handler under ``name`` (``NTKLCConfig(method=name)`` then
+    validates, and :func:`compress` dispatches to it). The handler takes :class:`CompressionInputs` and returns
+    :class:`CompressedActivations`; the ternary codes and the readout are :func:`compress`'s business."""
+    return COMPRESSION_METHODS.register(name)
+
+
+@register_compression_method(CompressionMethod.NTKLC_PAPER.value)
+def _ntklc_paper(inp: CompressionInputs) -> CompressedActivations:
+    cfg = inp.config
+    report = match_activations(
+        inp.original,
+        inp.tau0,
+        last_layer=cfg.last_layer,
+        hidden=cfg.hidden,
+        tau_anchor=cfg.tau_anchor,
+        hard=cfg.hard,
+        restarts=cfg.restarts,
+        seed=cfg.seed,
+        on_infeasible=cfg.on_infeasible,
+    )
+    return CompressedActivations(
+        list(report.activations),
+        report.centers.tolist(),
+        [lm.tau_in_compressed for lm in report.layers],
+        report,
+    )
+
+
+# a quantizer method chooses layer i's step activation from (inputs, layer, σ, τ of the original, τ of the
+# compressed net, that layer's pre-activations on the data sample or None)
+_LayerQuantizer: TypeAlias = Callable[
+    [CompressionInputs, int, Activation, float, float, "torch.Tensor | None"], StepActivation
+]
+
+
+def _quantized(
+    inp: CompressionInputs, quantizer: _LayerQuantizer, *, data: bool = False
+) -> CompressedActivations:
+    """Layer after layer, the k-level step activation ``quantizer`` picks at the running scale, centred by its
+    Gaussian mean; with ``data`` the layers also see the net's actual pre-activations on a row sample of X."""
+    cfg, spec = inp.config, inp.spec
+    dims = [spec.input_dim, *spec.widths]
+    acts: list[Activation] = []
+    centers: list[float] = []
+    running: list[float] = []
+    tau = tau_orig = inp.tau0
+    h = None
+    if data:
+        if inp.X is None:
+            raise InvalidParameterError(
+                f"method {str(cfg.method)!r} needs training data X to fit the quantizers"
+            )
+        rows = np.random.default_rng(cfg.seed).permutation(inp.X.shape[0])[: cfg.data_sample]
+        h = torch.from_numpy(inp.X[rows]).to(torch.float32)
+    for i, act in enumerate(inp.original):
+        w = inp.codes[i].to(torch.float32) * inp.scales[i] if h is not None else None
+        z = h @ w.T if h is not None and w is not None else None
+        step = quantizer(inp, i, act, tau_orig, tau, z)
+        m = gaussian_moments(step, tau)
+        acts.append(step)
+        centers.append(m.mean)
+        running.append(tau)
+        if z is not None:
+            h = (step.torch(z) - m.mean) / math.sqrt(dims[i + 1])
+        tau = math.sqrt(m.var)
+        tau_orig = math.sqrt(gaussian_moments(act, tau_orig).var)
+    matched = cfg.method is CompressionMethod.LLOYD_MAX_MATCHED
+    hard = ("d1", "d2", "curv") if matched else ()
+    report = _soft_report(inp.original, acts, inp.tau0, hard=hard, kind=f"q{cfg.levels}")
+    return CompressedActivations(acts, centers, running, report, [math.log2(cfg.levels)] * spec.depth)
+
+
+def _lloyd_max_layer(
+    inp: CompressionInputs, i: int, act: Activation, tau_orig: float, tau: float, z: torch.Tensor | None
+) -> StepActivation:
+    return lloyd_max_quantizer(act, tau, inp.config.levels).activation
+
+
+def _uniform_layer(
+    inp: CompressionInputs, i: int, act: Activation, tau_orig: float, tau: float, z: torch.Tensor | None
+) -> StepActivation:
+    return uniform_quantizer(act, tau, inp.config.levels).activation
+
+
+def _matched_layer(
+    inp: CompressionInputs, i: int, act: Activation, tau_orig: float, tau: float, z: torch.Tensor | None
+) -> StepActivation:
+    levels = inp.config.levels
+    conds = ("d1", "d2", "curv") if i < inp.spec.depth - 1 else ("d1", "d2")
+    mq = moment_matched_quantizer(act, tau_orig, tau, levels, conditions=conds)
+    if not mq.converged:
+        warnings.warn(
+            f"layer {i + 1}: no {levels}-level quantizer met {conds} (relative residuals "
+            f"{mq.residuals}); using it anyway, see the match report",
+            MatchWarning,
+            stacklevel=5,
+        )
+    return mq.activation
+
+
+def _data_layer(
+    inp: CompressionInputs, i: int, act: Activation, tau_orig: float, tau: float, z: torch.Tensor | None
+) -> StepActivation:
+    assert z is not None
+    return lloyd_max_data_quantizer(act, z.numpy(), inp.config.levels, seed=inp.config.seed).activation
+
+
+@register_compression_method(CompressionMethod.LLOYD_MAX.value)
+def _lloyd_max(inp: CompressionInputs) -> CompressedActivations:
+    return _quantized(inp, _lloyd_max_layer)
+
+
+@register_compression_method(CompressionMethod.LLOYD_MAX_DATA.value)
+def _lloyd_max_data(inp: CompressionInputs) -> CompressedActivations:
+    return _quantized(inp, _data_layer, data=True)
+
+
+@register_compression_method(CompressionMethod.UNIFORM.value)
+def _uniform(inp: CompressionInputs) -> CompressedActivations:
+    return _quantized(inp, _uniform_layer)
+
+
+@register_compression_method(CompressionMethod.LLOYD_MAX_MATCHED.value)
+def _lloyd_max_matched(inp: CompressionInputs) -> CompressedActivations:
+    return _quantized(inp, _matched_layer)
+
+
+@register_compression_method(CompressionMethod.WEIGHTS_ONLY.value)
+def _weights_only(inp: CompressionInputs) -> CompressedActivations:
+    acts = list(inp.original)
+    report = _soft_report(inp.original, acts, inp.tau0, kind="original")
+    return CompressedActivations(
+        acts,
+        report.centers.tolist(),
+        [lm.tau_in_compressed for lm in report.layers],
+        report,
+        [32.0] * inp.spec.depth,
+    )
+
+
 def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | None = None) -> CompressedMLP:
     """Build the compressed net for ``spec``.
+
+    Draws the ternary codes (``config.weight_sampling``), then dispatches to the handler registered for
+    ``config.method`` (:func:`register_compression_method`) for the activations.
 
     Args:
         spec: the original architecture.
@@ -491,7 +860,9 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
     cfg = config if config is not None else NTKLCConfig()
     if not isinstance(spec, MLPSpec):
         raise InvalidParameterError(f"spec must be an rc.MLPSpec, got {type(spec).__name__}")
-    method = CompressionMethod(cfg.method)
+    if not isinstance(cfg, NTKLCConfig):
+        raise InvalidParameterError(f"config must be an rc.NTKLCConfig, got {type(cfg).__name__}")
+    handler = COMPRESSION_METHODS.get(str(cfg.method))
     Xa = None
     if X is not None:
         Xa = validate_X(X)
@@ -500,7 +871,6 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
                 f"X has {Xa.shape[1]} features but spec.input_dim is {spec.input_dim}"
             )
     tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa)))) if Xa is not None else 1.0
-    original = spec.resolved_activations
     gen = torch_generator(cfg.seed)
     dims = [spec.input_dim, *spec.widths]
     if cfg.weight_sampling == "philox":
@@ -513,93 +883,27 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
             ternary_codes((dims[i + 1], dims[i]), cfg.sparsity, gen, cfg.weight_sampling == "exact")
             for i in range(spec.depth)
         ]
-    scale = 1.0 / math.sqrt(1.0 - cfg.sparsity)
-    scales = [scale] * spec.depth
-    bits: list[float] | None = None
-    if method is CompressionMethod.NTKLC_PAPER:
-        report = match_activations(
-            original,
-            tau0,
-            last_layer=cfg.last_layer,
-            hidden=cfg.hidden,
-            tau_anchor=cfg.tau_anchor,
-            hard=cfg.hard,
-            restarts=cfg.restarts,
-            seed=cfg.seed,
-            on_infeasible=cfg.on_infeasible,
-        )
-        acts: list[Activation] = list(report.activations)
-        centers = report.centers.tolist()
-        running = [lm.tau_in_compressed for lm in report.layers]
-    elif method is CompressionMethod.WEIGHTS_ONLY:
-        acts = list(original)
-        report = _soft_report(original, acts, tau0, kind="original")
-        centers = report.centers.tolist()
-        running = [lm.tau_in_compressed for lm in report.layers]
-        bits = [32.0] * spec.depth
-    else:
-        acts, centers, running = [], [], []
-        tau = tau0
-        tau_orig = tau0
-        h = None
-        if method is CompressionMethod.LLOYD_MAX_DATA:
-            if Xa is None:
-                raise InvalidParameterError(
-                    "method 'lloyd-max-data' needs training data X to fit the quantizers"
-                )
-            rows = np.random.default_rng(cfg.seed).permutation(Xa.shape[0])[: cfg.data_sample]
-            h = torch.from_numpy(Xa[rows]).to(torch.float32)
-        for i, act in enumerate(original):
-            if method is CompressionMethod.LLOYD_MAX:
-                q = lloyd_max_quantizer(act, tau, int(cfg.levels))
-            elif method is CompressionMethod.UNIFORM:
-                q = uniform_quantizer(act, tau, int(cfg.levels))
-            elif method is CompressionMethod.LLOYD_MAX_MATCHED:
-                conds = ("d1", "d2", "curv") if i < spec.depth - 1 else ("d1", "d2")
-                mq = moment_matched_quantizer(act, tau_orig, tau, int(cfg.levels), conditions=conds)
-                if not mq.converged:
-                    warnings.warn(
-                        f"layer {i + 1}: no {cfg.levels}-level quantizer met {conds} (relative residuals "
-                        f"{mq.residuals}); using it anyway, see the match report",
-                        MatchWarning,
-                        stacklevel=2,
-                    )
-            else:
-                assert h is not None
-                z = h @ (codes[i].to(torch.float32) * scales[i]).T
-                q = lloyd_max_data_quantizer(act, z.numpy(), int(cfg.levels), seed=cfg.seed)
-            step = mq.activation if method is CompressionMethod.LLOYD_MAX_MATCHED else q.activation
-            m = gaussian_moments(step, tau)
-            acts.append(step)
-            centers.append(m.mean)
-            running.append(tau)
-            if h is not None:
-                h = (step.torch(h @ (codes[i].to(torch.float32) * scales[i]).T) - m.mean) / math.sqrt(
-                    dims[i + 1]
-                )
-            tau = math.sqrt(m.var)
-            tau_orig = math.sqrt(gaussian_moments(act, tau_orig).var)
-        hard = ("d1", "d2", "curv") if method is CompressionMethod.LLOYD_MAX_MATCHED else ()
-        report = _soft_report(original, acts, tau0, hard=hard, kind=f"q{int(cfg.levels)}")
-        bits = [math.log2(int(cfg.levels))] * spec.depth
-    model = CompressedMLP(
+    scales = [1.0 / math.sqrt(1.0 - cfg.sparsity)] * spec.depth
+    inputs = CompressionInputs(
+        spec, cfg, tuple(spec.resolved_activations), tau0, Xa, tuple(codes), tuple(scales)
+    )
+    out = handler(inputs)
+    return CompressedMLP(
         spec,
-        acts,
-        centers,
+        out.activations,
+        out.centers,
         codes=codes,
         scales=scales,
-        method=str(method),
+        method=str(cfg.method),
         sparsity=cfg.sparsity,
-        activation_bits=bits,
-        match_report=report,
+        activation_bits=out.bits,
+        match_report=out.report,
         tau0=tau0,
         straight_through=cfg.straight_through,
-        running_tau=running,
+        running_tau=out.running_tau,
         thermometer=cfg.readout_features == "thermometer",
+        weight_seed=cfg.seed if cfg.weight_sampling == "philox" else None,
     )
-    if cfg.weight_sampling == "philox":
-        model.weight_seed = int(cfg.seed)
-    return model
 
 
 def fit_readout(
@@ -634,5 +938,9 @@ def fit_readout(
         readout = (
             fit_ridge_readout(F, ya, **kwargs) if method == "ridge" else fit_sgd_readout(F, ya, **kwargs)
         )
-    model.classifier = readout  # type: ignore[assignment]
+    set_classifier = getattr(model, "set_classifier", None)
+    if set_classifier is not None:
+        set_classifier(readout)
+    else:  # a duck-typed model of the caller's: the attribute the package's models expose
+        model.classifier = readout  # type: ignore[assignment]
     return model

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
-from .._utils import check_int, check_positive, validate_Xy
+from .._utils import Config, check_int, check_positive, validate_Xy
 from ..core import PerNeuronStep
 from ..errors import InvalidParameterError
 from ._compress import CompressedMLP
@@ -46,8 +46,8 @@ __all__ = ["FinetuneConfig", "FinetuneReport", "TrainedLayers", "finetune", "sur
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """How :func:`finetune` trains the quantizers.
+class FinetuneConfig(Config):
+    """How :func:`finetune` trains the quantizers (frozen, validated; ``to_dict``/``from_dict``).
 
     Args:
         epochs: passes over the training part (≥ 1).
@@ -73,7 +73,7 @@ class FinetuneConfig:
 
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("n_scale_rows", 2), ("seed", 0)):
-            check_int(getattr(self, name), name, minimum)
+            object.__setattr__(self, name, check_int(getattr(self, name), name, minimum))
         for name in ("lr", "head_lr", "temperature"):
             check_positive(getattr(self, name), name)
         vf = self.val_fraction
@@ -265,7 +265,8 @@ def finetune(
 
     Returns:
         A new :class:`CompressedMLP` with the same codes, trained :class:`PerNeuronStep` activations (same k),
-        ``method = model.method + "+finetuned"`` and ``finetune_report`` (:class:`FinetuneReport`).
+        the step ``"finetuned"`` (with ``config.to_dict()``) added to its provenance (``method = model.method +
+        "+finetuned"``), ``finetune_report`` (:class:`FinetuneReport`) and the jointly trained head as classifier.
 
     Raises:
         ValueError: model of another type or with a non-per-neuron activation, X/y of the wrong shape, NaN/inf,
@@ -309,20 +310,23 @@ def finetune(
         else:
             T, V = _to_levels(layer.v0.detach().double().numpy(), t, layer.d.detach().double().numpy())
         new_acts.append(PerNeuronStep(T, V, name=f"{acts[i].name} finetuned"))
-    out = model.with_activations(new_acts, centers, method=f"{model.method}+finetuned")
-    out.finetune_report = report
+    out = model.with_activations(
+        new_acts, centers, provenance=model.provenance.then("finetuned", cfg), finetune_report=report
+    )
     # the jointly trained head, in the model's readout_inputs convention (features / √d_L)
     last_norm = math.sqrt(spec.widths[-1])
-    out.classifier = LinearReadout(
-        coef=run.head.weight.detach().double().numpy().T * last_norm,
-        intercept=run.head.bias.detach().double().numpy(),
-        classes=run.classes,
-        method="finetune-head",
-        info={
-            "val_accuracy": max(report.val_accuracy),
-            "val_indices": run.val_indices,
-            "n_train": report.n_train,
-            "n_val": report.n_val,
-        },
+    out.set_classifier(
+        LinearReadout(
+            coef=run.head.weight.detach().double().numpy().T * last_norm,
+            intercept=run.head.bias.detach().double().numpy(),
+            classes=run.classes,
+            method="finetune-head",
+            info={
+                "val_accuracy": max(report.val_accuracy),
+                "val_indices": run.val_indices,
+                "n_train": report.n_train,
+                "n_val": report.n_val,
+            },
+        )
     )
     return out

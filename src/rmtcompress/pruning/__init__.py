@@ -1,5 +1,10 @@
 """Trained-net compression: ℓq / PQ-index compressibility measures, masks, pruning rules, training loops and
 k-level activation quantization and weight quantization (shared codebooks, int-k, ternary) of trained nets.
+
+Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
+their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
+``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
+``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization).
 """
 
 from __future__ import annotations
@@ -10,20 +15,35 @@ from ._activation_quant import (
     quantize_activations as quantize_activations,
     runtime_memory as runtime_memory,
 )
-from ._pruning import (
+from ._configs import (
     GradualMagnitudeConfig as GradualMagnitudeConfig,
     LotteryTicketConfig as LotteryTicketConfig,
     LqAdaptiveConfig as LqAdaptiveConfig,
     MagnitudeConfig as MagnitudeConfig,
+    PruneConfig as PruneConfig,
     SAPConfig as SAPConfig,
-    compressibility as compressibility,
+)
+from ._masks import (
     current_sparsity as current_sparsity,
+    prunable_layers as prunable_layers,
+)
+from ._measures import (
+    compressibility as compressibility,
     gini_index as gini_index,
     lq_norm as lq_norm,
-    model_storage_bytes as model_storage_bytes,
     pq_index as pq_index,
-    prunable_layers as prunable_layers,
+)
+from ._rules import (
+    PRUNE_RULES as PRUNE_RULES,
+    RULE_NAMES as RULE_NAMES,
+    PruneResult as PruneResult,
+    RuleStep as RuleStep,
     prune as prune,
+    prune_config_type as prune_config_type,
+    register_prune_rule as register_prune_rule,
+)
+from ._sparse import (
+    model_storage_bytes as model_storage_bytes,
     remove as remove,
 )
 from ._training import (
@@ -50,13 +70,18 @@ from ._weight_quant import (
 )
 
 __all__ = [
+    "PRUNE_RULES",
+    "RULE_NAMES",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
     "MagnitudeConfig",
+    "PruneConfig",
+    "PruneResult",
     "QuantizedActivation",
     "QuantizedConv2d",
     "QuantizedLinear",
+    "RuleStep",
     "SAPConfig",
     "TernaryWeightConfig",
     "TrainConfig",
@@ -78,9 +103,11 @@ __all__ = [
     "pq_trajectory_point",
     "prunable_layers",
     "prune",
+    "prune_config_type",
     "quantize_activations",
     "quantize_weights",
     "quantized_layers",
+    "register_prune_rule",
     "remove",
     "runtime_memory",
     "train",

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -45,11 +45,11 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .._utils import check_int, validate_X
+from .._utils import Registry, check_int, validate_X
 from ..core import StepActivation
 from ..errors import InvalidParameterError
 from ..quant import K_MAX, K_MIN, MAX_DATA_SAMPLES, ActivationQuantizer, lloyd_max_data_quantizer
-from ._pruning import model_storage_bytes
+from ._sparse import model_storage_bytes
 
 __all__ = [
     "QuantizedActivation",
@@ -72,7 +72,6 @@ _FLOAT_ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ELU,
     nn.Softsign,
 )
-_METHODS = ("lloyd-max-data", "uniform")
 
 
 class QuantizedActivation(nn.Module):
@@ -170,6 +169,24 @@ def _check_levels(levels: object) -> int:
     return check_int(levels, "levels", K_MIN, K_MAX)
 
 
+# method name → fit(pre-activations z, k, max_samples, seed) of a k-level quantizer of ReLU(z); quantize_activations
+# dispatches on it. "lloyd_max_data" (the underscore spelling some callers used) warns for one release.
+_FITS: Registry[str, Callable[[NDArray[np.float64], int, int, int], ActivationQuantizer]] = Registry(
+    "quantizer method", aliases={"lloyd_max_data": "lloyd-max-data"}
+)
+
+
+@_FITS.register("lloyd-max-data")
+def _lloyd_max_data_fit(z: NDArray[np.float64], k: int, max_samples: int, seed: int) -> ActivationQuantizer:
+    """Lloyd–Max on the empirical law of ReLU(z), level 0 pinned."""
+    return lloyd_max_data_quantizer("relu", z, k, keep_zero=True, max_samples=max_samples, seed=seed)
+
+
+@_FITS.register("uniform")
+def _uniform_data_fit(z: NDArray[np.float64], k: int, max_samples: int, seed: int) -> ActivationQuantizer:
+    return _uniform_fit(z, k)
+
+
 def _uniform_fit(z: NDArray[np.float64], k: int) -> ActivationQuantizer:
     """Uniform k-level quantizer of ``ReLU(z)`` on ``[0, min(max y, mean y + 3 std y)]`` (level 0 exact)."""
     y = np.maximum(z, 0.0)
@@ -185,13 +202,13 @@ def _uniform_fit(z: NDArray[np.float64], k: int) -> ActivationQuantizer:
     thresholds.setflags(write=False)
     return ActivationQuantizer(
         activation=StepActivation(
-            tuple(thresholds.tolist()), tuple(levels.tolist()), name=f"uniform_data[k={k}]"
+            tuple(thresholds.tolist()), tuple(levels.tolist()), name=f"uniform-data[k={k}]"
         ),
         levels=levels,
         thresholds=thresholds,
         source="relu",
         tau=None,
-        method="uniform_data",
+        method="uniform-data",
         distortion=distortion,
         bits=math.log2(k),
         iterations=0,
@@ -235,9 +252,7 @@ def quantize_activations(
             f"quantize_activations needs an nn.Sequential MLP; got {type(model).__name__}"
         )
     k = _check_levels(levels)
-    meth = str(method).replace("_", "-")
-    if meth not in _METHODS:
-        raise InvalidParameterError(f"method must be one of {_METHODS}; got {method!r}")
+    fit = _FITS.get(method)
     if not any(isinstance(m, nn.ReLU) for m in model):
         raise InvalidParameterError(
             "the model has no top-level nn.ReLU to replace (only ReLU activations of the nn.Sequential are "
@@ -253,12 +268,7 @@ def quantize_activations(
         for idx, module in enumerate(list(out)):
             if isinstance(module, nn.ReLU):
                 z = h.detach().cpu().numpy().astype(np.float64).reshape(-1)
-                if meth == "lloyd-max-data":
-                    fitted = lloyd_max_data_quantizer(
-                        "relu", z, k, keep_zero=True, max_samples=max_samples, seed=seed
-                    )
-                else:
-                    fitted = _uniform_fit(z, k)
+                fitted = fit(z, k, max_samples, seed)
                 step = fitted.activation
                 quant = QuantizedActivation(
                     step.breakpoints,

@@ -29,6 +29,7 @@ much faster for these tiny models (set it in your script).
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,21 +40,13 @@ import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
 
-from .._utils import check_int, stratified_split_indices, validate_Xy
+from .._utils import Config, check_int, stratified_split_indices, validate_Xy, warn_renamed_method
 from ..errors import InvalidParameterError
-from ._pruning import (
-    GradualMagnitudeConfig,
-    LotteryTicketConfig,
-    MaskedOptimizerStep,
-    SAPConfig,
-    apply_masks,
-    current_sparsity,
-    model_storage_bytes,
-    pq_index,
-    prunable_layers,
-    prune,
-    rewind_to,
-)
+from ._configs import GradualMagnitudeConfig, LotteryTicketConfig, SAPConfig
+from ._masks import MaskedOptimizerStep, apply_masks, current_sparsity, prunable_layers, rewind_to
+from ._measures import pq_index
+from ._rules import prune
+from ._sparse import model_storage_bytes
 
 __all__ = [
     "IterativeResult",
@@ -164,8 +157,8 @@ def initial_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Hyper-parameters of :func:`train` (validated in ``__post_init__``, ValueError).
+class TrainConfig(Config):
+    """Hyper-parameters of :func:`train` (frozen, validated in ``__post_init__``, InvalidParameterError).
 
     Attributes:
         epochs: Passes over the training part (``>= 1``).
@@ -199,10 +192,18 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Validate the fields."""
+        set_ = object.__setattr__
         for name in ("epochs", "batch_size", "eval_batch_size"):
-            check_int(getattr(self, name), name, 1)
+            set_(self, name, check_int(getattr(self, name), name, 1))
         if self.optimizer not in ("adam", "sgd"):
             raise InvalidParameterError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
+        for name in ("lr", "momentum", "weight_decay", "val_fraction", "grad_clip"):
+            v = getattr(self, name)
+            if v is None and name == "grad_clip":
+                continue
+            if isinstance(v, bool | np.bool_) or not isinstance(v, numbers.Real):
+                raise InvalidParameterError(f"{name} must be a real number; got {v!r}")
+            set_(self, name, float(v))
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidParameterError(f"lr must be finite and > 0; got {self.lr!r}")
         if not (0 <= self.momentum < 1):
@@ -211,13 +212,18 @@ class TrainConfig:
             raise InvalidParameterError(f"weight_decay must be finite and >= 0; got {self.weight_decay!r}")
         if not (0 < self.val_fraction <= 0.5):
             raise InvalidParameterError(f"val_fraction must lie in (0, 0.5]; got {self.val_fraction!r}")
-        if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
+        if self.patience is not None and (
+            isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1
+        ):
             raise InvalidParameterError(f"patience must be None or an integer >= 1; got {self.patience!r}")
         if self.grad_clip is not None and not (math.isfinite(self.grad_clip) and self.grad_clip > 0):
             raise InvalidParameterError(f"grad_clip must be None or finite > 0; got {self.grad_clip!r}")
+        if not isinstance(self.nesterov, bool | np.bool_):
+            raise InvalidParameterError(f"nesterov must be True or False; got {self.nesterov!r}")
+        set_(self, "nesterov", bool(self.nesterov))
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
-        check_int(self.seed, "seed", 0)
+        set_(self, "seed", check_int(self.seed, "seed", 0))
 
 
 # ============================================================================================ data
@@ -510,9 +516,14 @@ class IterativeResult:
     method: str
     rounds: list[RoundRecord]
 
-    def as_dicts(self) -> list[dict[str, Any]]:
+    def to_dicts(self) -> list[dict[str, Any]]:
         """JSON-friendly list of the rounds."""
         return [asdict(r) for r in self.rounds]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Deprecated spelling of :meth:`to_dicts` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dicts", "to_dicts")
+        return self.to_dicts()
 
 
 def pq_trajectory_point(
@@ -595,11 +606,11 @@ def train_iterative(
         ValueError: On a wrong config type, ``pretrained`` without ``init``, or invalid arguments.
     """
     if isinstance(prune_config, LotteryTicketConfig):
-        method = "lottery_ticket"
+        method = prune_config.rule
         n_rounds = len(prune_config.schedule()) if rounds is None else rounds
         rw = prune_config.rewind if rewind is None else rewind
     elif isinstance(prune_config, SAPConfig):
-        method = "sap"
+        method = prune_config.rule
         n_rounds = prune_config.rounds if rounds is None else rounds
         rw = "init" if rewind is None else rewind
     else:

@@ -52,7 +52,7 @@ from numpy.typing import ArrayLike, NDArray
 from torch import nn
 from torch.nn import functional as F
 
-from .._utils import validate_Xy
+from .._utils import Config, Registry, validate_Xy
 from ..errors import InvalidParameterError, QuantizerConvergenceWarning, RmtcompressWarning
 from ..quant import MAX_DATA_SAMPLES, lloyd_max_data_quantizer
 from ._training import TrainConfig, train
@@ -94,7 +94,8 @@ def _check_scope(scope: object) -> None:
         raise InvalidParameterError(f"scope must be one of {', '.join(map(repr, SCOPES))}; got {scope!r}")
 
 
-def _check_epochs(epochs: object, lr: object, batch_size: object) -> None:
+def _check_epochs(cfg: object, epochs: object, lr: object, batch_size: object) -> None:
+    """Validate the fine-tuning fields of ``cfg`` and store them normalised (int, float, int)."""
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or int(epochs) < 0:
         raise InvalidParameterError(f"finetune_epochs must be an integer >= 0; got {epochs!r}")
     if (
@@ -105,10 +106,13 @@ def _check_epochs(epochs: object, lr: object, batch_size: object) -> None:
         raise InvalidParameterError(f"lr must be a finite number > 0; got {lr!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or int(batch_size) < 1:
         raise InvalidParameterError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    object.__setattr__(cfg, "finetune_epochs", int(epochs))
+    object.__setattr__(cfg, "lr", float(lr))
+    object.__setattr__(cfg, "batch_size", int(batch_size))
 
 
 @dataclass(frozen=True)
-class WeightSharingConfig:
+class WeightSharingConfig(Config):
     """Deep-Compression weight sharing: a Lloyd (1-D k-means) codebook of the non-zero weights per group.
 
     Attributes:
@@ -132,20 +136,27 @@ class WeightSharingConfig:
     max_samples: int = MAX_DATA_SAMPLES
 
     def __post_init__(self) -> None:
-        """Validate the fields."""
-        _check_bits(self.bits)
+        """Validate the fields (InvalidParameterError) and normalise them (Python int / float)."""
+        object.__setattr__(self, "bits", _check_bits(self.bits))
         _check_scope(self.scope)
-        _check_epochs(self.finetune_epochs, self.lr, self.batch_size)
+        _check_epochs(self, self.finetune_epochs, self.lr, self.batch_size)
         for name in ("max_iter", "max_samples"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or int(v) < 1:
                 raise InvalidParameterError(f"{name} must be an integer >= 1; got {v!r}")
-        if not (isinstance(self.tol, numbers.Real) and math.isfinite(float(self.tol)) and self.tol > 0):
+            object.__setattr__(self, name, int(v))
+        if not (
+            isinstance(self.tol, numbers.Real)
+            and not isinstance(self.tol, bool)
+            and math.isfinite(float(self.tol))
+            and self.tol > 0
+        ):
             raise InvalidParameterError(f"tol must be a finite number > 0; got {self.tol!r}")
+        object.__setattr__(self, "tol", float(self.tol))
 
 
 @dataclass(frozen=True)
-class UniformWeightConfig:
+class UniformWeightConfig(Config):
     """Symmetric int-k weights: ``s = max|w| / (2^(bits−1) − 1)`` per group, codes ``round(w / s)``, zero exact.
 
     Attributes:
@@ -168,7 +179,7 @@ class UniformWeightConfig:
                 "UniformWeightConfig needs bits in [2, 8] (symmetric int-1 has no non-zero level); "
                 "use TernaryWeightConfig or WeightSharingConfig(bits=1)"
             )
-        _check_bits(self.bits)
+        object.__setattr__(self, "bits", _check_bits(self.bits))
         _check_scope(self.scope)
 
     @property
@@ -178,7 +189,7 @@ class UniformWeightConfig:
 
 
 @dataclass(frozen=True)
-class TernaryWeightConfig:
+class TernaryWeightConfig(Config):
     """Ternary weights ``{0, ±α}`` per group (TWN threshold and least-squares α; TTQ-style asymmetric scales).
 
     Attributes:
@@ -208,7 +219,8 @@ class TernaryWeightConfig:
         t = self.threshold
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(float(t)) and t >= 0):
             raise InvalidParameterError(f"threshold must be a finite number >= 0; got {t!r}")
-        _check_epochs(self.finetune_epochs, self.lr, self.batch_size)
+        object.__setattr__(self, "threshold", float(t))
+        _check_epochs(self, self.finetune_epochs, self.lr, self.batch_size)
 
     @property
     def bits(self) -> int:
@@ -524,12 +536,11 @@ def _fit_ternary(w: NDArray[np.float64], cfg: TernaryWeightConfig, seed: int) ->
 
 
 _Fitter = Callable[[NDArray[np.float64], Any, int], _Fit]
-_FITTERS: dict[type, _Fitter] = {
-    WeightSharingConfig: _fit_sharing,
-    UniformWeightConfig: _fit_uniform,
-    TernaryWeightConfig: _fit_ternary,
-}
-"""Registry: config type → fit of one layer's (masked) float64 weight."""
+_FITTERS: Registry[type, _Fitter] = Registry("weight quantization config")
+"""Registry: config type → fit of one layer's (masked) float64 weight (:func:`quantize_weights` dispatches on it)."""
+_FITTERS.add(WeightSharingConfig, _fit_sharing)
+_FITTERS.add(UniformWeightConfig, _fit_uniform)
+_FITTERS.add(TernaryWeightConfig, _fit_ternary)
 
 
 # ============================================================================================ model walk
@@ -678,11 +689,11 @@ def quantize_weights(
     """
     if not isinstance(model, nn.Module):
         raise InvalidParameterError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    fitter = _FITTERS.get(type(config))
-    if fitter is None:
+    if type(config) not in _FITTERS:
         raise InvalidParameterError(
-            f"config must be one of {', '.join(t.__name__ for t in _FITTERS)}; got {type(config).__name__}"
+            f"config must be one of {', '.join(_FITTERS.names())}; got {type(config).__name__}"
         )
+    fitter = _FITTERS.get(type(config))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
     layers = _weight_layers(model)

@@ -42,18 +42,19 @@ import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import scipy.linalg
 import scipy.special as sps
 
-from .._utils import SeedLike, as_generator, check_int
+from .._utils import Registry, SeedLike, as_generator, check_int
 from ..core import Activation, StepActivation, get_activation
 from ..errors import InvalidParameterError, QuantizerConvergenceWarning
 from ..theory import std_normal_pdf
 
 __all__ = [
+    "QUANTIZERS",
     "QUANTIZER_METHODS",
     "ActivationQuantizer",
     "QuantizerConvergenceWarning",
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 ArrayF = np.ndarray
-QUANTIZER_METHODS: tuple[str, ...] = ("lloyd_max", "uniform", "lloyd_max_data")
+QUANTIZER_METHODS: tuple[str, ...] = ("lloyd-max", "uniform", "lloyd-max-data")
 
 K_MIN = 2
 K_MAX = 256
@@ -95,7 +96,8 @@ class ActivationQuantizer:
         thresholds: (k − 1,) decision thresholds in output space (midpoints of adjacent levels).
         source: registry name (or ``name``) of the quantized activation σ.
         tau: the pre-activation scale τ the quantizer was fitted at (``None`` if fitted on data).
-        method: ``"lloyd_max"``, ``"uniform"`` or ``"lloyd_max_data"``.
+        method: ``"lloyd-max"``, ``"uniform"`` or ``"lloyd-max-data"`` (``"uniform-data"`` for the trained-net
+            quantizers of :func:`rmtcompress.pruning.quantize_activations`).
         distortion: ``E[(σ(τξ) − σ_q(τξ))²]`` (Gaussian fits) or its empirical mean over the (sub)sample.
         bits: ``log2(k)``.
         iterations: Lloyd iterations performed (0 for the uniform quantizer).
@@ -690,7 +692,7 @@ def lloyd_max_quantizer(
             iterate.
 
     Returns:
-        :class:`ActivationQuantizer` with ``method="lloyd_max"``. Its ``activation`` is not centred.
+        :class:`ActivationQuantizer` with ``method="lloyd-max"``. Its ``activation`` is not centred.
 
     Raises:
         ValueError: k not an integer in [2, 256]; τ not positive and finite; unknown activation name; σ(τξ) has
@@ -707,7 +709,7 @@ def lloyd_max_quantizer(
     law.validate(k_)
     pin = _resolve_keep_zero(law, kz)
     levels, iterations = _lloyd(law, k_, pin, tol_, max_iter_)
-    return _finish(law, levels, "lloyd_max", t, iterations, f"lloyd_max[{source},k={k_},tau={t:.4g}]")
+    return _finish(law, levels, "lloyd-max", t, iterations, f"lloyd-max[{source},k={k_},tau={t:.4g}]")
 
 
 def uniform_quantizer(
@@ -781,7 +783,7 @@ def lloyd_max_data_quantizer(
             ends exactly on stable cells; used for weight sharing, where groups can be a few dozen weights).
 
     Returns:
-        :class:`ActivationQuantizer` with ``method="lloyd_max_data"``, ``tau=None`` and the empirical distortion.
+        :class:`ActivationQuantizer` with ``method="lloyd-max-data"``, ``tau=None`` and the empirical distortion.
 
     Raises:
         ValueError: bad k / activation / options; empty, non-numeric or non-finite sample; σ(z) constant or with
@@ -816,46 +818,73 @@ def lloyd_max_data_quantizer(
     law.validate(k_)
     pin = _resolve_keep_zero(law, kz)
     levels, iterations = _lloyd(law, k_, pin, tol_, max_iter_, accelerate=bool(accelerate))
-    return _finish(law, levels, "lloyd_max_data", None, iterations, f"lloyd_max_data[{source},k={k_}]")
+    return _finish(law, levels, "lloyd-max-data", None, iterations, f"lloyd-max-data[{source},k={k_}]")
+
+
+QuantizerHandler: TypeAlias = Callable[..., ActivationQuantizer]
+
+QUANTIZERS: Registry[str, QuantizerHandler] = Registry(
+    "quantizer method", aliases={"lloyd_max": "lloyd-max", "lloyd_max_data": "lloyd-max-data"}
+)
+"""Quantizer method name → ``handler(activation, tau, k, **kw)`` (:func:`quantize_activation` dispatches on it).
+The underscore spellings of earlier releases (``lloyd_max``, ``lloyd_max_data``) resolve with a deprecation
+warning."""
+
+
+def _needs_tau(method: str, tau: float | None) -> float:
+    if tau is None:
+        raise InvalidParameterError(f"method {method!r} needs tau (the pre-activation scale)")
+    return tau
+
+
+@QUANTIZERS.register("lloyd-max")
+def _lloyd_max_handler(
+    activation: str | Activation, tau: float | None, k: int, **kw: Any
+) -> ActivationQuantizer:
+    return lloyd_max_quantizer(activation, _needs_tau("lloyd-max", tau), k, **kw)
+
+
+@QUANTIZERS.register("uniform")
+def _uniform_handler(
+    activation: str | Activation, tau: float | None, k: int, **kw: Any
+) -> ActivationQuantizer:
+    return uniform_quantizer(activation, _needs_tau("uniform", tau), k, **kw)
+
+
+@QUANTIZERS.register("lloyd-max-data")
+def _lloyd_max_data_handler(
+    activation: str | Activation, tau: float | None, k: int, **kw: Any
+) -> ActivationQuantizer:
+    if tau is not None:
+        raise InvalidParameterError(
+            "method 'lloyd-max-data' is fitted on data: pass tau=None and preactivations=..."
+        )
+    if "preactivations" not in kw:
+        raise InvalidParameterError("method 'lloyd-max-data' needs preactivations=<observed pre-activations>")
+    z = kw.pop("preactivations")
+    return lloyd_max_data_quantizer(activation, z, k, **kw)
 
 
 def quantize_activation(
-    activation: str | Activation, tau: float | None, k: int, method: str = "lloyd_max", **kw: Any
+    activation: str | Activation, tau: float | None, k: int, method: str = "lloyd-max", **kw: Any
 ) -> ActivationQuantizer:
-    """Dispatch to a quantizer by method name.
+    """Dispatch to a quantizer by method name (:data:`QUANTIZERS`).
 
     Args:
         activation: a registered name or an :class:`Activation`.
-        tau: pre-activation scale for the Gaussian fits; must be ``None`` for ``"lloyd_max_data"``.
+        tau: pre-activation scale for the Gaussian fits; must be ``None`` for ``"lloyd-max-data"``.
         k: number of levels, 2 ≤ k ≤ 256.
-        method: ``"lloyd_max"`` (:func:`lloyd_max_quantizer`), ``"uniform"`` (:func:`uniform_quantizer`) or
-            ``"lloyd_max_data"`` (:func:`lloyd_max_data_quantizer`, needs ``preactivations=``).
+        method: ``"lloyd-max"`` (:func:`lloyd_max_quantizer`), ``"uniform"`` (:func:`uniform_quantizer`) or
+            ``"lloyd-max-data"`` (:func:`lloyd_max_data_quantizer`, needs ``preactivations=``). The old spellings
+            ``"lloyd_max"`` / ``"lloyd_max_data"`` still work for one release, with a
+            :class:`~rmtcompress.errors.RmtcompressDeprecationWarning`.
         **kw: passed on to the chosen function.
 
     Returns:
         :class:`ActivationQuantizer`.
 
     Raises:
-        ValueError: unknown method, tau given to / preactivations missing from the data method, plus the errors
-            of the chosen function.
+        InvalidParameterError: unknown method, tau given to / preactivations missing from the data method, plus
+            the errors of the chosen function.
     """
-    if method == "lloyd_max":
-        if tau is None:
-            raise InvalidParameterError("method 'lloyd_max' needs tau (the pre-activation scale)")
-        return lloyd_max_quantizer(activation, tau, k, **kw)
-    if method == "uniform":
-        if tau is None:
-            raise InvalidParameterError("method 'uniform' needs tau (the pre-activation scale)")
-        return uniform_quantizer(activation, tau, k, **kw)
-    if method == "lloyd_max_data":
-        if tau is not None:
-            raise InvalidParameterError(
-                "method 'lloyd_max_data' is fitted on data: pass tau=None and preactivations=..."
-            )
-        if "preactivations" not in kw:
-            raise InvalidParameterError(
-                "method 'lloyd_max_data' needs preactivations=<observed pre-activations>"
-            )
-        z = kw.pop("preactivations")
-        return lloyd_max_data_quantizer(activation, z, k, **kw)
-    raise InvalidParameterError(f"unknown quantizer method {method!r}; known: {', '.join(QUANTIZER_METHODS)}")
+    return QUANTIZERS.get(method)(activation, tau, k, **kw)

@@ -73,7 +73,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._utils import check_int, check_tau
+from .._utils import check_int, check_tau, warn_renamed_method
 from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError
 from ..kernels import csr_ternary_project
@@ -130,9 +130,14 @@ class KernelCoefficients:
     d2: float
     e2_sign: float = 1.0
 
-    def as_dict(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         """The fields as a plain dict (JSON friendly)."""
         return {k: float(v) for k, v in asdict(self).items()}
+
+    def as_dict(self) -> dict[str, float]:
+        """Deprecated spelling of :meth:`to_dict` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dict", "to_dict")
+        return self.to_dict()
 
 
 def _check_gamma(gamma: float) -> float:
@@ -938,11 +943,16 @@ class MemoryBits:
         """features + model."""
         return self.features + self.model
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Fields plus ``model`` and ``total`` (JSON friendly)."""
         d = asdict(self)
         d.update(model=self.model, total=self.total)
         return d
+
+    def as_dict(self) -> dict[str, Any]:
+        """Deprecated spelling of :meth:`to_dict` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dict", "to_dict")
+        return self.to_dict()
 
 
 def memory_bits(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._utils import check_tau
+from .._utils import check_tau, warn_renamed_method
 from ..core import Activation, resolve_activations
 from ..errors import InvalidParameterError
 from ._moments import GaussianMoments, gaussian_moments
@@ -67,7 +67,7 @@ class Recursion:
         """True when every activation has a square-integrable derivative (no step functions)."""
         return all(a.has_derivative for a in self.activations)
 
-    def as_dict(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         """JSON-friendly summary."""
         return {
             "activations": [a.name for a in self.activations],
@@ -77,6 +77,11 @@ class Recursion:
             "kappa_sq": [float(k) if math.isfinite(k) else None for k in self.kappa_sq],
             "centers": self.centers.tolist(),
         }
+
+    def as_dict(self) -> dict[str, object]:
+        """Deprecated spelling of :meth:`to_dict` (RmtcompressDeprecationWarning)."""
+        warn_renamed_method(self, "as_dict", "to_dict")
+        return self.to_dict()
 
 
 def recursion(activations: Sequence[str | Activation] | str | Activation, tau0: float) -> Recursion:
