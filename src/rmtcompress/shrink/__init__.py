@@ -29,7 +29,7 @@ from ._compact import (
 )
 from ._config import (
     EFFORTS as EFFORTS,
-    PRUNE_RULES as PRUNE_RULES,
+    SHRINK_RULES as SHRINK_RULES,
     WEIGHT_SCHEMES as WEIGHT_SCHEMES,
     Recipe as Recipe,
     SearchSpace as SearchSpace,
@@ -54,7 +54,7 @@ from ._search import (
 __all__ = [
     "ALLOCATIONS",
     "EFFORTS",
-    "PRUNE_RULES",
+    "SHRINK_RULES",
     "WEIGHT_SCHEMES",
     "Allocation",
     "Checkpoint",

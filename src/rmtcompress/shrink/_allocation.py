@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from .._utils import Registry
 from ..errors import InvalidParameterError
 from ..pruning import lq_norm, pq_index
 
@@ -138,26 +139,26 @@ def _lq(weights: Sequence[NDArray[np.float64]], q: float = 0.5) -> Allocation:
     return Allocation("lq", tuple(int(s) for s in sizes), counts, float(lam_max), mass)
 
 
-ALLOCATIONS: dict[str, Callable[[Sequence[NDArray[np.float64]]], Allocation]] = {
-    "uniform": _uniform,
-    "global": _global,
-    "pq": _pq,
-    "lq": _lq,
-}
+AllocationRule = Callable[[Sequence[NDArray[np.float64]]], Allocation]
+
+ALLOCATIONS: Registry[str, AllocationRule] = Registry("allocation rule")
+"""Allocation rules by name: weight arrays of the prunable layers → :class:`Allocation`."""
+ALLOCATIONS.add("uniform", _uniform)
+ALLOCATIONS.add("global", _global)
+ALLOCATIONS.add("pq", _pq)
+ALLOCATIONS.add("lq", _lq)
 
 
-def register_allocation(name: str, rule: Callable[[Sequence[NDArray[np.float64]]], Allocation]) -> None:
+def register_allocation(name: str, rule: AllocationRule) -> None:
     """Add an allocation rule under ``name`` (refused if the name is taken)."""
     if not isinstance(name, str) or not name:
         raise InvalidParameterError(f"an allocation name must be a non-empty string; got {name!r}")
-    if name in ALLOCATIONS:
-        raise InvalidParameterError(f"allocation {name!r} is already registered")
-    ALLOCATIONS[name] = rule
+    ALLOCATIONS.add(name, rule)
 
 
 def allocation_names() -> tuple[str, ...]:
     """The registered allocation rules."""
-    return tuple(ALLOCATIONS)
+    return ALLOCATIONS.names()
 
 
 def _h2(p: NDArray[np.float64]) -> NDArray[np.float64]:

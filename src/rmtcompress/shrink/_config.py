@@ -13,12 +13,13 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .._utils import Config, Registry
 from ..errors import InvalidParameterError
 from ._allocation import ALLOCATIONS
 
 __all__ = [
     "EFFORTS",
-    "PRUNE_RULES",
+    "SHRINK_RULES",
     "WEIGHT_SCHEMES",
     "Recipe",
     "SearchSpace",
@@ -28,15 +29,18 @@ __all__ = [
     "register_effort",
 ]
 
-# pruning rules: name -> (criterion of the gradual schedule, or "oneshot")
-PRUNE_RULES: dict[str, str] = {"gmp": "magnitude", "gmp-lq": "lq", "oneshot": "oneshot"}
-# weight schemes: name -> (allowed bits, whether the format takes a bits number)
-WEIGHT_SCHEMES: dict[str, tuple[tuple[int, ...], bool]] = {
-    "shared": (tuple(range(1, 9)), True),  # Lloyd codebook of the non-zeros (Han et al.)
-    "uniform": (tuple(range(2, 9)), True),  # symmetric per-channel scales
-    "ternary": ((), False),  # {0, ±α}
-    "float32": ((), False),  # kept values as float32 (the pruned-net file)
-}
+SHRINK_RULES: Registry[str, str] = Registry("shrink pruning rule")
+"""Pruning rules of the search: name → criterion of the gradual schedule, or ``'oneshot'`` (magnitude + fine-tuning)."""
+SHRINK_RULES.add("gmp", "magnitude")
+SHRINK_RULES.add("gmp-lq", "lq")
+SHRINK_RULES.add("oneshot", "oneshot")
+
+WEIGHT_SCHEMES: Registry[str, tuple[tuple[int, ...], bool]] = Registry("weight scheme")
+"""Weight formats: scheme → (allowed bits, whether it takes a bits number)."""
+WEIGHT_SCHEMES.add("shared", (tuple(range(1, 9)), True))  # Lloyd codebook of the non-zeros (Han et al.)
+WEIGHT_SCHEMES.add("uniform", (tuple(range(2, 9)), True))  # symmetric per-channel scales
+WEIGHT_SCHEMES.add("ternary", ((), False))  # {0, ±α}
+WEIGHT_SCHEMES.add("float32", ((), False))  # kept values as float32 (the pruned-net file)
 
 
 @dataclass(frozen=True)
@@ -53,11 +57,7 @@ class WeightFormat:
 
     def __post_init__(self) -> None:
         """Validate the fields."""
-        if self.scheme not in WEIGHT_SCHEMES:
-            raise InvalidParameterError(
-                f"unknown weight scheme {self.scheme!r}; known: {', '.join(WEIGHT_SCHEMES)}"
-            )
-        allowed, takes_bits = WEIGHT_SCHEMES[self.scheme]
+        allowed, takes_bits = WEIGHT_SCHEMES[self.scheme]  # unknown schemes raise, listing the known ones
         if takes_bits:
             if isinstance(self.bits, bool) or not isinstance(self.bits, numbers.Integral):
                 raise InvalidParameterError(
@@ -108,7 +108,7 @@ class Recipe:
 
     Attributes:
         base: Which trained net it starts from (``'original'`` or ``'width=…'`` for nets trained from an MLPSpec).
-        rule: Pruning rule (:data:`PRUNE_RULES`) or ``'none'``.
+        rule: Pruning rule (:data:`SHRINK_RULES`) or ``'none'``.
         allocation: Per-layer allocation rule (:data:`ALLOCATIONS`), ``'grid'`` for a uniform grid point, or
             ``'none'``.
         layer_sparsity: ``(layer name, target sparsity)`` pairs.
@@ -170,11 +170,11 @@ def _check_count(value: object, name: str, minimum: int) -> int:
 
 
 @dataclass(frozen=True)
-class SearchSpace:
+class SearchSpace(Config):
     """What :func:`~rmtcompress.shrink.shrink` tries (one effort level); validated, frozen.
 
     Attributes:
-        rules: Pruning rules (:data:`PRUNE_RULES`).
+        rules: Pruning rules (:data:`SHRINK_RULES`).
         allocations: Per-layer allocation rules for byte budgets (:data:`ALLOCATIONS`).
         weights: Weight formats (``'shared:2'``, ``'uniform:8'``, ``'ternary'``, ``'float32'``).
         sparsities: Grid of uniform sparsities: all of them without a budget; with a budget, those sparser than
@@ -217,14 +217,15 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         """Validate every field (InvalidParameterError naming the field)."""
-        for name, registry in (("rules", PRUNE_RULES), ("allocations", ALLOCATIONS)):
+        registries: tuple[tuple[str, Registry[str, Any]], ...] = (
+            ("rules", SHRINK_RULES),
+            ("allocations", ALLOCATIONS),
+        )
+        for name, registry in registries:
             values = getattr(self, name)
             if isinstance(values, str) or not values:
                 raise InvalidParameterError(f"{name} must be a non-empty tuple of names; got {values!r}")
-            unknown = [v for v in values if v not in registry]
-            if unknown:
-                raise InvalidParameterError(f"unknown {name} {unknown}; known: {', '.join(registry)}")
-            object.__setattr__(self, name, tuple(values))
+            object.__setattr__(self, name, tuple(registry.canonical(v) for v in values))
         if isinstance(self.weights, str) or not self.weights:
             raise InvalidParameterError(f"weights must be a non-empty tuple of formats; got {self.weights!r}")
         object.__setattr__(self, "weights", tuple(str(parse_weight_format(w)) for w in self.weights))
@@ -263,12 +264,15 @@ class SearchSpace:
         return tuple(parse_weight_format(w) for w in self.weights)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
+        """JSON-friendly dict of the fields (:meth:`to_dict` adds the type and version)."""
         return asdict(self)
 
 
-EFFORTS: dict[str, SearchSpace] = {
-    "quick": SearchSpace(
+EFFORTS: Registry[str, SearchSpace] = Registry("effort")
+"""Search spaces by effort name."""
+EFFORTS.add(
+    "quick",
+    SearchSpace(
         weights=("shared:2", "shared:4"),
         width_factors=(1.0,),
         sparsities=(0.8, 0.95),
@@ -280,8 +284,11 @@ EFFORTS: dict[str, SearchSpace] = {
         train_epochs=5,
         notes="smoke runs and tests: two formats, short schedules",
     ),
-    "default": SearchSpace(notes="≤ 10 min for a 784-512-512-10 MLP on 60k rows on 2 cores"),
-    "thorough": SearchSpace(
+)
+EFFORTS.add("default", SearchSpace(notes="≤ 10 min for a 784-512-512-10 MLP on 60k rows on 2 cores"))
+EFFORTS.add(
+    "thorough",
+    SearchSpace(
         rules=("gmp", "gmp-lq"),
         allocations=("global", "lq", "pq", "uniform"),
         weights=("shared:1", "shared:2", "shared:3", "shared:4", "uniform:8", "float32"),
@@ -294,7 +301,7 @@ EFFORTS: dict[str, SearchSpace] = {
         width_factors=(1.0, 0.5, 0.25, 0.125),
         notes="every rule and allocation, longer schedules",
     ),
-}
+)
 
 
 def register_effort(name: str, space: SearchSpace) -> None:
@@ -303,15 +310,11 @@ def register_effort(name: str, space: SearchSpace) -> None:
         raise InvalidParameterError(f"an effort name must be a non-empty string; got {name!r}")
     if not isinstance(space, SearchSpace):
         raise InvalidParameterError(f"space must be a SearchSpace; got {type(space).__name__}")
-    if name in EFFORTS:
-        raise InvalidParameterError(f"effort {name!r} is already registered")
-    EFFORTS[name] = space
+    EFFORTS.add(name, space)
 
 
 def get_effort(effort: str | SearchSpace) -> SearchSpace:
     """The search space of an effort name (or the space itself)."""
     if isinstance(effort, SearchSpace):
         return effort
-    if not isinstance(effort, str) or effort not in EFFORTS:
-        raise InvalidParameterError(f"unknown effort {effort!r}; known: {', '.join(EFFORTS)}")
-    return EFFORTS[effort]
+    return EFFORTS[effort]  # unknown names raise, listing the registered ones

@@ -66,7 +66,7 @@ from ..pruning import (
 from ._allocation import ALLOCATIONS, Allocation, fit_allocation, predict_layer_bits
 from ._budget import format_bytes
 from ._compact import compact
-from ._config import PRUNE_RULES, Recipe, SearchSpace, WeightFormat, get_effort
+from ._config import SHRINK_RULES, Recipe, SearchSpace, WeightFormat, get_effort
 from ._result import FrontierPoint, ShrinkResult, select
 
 __all__ = ["Checkpoint", "ShrinkWarning", "fingerprint", "shrink"]
@@ -247,7 +247,7 @@ def _gradual(
     out = copy.deepcopy(model)
     space = ctx.space
     cfg = ctx.train_config(space.prune_epochs)
-    criterion = PRUNE_RULES[rule]
+    criterion = SHRINK_RULES[rule]
     if criterion == "oneshot":
         for name in names:
             prune(out, MagnitudeConfig(sparsity=float(sparsity[name])), layers=[name])
