@@ -9,7 +9,9 @@ No training here: it reads the two benchmarks that measured them on the same dat
 * ``benchmarks/results/pruning.json`` (``bench_pruning.py``): 784-512-512-10 MLPs trained by backprop and pruned
   (GMP, one-shot, ℓ_q, lottery, SAP, and pruned nets with k-level activations); bytes = the packed file written by
   :func:`rmtcompress.io.save_pruned` where the benchmark recorded it, else 32 bits per non-zero +
-  bitmask at its entropy + biases.
+  bitmask at its entropy + biases;
+* ``benchmarks/results/shrink.json`` (``pruning/bench_shrink.py``, if present): the best model ``rc.shrink`` found
+  within each byte budget (pruned + weight-quantized trained nets, selected on validation), bytes = its file.
 
 For byte budgets it reports the most accurate net of each family that fits.
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the
 
 from _common import RESULTS, figure_png, machine_info, write_bytes, write_json
 
-BUDGETS_MB = (0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
+BUDGETS_MB = (0.008, 0.016, 0.032, 0.064, 0.128, 0.25, 0.5, 1.0, 2.0, 4.0, 32.0)
 
 
 def random_feature_points(ntklc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -84,6 +86,26 @@ def pruned_points(pruning: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def shrink_points(shrink: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for s in shrink["summary"]:
+        if s["family"] != "rc.shrink" or s["test_accuracy_mean"] is None:
+            continue
+        out.append(
+            {
+                "family": "trained + rc.shrink (pruned, quantized weights)",
+                "label": f"rc.shrink ≤ {s['budget'] / 1000:g} kB",
+                "accuracy": float(s["test_accuracy_mean"]),
+                "accuracy_std": float(s.get("test_accuracy_std") or 0.0),
+                "bytes": float(s["bytes_mean"]),
+                "activation_bits": 32.0,
+                "trained_hidden_layers": True,
+                "source": "shrink.json",
+            }
+        )
+    return out
+
+
 def best_within(points: list[dict[str, Any]], budgets: Sequence[float]) -> list[dict[str, Any]]:
     families = sorted({p["family"] for p in points})
     rows = []
@@ -130,6 +152,7 @@ def figure(points: list[dict[str, Any]]) -> bytes:
         "trained dense": ("C3", "*"),
         "trained + pruned": ("C1", "^"),
         "trained + pruned + k-level activations": ("C2", "v"),
+        "trained + rc.shrink (pruned, quantized weights)": ("C4", "P"),
     }
     fig, ax = plt.subplots(figsize=(9, 6))
     for fam in sorted({p["family"] for p in points}):
@@ -151,7 +174,7 @@ def figure(points: list[dict[str, Any]]) -> bytes:
     ax.set_ylim(max(lo - 2, 50), None)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Random-feature nets compressed by NTK-LC vs trained nets pruned, at equal bytes")
+    ax.set_title("Random-feature nets compressed by NTK-LC vs trained nets pruned / shrunk, at equal bytes")
     return figure_png(fig)
 
 
@@ -170,12 +193,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"data differ: ntklc {ntklc.get('task')} vs pruning {pruning.get('data')}", file=sys.stderr)
         return 2
     points = random_feature_points(ntklc) + pruned_points(pruning)
+    shrink_path = RESULTS / f"shrink{q}.json"
+    if shrink_path.exists():
+        points += shrink_points(json.loads(shrink_path.read_text()))
     table = best_within(points, BUDGETS_MB)
     families = sorted({p["family"] for p in points})
     sources = {
         "ntklc.json": f"seeds {ntklc.get('seeds')}",
         "pruning.json": f"mean of seeds {pruning.get('seeds')}",
     }
+    if shrink_path.exists():
+        sources["shrink.json"] = f"mean of seeds {json.loads(shrink_path.read_text()).get('seeds')}"
     md = markdown(table, families, sources)
     png = RESULTS / f"cross_method{q}.png"
     write_bytes(png, figure(points))

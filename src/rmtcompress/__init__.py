@@ -165,6 +165,10 @@ _LAZY.update(
 )
 # io: packed checksummed files
 _LAZY.update(dict.fromkeys(("load", "save", "model_file_bytes", "load_user_model"), "io"))
+# shrink: a trained model to a byte budget (rc.shrink is the function; the subpackage module is callable too)
+_LAZY.update(
+    dict.fromkeys(("shrink", "ShrinkResult", "SearchSpace", "FrontierPoint", "parse_bytes"), "shrink")
+)
 # lab: datasets, experiments, sweeps, reports
 _LAZY.update(
     dict.fromkeys(
@@ -183,7 +187,19 @@ _LAZY.update(
     )
 )
 
-SUBPACKAGES = ("core", "theory", "quant", "kernels", "empirical", "ntklc", "rf", "pruning", "io", "lab")
+SUBPACKAGES = (
+    "core",
+    "theory",
+    "quant",
+    "kernels",
+    "empirical",
+    "ntklc",
+    "rf",
+    "pruning",
+    "io",
+    "shrink",
+    "lab",
+)
 
 __all__ = [
     "FormatError",
@@ -314,6 +330,13 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
     from .rf import (
         LowPrecisionRFF as LowPrecisionRFF,
         TernaryRandomFeatures as TernaryRandomFeatures,
+    )
+    from .shrink import (
+        FrontierPoint as FrontierPoint,
+        SearchSpace as SearchSpace,
+        ShrinkResult as ShrinkResult,
+        parse_bytes as parse_bytes,
+        shrink as shrink,
     )
     from .theory import (
         ClassStatistics as ClassStatistics,

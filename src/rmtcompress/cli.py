@@ -1018,6 +1018,130 @@ def prune_cmd(
     )
 
 
+@main.command(name="shrink")
+@click.argument("model_path", metavar="MODEL.pt", type=click.Path(dir_okay=False))
+@click.option(
+    "--data",
+    default="fashion-mnist",
+    show_default=True,
+    help="task name (fashion-mnist, digits, mnist-subset, …) or a .npz/.csv file (label in the last column): "
+    "the training split is searched (validation carved from it), the test split reported",
+)
+@click.option("--budget", default=None, help="largest file size of the result, e.g. 32kB, 1.5MB, 20000B")
+@click.option(
+    "--min-accuracy",
+    type=float,
+    default=None,
+    help="instead of (or with) --budget: the smallest model within this drop of validation accuracy (0.01 = 1 pt)",
+)
+@click.option("--effort", default="default", show_default=True, help="search space: quick, default, thorough")
+@click.option(
+    "--normalize",
+    type=click.Choice(["unit", "paper", "none"]),
+    default="unit",
+    show_default=True,
+    help="input scaling the model was trained with: unit = divide by the largest training value (pixels → [0, 1])",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(["relu", "tanh", "sigmoid", "gelu"]),
+    default="relu",
+    show_default=True,
+    help="activation between the layers of a state-dict MLP (a state dict does not record it)",
+)
+@click.option("--max-train", type=int, default=None, help="subsample the training split")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    default="runs/shrink",
+    show_default=True,
+    help="folder: best.rmtc, frontier.png, frontier.json and the resumable store of every candidate",
+)
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def shrink_cmd(
+    model_path: str,
+    data: str,
+    budget: str | None,
+    min_accuracy: float | None,
+    effort: str,
+    normalize: str,
+    activation: str,
+    max_train: int | None,
+    seed: int,
+    out_dir: str,
+    quiet: bool,
+) -> None:
+    """Shrink a trained model (a .pt state dict or module, read with weights_only=True) to a byte budget.
+
+    Prunes, allocates sparsity per layer, quantizes weights (and activations), fine-tunes on the training split and
+    selects on a validation split carved from it; prints the frontier, writes OUT/best.rmtc (load it with
+    rc.load), OUT/frontier.png and OUT/frontier.json. Running it again with the same OUT resumes.
+    """
+    from tqdm import tqdm
+
+    from ._utils import atomic_write_json
+    from .io import load_user_model, save
+    from .lab import load_shrink_data, run_shrink
+    from .shrink import parse_bytes
+
+    try:
+        budget_bytes = None if budget is None else parse_bytes(budget)
+        if budget_bytes is None and min_accuracy is None:
+            raise InvalidParameterError("give --budget (e.g. 32kB) or --min-accuracy (e.g. 0.01), or both")
+        model = load_user_model(model_path, activation=activation)
+        Xtr, ytr, Xte, yte, desc = load_shrink_data(data, normalize=normalize, seed=seed, max_train=max_train)
+        bar = tqdm(total=0, disable=quiet, unit="model", dynamic_ncols=True)
+
+        def progress(done: int, total: int, message: str) -> None:
+            if total and bar.total != total:
+                bar.total = total
+            bar.n = done
+            bar.set_description_str(message[:60])
+            bar.refresh()
+
+        try:
+            result, reused = run_shrink(
+                model,
+                Xtr,
+                ytr,
+                out_dir,
+                budget_bytes=budget_bytes,
+                min_accuracy=min_accuracy,
+                seed=seed,
+                effort=effort,
+                X_test=Xte,
+                y_test=yte,
+                progress=progress,
+            )
+        finally:
+            bar.close()
+        out = Path(out_dir)
+        best = result.best_point
+        if best is not None and best.model is not None:
+            options = {"biases": "float16"} if best.biases == "float16" else {}
+            save(best.model, out / "best.rmtc", **options)
+        result.plot(out / "frontier.png")
+        atomic_write_json(out / "frontier.json", {"data": desc, "model": model_path, **result.as_dict()})
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+        return
+    click.echo(f"data: {desc}; {len(result.frontier)} models ({reused} read back from {out_dir})")
+    click.echo(result.table())
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    if best is None:
+        click.echo("no model qualifies", err=True)
+        sys.exit(1)
+    test = "" if best.test_accuracy is None else f", test {100 * best.test_accuracy:.2f} %"
+    click.echo(
+        f"best: {best.recipe.label}: {best.file_bytes:,} B, validation {100 * best.val_accuracy:.2f} %{test} "
+        f"(original {result.original.file_bytes:,} B, validation {100 * result.original.val_accuracy:.2f} %)"
+    )
+    click.echo(f"wrote {out / 'best.rmtc'}, {out / 'frontier.png'}, {out / 'frontier.json'}")
+
+
 @main.command(name="compressibility")
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")

@@ -326,6 +326,52 @@ def test_gradual_schedule_hits_final_exactly_and_is_monotone() -> None:
     assert updates == [10, 30, 50, 70, 90, 107]
 
 
+def test_gradual_layer_sparsity_gives_each_layer_its_own_schedule() -> None:
+    model = _mlp(seed=4)
+    targets = {"0": 0.9, "2": 0.5}  # layer "4" falls back to final_sparsity
+    cfg = GradualMagnitudeConfig(
+        final_sparsity=0.25, begin_step=0, end_step=10, frequency=5, layer_sparsity=targets
+    )
+    assert cfg.layer_sparsity == (("0", 0.9), ("2", 0.5))  # normalised to sorted pairs (hashable)
+    assert hash(cfg) == hash(
+        GradualMagnitudeConfig(
+            final_sparsity=0.25,
+            begin_step=0,
+            end_step=10,
+            frequency=5,
+            layer_sparsity=(("2", 0.5), ("0", 0.9)),
+        )
+    )
+    assert (
+        cfg.sparsity_at(10, "0") == 0.9 and cfg.sparsity_at(10, "4") == 0.25 and cfg.sparsity_at(10) == 0.25
+    )
+    assert 0.0 < cfg.sparsity_at(5, "0") < 0.9
+    for step in (0, 5, 10):
+        res = prune(model, cfg, step=step)
+        for name in ("0", "2", "4"):
+            n = model.get_submodule(name).weight.numel()
+            assert res.layer_sparsity[name] == pytest.approx(round(cfg.sparsity_at(step, name) * n) / n)
+    sizes = {n: model.get_submodule(n).weight.numel() for n in ("0", "2", "4")}
+    expected = (0.9 * sizes["0"] + 0.5 * sizes["2"] + 0.25 * sizes["4"]) / sum(sizes.values())
+    assert res.target_sparsity == pytest.approx(expected)
+    with pytest.raises(ValueError, match="does not prune"):
+        prune(_mlp(seed=4), cfg, step=10, layers=["2", "4"])  # names layer '0', which this step leaves alone
+
+
+def test_gradual_layer_sparsity_is_validated() -> None:
+    kw = {"final_sparsity": 0.5, "begin_step": 0, "end_step": 10, "frequency": 1}
+    with pytest.raises(ValueError, match="layer_sparsity"):
+        GradualMagnitudeConfig(**kw, layer_sparsity={"0": 1.0})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="scope='layer'"):
+        GradualMagnitudeConfig(**kw, scope="global", layer_sparsity={"0": 0.5})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="initial_sparsity"):
+        GradualMagnitudeConfig(**kw, initial_sparsity=0.4, layer_sparsity={"0": 0.3})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one"):
+        GradualMagnitudeConfig(**kw, layer_sparsity={})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="map layer names"):
+        GradualMagnitudeConfig(**kw, layer_sparsity=((0, 0.5),))  # type: ignore[arg-type]
+
+
 def test_gradual_prune_follows_schedule() -> None:
     model = _mlp(seed=9)
     cfg = GradualMagnitudeConfig(final_sparsity=0.8, begin_step=0, end_step=10, frequency=5)

@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import rmtcompress as rc
-from rmtcompress import lab, ntklc, pruning
+from rmtcompress import lab, ntklc, pruning, shrink
 from rmtcompress._utils import Config, Registry, config_types
 from rmtcompress.errors import InvalidParameterError, RmtcompressDeprecationWarning
 from rmtcompress.lab._sweeps import SweepSummary, parse_sweep
@@ -140,6 +140,7 @@ def sap_configs(draw: st.DrawFn) -> rc.SAPConfig:
 def gmp_configs(draw: st.DrawFn) -> rc.GradualMagnitudeConfig:
     final = draw(fraction)
     begin = draw(st.integers(0, 10**6))
+    scope = draw(st.sampled_from(["layer", "global"]))
     return rc.GradualMagnitudeConfig(
         final_sparsity=final,
         begin_step=begin,
@@ -147,10 +148,45 @@ def gmp_configs(draw: st.DrawFn) -> rc.GradualMagnitudeConfig:
         frequency=draw(st.integers(1, 1000)),
         initial_sparsity=draw(st.floats(0.0, final, **finite)),
         exponent=draw(positive),
-        scope=draw(st.sampled_from(["layer", "global"])),
+        scope=scope,
         criterion=draw(st.sampled_from(["magnitude", "lq"])),
         q=draw(open_fraction),
+        layer_sparsity=draw(
+            st.none()
+            | st.dictionaries(
+                st.sampled_from(["0", "2", "4", "net.fc"]),
+                st.floats(final, 1.0, exclude_max=True, **finite),
+                min_size=1,
+            )
+        )
+        if scope == "layer"
+        else None,
     )
+
+
+search_spaces = st.builds(
+    shrink.SearchSpace,
+    rules=st.lists(st.sampled_from(["gmp", "gmp-lq", "oneshot"]), min_size=1, max_size=3, unique=True).map(
+        tuple
+    ),
+    allocations=st.lists(st.sampled_from(["global", "uniform", "pq", "lq"]), min_size=1, unique=True).map(
+        tuple
+    ),
+    weights=st.lists(
+        st.sampled_from(["shared:1", "shared:3", "uniform:8", "ternary", "float32"]), min_size=1, unique=True
+    ).map(tuple),
+    sparsities=st.lists(open_fraction, min_size=1, max_size=5, unique=True).map(lambda v: tuple(sorted(v))),
+    grid_points=st.integers(0, 5),
+    grid_below=st.floats(0.0, 1.0, **finite),
+    activation_bits=st.lists(st.integers(1, 8), max_size=3).map(tuple),
+    prune_epochs=st.integers(1, 50),
+    prune_end=st.floats(0.0, 1.0, exclude_min=True, **finite),
+    lr=positive,
+    width_factors=st.lists(st.floats(0.0, 1.0, exclude_min=True, **finite), min_size=1, max_size=3).map(
+        tuple
+    ),
+    margin=st.floats(0.5, 1.0, **finite),
+)
 
 
 lottery_configs = st.builds(
@@ -244,6 +280,7 @@ STRATEGIES: dict[type, st.SearchStrategy[Any]] = {
     pruning.TernaryWeightConfig: ternary_weight_configs,
     lab.MethodSpec: method_specs,
     lab.SpectraConfig: spectra_configs,
+    shrink.SearchSpace: search_spaces,
 }
 
 

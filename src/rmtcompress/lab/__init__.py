@@ -36,6 +36,12 @@ from ._fig2 import SpectraConfig as SpectraConfig, run_spectra as run_spectra
 from ._report import (
     write_report as write_report,
 )
+from ._shrink_run import (
+    NORMALIZATIONS as NORMALIZATIONS,
+    StoreCheckpoint as StoreCheckpoint,
+    load_shrink_data as load_shrink_data,
+    run_shrink as run_shrink,
+)
 from ._store import ResultStore as ResultStore
 from ._sweeps import (
     TIMING_FIELDS as TIMING_FIELDS,
@@ -49,6 +55,7 @@ from ._sweeps import (
 )
 
 __all__ = [
+    "NORMALIZATIONS",
     "SUMMARY_HEADER",
     "TASKS",
     "TIMING_FIELDS",
@@ -56,6 +63,7 @@ __all__ = [
     "PaperNormalizer",
     "ResultStore",
     "SpectraConfig",
+    "StoreCheckpoint",
     "Task",
     "aggregate",
     "build_model",
@@ -66,6 +74,7 @@ __all__ = [
     "load_features_file",
     "load_idx_dataset",
     "load_mnist_subset",
+    "load_shrink_data",
     "load_sweep",
     "load_task",
     "make_gmm",
@@ -74,6 +83,7 @@ __all__ = [
     "rank_methods",
     "run_grid",
     "run_one",
+    "run_shrink",
     "run_spectra",
     "run_sweep",
     "run_sweep_file",

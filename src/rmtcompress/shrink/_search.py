@@ -1,0 +1,858 @@
+"""``shrink``: a trained model + its training data + a byte budget → every tried compressed model and the best one.
+
+The search (one :class:`~rmtcompress.shrink.SearchSpace`, see :data:`~rmtcompress.shrink.EFFORTS`):
+
+1. carve a stratified validation split from ``(X, y)`` (:func:`rmtcompress.pruning.train_val_split`); the training
+   loop gets ``(X, y)`` with the same ``val_fraction`` and seed, so it carves the same split and trains on the rest.
+   Every selection — checkpoints inside the loop, and the final choice — reads validation accuracy only; test data,
+   if given, is evaluated on each finished candidate for the report and read by nothing;
+2. per weight format (``shared:2`` …) and allocation rule, the per-layer keep counts whose predicted file fits
+   ``margin × budget`` (:func:`~rmtcompress.shrink.fit_allocation`), corrected by the exact size of a one-shot
+   proxy file (:func:`rmtcompress.io.model_file_bytes`); plus uniform grid sparsities (all of them without a
+   budget);
+3. each distinct pruning target: gradual magnitude pruning (Zhu & Gupta; per-layer targets) from the trained weights
+   with the package's training loop, then :func:`~rmtcompress.shrink.compact` (dead neurons out);
+4. each weight format: :func:`rmtcompress.pruning.quantize_weights`, then fine-tuning of the tables and biases
+   (codes and zeros fixed) with the same loop; biases are stored as float16 when that does not lower the
+   validation accuracy;
+5. the best few get k-level activations (:func:`rmtcompress.pruning.quantize_activations`) + fine-tuning;
+6. :func:`~rmtcompress.shrink.select` picks the most accurate model within the budget, or the smallest within
+   ``min_accuracy`` of the original.
+
+Each candidate can be stored and read back through a :class:`Checkpoint` (``rmtcompress.lab`` keeps one in a sweeps
+result store), so an interrupted search resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import numbers
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike, NDArray
+from torch import nn
+
+from .._utils import validate_Xy
+from ..core import MLPSpec
+from ..errors import InvalidParameterError, RmtcompressWarning
+from ..io import model_file_bytes
+from ..pruning import (
+    GradualMagnitudeConfig,
+    MagnitudeConfig,
+    QuantizedConv2d,
+    QuantizedLinear,
+    TernaryWeightConfig,
+    TrainConfig,
+    UniformWeightConfig,
+    WeightSharingConfig,
+    evaluate,
+    make_mlp,
+    prunable_layers,
+    prune,
+    quantize_activations,
+    quantize_weights,
+    remove,
+    train,
+    train_val_split,
+)
+from ._allocation import ALLOCATIONS, Allocation, fit_allocation, predict_layer_bits
+from ._budget import format_bytes
+from ._compact import compact
+from ._config import SHRINK_RULES, Recipe, SearchSpace, WeightFormat, get_effort
+from ._result import FrontierPoint, ShrinkResult, select
+
+__all__ = ["Checkpoint", "ShrinkWarning", "fingerprint", "shrink"]
+
+BIAS_OPTIONS = ("float16", "float32")
+_CALIBRATION_ROWS = 4096
+_PROXY_ROUNDS = 3
+_WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, QuantizedLinear, QuantizedConv2d)
+_TRIM_ROUNDS = 6
+
+
+class ShrinkWarning(RmtcompressWarning):
+    """Something the search could not do as asked (no candidate qualified, a step skipped)."""
+
+
+class Checkpoint(Protocol):
+    """Where finished candidates are kept so that an interrupted search resumes (``rmtcompress.lab`` has one).
+
+    ``key`` identifies a candidate completely (fingerprints of the model and data, the seed, the search space and
+    the recipe); a stored candidate is returned as its record (:meth:`FrontierPoint.record`) and its model.
+    """
+
+    def load(self, key: Mapping[str, Any]) -> tuple[dict[str, Any], nn.Module] | None:
+        """The stored record and model of ``key``, or None."""
+
+    def save(self, key: Mapping[str, Any], record: dict[str, Any], model: nn.Module) -> None:
+        """Store a finished candidate."""
+
+
+Progress = Callable[[int, int, str], None]
+
+
+def fingerprint(*parts: Any) -> str:
+    """sha256 over arrays / tensors / models (their state) / plain values: identifies the inputs of a search."""
+    h = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, nn.Module):
+            for name, t in sorted(part.state_dict().items()):
+                h.update(name.encode())
+                h.update(t.detach().cpu().contiguous().numpy().tobytes())
+            h.update(repr(part).encode())
+        elif isinstance(part, torch.Tensor):
+            h.update(part.detach().cpu().contiguous().numpy().tobytes())
+        elif isinstance(part, np.ndarray):
+            h.update(str(part.dtype).encode())
+            h.update(str(part.shape).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        else:
+            h.update(repr(part).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+# ============================================================================================ inputs
+
+
+def _check_model(model: nn.Module, X: NDArray[np.float64], n_classes: int) -> None:
+    """Clear errors for a model the search cannot use: no weight layer, NaN/inf, data of the wrong width."""
+    layers = prunable_layers(model)  # raises when there is no nn.Linear / nn.Conv2d
+    for name, p in model.named_parameters():
+        bad = int((~torch.isfinite(p.detach())).sum())
+        if bad:
+            raise InvalidParameterError(f"parameter {name!r} of the model holds {bad} NaN/inf value(s)")
+    first = layers[0][1]
+    if isinstance(first, nn.Linear) and model is not first:
+        head: nn.Module = model
+        while isinstance(head, nn.Sequential) and len(head):
+            head = head[0]
+        if head is first and X.shape[1] != first.in_features:
+            raise InvalidParameterError(
+                f"X has {X.shape[1]} columns but the model's first layer {layers[0][0]!r} takes "
+                f"{first.in_features} inputs"
+            )
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(np.ascontiguousarray(X[:2], dtype=np.float32)))
+    except RuntimeError as exc:
+        raise InvalidParameterError(f"X (width {X.shape[1]}) does not fit the model: {exc}") from exc
+    finally:
+        model.train(was)
+    if out.dim() != 2 or out.shape[1] < n_classes:
+        raise InvalidParameterError(
+            f"the model returns {tuple(out.shape[1:])} outputs per row, but y has {n_classes} classes"
+        )
+
+
+def _check_budget(budget_bytes: object, min_accuracy: object) -> tuple[int | None, float | None]:
+    if budget_bytes is None and min_accuracy is None:
+        raise InvalidParameterError(
+            "give budget_bytes= (the most accurate model within it) or min_accuracy= (the smallest model within "
+            "that much validation accuracy of the original), or both"
+        )
+    budget: int | None = None
+    if budget_bytes is not None:
+        if (
+            isinstance(budget_bytes, bool)
+            or not isinstance(budget_bytes, numbers.Integral)
+            or budget_bytes <= 0
+        ):
+            raise InvalidParameterError(f"budget_bytes must be a positive integer; got {budget_bytes!r}")
+        budget = int(budget_bytes)
+    tol: float | None = None
+    if min_accuracy is not None:
+        if isinstance(min_accuracy, bool) or not isinstance(min_accuracy, numbers.Real):
+            raise InvalidParameterError(f"min_accuracy must be a number in [0, 1); got {min_accuracy!r}")
+        tol = float(min_accuracy)
+        if not 0.0 <= tol < 1.0:
+            raise InvalidParameterError(
+                "min_accuracy is the largest allowed drop of validation accuracy from the original, in [0, 1) "
+                f"(e.g. 0.01 = one point); got {min_accuracy!r}"
+            )
+    return budget, tol
+
+
+# ============================================================================================ building blocks
+
+
+@dataclass
+class _Context:
+    X: NDArray[np.float64]
+    y: NDArray[np.int64]
+    val_idx: NDArray[np.int64]
+    fit_idx: NDArray[np.int64]
+    space: SearchSpace
+    seed: int
+    val_fraction: float
+    X_test: NDArray[np.float64] | None
+    y_test: NDArray[np.int64] | None
+
+    def train_config(self, epochs: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=epochs,
+            batch_size=self.space.batch_size,
+            lr=self.space.lr,
+            val_fraction=self.val_fraction,
+            seed=self.seed,
+        )
+
+    def val_accuracy(self, model: nn.Module) -> float:
+        return evaluate(model, self.X[self.val_idx], self.y[self.val_idx])[1]
+
+    def test_accuracy(self, model: nn.Module) -> float | None:
+        if self.X_test is None or self.y_test is None:
+            return None
+        return evaluate(model, self.X_test, self.y_test)[1]
+
+
+def _layer_arrays(model: nn.Module) -> tuple[list[str], list[NDArray[np.float64]]]:
+    layers = prunable_layers(model)
+    names = [n for n, _ in layers]
+    arrays = []
+    for _, m in layers:
+        weight = m._parameters["weight"]
+        assert weight is not None
+        w = weight.detach().to(torch.float64).cpu().numpy()
+        mask = m._buffers.get("weight_mask")
+        if mask is not None:
+            w = w * mask.cpu().numpy()
+        arrays.append(w)
+    return names, arrays
+
+
+def _oneshot(model: nn.Module, names: list[str], sparsity: Mapping[str, float]) -> nn.Module:
+    """Copy of ``model`` pruned once by magnitude to the per-layer sparsities (masks made permanent)."""
+    out = copy.deepcopy(model)
+    for name in names:
+        prune(out, MagnitudeConfig(sparsity=float(sparsity[name])), layers=[name])
+    remove(out)
+    return out
+
+
+def _gradual(
+    model: nn.Module, ctx: _Context, names: list[str], sparsity: Mapping[str, float], rule: str
+) -> nn.Module:
+    """Copy of ``model`` pruned by the rule to the per-layer sparsities, fine-tuned, masks made permanent."""
+    out = copy.deepcopy(model)
+    space = ctx.space
+    cfg = ctx.train_config(space.prune_epochs)
+    criterion = SHRINK_RULES[rule]
+    if criterion == "oneshot":
+        for name in names:
+            prune(out, MagnitudeConfig(sparsity=float(sparsity[name])), layers=[name])
+        train(out, ctx.X, ctx.y, cfg)
+    else:
+        n_fit = ctx.fit_idx.size
+        total = math.ceil(n_fit / space.batch_size) * space.prune_epochs
+        end = max(1, min(total, round(space.prune_end * total)))
+        schedule = GradualMagnitudeConfig(
+            final_sparsity=0.0,
+            begin_step=0,
+            end_step=end,
+            frequency=max(1, end // 30),
+            criterion=criterion,  # type: ignore[arg-type]
+            layer_sparsity={n: float(sparsity[n]) for n in names},
+        )
+        train(out, ctx.X, ctx.y, cfg, schedule=schedule, layers=names)
+    remove(out)
+    return out
+
+
+def _weight_config(
+    fmt: WeightFormat,
+) -> WeightSharingConfig | UniformWeightConfig | TernaryWeightConfig | None:
+    if fmt.scheme == "shared":
+        assert fmt.bits is not None
+        return WeightSharingConfig(bits=fmt.bits, scope="layer")
+    if fmt.scheme == "uniform":
+        assert fmt.bits is not None
+        return UniformWeightConfig(bits=fmt.bits, scope="channel")
+    if fmt.scheme == "ternary":
+        return TernaryWeightConfig(scope="layer", alpha="trained", threshold=0.0)
+    return None  # float32: the pruned float net
+
+
+def _quantize(model: nn.Module, fmt: WeightFormat, seed: int) -> nn.Module:
+    cfg = _weight_config(fmt)
+    if cfg is None:
+        return copy.deepcopy(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RmtcompressWarning)  # Lloyd's iteration cap: the last iterate is fine
+        return quantize_weights(model, cfg, seed=seed)
+
+
+def _file_bytes(model: nn.Module, biases: str) -> int:
+    """Exact file size; float16 biases are an option of the quantized-net format only."""
+    if biases == "float32":
+        return model_file_bytes(model)
+    return model_file_bytes(model, biases=biases)
+
+
+def _round_biases(model: nn.Module) -> nn.Module:
+    out = copy.deepcopy(model)
+    with torch.no_grad():
+        for name, p in out.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(p.to(torch.float16).to(p.dtype))
+    return out
+
+
+def _stats(model: nn.Module) -> tuple[float, tuple[int, ...]]:
+    zeros = total = 0
+    widths: list[int] = []
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and isinstance(m, _WEIGHT_LAYERS):
+            zeros += int((w.detach() == 0).sum())
+            total += w.numel()
+            widths.append(int(w.shape[0]))
+    return (zeros / total if total else 0.0), tuple(widths)
+
+
+# ============================================================================================ allocation
+
+
+def _proxy_bytes(
+    base: nn.Module,
+    names: list[str],
+    sizes: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    fmt: WeightFormat,
+    seed: int,
+) -> int:
+    sparsity = {n: 1.0 - float(k) / float(s) for n, k, s in zip(names, counts, sizes, strict=True)}
+    proxy = compact(_oneshot(base, names, sparsity))
+    q = _quantize(proxy, fmt, seed)
+    return _file_bytes(_round_biases(q), "float16" if fmt.scheme != "float32" else "float32")
+
+
+def _fit_counts(
+    base: nn.Module,
+    names: list[str],
+    allocation: Allocation,
+    fmt: WeightFormat,
+    target_bytes: float,
+    seed: int,
+) -> NDArray[np.int64] | None:
+    """Keep counts whose exact proxy file fits ``target_bytes``: predict, measure the fixed costs, correct.
+
+    Returns the largest verified counts, or None when even one weight per layer does not fit.
+    """
+    sizes = np.array(allocation.sizes, dtype=np.int64)
+    floor = np.ones_like(sizes)
+
+    def fit(overhead: float) -> NDArray[np.int64]:
+        try:
+            return fit_allocation(allocation, 8.0 * target_bytes, fmt.code_bits, overhead_bits=overhead)
+        except InvalidParameterError:
+            return floor
+
+    best: NDArray[np.int64] | None = None
+    counts = fit(0.0)
+    for _ in range(_PROXY_ROUNDS):
+        actual = _proxy_bytes(base, names, sizes, counts, fmt, seed)
+        if actual <= target_bytes:
+            if best is None or counts.sum() > best.sum():
+                best = counts
+            if actual >= 0.97 * target_bytes or np.array_equal(counts, sizes):
+                break
+        predicted = float(predict_layer_bits(sizes, counts, fmt.code_bits).sum())
+        nxt = fit(8.0 * actual - predicted)
+        if np.array_equal(nxt, counts):
+            break
+        counts = nxt
+    if best is None and _proxy_bytes(base, names, sizes, floor, fmt, seed) <= target_bytes:
+        best = floor
+    return best
+
+
+def _trim(net: nn.Module, q: nn.Module, fmt: WeightFormat, target_bytes: int, seed: int) -> nn.Module:
+    """``q`` (the quantized ``net``) if its file fits ``target_bytes``, else ``net`` pruned a little further (one shot,
+    by magnitude, every layer's kept count scaled alike), compacted and quantized again until it fits.
+
+    Gradual pruning keeps each layer's count but not which neurons die, so the compacted net can be a few per cent
+    larger than the one-shot proxy the allocation was fitted on; the codes (fixed from here on) fix the file size.
+    """
+    biases = "float32" if fmt.scheme == "float32" else "float16"
+    for _ in range(_TRIM_ROUNDS):
+        actual = _file_bytes(_round_biases(q) if biases == "float16" else q, biases)
+        if actual <= target_bytes:
+            return q
+        names, arrays = _layer_arrays(net)
+        sizes = np.array([a.size for a in arrays], dtype=np.int64)
+        counts = np.array([int(np.count_nonzero(a)) for a in arrays], dtype=np.int64)
+        payload = predict_layer_bits(sizes, counts, fmt.code_bits)
+        overhead = 8.0 * actual - float(payload.sum())
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            k = np.maximum(np.floor(mid * counts), 1)
+            if float(predict_layer_bits(sizes, k, fmt.code_bits).sum()) + overhead <= 8.0 * target_bytes:
+                lo = mid
+            else:
+                hi = mid
+        keep = np.maximum(np.floor(min(lo, 0.995) * counts), 1).astype(np.int64)
+        net = compact(
+            _oneshot(net, names, {n: 1.0 - k / z for n, k, z in zip(names, keep, sizes, strict=True)})
+        )
+        q = _quantize(net, fmt, seed)
+    return q
+
+
+def _counts_at_sparsity(allocation: Allocation, sparsity: float) -> NDArray[np.int64]:
+    """Counts of ``allocation`` keeping ``(1 − sparsity)`` of all weights (bisection on λ)."""
+    sizes = np.array(allocation.sizes, dtype=np.int64)
+    goal = (1.0 - sparsity) * float(sizes.sum())
+    lo, hi = 0.0, allocation.lam_max
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if float(allocation.counts(mid).sum()) <= goal:
+            lo = mid
+        else:
+            hi = mid
+    return np.maximum(allocation.counts(lo), 1)
+
+
+# ============================================================================================ the search
+
+
+@dataclass(frozen=True)
+class _Planned:
+    base: str
+    rule: str
+    allocation: str
+    sparsity: tuple[tuple[str, float], ...]
+    fmt: WeightFormat
+    target_bytes: int | None
+
+    def recipe(self, space: SearchSpace) -> Recipe:
+        return Recipe(
+            base=self.base,
+            rule=self.rule,
+            allocation=self.allocation,
+            layer_sparsity=self.sparsity,
+            weights=str(self.fmt),
+            prune_epochs=space.prune_epochs,
+            finetune_epochs=space.finetune_epochs if self.fmt.scheme != "float32" else 0,
+            target_bytes=self.target_bytes,
+        )
+
+
+def _plan(
+    bases: Mapping[str, nn.Module],
+    space: SearchSpace,
+    budget: int | None,
+    seed: int,
+    smallest: int | None,
+    notes: list[str],
+) -> list[_Planned]:
+    plans: list[_Planned] = []
+    seen: set[tuple[Any, ...]] = set()
+
+    def add(p: _Planned) -> None:
+        key = (p.base, p.rule, p.sparsity, str(p.fmt))
+        if key not in seen:
+            seen.add(key)
+            plans.append(p)
+
+    for base_name, base in bases.items():
+        names, arrays = _layer_arrays(base)
+        allocations = {a: ALLOCATIONS[a](arrays) for a in space.allocations}
+        for rule in space.rules:
+            for fmt in space.formats():
+                fitted_sparsity: float | None = None
+                for alloc_name, alloc in allocations.items():
+                    sizes = np.array(alloc.sizes, dtype=np.int64)
+                    if budget is not None:
+                        target = max(space.margin * budget, min(float(budget), float(smallest or 0)))
+                        fitted = _fit_counts(base, names, alloc, fmt, target, seed)
+                        if fitted is None:
+                            notes.append(
+                                f"{fmt} weights with the {alloc_name} allocation cannot reach {budget:,} B"
+                            )
+                            continue
+                        counts = fitted
+                        sp = tuple(
+                            (n, round(1.0 - float(k) / float(s), 6))
+                            for n, k, s in zip(names, counts, sizes, strict=True)
+                        )
+                        add(_Planned(base_name, rule, alloc_name, sp, fmt, int(target)))
+                        overall = 1.0 - float(counts.sum()) / float(sizes.sum())
+                        fitted_sparsity = (
+                            overall if fitted_sparsity is None else min(fitted_sparsity, overall)
+                        )
+                grid = list(space.sparsities)
+                alloc_name = space.allocations[0]
+                alloc = allocations[alloc_name]
+                sizes = np.array(alloc.sizes, dtype=np.int64)
+                if budget is not None:
+                    if fitted_sparsity is None:
+                        continue  # the format does not reach the budget at all
+                    # a roomy budget: sparser grid points too (pruning also regularises); a tight one: none
+                    roomy = fitted_sparsity < space.grid_below
+                    grid = [s for s in grid if roomy and s > fitted_sparsity + 1e-3][: space.grid_points]
+                for s in grid:
+                    counts = _counts_at_sparsity(alloc, s)
+                    sp = tuple(
+                        (n, round(1.0 - float(k) / float(z), 6))
+                        for n, k, z in zip(names, counts, sizes, strict=True)
+                    )
+                    add(_Planned(base_name, rule, alloc_name, sp, fmt, None))
+    return plans
+
+
+def _mlp_shape(model: nn.Module) -> tuple[int, tuple[int, ...], str] | None:
+    """``(input_dim, hidden widths, activation)`` of a plain ``Linear → ReLU|Tanh → … → Linear`` Sequential."""
+    if not isinstance(model, nn.Sequential) or len(model) == 0:
+        return None
+    mods = list(model)
+    linears = [m for m in mods[0::2] if isinstance(m, nn.Linear)]
+    acts = mods[1::2]
+    if len(mods) % 2 == 0 or len(linears) != len(mods[0::2]):
+        return None
+    kinds = {type(a) for a in acts}
+    if kinds and kinds not in ({nn.ReLU}, {nn.Tanh}):
+        return None
+    act = "tanh" if kinds == {nn.Tanh} else "relu"
+    return int(linears[0].in_features), tuple(int(m.out_features) for m in linears[:-1]), act
+
+
+def _bases(
+    model: nn.Module | MLPSpec,
+    ctx: _Context,
+    n_classes: int,
+    progress: Progress | None,
+    notes: list[str],
+    checkpoint: Checkpoint | None,
+    data_key: str,
+) -> dict[str, nn.Module]:
+    """The trained nets the search starts from: the model itself, and nets of other widths trained on ``(X, y)``."""
+    bases: dict[str, nn.Module] = {}
+    factors = list(ctx.space.width_factors)
+    shape: tuple[int, tuple[int, ...], str] | None
+    if isinstance(model, MLPSpec):
+        acts = {getattr(a, "name", a) for a in model.activations}
+        if len(acts) != 1 or not acts <= {"relu", "tanh"}:
+            raise InvalidParameterError(
+                "an MLPSpec for shrink needs one activation, 'relu' or 'tanh', for all layers; got "
+                f"{model.activations}"
+            )
+        shape = (model.input_dim, model.widths, str(acts.pop()))
+    else:
+        bases["original"] = copy.deepcopy(model).eval()
+        factors = [f for f in factors if f < 1.0]
+        shape = _mlp_shape(model)
+        if factors and shape is None:
+            notes.append("width candidates skipped: the model is not a plain Linear/ReLU|Tanh nn.Sequential")
+            factors = []
+    for f in factors:
+        assert shape is not None
+        input_dim, hidden, act = shape
+        widths = tuple(max(1, round(f * w)) for w in hidden)
+        name = "width=" + "-".join(map(str, (input_dim, *widths, n_classes)))
+        if name in bases:
+            continue
+        key = {
+            "kind": "shrink-base",
+            "data": data_key,
+            "seed": ctx.seed,
+            "val_fraction": ctx.val_fraction,
+            "net": name,
+            "activation": act,
+            "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
+        }
+        stored = None if checkpoint is None else checkpoint.load(key)
+        if stored is not None:
+            bases[name] = stored[1].eval()
+            continue
+        if progress is not None:
+            progress(0, 0, f"training {name}")
+        net = make_mlp(input_dim, widths, n_classes, activation=act, seed=ctx.seed)  # type: ignore[arg-type]
+        train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs))
+        bases[name] = net.eval()
+        if checkpoint is not None:
+            checkpoint.save(key, {"kind": "base", "net": name}, bases[name])
+    return bases
+
+
+def _finish_point(
+    model: nn.Module, recipe: Recipe, ctx: _Context, seconds: float, allow_fp16: bool, budget: int | None
+) -> FrontierPoint:
+    """Choose the bias storage on validation, measure the file, evaluate (validation; test for the report).
+
+    Float16 biases are kept unless float32 ones are more accurate on validation and still fit the budget.
+    """
+    val = ctx.val_accuracy(model)
+    biases = "float32"
+    if allow_fp16:
+        rounded = _round_biases(model)
+        val16 = ctx.val_accuracy(rounded)
+        if val16 >= val or (budget is not None and _file_bytes(model, "float32") > budget):
+            model, val, biases = rounded, val16, "float16"
+    sparsity, widths = _stats(model)
+    return FrontierPoint(
+        recipe=recipe,
+        val_accuracy=val,
+        file_bytes=_file_bytes(model, biases),
+        test_accuracy=ctx.test_accuracy(model),
+        biases=biases,
+        sparsity=sparsity,
+        widths=widths,
+        seconds=seconds,
+        model=model.eval(),
+    )
+
+
+def shrink(
+    model: nn.Module | MLPSpec,
+    X: ArrayLike,
+    y: ArrayLike,
+    budget_bytes: int | None = None,
+    min_accuracy: float | None = None,
+    seed: int = 0,
+    effort: str | SearchSpace = "default",
+    *,
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+    val_fraction: float = 0.1,
+    checkpoint: Checkpoint | None = None,
+    progress: Progress | None = None,
+) -> ShrinkResult:
+    """Shrink a trained net to a byte budget: prune × allocate × quantize weights × quantize activations, select on
+    validation.
+
+    Args:
+        model: A trained classifier returning logits whose weight layers are ``nn.Linear`` / ``nn.Conv2d``
+            (``nn.Sequential`` MLPs and CNNs), or an :class:`~rmtcompress.MLPSpec` whose widths (times
+            ``width_factors`` of the search space) are trained first (ReLU or tanh, Adam).
+        X: Training inputs ``(n, p)`` — the data the model was trained on (or more of its kind); the validation
+            split is carved from it.
+        y: Training labels ``(n,)``.
+        budget_bytes: Largest file size (bytes) of the selected model.
+        min_accuracy: Largest allowed drop of validation accuracy from the original, in ``[0, 1)``: with it the
+            smallest model within that drop is selected (within ``budget_bytes`` too, if given).
+        seed: Seed of the split, the training runs and the Lloyd subsamples.
+        effort: Name of a registered search space (:data:`~rmtcompress.shrink.EFFORTS`) or a
+            :class:`~rmtcompress.shrink.SearchSpace`.
+        X_test: Optional test inputs: every candidate is evaluated on them for the report; selection never reads
+            them.
+        y_test: Test labels, with ``X_test``.
+        val_fraction: Fraction of every class of ``(X, y)`` held out for validation, in ``(0, 0.5]``.
+        checkpoint: Optional store of finished candidates (resume).
+        progress: Optional callback ``(done, total, message)``.
+
+    Returns:
+        A :class:`~rmtcompress.shrink.ShrinkResult` (``.best``, ``.frontier``, ``.plot(path)``, ``.table()``).
+
+    Raises:
+        InvalidParameterError: No budget nor tolerance; a budget below the smallest model the search reaches (the
+            message names that size); data whose width does not fit the model; NaN/inf weights; a layer the weight
+            quantizer does not support (named); invalid arguments.
+    """
+    t0 = time.perf_counter()
+    budget, tol = _check_budget(budget_bytes, min_accuracy)
+    space = get_effort(effort)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
+    seed = int(seed)
+    Xa, ya = validate_Xy(X, y)
+    if (X_test is None) != (y_test is None):
+        raise InvalidParameterError("give both X_test and y_test, or neither")
+    Xt = yt = None
+    if X_test is not None and y_test is not None:
+        Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
+        if Xt.shape[1] != Xa.shape[1]:
+            raise InvalidParameterError(f"X_test has {Xt.shape[1]} columns, X has {Xa.shape[1]}")
+    TrainConfig(val_fraction=val_fraction)  # validates val_fraction
+    fit_idx, val_idx = train_val_split(ya, val_fraction, seed)
+    ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt)
+    n_classes = int(ya.max()) + 1
+    notes: list[str] = []
+
+    if isinstance(model, MLPSpec):
+        if model.input_dim != Xa.shape[1]:
+            raise InvalidParameterError(
+                f"X has {Xa.shape[1]} columns but the MLPSpec takes {model.input_dim}"
+            )
+    elif isinstance(model, nn.Module):
+        _check_model(model, Xa, n_classes)
+    else:
+        raise InvalidParameterError(f"model must be an nn.Module or an MLPSpec; got {type(model).__name__}")
+    # the smallest model the space reaches: one weight per layer (so every hidden layer compacts to one neuron),
+    # the cheapest format, float16 biases; measured on the architecture before anything is trained
+    if isinstance(model, MLPSpec):
+        template: nn.Module = make_mlp(model.input_dim, model.widths, n_classes, seed=seed)
+    else:
+        template = model
+    cheapest = min(space.formats(), key=lambda f: f.code_bits)
+    names, arrays = _layer_arrays(template)
+    floor_sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    smallest = _proxy_bytes(template, names, floor_sizes, np.ones_like(floor_sizes), cheapest, seed)
+    if budget is not None and budget < smallest:
+        raise InvalidParameterError(
+            f"a budget of {budget:,} B ({format_bytes(budget)}) is below the smallest model this search reaches: "
+            f"{smallest:,} B ({format_bytes(smallest)}, one weight per layer, {cheapest} weights, float16 biases)"
+        )
+    data_key = fingerprint(Xa, ya)
+    bases = _bases(model, ctx, n_classes, progress, notes, checkpoint, data_key)
+    originals = [
+        FrontierPoint(
+            recipe=Recipe(base=name),
+            val_accuracy=ctx.val_accuracy(net),
+            file_bytes=_file_bytes(net, "float32"),
+            test_accuracy=ctx.test_accuracy(net),
+            sparsity=_stats(net)[0],
+            widths=_stats(net)[1],
+            model=net,
+        )
+        for name, net in bases.items()
+    ]
+    original = originals[0]
+
+    plans = _plan(bases, space, budget, seed, smallest, notes)
+    # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
+    space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
+    base_keys = {name: fingerprint(b) for name, b in bases.items()}
+    # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse
+
+    def key_of(recipe: Recipe) -> dict[str, Any]:
+        return {
+            "kind": "shrink-candidate",
+            "base": base_keys[recipe.base],
+            "data": data_key,
+            "seed": seed,
+            "val_fraction": val_fraction,
+            "space": space_key,
+            "recipe": recipe.as_dict(),
+        }
+
+    frontier: list[FrontierPoint] = list(originals)
+    total = len(plans) + space.activation_top * len(space.activation_bits)
+    done = 0
+
+    def report(message: str) -> None:
+        if progress is not None:
+            progress(done, total, message)
+
+    def run(recipe: Recipe, make: Callable[[], tuple[nn.Module, float]], allow_fp16: bool) -> FrontierPoint:
+        key = key_of(recipe)
+        if checkpoint is not None:
+            stored = checkpoint.load(key)
+            if stored is not None:
+                point = FrontierPoint.from_record(stored[0], stored[1])
+                point.test_accuracy = ctx.test_accuracy(stored[1])  # reported only
+                return point
+        t = time.perf_counter()
+        net, extra = make()
+        point = _finish_point(net, recipe, ctx, time.perf_counter() - t + extra, allow_fp16, budget)
+        if checkpoint is not None:
+            assert point.model is not None
+            checkpoint.save(key, point.record(), point.model)
+        return point
+
+    pruned_cache: dict[tuple[Any, ...], tuple[nn.Module, float]] = {}
+
+    def pruned(plan: _Planned) -> tuple[nn.Module, float]:
+        key = (plan.base, plan.rule, plan.sparsity)
+        if key not in pruned_cache:
+            t = time.perf_counter()
+            names = [n for n, _ in plan.sparsity]
+            net = _gradual(bases[plan.base], ctx, names, dict(plan.sparsity), plan.rule)
+            pruned_cache[key] = (compact(net), time.perf_counter() - t)
+            return pruned_cache[key]
+        return pruned_cache[key][0], 0.0
+
+    for plan in plans:
+        recipe = plan.recipe(space)
+        report(f"{recipe.label}")
+
+        def make(plan: _Planned = plan) -> tuple[nn.Module, float]:
+            net, seconds = pruned(plan)
+            q = _quantize(net, plan.fmt, seed)
+            if plan.target_bytes is not None:  # the codes fix the file size: trim before fine-tuning
+                q = _trim(net, q, plan.fmt, plan.target_bytes, seed)
+            if plan.fmt.scheme != "float32" and space.finetune_epochs > 0:
+                train(q, Xa, ya, ctx.train_config(space.finetune_epochs))
+            return q.eval(), seconds
+
+        frontier.append(run(recipe, make, plan.fmt.scheme != "float32"))
+        done += 1
+        report(f"{recipe.label}: {frontier[-1].file_bytes:,} B, val {100 * frontier[-1].val_accuracy:.2f} %")
+
+    # k-level activations on the best candidates (validation order, within the budget)
+    if space.activation_bits and space.activation_top:
+        ranked = sorted(
+            (
+                i
+                for i in range(len(originals), len(frontier))
+                if budget is None or frontier[i].file_bytes <= budget
+            ),
+            key=lambda i: -frontier[i].val_accuracy,
+        )[: space.activation_top]
+        calib = ctx.X[ctx.fit_idx[:: max(1, ctx.fit_idx.size // _CALIBRATION_ROWS)]]
+        for i in ranked:
+            parent = frontier[i]
+            for bits in space.activation_bits:
+                recipe = replace(
+                    parent.recipe, activation_bits=bits, activation_epochs=space.activation_epochs
+                )
+                report(recipe.label)
+
+                def make_act(parent: FrontierPoint = parent, bits: int = bits) -> tuple[nn.Module, float]:
+                    assert parent.model is not None
+                    net = quantize_activations(parent.model, calib, levels=2**bits, seed=seed)
+                    if space.activation_epochs > 0:
+                        train(net, Xa, ya, ctx.train_config(space.activation_epochs))
+                    return net.eval(), 0.0
+
+                try:
+                    frontier.append(run(recipe, make_act, True))
+                except InvalidParameterError as exc:  # e.g. no top-level ReLU to quantize
+                    notes.append(f"activation quantization skipped for {parent.recipe.label}: {exc}")
+                    break
+                done += 1
+                report(f"{recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
+
+    best = select(
+        frontier, budget_bytes=budget, min_accuracy=tol, reference_val_accuracy=original.val_accuracy
+    )
+    if best is None and tol is not None:
+        best = select(
+            frontier, budget_bytes=budget, min_accuracy=None, reference_val_accuracy=original.val_accuracy
+        )
+        msg = (
+            f"no candidate is within {tol:g} of the original's validation accuracy "
+            f"{100 * original.val_accuracy:.2f} %"
+            + (f" and within {budget:,} B" if budget is not None else "")
+            + "; the most accurate one within the budget is selected instead"
+        )
+        notes.append(msg)
+        warnings.warn(msg, ShrinkWarning, stacklevel=2)
+    if best is None:
+        msg = (
+            "no candidate fits the budget (the allocation overshot); try a larger budget or a smaller margin"
+        )
+        notes.append(msg)
+        warnings.warn(msg, ShrinkWarning, stacklevel=2)
+    return ShrinkResult(
+        frontier=frontier,
+        best_index=best,
+        budget_bytes=budget,
+        min_accuracy=tol,
+        original=original,
+        smallest_reachable=smallest,
+        space=space.as_dict(),
+        seconds=time.perf_counter() - t0,
+        notes=notes,
+    )
