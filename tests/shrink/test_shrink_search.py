@@ -158,8 +158,8 @@ def test_budget_below_the_smallest_reachable_model_names_its_size(
         (lambda net: net, "columns"),  # data of the wrong width
         (lambda net: _with_nan(net), "NaN"),
         (
-            lambda net: nn.Sequential(nn.Linear(64, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 10)),
-            "BatchNorm",
+            lambda net: nn.Sequential(nn.Linear(64, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 10)),
+            "LayerNorm",
         ),
     ],
 )
