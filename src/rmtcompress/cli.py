@@ -988,6 +988,7 @@ def prune_cmd(
 
     The file starts with the training normaliser (an input-transform record): the loaded net takes raw features.
     """
+    from ._utils import validate_Xy
     from .io import pruned_file_bytes, save_pruned
     from .pruning import TrainConfig, current_sparsity, evaluate, make_mlp
 
@@ -998,7 +999,7 @@ def prune_cmd(
             raise InvalidParameterError(f"--epochs must be >= 1, got {epochs}")
         widths = _int_list(hidden, "--hidden")
         task = _task_from(data, seed, None)
-        Xtr, ytr = task.X_train, task.y_train
+        Xtr, ytr = validate_Xy(task.X_train, task.y_train, min_classes=2, y_name=f"the labels of {data}")
         model = make_mlp(Xtr.shape[1], widths, task.n_classes, seed=seed)
         cfg = TrainConfig(epochs=epochs, seed=seed)
         _PRUNE_RECIPES[method](_PruneJob(model, Xtr, ytr, cfg, sparsity, epochs, seed))

@@ -67,3 +67,19 @@ def test_prune_bad_input(tmp_path: Path, extra: list[str], message: str) -> None
     assert res.exit_code != 0
     assert message in res.output
     assert not out.exists()
+
+
+def test_prune_refuses_single_class_data(tmp_path: Path) -> None:
+    """`compress` refuses one-class data; `prune` did train and report 100 %: now one line, exit 2, no file."""
+    data = tmp_path / "one.csv"
+    X = np.random.default_rng(0).normal(size=(50, 4))
+    np.savetxt(data, np.c_[X, np.full(50, 3)], delimiter=",")
+    out = tmp_path / "net.safetensors"
+    res = CliRunner().invoke(main, ["prune", str(out), "--data", str(data), "--hidden", "8", "--epochs", "1"])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines() == [
+        f"error: the labels of {data} must contain at least 2 classes to train a classifier; "
+        "got only class 3 (40 samples)"
+    ]
+    assert "accuracy" not in res.output
+    assert not out.exists()

@@ -56,6 +56,18 @@ def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 FAST = TrainConfig(epochs=3, batch_size=64, lr=1e-2, seed=0)
 
 
+def test_training_refuses_a_single_class(digits: Any) -> None:
+    """One class: nothing to learn (a trained net would report 100 %); refused before any step, model untouched."""
+    X, y = digits[0][:200], np.full(200, 4)
+    model = make_mlp(X.shape[1], (8,), 10, seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"at least 2 classes to train a classifier; got only class 4"):
+        train(model, X, y, FAST)
+    with pytest.raises(ValueError, match=r"at least 2 classes"):
+        train_iterative(model, X, y, FAST, LotteryTicketConfig(rate=0.6, milestones=(0.5,)))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+
+
 def test_train_only_sees_training_data_in_its_signature() -> None:
     for fn in (train, train_iterative):
         params = inspect.signature(fn).parameters

@@ -126,6 +126,18 @@ def test_validate_Xy_min_per_class() -> None:
         validate_Xy(X, y, min_per_class=3)
 
 
+def test_validate_Xy_min_classes() -> None:
+    X = np.zeros((4, 2))
+    validate_Xy(X, np.array([7, 7, 7, 7]))  # no check by default
+    validate_Xy(X, np.array([0, 1, 1, 1]), min_classes=2)
+    with pytest.raises(
+        ValueError, match=r"labels must contain at least 2 classes .* got only class 7 \(4 samples\)"
+    ):
+        validate_Xy(X, np.array([7, 7, 7, 7]), min_classes=2, y_name="labels")
+    with pytest.raises(ValueError, match=r"at least 3 classes .* got 2 classes \(0, 1\)"):
+        validate_Xy(X, np.array([0, 1, 1, 1]), min_classes=3)
+
+
 # ----------------------------------------------------------------------------------------------- scalars
 
 

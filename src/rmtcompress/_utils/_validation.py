@@ -126,6 +126,7 @@ def validate_Xy(
     y: ArrayLike,
     *,
     min_per_class: int | None = None,
+    min_classes: int | None = None,
     X_name: str = "X",
     y_name: str = "y",
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -138,6 +139,8 @@ def validate_Xy(
         min_per_class: If given, every class present in ``y`` must have at least this
             many samples (e.g. ``2`` when class covariances are estimated). ``None``
             (default) disables the check.
+        min_classes: If given, ``y`` must contain at least this many distinct classes (``2`` to train a
+            classifier). ``None`` (default) disables the check.
         X_name: Name used for ``X`` in error messages.
         y_name: Name used for ``y`` in error messages.
 
@@ -149,7 +152,7 @@ def validate_Xy(
         ValueError: On any problem with ``X`` (see :func:`validate_X`), if ``y`` is not
             1-D / not integer-valued / not finite, if ``len(y) != n`` (both numbers are
             reported), or if a class has fewer than ``min_per_class`` samples (the class
-            and its count are reported).
+            and its count are reported), or if ``y`` has fewer than ``min_classes`` distinct classes.
     """
     X_arr = validate_X(X, name=X_name)
     y_arr = _validate_y(y, name=y_name)
@@ -167,6 +170,19 @@ def validate_Xy(
                 for c, k in zip(classes[too_small], counts[too_small], strict=True)
             )
             raise InvalidParameterError(f"every class needs at least {min_per_class} samples; {detail}")
+    if min_classes is not None:
+        min_classes = check_positive(int(min_classes), "min_classes")
+        present = np.unique(y_arr)
+        if present.size < min_classes:
+            found = (
+                f"only class {int(present[0])}"
+                if present.size == 1
+                else f"{present.size} classes ({', '.join(str(int(c)) for c in present)})"
+            )
+            raise InvalidParameterError(
+                f"{y_name} must contain at least {min_classes} classes to train a classifier; got {found} "
+                f"({y_arr.size} samples)"
+            )
     return X_arr, y_arr
 
 

@@ -103,13 +103,8 @@ def _validate_labels(F: Features, y: ArrayLike) -> tuple[IntArray, IntArray, Int
         ValueError: If ``y`` is not 1-D integer-valued, ``len(y) != n``, or there are fewer than 2 classes.
     """
     # validate_Xy on the first column only: the length/label checks without converting all of F to float64.
-    _, y_arr = validate_Xy(F[:, :1], y, X_name="F", y_name="y")
+    _, y_arr = validate_Xy(F[:, :1], y, min_classes=2, X_name="F", y_name="y")
     classes, codes = np.unique(y_arr, return_inverse=True)
-    if classes.size < 2:
-        raise InvalidParameterError(
-            f"y must contain at least 2 classes to train a classifier; got only class {int(classes[0])} "
-            f"({y_arr.size} samples)"
-        )
     return y_arr, classes.astype(np.int64), codes.reshape(-1).astype(np.int64)
 
 

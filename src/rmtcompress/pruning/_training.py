@@ -373,7 +373,7 @@ def train(
         ValueError: On invalid data, or a schedule whose ``end_step`` exceeds the number of optimizer steps.
     """
     t0 = time.perf_counter()
-    Xa, ya = validate_Xy(X, y)
+    Xa, ya = validate_Xy(X, y, min_classes=2)
     tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)
     Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])
     Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
@@ -626,7 +626,7 @@ def train_iterative(
             "pretrained=True needs init= (the parameters the trained model started from)"
         )
     theta0 = initial_state(model) if init is None else {k: v.detach().clone() for k, v in init.items()}
-    Xa, ya = validate_Xy(X, y)
+    Xa, ya = validate_Xy(X, y, min_classes=2)
     records: list[RoundRecord] = []
 
     def finish(r: int, res: TrainResult | None, prune_summary: dict[str, Any] | None, t_start: float) -> None:
