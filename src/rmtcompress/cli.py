@@ -851,7 +851,7 @@ def sweep_cmd(
 @main.command(name="report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def report_cmd(run_dir: str) -> None:
-    """Write RUN_DIR/index.html (+ PNGs): plots and tables of every sweep in the run directory."""
+    """Write RUN_DIR/report/index.html (+ PNGs, CSVs): plots and tables of every sweep in the run directory."""
     from .lab import write_report
 
     try:

@@ -329,23 +329,37 @@ def write_report(run_dir: str | Path) -> Path:
 
     Raises:
         FileNotFoundError: ``run_dir`` has no result store.
+        FormatError: the result store is corrupt or not a store (nothing is written: the store is read in full
+            before the first output file, and a ``report/`` folder created by a failed call is removed).
     """
     rd = Path(run_dir)
     if not (rd / STORE_FILENAME).exists():
         raise MissingFileError(f"{rd} has no {STORE_FILENAME}: run a sweep into it first")
+    with ResultStore(rd, readonly=True) as st:  # read everything first: a bad store fails before any output
+        sweeps = st.sweeps()
+        stored = [st.points(sw.name) for sw in sweeps]
     out = rd / REPORT_DIRNAME
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_page(rd, out, sweeps, stored)
+    except BaseException:
+        if created:  # no empty or half-filled report folder left behind by a failed first report
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _write_page(rd: Path, out: Path, sweeps: list[SweepRow], stored: list[list[StoredPoint]]) -> Path:
+    """The figures, CSVs and ``index.html`` of :func:`write_report` from the store's rows, written into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
-    with ResultStore(rd, readonly=True) as st:
-        sweeps = st.sweeps()
-        sections = []
-        files: list[str] = []
-        for sw in sweeps:
-            sec, f = _sweep_section(sw, st.points(sw.name), out)
-            sections.append(sec)
-            files += f
+    sections = []
+    files: list[str] = []
+    for sw, pts in zip(sweeps, stored, strict=True):
+        sec, f = _sweep_section(sw, pts, out)
+        sections.append(sec)
+        files += f
     fig_html, f = _figures(rd, out)
     files += f
     command = " ".join(shlex.quote(a) for a in sys.argv) if sys.argv and sys.argv[0] else "(python API)"

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError, InvalidParameterError, MissingFileError
+from ..errors import BusyError, FormatError, InvalidParameterError, MissingFileError
 
 __all__ = [
     "STORE_FILENAME",
@@ -181,6 +181,60 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+def _store_error(path: Path, exc: sqlite3.DatabaseError) -> Exception:
+    """The package error for an SQLite failure on the store at ``path``: BusyError when locked, else FormatError."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return BusyError(f"result store {path} is locked by another process ({text})")
+    return FormatError(f"{path} is not a readable rmtcompress result store (corrupt or not SQLite: {text})")
+
+
+class _Connection:
+    """An ``sqlite3.Connection`` whose failures (corrupt file, not a database, …) raise the package's errors naming
+    the store file instead of a bare ``sqlite3.DatabaseError``; queries are fetched eagerly so that a failure while
+    reading rows is translated too."""
+
+    def __init__(self, path: Path, target: str, **kwargs: Any) -> None:
+        self.path = path
+        try:
+            self._conn = sqlite3.connect(target, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(path, exc) from exc
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> _Result:
+        try:
+            cur = self._conn.execute(sql, tuple(args))
+            return _Result(cur.fetchall(), cur.rowcount)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(self.path, exc) from exc
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        try:
+            self._conn.executemany(sql, rows)
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(self.path, exc) from exc
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass(frozen=True)
+class _Result:
+    """The fetched rows of one statement and its ``rowcount``."""
+
+    rows: list[Any]
+    rowcount: int
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self.rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.rows)
+
+
 class ResultStore:
     """The SQLite result store of one run directory (see the module docstring).
 
@@ -188,6 +242,11 @@ class ResultStore:
         path: a run directory (the file ``results.sqlite`` inside it is used, the directory is created) or the
             path of an ``.sqlite`` file.
         readonly: open an existing store for reading only (raises ``FileNotFoundError`` if absent).
+
+    Raises:
+        FormatError: the file is not a readable store (corrupt, not SQLite, another schema version), when opened or
+            when read; the message names the file.
+        BusyError: the store stays locked by another process beyond the 30 s busy timeout.
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -200,12 +259,27 @@ class ResultStore:
         if readonly:
             if not p.exists():
                 raise MissingFileError(f"no result store at {p}")
-            self._conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-            self._conn.execute("PRAGMA query_only=ON")
+            self._conn = _Connection(p, f"{p.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            try:
+                self._conn.execute("PRAGMA query_only=ON")
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM sqlite_master"
+                )  # a corrupt file fails here, not later
+            except Exception:
+                self._conn.close()
+                raise
             return
         p.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit, every write below opens its own explicit transaction.
-        self._conn = sqlite3.connect(p, timeout=30.0, isolation_level=None)
+        self._conn = _Connection(p, str(p), timeout=30.0, isolation_level=None)
+        try:
+            self._setup(p)
+        except Exception:
+            self._conn.close()
+            raise
+
+    def _setup(self, p: Path) -> None:
+        """WAL mode, durability and busy timeout, then the schema (created, or its version checked)."""
         mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":  # pragma: no cover - e.g. a file system without shared memory
             logger.warning(
@@ -240,10 +314,10 @@ class ResultStore:
         self.close()
 
     class _Txn:
-        def __init__(self, conn: sqlite3.Connection) -> None:
+        def __init__(self, conn: _Connection) -> None:
             self.conn = conn
 
-        def __enter__(self) -> sqlite3.Connection:
+        def __enter__(self) -> _Connection:
             self.conn.execute("BEGIN IMMEDIATE")
             return self.conn
 
