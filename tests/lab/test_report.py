@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,18 @@ def test_report_html_references_existing_pngs(run_dir: Path) -> None:
     # rewriting is idempotent (the report folder's own PNGs are not picked up as run-directory figures)
     again = write_report(run_dir)
     assert again.read_text().count("<img") == text.count("<img")
+
+
+def test_report_files_are_servable(run_dir: Path) -> None:
+    """Every file of the report (page, plots, CSVs, copied figures) is 0644 under the usual umask 022."""
+    old = os.umask(0o022)
+    try:
+        index = write_report(run_dir)
+    finally:
+        os.umask(old)
+    files = [p for p in index.parent.rglob("*") if p.is_file()]
+    assert len(files) >= 4 and any(p.parent.name == "figures" for p in files)
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: "0o644" for p in files}
 
 
 def test_report_without_store_raises(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +72,19 @@ def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
         atomic_write_bytes(tmp_path / "a-folder", b"x")
     assert dir_info.value.filename == str(tmp_path / "a-folder") and ".tmp" not in str(dir_info.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path: Path, umask: int) -> None:
+    """Files get 0666 & ~umask like ``open(..., "w")`` (0644 under the usual 022: servable), not mkstemp's 0600."""
+    old = os.umask(umask)
+    try:
+        a = atomic_write_bytes(tmp_path / "a.bin", b"x")
+        atomic_write_bytes(a, b"replaced")  # replacing keeps the umask mode too
+        b = atomic_write_json(tmp_path / "b.json", {"k": 1})
+        with atomic_path(tmp_path / "c.npy", suffix=".npy") as tmp:
+            np.save(tmp, np.zeros(3))
+    finally:
+        os.umask(old)
+    for p in (a, b, tmp_path / "c.npy"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask, p

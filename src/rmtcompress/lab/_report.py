@@ -312,7 +312,7 @@ def _figures(run_dir: Path, out: Path) -> tuple[str, list[str]]:
     for p in found:
         rel = p.relative_to(run_dir)
         name = "figures/" + _slug(str(rel).replace("/", "__"))
-        shutil.copyfile(p, out / name)
+        atomic_write_bytes(out / name, p.read_bytes())  # atomic, and umask permissions like every other file
         files.append(name)
         parts.append(f'<h3><code>{_esc(rel)}</code></h3><p><img src="{_esc(name)}" alt="{_esc(rel)}"></p>')
     return "\n".join(parts), files
