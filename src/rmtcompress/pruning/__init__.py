@@ -12,6 +12,7 @@ their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (th
 from __future__ import annotations
 
 from ._activation_quant import (
+    FLOAT_ACTIVATIONS as FLOAT_ACTIVATIONS,
     QuantizedActivation as QuantizedActivation,
     activation_bits as activation_bits,
     quantize_activations as quantize_activations,
@@ -78,6 +79,7 @@ from ._weight_quant import (
 
 __all__ = [
     "DROPOUT_MODULES",
+    "FLOAT_ACTIVATIONS",
     "PRUNE_RULES",
     "RULE_NAMES",
     "GradualMagnitudeConfig",

@@ -60,7 +60,8 @@ __all__ = [
 
 FLOAT_ACTIVATION_BITS = 32
 _UNIFORM_CLIP = 3.0
-_FLOAT_ACTIVATIONS: tuple[type[nn.Module], ...] = (
+# element-wise float activations of trained nets (public: shrink's dead-neuron folding uses the same list)
+FLOAT_ACTIVATIONS: tuple[type[nn.Module], ...] = (
     nn.ReLU,
     nn.LeakyReLU,
     nn.ReLU6,
@@ -311,7 +312,7 @@ def activation_bits(model: nn.Module) -> dict[str, int]:
     for name, m in model.named_modules():
         if isinstance(m, QuantizedActivation):
             out[name] = m.bits
-        elif isinstance(m, _FLOAT_ACTIVATIONS):
+        elif isinstance(m, FLOAT_ACTIVATIONS):
             out[name] = FLOAT_ACTIVATION_BITS
     return out
 

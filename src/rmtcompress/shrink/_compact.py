@@ -20,31 +20,19 @@ import torch
 from torch import nn
 
 from ..errors import InvalidParameterError
+from ..pruning import FLOAT_ACTIVATIONS, QuantizedActivation
 
 __all__ = ["compact"]
 
 # element-wise activations a dead neuron's constant goes through (evaluated on the bias itself)
-_ELEMENTWISE: tuple[type[nn.Module], ...] = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.ReLU6,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardtanh,
-    nn.GELU,
-    nn.SiLU,
-    nn.ELU,
-    nn.Softsign,
-    nn.Identity,
-    nn.Dropout,
-)
+_ELEMENTWISE: tuple[type[nn.Module], ...] = (*FLOAT_ACTIVATIONS, nn.Identity, nn.Dropout)
 
 
 def _is_elementwise(module: nn.Module) -> bool:
     if isinstance(module, _ELEMENTWISE):
         return True
     # k-level quantized activations (rmtcompress.pruning.QuantizedActivation) are element-wise step functions
-    return type(module).__name__ == "QuantizedActivation" and not list(module.parameters())
+    return isinstance(module, QuantizedActivation) and not list(module.parameters())
 
 
 def _select(linear: nn.Linear, rows: torch.Tensor | None, cols: torch.Tensor | None) -> nn.Linear:
