@@ -73,6 +73,11 @@ def main() -> None:
         "import rmtcompress": _time("import rmtcompress", args.repeats, ours),
         "rmtcompress --help": _time(CLI_HELP, args.repeats, ours),
     }
+    if args.baseline_src is not None and not (args.baseline_src / "rmtcompress").is_dir():
+        print(
+            f"no baseline checkout at {args.baseline_src} (make one: git worktree add /tmp/flat 83511a9): skipped"
+        )
+        args.baseline_src = None
     if args.baseline_src is not None:
         base = {**env, "PYTHONPATH": str(args.baseline_src.resolve())}
         rows["baseline: import rmtcompress"] = _time("import rmtcompress", args.repeats, base)
