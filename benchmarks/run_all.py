@@ -42,6 +42,7 @@ BENCHES = {
     "sweeps": "lab/bench_sweeps.py",
     "import_time": "package/bench_import.py --baseline-src /tmp/flat/src",
     "philox_build": "ntklc/bench_philox_build.py",
+    "shrink": "pruning/bench_shrink.py",
 }
 
 
@@ -181,6 +182,16 @@ def _sec_cross(d: dict[str, Any]) -> list[str]:
     return [*_sec_generic(d), "", f"Figure: `{d['figure']}`."]
 
 
+def _sec_shrink(d: dict[str, Any]) -> list[str]:
+    notes = [f"- `{p['file']}`: {p['note']}" for p in d.get("parts") or [] if p.get("note")]
+    return [
+        *_sec_generic(d),
+        "",
+        *(["How the parts ran:", "", *notes, ""] if notes else []),
+        f"Figure: `{d['figure']}`.",
+    ]
+
+
 SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "ntk": ("Empirical NTK: structured per-layer formula vs torch.func Jacobian (issue #3)", _sec_ntk),
     "theory": ("CK equivalent (Theorem 1) vs sampled CK (issue #3)", _sec_theory),
@@ -222,6 +233,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "philox_build": (
         "Build time with Philox vs torch i.i.d. weight sampling: the default sampling (issue #21)",
         _sec_generic,
+    ),
+    "shrink": (
+        "rc.shrink: the best trained model per byte budget, Fashion-MNIST 784-512-512-10, vs baselines (issue #20)",
+        _sec_shrink,
     ),
 }
 

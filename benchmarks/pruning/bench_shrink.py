@@ -499,11 +499,12 @@ def summarise(parts: list[dict[str, Any]], budgets: Sequence[int]) -> tuple[list
             )
     cnn = [s for s in summary if s["family"].startswith("CNN")]
     if cnn:
-        lines += ["", "| CNN (2 conv + 1 linear) | test % | kB |", "|---|---|---|"]
+        lines += ["", "| CNN (2 conv + 1 linear) | test % | kB | seeds |", "|---|---|---|---|"]
         for s in cnn:
             std = "" if s["test_accuracy_std"] is None else f" ± {100 * s['test_accuracy_std']:.2f}"
             lines.append(
-                f"| {s['family']} | {100 * (s['test_accuracy_mean'] or 0):.2f}{std} | {(s['bytes_max'] or 0) / 1000:.1f} |"
+                f"| {s['family']} | {100 * (s['test_accuracy_mean'] or 0):.2f}{std} | {(s['bytes_max'] or 0) / 1000:.1f} "
+                f"| {s['n']} |"
             )
     return summary, "\n".join(lines)
 
@@ -594,8 +595,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.time_default:
         write_json(RESULTS / "shrink_timing.json", {**time_default(args), "command": command})
         return 0
+    sources: list[dict[str, Any]] = []  # for a merge: each part file's command, machine and note
     if args.merge:
-        parts = [q for f in args.merge for q in json.loads(Path(f).read_text())["parts"]]
+        files = [json.loads(Path(f).read_text()) for f in args.merge]
+        parts = [q for d in files for q in d["parts"]]
+        sources = [
+            {k: d[k] for k in ("command", "machine", "note") if k in d} | {"file": f}
+            for f, d in zip(args.merge, files, strict=True)
+        ]
     else:
         done: list[dict[str, Any]] = []
 
@@ -625,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "figure": "benchmarks/results/shrink.png",
             "machine": machine_info(),
             "command": command,
+            "parts": sources,
         },
     )
     print(md)

@@ -194,6 +194,12 @@ class SearchSpace(Config):
         width_factors: Given an MLPSpec: trained widths as fractions of its widths.
         train_epochs: Given an MLPSpec: epochs of training each width.
         margin: The allocation aims at ``margin × budget`` (room for the codes' entropy after fine-tuning).
+        distill: Weight of knowledge distillation from the original model in every training run of the search
+            (pruning, fine-tuning, training other widths; :class:`rmtcompress.pruning.TrainConfig`'s ``distill``);
+            0 = labels only. Given an MLPSpec there is no original, and it is unused.
+        temperature: Distillation temperature.
+        lr_schedule: Step-size schedule of every training run (``'constant'`` or ``'cosine'``, see
+            :class:`rmtcompress.pruning.TrainConfig`).
     """
 
     rules: tuple[str, ...] = ("gmp",)
@@ -213,6 +219,9 @@ class SearchSpace(Config):
     width_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
     train_epochs: int = 20
     margin: float = 0.985
+    distill: float = 0.0
+    temperature: float = 4.0
+    lr_schedule: str = "constant"
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +265,21 @@ class SearchSpace(Config):
         if not factors or any(not 0.0 < f <= 1.0 for f in factors):
             raise InvalidParameterError(f"width_factors must be non-empty, each in (0, 1]; got {factors}")
         object.__setattr__(self, "width_factors", factors)
+        if (
+            isinstance(self.distill, bool)
+            or not isinstance(self.distill, numbers.Real)
+            or not 0 <= self.distill <= 1
+        ):
+            raise InvalidParameterError(f"distill must lie in [0, 1]; got {self.distill!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
+            raise InvalidParameterError(f"temperature must be finite and > 0; got {t!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise InvalidParameterError(
+                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+            )
+        object.__setattr__(self, "distill", float(self.distill))
+        object.__setattr__(self, "temperature", float(t))
         if not 0.5 <= float(self.margin) <= 1.0:
             raise InvalidParameterError(f"margin must lie in [0.5, 1]; got {self.margin!r}")
 
