@@ -532,6 +532,18 @@ def _mlp_shape(model: nn.Module) -> tuple[int, tuple[int, ...], str] | None:
     return int(linears[0].in_features), tuple(int(m.out_features) for m in linears[:-1]), act
 
 
+def _training_options(ctx: _Context) -> dict[str, Any]:
+    """The training options that change a stored net, beyond epochs, lr and batch size — only the non-default ones,
+    so that stores written before they existed still match a default search."""
+    cfg = ctx.train_config(1)
+    out: dict[str, Any] = {}
+    if cfg.distill > 0:
+        out["distill"] = [cfg.distill, cfg.temperature, fingerprint(ctx.teacher)]
+    if cfg.lr_schedule != "constant":
+        out["lr_schedule"] = cfg.lr_schedule
+    return out
+
+
 def _bases(
     model: nn.Module | MLPSpec,
     ctx: _Context,
@@ -575,8 +587,7 @@ def _bases(
             "net": name,
             "activation": act,
             "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
-            "distill": [ctx.train_config(1).distill, ctx.space.temperature],
-            "lr_schedule": ctx.space.lr_schedule,
+            **_training_options(ctx),
         }
         stored = None if checkpoint is None else checkpoint.load(key)
         if stored is not None:
@@ -730,6 +741,7 @@ def shrink(
     plans = _plan(bases, space, budget, seed, smallest, notes)
     # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
     space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
+    space_key.update(_training_options(ctx))
     base_keys = {name: fingerprint(b) for name, b in bases.items()}
     # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse
 
