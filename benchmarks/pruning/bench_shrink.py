@@ -598,7 +598,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sources: list[dict[str, Any]] = []  # for a merge: each part file's command, machine and note
     if args.merge:
         files = [json.loads(Path(f).read_text()) for f in args.merge]
-        parts = [q for d in files for q in d["parts"]]
+        by_seed: dict[int, dict[str, Any]] = {}  # part files of the same seed (other parts) are joined
+        for d in files:
+            for q in d["parts"]:
+                into = by_seed.setdefault(q["seed"], {**q, "rows": [], "frontiers": [], "parts_done": []})
+                into["rows"] += [
+                    r for r in q["rows"] if not (into["rows"] and r["family"] == "reference dense")
+                ]
+                into["frontiers"] += q.get("frontiers", [])
+                into["parts_done"] += q.get("parts_done", [])
+        parts = [by_seed[k] for k in sorted(by_seed)]
         sources = [
             {k: d[k] for k in ("command", "machine", "note") if k in d} | {"file": f}
             for f, d in zip(args.merge, files, strict=True)
