@@ -210,13 +210,13 @@ class SearchSpace(Config):
     grid_below: float = 0.9
     activation_bits: tuple[int, ...] = (4,)
     activation_top: int = 1
-    prune_epochs: int = 8
+    prune_epochs: int = 16
     prune_end: float = 0.6
     finetune_epochs: int = 2
     activation_epochs: int = 1
     lr: float = 1e-3
     batch_size: int = 256
-    width_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
+    width_factors: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     train_epochs: int = 20
     margin: float = 0.985
     distill: float = 0.0
@@ -320,7 +320,7 @@ EFFORTS.add(
         grid_below=1.0,
         activation_bits=(2, 4),
         activation_top=2,
-        prune_epochs=12,
+        prune_epochs=24,
         finetune_epochs=3,
         width_factors=(1.0, 0.5, 0.25, 0.125),
         notes="every rule and allocation, longer schedules",
