@@ -30,6 +30,7 @@ BENCHES = {
     "ntklc_gmm": "ntklc/bench_ntklc.py --task gmm --seeds 0 1 2",
     "hermite": "theory/bench_hermite.py",
     "ntk_universality": "theory/bench_ntk_universality.py",
+    "ntk_training": "theory/bench_ntk_training.py",
     "storage": "io/bench_storage.py",
     "kernel": "kernels/bench_kernel.py",
     "trf": "rf/bench_trf.py",
@@ -197,6 +198,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "hermite": ("Why moment matching loses: Hermite energy and exact limit kernels (issue #9)", _sec_hermite),
     "ntk_universality": (
         "NTK universality over weight laws: bias of the sampled NTK vs the exact limit (issue #23)",
+        _sec_generic,
+    ),
+    "ntk_training": (
+        "NTK during training: all layers trained, dense vs ternary vs ternary + 4-level STE, GMM (issue #23)",
         _sec_generic,
     ),
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
