@@ -15,7 +15,8 @@ What is checked:
   ``reproduce fig3 --task DIR --weights-only-sparsity 0.95`` runs the paper's CIFAR panel (ε = 95 % for the
   brown and orange rows) and learns the synthetic classes;
 * 512-d "VGG features" in one ``.npz`` with ``X_train/y_train/X_test/y_test`` keep their split (``compress
-  --data``); an ``.npz`` of ``X``/``y`` gets the 80/20 split;
+  --data``); an ``.npz`` of ``X``/``y`` gets the 80/20 split; a split ``.npz`` with train and test of different
+  widths, with pickled object arrays, or that is not a zip is refused with the reason;
 * a malicious batch (a pickle that would call ``open``) is refused with a clear error, exit code 2, and
   its payload never runs; a folder without ``test_batch`` names what it expected.
 """
@@ -225,3 +226,27 @@ def test_cifar_folder_without_test_batch(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["reproduce", "fig3", "--task", str(folder), "--out", str(tmp_path / "r")])
     assert res.exit_code == 2
     assert "not a CIFAR-10 python-batches folder" in res.output and "test_batch" in res.output
+
+
+def test_split_npz_errors(tmp_path: Path) -> None:
+    from rmtcompress.errors import InvalidParameterError
+    from rmtcompress.lab import load_npz_split
+
+    y = np.repeat([0, 1], 4)
+    bad_width = tmp_path / "w.npz"
+    np.savez(bad_width, X_train=np.zeros((8, 5)), y_train=y, X_test=np.zeros((8, 4)), y_test=y)
+    with pytest.raises(InvalidParameterError, match="X_train has 5 features but X_test has 4"):
+        load_npz_split(bad_width)
+    objects = tmp_path / "o.npz"
+    np.savez(
+        objects, X_train=np.array([{"a": 1}] * 8, dtype=object), y_train=y, X_test=np.zeros((8, 4)), y_test=y
+    )
+    with pytest.raises(InvalidParameterError, match="could not read arrays"):  # pickled objects are refused
+        load_npz_split(objects)
+    plain = tmp_path / "p.npz"
+    np.savez(plain, X=np.zeros((8, 4)), y=y)
+    assert load_npz_split(plain) is None  # no split keys: the caller falls back to the 80/20 split
+    not_zip = tmp_path / "n.npz"
+    not_zip.write_bytes(b"not a zip")
+    with pytest.raises(InvalidParameterError, match=r"not a valid \.npz archive"):
+        load_npz_split(not_zip)
