@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo demo-spectra test test-slow bench bench-quick lint format clean
+.PHONY: install demo demo-spectra test test-slow docs-check bench bench-quick lint format clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(STAMP)  ## the fast suite (slow checks excluded)
 
 test-slow: $(STAMP)  ## only the heavier checks
 	$(BIN)/python -m pytest -q -m slow -o addopts=''
+
+docs-check: $(STAMP)  ## run every code block of README.md and docs/*.md (tests/docs/test_docs_code.py, slow ones too)
+	$(BIN)/python -m pytest -q tests/docs -m '' -o addopts='-ra'
 
 bench: $(STAMP)  ## all benchmarks; rewrites BENCHMARKS.md
 	$(BIN)/python benchmarks/run_all.py

@@ -167,10 +167,10 @@ def spectra(
     from .lab import SpectraConfig, run_spectra
 
     try:
-        w = tuple(int(v) for v in widths.split(",")) if widths else None
-        parts = [int(v) for v in classes.split(",")]
+        w = _int_list(widths, "--widths") if widths else None
+        parts = _int_list(classes, "--classes")
         if len(parts) != 2:
-            raise InvalidParameterError(f"--classes needs two comma-separated labels, got {classes!r}")
+            raise InvalidParameterError(f"--classes needs two comma-separated labels (0–9), got {classes!r}")
         cls = (parts[0], parts[1])
         cfg = SpectraConfig(
             preset=preset,
@@ -424,7 +424,14 @@ def reproduce(
     Fig. 3 bottom (CIFAR-10) runs from local files: `--task path/to/cifar-10-batches-py` or
     `--task vgg_features.npz` (see docs/paper.md).
     """
-    from .lab import SUMMARY_HEADER, MethodSpec, run_grid, summary_table, write_results
+    from .lab import (
+        SUMMARY_HEADER,
+        MethodSpec,
+        binary_heuristic_notes,
+        run_grid,
+        summary_table,
+        write_results,
+    )
 
     try:
         if max_train is not None and max_train < 1:
@@ -458,6 +465,8 @@ def reproduce(
             files = write_results(recs, out_dir, tag, f"{figure}: {task.description}")
             click.echo(f"{figure} on {task.description}")
             print_table(summary_table(recs), SUMMARY_HEADER)
+            for line in binary_heuristic_notes(task, recs):
+                click.echo(line)
             click.echo(f"wrote {files['png']}, {files['csv']}, {files['json']}")
     except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
@@ -1243,10 +1252,16 @@ def compressibility_cmd(model_path: str, q: float, plot_path: str | None, json_p
         names = [r[0] for r in rows]
         pq_key = next((k for k in keys if k.startswith("pq")), keys[0])
         vals = [summary["layers"][n.replace(".", "__")][pq_key] for n in names]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+        fig, ax = plt.subplots(figsize=(7, 3.8))
         ax.bar(range(len(vals)), vals)
         ax.set_xticks(range(len(vals)), names, rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel(pq_key)
+        ax.set_xlabel("weight matrix")
+        pq_p, _, pq_q = pq_key.removeprefix("pq_index_").partition("_")
+        ax.set_ylabel(f"PQ index (p = {pq_p}, q = {pq_q})" if pq_key.startswith("pq_index_") else pq_key)
+        ax.set_title(
+            f"Compressibility of {Path(model_path).name}: PQ index per layer (0 = dense, higher = more compressible)",
+            fontsize=9,
+        )
         fig.tight_layout()
         atomic_write_figure(fig, plot_path, dpi=110)
         plt.close(fig)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn
 
 import rmtcompress as rc
+import rmtcompress._utils
 from rmtcompress.cli import main
 
 
@@ -63,6 +66,29 @@ def test_compressibility_command(tmp_path: Path) -> None:
     assert set(layers) == {"0__weight", "2__weight"}
     assert layers["0__weight"]["pq_index_0.5_1"] > layers["2__weight"]["pq_index_0.5_1"]
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compressibility_chart_says_what_it_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bar chart has a title naming the file and the measure, and both axis labels (was: no title, y = key)."""
+    figures: list[Any] = []
+    real = rmtcompress._utils.atomic_write_figure
+
+    def capture(fig: Any, path: Any, **kwargs: Any) -> None:
+        figures.append(fig)
+        real(fig, path, **kwargs)
+
+    monkeypatch.setattr(rmtcompress._utils, "atomic_write_figure", capture)
+    net = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    res = CliRunner().invoke(
+        main, ["compressibility", str(tmp_path / "net.pt"), "--plot", str(tmp_path / "c.png")]
+    )
+    assert res.exit_code == 0, res.output
+    (ax,) = figures[0].axes
+    assert "net.pt" in ax.get_title() and "PQ index" in ax.get_title()
+    assert ax.get_ylabel() == "PQ index (p = 0.5, q = 1)"
+    assert ax.get_xlabel() == "weight matrix"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.weight", "2.weight"]
     junk = tmp_path / "junk.pt"
     junk.write_text("junk")
     res = CliRunner().invoke(main, ["compressibility", str(junk)])

@@ -92,8 +92,14 @@ def test_compare_swapped_top_eigenvectors() -> None:
         (np.ones(3), np.ones(3), 1, "square"),
         (np.eye(3), np.where(np.eye(3) > 0, np.nan, 0.0), 2, "K_tilde contains 3 NaN/inf"),
         (np.where(np.eye(3) > 0, np.inf, 0.0), np.eye(3), 2, "K contains 3 NaN/inf"),
-        (np.eye(3), np.eye(3), 0, "k must be in 1..3"),
-        (np.eye(3), np.eye(3), 4, "k must be in 1..3"),
+        (np.eye(3), np.eye(3), 0, "k must be >= 1"),
+        (
+            np.eye(3),
+            np.eye(3),
+            4,
+            "k = 4 top eigenvectors asked for, but the kernels are only 3 × 3: pass k ≤ 3",
+        ),
+        (np.zeros((0, 0)), np.zeros((0, 0)), 1, "K is empty"),
     ],
 )
 def test_compare_bad_input(K: np.ndarray, Kt: np.ndarray, k: int, match: str) -> None:
@@ -287,13 +293,50 @@ def test_spectra_says_when_the_dataset_is_too_small(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("widths", "match"),
     [("64,-1,3", "widths must be positive integers"), ("64,0,3", "widths must be positive integers"),
-     ("64,64", "3 layers"), ("64,abc,3", "invalid literal")],
+     ("64,64", "3 layers"), ("64,abc,3", "--widths must be comma-separated integers, got '64,abc,3'")],
 )  # fmt: skip
 def test_cli_spectra_bad_widths(tmp_path: Path, widths: str, match: str) -> None:
     res = invoke("spectra", "--widths", widths, "--out", str(tmp_path / "o"), "--quiet")
     assert res.exit_code == 2
     assert match in res.output
     assert not (tmp_path / "o").exists()  # nothing was computed or written
+
+
+@pytest.mark.parametrize(
+    ("classes", "match"),
+    [
+        (
+            "6,12",
+            "classes must be two labels of MNIST / Fashion-MNIST, integers 0–9; got (6, 12) (12 is not one)",
+        ),
+        ("-1,3", "(-1 is not one)"),
+        ("a,b", "--classes must be comma-separated integers, got 'a,b'"),
+        ("6", "--classes needs two comma-separated labels (0–9), got '6'"),
+        ("6,6", "classes must be two distinct labels"),
+    ],
+)
+def test_cli_spectra_bad_classes(tmp_path: Path, classes: str, match: str) -> None:
+    """A label the data set does not have is named before any data is read (was: a warning about n = 0, then
+    'per_class must be >= 1')."""
+    res = invoke(
+        "spectra", "--preset", "fig2-right", "--classes", classes, "--out", str(tmp_path / "o"), "--quiet"
+    )
+    assert res.exit_code == 2
+    assert match in res.output
+    assert "warning" not in res.output and "per_class" not in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_kernels_on_tiny_kernels_defaults_to_what_fits(tmp_path: Path) -> None:
+    """Left at its default, k is min(4, n): a 1×1 to 3×3 kernel compares (was: 'k must be in 1..3, got 4')."""
+    for n in (1, 2, 3):
+        K = np.eye(n) + 0.1
+        cmp = rc.compare_kernels(K, 1.5 * K)
+        assert cmp.top_eigvecs.shape == (n, n) and cmp.alignment == pytest.approx(1.0)
+        assert cmp.rel_error == pytest.approx(0.5)
+        rc.plot_comparison(cmp, tmp_path / f"c{n}.png")
+        assert (tmp_path / f"c{n}.png").stat().st_size > 0
+    assert rc.compare_kernels(np.eye(6), np.eye(6)).top_eigvecs.shape == (6, 4)
 
 
 def test_cli_spectra_bad_draws(tmp_path: Path) -> None:

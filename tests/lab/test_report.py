@@ -123,3 +123,49 @@ def test_report_files_are_servable(run_dir: Path) -> None:
 def test_report_without_store_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"results\.sqlite"):
         write_report(tmp_path)
+
+
+def fake_methods(config: dict[str, Any]) -> dict[str, Any]:
+    """Like train_point: a dense net ignores the grid's sparsity and records the 0 it used."""
+    dense = config["method"] == "dense"
+    return {
+        "label": config["method"],
+        "sparsity": 0.0 if dense else float(config["sparsity"]),
+        "accuracy": 0.9,
+        "paper_bits": 8e6 if dense else 8e5,
+        "entropy_bound_bytes": 1e6 if dense else 1e5,
+        "dense_fp32_bytes": 1e6,
+    }
+
+
+fake_methods.sweep_fields = {"method": str, "sparsity": float}  # type: ignore[attr-defined]
+
+
+def test_report_table_shows_used_values_and_units(tmp_path: Path) -> None:
+    """Dense rows do not claim the grid's sparsity, and memory columns carry their unit (issue 21, newcomer)."""
+    toml = tmp_path / "m.toml"
+    toml.write_text(
+        textwrap.dedent(
+            """
+            [sweep]
+            name = "methods"
+            function = "test_report:fake_methods"
+            [grid]
+            method = ["dense", "q"]
+            sparsity = [0.5, 0.9]
+            """
+        )
+    )
+    rd = tmp_path / "run"
+    run_sweep_file(toml, run_dir=rd, backend="serial", quiet=True)
+    text = write_report(rd).read_text()
+    table = text[text.index("<table><tr>") :]
+    header = re.findall(r"<th[^>]*>([^<]*)</th>", table.split("</tr>")[0])
+    assert "memory, paper&#x27;s convention (MB)" in header and "memory, entropy-bound bytes (MB)" in header
+    assert "dense fp32 (bytes)" in header and "paper_bits" not in header
+    cells = [
+        re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in table.split("</table>")[0].split("<tr>")[2:]
+    ]
+    rows = {(c[0], c[1]) for c in cells}
+    assert rows == {("dense", "0 (0.5 unused)"), ("dense", "0 (0.9 unused)"), ("q", "0.5"), ("q", "0.9")}
+    assert {c[4] for c in cells} == {"1", "0.1"}  # paper bits in MB: 8e6 bits = 1 MB

@@ -14,7 +14,7 @@ import json
 import math
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from .._utils import (
     check_sparsity,
     stratified_split_indices,
 )
-from ..core import InputTransform, MLPSpec
+from ..core import InputTransform, MLPSpec, binary_heuristic
 from ..errors import InvalidParameterError, MissingFileError
 from ..ntklc import (
     BASELINES,
@@ -44,7 +44,7 @@ from ..ntklc import (
     fit_readout,
     model_memory,
 )
-from ..theory import MatchWarning
+from ..theory import MatchWarning, estimate_tau0, gaussian_moments
 from ._datasets import (
     PaperNormalizer,
     load_array_file,
@@ -276,7 +276,7 @@ def build_model(
     per-neuron quantizers of ``CalibrationConfig(hidden=mode, levels=levels, seed=seed)``); ``finetune`` (epochs
     of :func:`rmtcompress.finetune`, which needs a calibrated net and the training labels ``y_train``)
     post-processes it; a fine-tuned net comes with its jointly trained head as readout."""
-    tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", X_train, X_train))))
+    tau0 = estimate_tau0(X_train)
     if ms.method in BASELINES:
         return build_baseline(ms.method, spec, sparsity=ms.sparsity, seed=seed, tau0=tau0)
     options: dict[str, Any] = {
@@ -464,6 +464,50 @@ def summary_table(records: list[dict[str, Any]]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+_BINARY_LAYERS = {"binary-heuristic": None, "binary-heuristic-first2": 2}
+"""Baselines with σ(t) = 1{|t| > 1}: how many leading layers are binarised (None: all)."""
+
+
+def binary_heuristic_notes(
+    task: Task, records: Sequence[Mapping[str, Any]], *, dead: float = 1e-3
+) -> list[str]:
+    """Why a binary-heuristic row sits at chance, when it does (printed under ``rmtcompress reproduce``).
+
+    σ(t) = 1{|t| > 1} has a fixed threshold while the pre-activation scale shrinks layer by layer (τ_{ℓ+1} =
+    √Var σ(τ_ℓ ξ)), so past a couple of layers almost no neuron fires: every feature of the readout is 0 and the
+    accuracy is the majority class's. For each such row whose last binarised layer fires with probability below
+    ``dead`` (Gaussian law of the pre-activations at the data's τ̂_0), one line says so, with the firing rates.
+    """
+    lines = []
+    seen = set()
+    for r in records:
+        if r["method"] not in _BINARY_LAYERS or (r["method"], tuple(r["widths"])) in seen:
+            continue
+        seen.add((r["method"], tuple(r["widths"])))
+        depth = len(r["widths"])
+        n_bin = _BINARY_LAYERS[r["method"]] or depth
+        tau, rates = estimate_tau0(task.X_train), []
+        for _ in range(min(n_bin, depth)):
+            m = gaussian_moments(binary_heuristic(), tau)
+            rates.append(m.mean)  # σ ∈ {0, 1}: its mean is the firing probability
+            tau = float(np.sqrt(m.var))
+        if rates[-1] >= dead:
+            continue
+        accs = [x["accuracy"] for x in records if x["method"] == r["method"] and x["widths"] == r["widths"]]
+        lines.append(
+            f"note: {r['method']} {'-'.join(map(str, r['widths']))} at {100 * float(np.mean(accs)):.2f} % (chance "
+            f"{100 / task.n_classes:.0f} %) is expected: σ(t) = 1{{|t| > 1}} has a fixed threshold while the "
+            f"pre-activation scale shrinks layer by layer, so the fraction of neurons that fire is "
+            f"{', '.join(f'{p:.2g}' for p in rates)} in layers 1–{len(rates)}: the readout sees only zeros"
+            + (
+                " (the paper's Fig. 4 binarises the first two layers only: binary-heuristic-first2)"
+                if n_bin > 2
+                else ""
+            )
+        )
+    return lines
 
 
 def _options(row: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,13 @@ class SpectraConfig(Config):
                 )
         if len(self.classes) != 2 or self.classes[0] == self.classes[1]:
             raise InvalidParameterError(f"classes must be two distinct labels, got {self.classes}")
-        object.__setattr__(self, "classes", tuple(self.classes))
+        bad = [c for c in self.classes if not isinstance(c, (int, np.integer)) or not 0 <= c <= 9]
+        if bad:
+            raise InvalidParameterError(
+                f"classes must be two labels of MNIST / Fashion-MNIST, integers 0–9; got {tuple(self.classes)} "
+                f"({', '.join(map(repr, bad))} is not one)"
+            )
+        object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
         if self.dtype not in ("float32", "float64"):
             raise InvalidParameterError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         if not isinstance(self.paper_size, bool):

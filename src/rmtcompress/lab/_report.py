@@ -40,6 +40,14 @@ _MEMORY_FIELDS = (
     ("paper_bits", "memory, paper's convention (MB)", 1.0 / 8e6),
     ("entropy_bound_bytes", "memory, entropy-bound bytes (MB)", 1.0 / 1e6),
 )
+_COLUMN_LABELS = {
+    "accuracy": "accuracy",
+    **{key: label for key, label, _ in _MEMORY_FIELDS},
+    "dense_fp32_bytes": "dense fp32 (bytes)",
+    "runtime_activation_bytes_per_sample": "activations at run time (bytes / sample)",
+    "activation_bits_per_neuron": "activation (bits / neuron)",
+}
+"""Header of a numeric column of the sweep table (with its unit); other columns show their record key."""
 _HIDDEN_CONFIG = {"seed", "function"}
 _SKIP_NUMERIC = {"seed", "seconds", "wall_seconds", "started_at", "finished_at", "point_index"}
 
@@ -109,6 +117,16 @@ def _aggregate(points: Sequence[StoredPoint]) -> tuple[list[str], list[str], lis
     for ps in groups.values():
         row: dict[str, Any] = {k: ps[0].config.get(k) for k in cfg_fields}
         rec0 = ps[0].record or {}
+        # a config field the point overrode (e.g. sparsity of a dense net: the record says 0): show what was used
+        row["_used"] = {
+            k: rec0[k]
+            for k in cfg_fields
+            if k in rec0
+            and _is_num(rec0[k])
+            and _is_num(row[k])
+            and float(rec0[k]) != float(row[k])
+            and all((p.record or {}).get(k) == rec0[k] for p in ps)
+        }
         row["label"] = rec0.get("label")
         row["n_seeds"] = len(ps)
         for k in numeric:
@@ -179,15 +197,19 @@ def _plot_accuracy_memory(
 
 def _table(rows: Sequence[Mapping[str, Any]], varying: Sequence[str], numeric: Sequence[str]) -> str:
     head = ["config"] if not varying else list(varying)
-    cols = [*head, "seeds", *numeric, "s / point"]
+    cols = [*head, "seeds", *(_COLUMN_LABELS.get(k, k) for k in numeric), "s / point"]
     out = [
         "<table><tr>"
         + "".join(f'<th class="{"l" if c in head else ""}">{_esc(c)}</th>' for c in cols)
         + "</tr>"
     ]
     for r in rows:
+        used = r.get("_used", {})
         cells = (
-            [f'<td class="l">{_esc(_fmt(r.get(k)))}</td>' for k in varying]
+            [
+                f'<td class="l">{_esc(_fmt(used[k]) + f" ({_fmt(r.get(k))} unused)" if k in used else _fmt(r.get(k)))}</td>'
+                for k in varying
+            ]
             if varying
             else ['<td class="l">—</td>']
         )

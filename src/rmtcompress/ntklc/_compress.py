@@ -60,6 +60,7 @@ from ..theory import (
     LayerMatch,
     MatchReport,
     MatchWarning,
+    estimate_tau0,
     gaussian_moments,
     match_activations,
 )
@@ -577,7 +578,7 @@ def compress(spec: MLPSpec, config: NTKLCConfig | None = None, X: np.ndarray | N
                 f"X has {Xa.shape[1]} features but spec.input_dim is {spec.input_dim}"
             )
     calibration = cfg.calibration(None if Xa is None else Xa.shape[0])
-    tau0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa)))) if Xa is not None else 1.0
+    tau0 = estimate_tau0(Xa) if Xa is not None else 1.0
     gen = torch_generator(cfg.seed)
     dims = [spec.input_dim, *spec.widths]
     if cfg.weight_sampling == "philox":

@@ -53,9 +53,23 @@ class IdentityConvention(enum.StrEnum):
 
 
 def estimate_tau0(X: np.ndarray) -> float:
-    """Lemma 2: τ̂_0 = √((1/n) Σ_i ‖x_i‖²) for X of shape (n, p) (rows are samples)."""
+    """Lemma 2: τ̂_0 = √((1/n) Σ_i ‖x_i‖²) for X of shape (n, p) (rows are samples).
+
+    Raises:
+        InvalidParameterError: If every row of X is zero (τ̂_0 = 0: no kernel or compression is defined).
+    """
     Xa = validate_X(X)
-    return float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa))))
+    return float(np.sqrt(_nonzero_scale(float(np.mean(np.einsum("ij,ij->i", Xa, Xa))))))
+
+
+def _nonzero_scale(tau0_sq: float) -> float:
+    """τ̂_0², refused when it is 0 (all-zero X; e.g. constant data after centring)."""
+    if not tau0_sq > 0.0:
+        raise InvalidParameterError(
+            "every row of X is zero, so the input scale τ̂_0 = √(mean ‖x_i‖²) is 0 and no kernel or compression is "
+            "defined: check the data (constant features become zero after centring or standardisation)"
+        )
+    return tau0_sq
 
 
 @dataclass(frozen=True)
@@ -101,7 +115,7 @@ def first_order_statistics(
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """τ̂_0², t (K,) and ψ (n,) from the squared norms ``sq`` (``"norms"``) or the class-centred data (``"trace"``)."""
     p = X.shape[1]
-    tau0_sq = float(sq.mean())
+    tau0_sq = _nonzero_scale(float(sq.mean()))
     if statistics == "norms":
         class_sq = (J.T @ sq) / counts
         return tau0_sq, np.sqrt(p) * (class_sq - tau0_sq), sq - class_sq[inverse]

@@ -26,7 +26,7 @@ import numpy as np
 from .._utils import validate_X
 from ..core import Activation, LinearAbsActivation, resolve_activations
 from ..errors import InvalidParameterError, SeriesTruncationWarning
-from ._equivalents import layer_index
+from ._equivalents import estimate_tau0, layer_index
 from ._moments import derivative_hermite_coefficients, gaussian_moments, hermite_coefficients
 from ._recursions import recursion
 
@@ -131,7 +131,7 @@ def _limit(
         raise InvalidParameterError(f"tol must be in (0, 1), got {tol}")
     if int(max_order) < 1:
         raise InvalidParameterError(f"max_order must be ≥ 1, got {max_order}")
-    t0 = float(np.sqrt(np.mean(np.einsum("ij,ij->i", Xa, Xa)))) if tau0 is None else float(tau0)
+    t0 = estimate_tau0(Xa) if tau0 is None else float(tau0)
     rec = recursion(acts, t0)
     K = Xa @ Xa.T
     theta = K.copy() if ntk else None

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._utils import atomic_write_figure, figure_format
+from .._utils import atomic_write_figure, check_int, figure_format
 from ..errors import InvalidParameterError
 
 __all__ = [
@@ -71,6 +71,8 @@ def _check_square(K: np.ndarray, name: str) -> np.ndarray:
     A = np.asarray(K, dtype=np.float64)
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise InvalidParameterError(f"{name} must be a square (n, n) matrix, got shape {A.shape}")
+    if A.shape[0] == 0:
+        raise InvalidParameterError(f"{name} is empty (0 × 0): a kernel needs at least one sample")
     if not np.all(np.isfinite(A)):
         raise InvalidParameterError(
             f"{name} contains {int(np.size(A) - np.isfinite(A).sum())} NaN/inf entries"
@@ -78,13 +80,13 @@ def _check_square(K: np.ndarray, name: str) -> np.ndarray:
     return 0.5 * (A + A.T)
 
 
-def compare_kernels(K: np.ndarray, K_tilde: np.ndarray, *, k: int = 4) -> SpectralComparison:
+def compare_kernels(K: np.ndarray, K_tilde: np.ndarray, *, k: int | None = None) -> SpectralComparison:
     """Compare K (reference) with K̃: operator-norm error, spectra, top-k eigenspace alignment.
 
     Args:
         K: (n, n) symmetric reference kernel.
         K_tilde: (n, n) symmetric equivalent.
-        k: number of top eigenvectors compared (1 ≤ k ≤ n).
+        k: number of top eigenvectors compared (1 ≤ k ≤ n); default min(4, n).
 
     Returns:
         :class:`SpectralComparison`.
@@ -94,9 +96,13 @@ def compare_kernels(K: np.ndarray, K_tilde: np.ndarray, *, k: int = 4) -> Spectr
     if A.shape != B.shape:
         raise InvalidParameterError(f"K and K_tilde must have the same shape, got {A.shape} and {B.shape}")
     n = A.shape[0]
-    if not 1 <= int(k) <= n:
-        raise InvalidParameterError(f"k must be in 1..{n}, got {k}")
-    k = int(k)
+    if k is None:
+        k = min(4, n)
+    k = check_int(k, "k", 1)
+    if k > n:
+        raise InvalidParameterError(
+            f"k = {k} top eigenvectors asked for, but the kernels are only {n} × {n}: pass k ≤ {n}"
+        )
     ea, va = np.linalg.eigh(A)
     eb, vb = np.linalg.eigh(B)
     diff = A - B
