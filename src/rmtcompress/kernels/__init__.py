@@ -1,9 +1,14 @@
 """CPU kernels (numba): fast forward passes of nets with ternary weights and step activations, the add/subtract-only
-and BLAS ternary projections of the ternary random features, and the measured kernel plans that choose among a
-model's exact paths."""
+and BLAS ternary projections of the ternary random features, sparse × codebook products of weight-quantized trained
+layers, and the measured kernel plans that choose among a model's exact paths."""
 
 from __future__ import annotations
 
+from ._codebook import (
+    CODEBOOK_PATHS as CODEBOOK_PATHS,
+    CodebookCSR as CodebookCSR,
+    codebook_csr_matmul as codebook_csr_matmul,
+)
 from ._plan import (
     KernelPlanner as KernelPlanner,
     PlanEntry as PlanEntry,
@@ -25,11 +30,14 @@ from ._ternary import (
 )
 
 __all__ = [
+    "CODEBOOK_PATHS",
+    "CodebookCSR",
     "FastMLP",
     "KernelPlanner",
     "PlanEntry",
     "TernaryLayer",
     "batch_bucket",
+    "codebook_csr_matmul",
     "csr_ternary_project",
     "dense_ternary_project",
     "fast_features",
