@@ -179,7 +179,8 @@ class KernelPlanner:
             X: the batch (anything with ``len`` and row slicing ``X[:k]``: an array or a tensor).
             candidates: path name → function of a batch; every one computes the same result (to float
                 tolerance). The first is the owner's preferred path on ties.
-            layer, shape, density: the layer the call is for (part of the key, and shown in :meth:`report`).
+            layer, shape, density: the layer the call is for (part of the key, so pass the same values — a tuple
+                shape, a rounded density — on every call; shown in :meth:`report`).
 
         Raises:
             InvalidParameterError: no candidate, or the fixed path is not eligible for this layer.
@@ -188,9 +189,9 @@ class KernelPlanner:
             raise InvalidParameterError(f"no eligible kernel path for layer {layer!r}")
         n = len(X)
         bucket = batch_bucket(n)
-        key = (layer, tuple(shape), round(float(density), 6), bucket)
-        names = tuple(candidates)
+        key = (layer, shape, density, bucket)
         if self._fixed is not None:
+            names = tuple(candidates)
             if self._fixed not in candidates:
                 raise InvalidParameterError(
                     f"plan {self._plan!r}: path {self._fixed!r} is not available for layer {layer!r} "
@@ -198,16 +199,17 @@ class KernelPlanner:
                 )
             if key not in self._entries:
                 self._entries[key] = PlanEntry(
-                    layer, key[1], key[2], bucket, self._fixed, "fixed", {}, 0, names
+                    layer, tuple(shape), float(density), bucket, self._fixed, "fixed", {}, 0, names
                 )
             return candidates[self._fixed](X)
         hit = self._entries.get(key)
         if hit is not None and hit.path in candidates:
             return candidates[hit.path](X)
+        names = tuple(candidates)
         sample = X if n <= self.max_rows else X[: self.max_rows]
         best, timings, out = _measure(sample, candidates, self.repeats)
         self._entries[key] = PlanEntry(
-            layer, key[1], key[2], bucket, best, "measured", timings, len(sample), names
+            layer, tuple(shape), float(density), bucket, best, "measured", timings, len(sample), names
         )
         return out if sample is X else candidates[best](X)
 

@@ -38,17 +38,15 @@ class _Packed:
     """Every layout of one state of the layer (codes, table, bias)."""
 
     key: tuple[Any, ...]
+    refs: tuple[Any, ...]  # the tensors the key names, held so that their ids cannot be reused while cached
     weight: torch.Tensor
     csr: torch.Tensor
     bias: torch.Tensor | None
     positions: CodebookCSR
     table: np.ndarray
     bias_np: np.ndarray | None
-
-    @property
-    def density(self) -> float:
-        d_out, d_in = self.positions.shape
-        return self.positions.nnz / max(1, d_out * d_in)
+    shape: tuple[int, int]
+    density: float
 
 
 _Path = Callable[[_Packed, torch.Tensor], torch.Tensor]
@@ -81,11 +79,15 @@ LINEAR_PATHS.add("codebook_rows_serial", _codebook("rows_serial"))
 LINEAR_PATHS.add("codebook_blocked", _codebook("blocked"))
 
 
-def _state_key(module: Any) -> tuple[Any, ...]:
-    tensors = [module.codes, module.codebook, module.magnitudes] + (
-        [module.bias] if module.bias is not None else []
-    )
-    return tuple((t.data_ptr(), t._version, tuple(t.shape)) for t in tensors)
+def _state(module: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """(key, tensors): identity and version counter of every tensor the layer's output depends on (an in-place
+    change bumps the version, a replaced tensor changes the identity), read from the module's dicts directly (this
+    runs on every call)."""
+    bufs = module._buffers
+    params = module._parameters
+    c, m, k, b = bufs["codes"], bufs["magnitudes"], params["codebook"], params.get("bias")
+    key = (id(c), c._version, id(m), m._version, id(k), k._version, id(b), None if b is None else b._version)
+    return key, (c, m, k, b)
 
 
 class LinearKernels:
@@ -98,13 +100,15 @@ class LinearKernels:
     def __init__(self, plan: str = "auto") -> None:
         self.planner = KernelPlanner(plan, paths=LINEAR_PATHS.names())
         self._packed: _Packed | None = None
+        self._candidates: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     def packed(self, module: Any) -> _Packed:
         """The layouts of ``module``'s current codes, table and bias (rebuilt when any changed)."""
-        key = _state_key(module)
+        key, refs = _state(module)
         p = self._packed
         if p is not None and p.key == key:
             return p
+        self._candidates = {}
         with torch.no_grad():
             w = module.weight_hat().detach().to(torch.float32).contiguous()
             table = module.table().detach().to(torch.float32).cpu().numpy()
@@ -113,14 +117,19 @@ class LinearKernels:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             csr = w.to_sparse_csr()
+        positions = CodebookCSR.from_codes(codes, n_values=module.n_values)
+        d_out, d_in = positions.shape
         p = _Packed(
             key=key,
+            refs=refs,
             weight=w,
             csr=csr,
             bias=b,
-            positions=CodebookCSR.from_codes(codes, n_values=module.n_values),
+            positions=positions,
             table=np.ascontiguousarray(table),
             bias_np=None if b is None else b.numpy(),
+            shape=(d_out, d_in),
+            density=round(positions.nnz / max(1, d_out * d_in), 6),
         )
         self._packed = p
         return p
@@ -130,10 +139,11 @@ class LinearKernels:
         p = self.packed(module)
         if x.shape[0] == 0:
             return _dense(p, x)
-        candidates = {name: _bind(LINEAR_PATHS.get(name), p) for name in LINEAR_PATHS.names()}
-        return self.planner.run(
-            x, candidates, layer="linear", shape=tuple(p.positions.shape), density=p.density
-        )
+        candidates = self._candidates
+        if not candidates:
+            candidates = {name: _bind(LINEAR_PATHS.get(name), p) for name in LINEAR_PATHS.names()}
+            self._candidates = candidates
+        return self.planner.run(x, candidates, layer="linear", shape=p.shape, density=p.density)
 
 
 def _bind(fn: _Path, p: _Packed) -> Callable[[torch.Tensor], torch.Tensor]:
