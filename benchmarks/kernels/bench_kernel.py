@@ -52,6 +52,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 import rmtcompress as rc
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, latency_summary, machine_info, round_robin, write_json
 from rmtcompress import kernels
 
 WIDTHS = (2000, 2000, 1000)
@@ -192,31 +193,11 @@ def time_round_robin(
     """Per-call seconds of every method, called round-robin after one warm-up call each."""
     X = _inputs(batch, seed)
     Xt = torch.from_numpy(X)
-    args = {name: (X if name.startswith("ours") else Xt) for name in fns}
-    for name, fn in fns.items():
-        fn(args[name])
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < 200 and (rounds < min_rounds or time.perf_counter() - start < budget):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(args[name])
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return times
+    calls = {name: partial(fn, X if name.startswith("ours") else Xt) for name, fn in fns.items()}
+    return round_robin(calls, budget, min_rounds)
 
 
-def summarize(ts: list[float], batch: int) -> dict[str, float]:
-    a = np.asarray(ts)
-    return {
-        "p50_ms": float(np.percentile(a, 50) * 1e3),
-        "p99_ms": float(np.percentile(a, 99) * 1e3),
-        "mean_ms": float(a.mean() * 1e3),
-        "min_ms": float(a.min() * 1e3),
-        "calls": int(a.size),
-        "throughput_per_s": float(batch / a.mean()),
-    }
+summarize = latency_summary
 
 
 # ================================================================================================ memory
