@@ -17,7 +17,8 @@ Two kernels, rows of the output in parallel over numba's thread pool:
 * ``rows`` (small batches): per row and sample, gather-sums of x over each segment with four interleaved partial
   sums; a serial twin (``rows_serial``) for the tiny batches where waking threads costs more than the work;
 * ``blocked`` (large batches): samples in blocks of ``block`` held transposed (p, B), so that each position adds
-  one contiguous row of B floats (vectorised lane by lane).
+  one contiguous row of B floats (vectorised lane by lane); and its serial twin (``blocked_serial``), which a busy
+  machine can make the faster of the two.
 
 Sums are float32 in an order different from a BLAS GEMM, so results agree with ``F.linear(x, W_hat, b)`` to float32
 round-off (each is within ``γ_n Σ_j |W_hat[r, j] x[i, j]|`` of the exact sum), not bit for bit.
@@ -36,7 +37,7 @@ from ._ternary import _blocked_transpose
 
 __all__ = ["CODEBOOK_PATHS", "CodebookCSR", "codebook_csr_matmul"]
 
-CODEBOOK_PATHS = ("rows", "rows_serial", "blocked")
+CODEBOOK_PATHS = ("rows", "rows_serial", "blocked", "blocked_serial")
 """The kernels of :func:`codebook_csr_matmul`."""
 
 _BLOCK = 64
@@ -176,6 +177,44 @@ def _rows_serial(
             out[i, r] = _row_value(x, i, r, seg_ptr, indices, table, n_values, bias)
 
 
+@njit(cache=True, inline="always")
+def _blocked_row(
+    xt: NDArray[np.float32],
+    r: int,
+    seg_ptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    table: NDArray[np.float32],
+    n_values: int,
+    bias: NDArray[np.float32],
+    out: NDArray[np.float32],
+) -> None:
+    """Output row r of every sample block: xt (nblk, p, B) transposed sample blocks → out[:, r, :]."""
+    B = xt.shape[2]
+    ri = np.int64(r)
+    g = ri if table.shape[0] > 1 else np.int64(0)
+    acc = np.empty(B, np.float32)
+    s = np.empty(B, np.float32)
+    base = ri * n_values
+    b = bias[ri] if bias.size > 0 else np.float32(0.0)
+    for blk in range(xt.shape[0]):
+        acc[:] = 0.0
+        for v in range(n_values):
+            k0 = seg_ptr[base + v]
+            k1 = seg_ptr[base + v + 1]
+            if k1 == k0:
+                continue
+            s[:] = 0.0
+            for k in range(k0, k1):
+                c = indices[k]
+                for t in range(B):
+                    s[t] += xt[blk, c, t]
+            w = table[g, v + 1]
+            for t in range(B):
+                acc[t] += w * s[t]
+        for t in range(B):
+            out[blk, ri, t] = acc[t] + b
+
+
 @njit(parallel=True, cache=True)
 def _blocked(
     xt: NDArray[np.float32],
@@ -186,39 +225,28 @@ def _blocked(
     bias: NDArray[np.float32],
     out: NDArray[np.float32],
 ) -> None:  # pragma: no cover - compiled
-    """xt (nblk, p, B) transposed sample blocks → out (nblk, d_out, B)."""
-    nblk = xt.shape[0]
-    B = xt.shape[2]
-    d_out = out.shape[1]
-    grouped = table.shape[0] > 1
-    has_bias = bias.size > 0
-    for r in prange(d_out):
-        ri = np.int64(r)
-        g = ri if grouped else np.int64(0)
-        acc = np.empty(B, np.float32)
-        s = np.empty(B, np.float32)
-        base = ri * n_values
-        for blk in range(nblk):
-            acc[:] = 0.0
-            for v in range(n_values):
-                k0 = seg_ptr[base + v]
-                k1 = seg_ptr[base + v + 1]
-                if k1 == k0:
-                    continue
-                s[:] = 0.0
-                for k in range(k0, k1):
-                    c = indices[k]
-                    for t in range(B):
-                        s[t] += xt[blk, c, t]
-                w = table[g, v + 1]
-                for t in range(B):
-                    acc[t] += w * s[t]
-            b = bias[ri] if has_bias else np.float32(0.0)
-            for t in range(B):
-                out[blk, r, t] = acc[t] + b
+    """xt (nblk, p, B) transposed sample blocks → out (nblk, d_out, B), rows in parallel."""
+    for r in prange(out.shape[1]):
+        _blocked_row(xt, r, seg_ptr, indices, table, n_values, bias, out)
+
+
+@njit(cache=True)
+def _blocked_serial(
+    xt: NDArray[np.float32],
+    seg_ptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    table: NDArray[np.float32],
+    n_values: int,
+    bias: NDArray[np.float32],
+    out: NDArray[np.float32],
+) -> None:  # pragma: no cover - compiled
+    """:func:`_blocked` on one thread."""
+    for r in range(out.shape[1]):
+        _blocked_row(xt, r, seg_ptr, indices, table, n_values, bias, out)
 
 
 _ROW_KERNELS = {"rows": _rows_parallel, "rows_serial": _rows_serial}
+_BLOCKED_KERNELS = {"blocked": _blocked, "blocked_serial": _blocked_serial}
 
 # ============================================================================================ entry point
 
@@ -239,7 +267,7 @@ def codebook_csr_matmul(
         packed: :class:`CodebookCSR` of the codes.
         table: ``(G, V + 1)`` float32 table, column 0 the zero (unused), G = 1 or d_out.
         bias: ``(d_out,)`` float32 or None.
-        path: ``"rows"``, ``"rows_serial"`` or ``"blocked"`` (see the module docstring).
+        path: ``"rows"``, ``"rows_serial"``, ``"blocked"`` or ``"blocked_serial"`` (see the module docstring).
         block: samples per block of the blocked path (a multiple of 16).
 
     Returns:
@@ -265,12 +293,12 @@ def codebook_csr_matmul(
     n = x.shape[0]
     if n == 0:
         return np.empty((0, d_out), np.float32)
-    if path == "blocked":
+    if path in _BLOCKED_KERNELS:
         if isinstance(block, bool) or not isinstance(block, int) or block < 16 or block % 16:
             raise InvalidParameterError(f"block must be a positive multiple of 16; got {block!r}")
         xt, B, nblk = _blocked_transpose(x, block)
         out3 = np.empty((nblk, d_out, B), np.float32)
-        _blocked(xt, packed.seg_ptr, packed.indices, tab, packed.n_values, b, out3)
+        _BLOCKED_KERNELS[path](xt, packed.seg_ptr, packed.indices, tab, packed.n_values, b, out3)
         return np.ascontiguousarray(out3.transpose(0, 2, 1).reshape(nblk * B, d_out)[:n])
     out = np.empty((n, d_out), np.float32)
     _ROW_KERNELS[path](x, packed.seg_ptr, packed.indices, tab, packed.n_values, b, out)

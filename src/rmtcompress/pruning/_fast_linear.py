@@ -6,8 +6,8 @@ round-off (:data:`LINEAR_PATHS`):
 * ``torch_dense_fp32`` — ``F.linear`` with ``W_hat`` dequantized once and cached (the reference rebuilds it from the
   codes on every call);
 * ``torch_csr`` — ``W_hat`` as a ``torch.sparse_csr`` tensor, ``torch.sparse.addmm`` on the transposed input;
-* ``codebook_rows`` / ``codebook_rows_serial`` / ``codebook_blocked`` — the numba sparse × codebook kernels of
-  :func:`rmtcompress.kernels.codebook_csr_matmul` on the positions grouped by code.
+* ``codebook_rows`` / ``codebook_rows_serial`` / ``codebook_blocked`` / ``codebook_blocked_serial`` — the numba
+  sparse × codebook kernels of :func:`rmtcompress.kernels.codebook_csr_matmul` on the positions grouped by code.
 
 :class:`LinearKernels` (owned by the layer, see :meth:`QuantizedLinear.use_fast_kernel`) packs the layouts once
 (again when the codes, table or bias change in place; all layouts are kept, the dense one included, so the fast
@@ -77,6 +77,7 @@ def _codebook(path: str) -> _Path:
 LINEAR_PATHS.add("codebook_rows", _codebook("rows"))
 LINEAR_PATHS.add("codebook_rows_serial", _codebook("rows_serial"))
 LINEAR_PATHS.add("codebook_blocked", _codebook("blocked"))
+LINEAR_PATHS.add("codebook_blocked_serial", _codebook("blocked_serial"))
 
 
 def _state(module: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
