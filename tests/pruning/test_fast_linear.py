@@ -3,6 +3,9 @@ float32 round-off, and the measured plan is visible."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +152,17 @@ def test_shrunk_net_end_to_end() -> None:
     assert len(plan) == 3 and all(len(v) == 1 and v[0]["batch"] == "5-16" for v in plan.values())
     use_fast_kernels(q, False)
     assert all(v == [] for v in kernel_plan(q).values())
+
+
+def test_pickle_and_deepcopy_keep_the_plan_setting_only() -> None:
+    layer = _layer(5, 9, 2, 0.5, "codebook", True, True, 4).use_fast_kernel(plan="fixed:torch_csr")
+    x = torch.randn(3, 9)
+    with torch.no_grad():
+        ref = layer(x)
+    assert layer.kernel_plan()
+    back = pickle.loads(pickle.dumps(layer))  # our own object, pickled just above
+    for other in (back, copy.deepcopy(layer)):
+        assert other.fast and other.kernel_plan() == []
+        with torch.no_grad():
+            torch.testing.assert_close(other(x), ref, rtol=0, atol=0)
+        assert other.kernel_plan()[0]["path"] == "torch_csr"

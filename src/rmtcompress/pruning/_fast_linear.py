@@ -103,6 +103,14 @@ class LinearKernels:
         self._packed: _Packed | None = None
         self._candidates: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (and deep-copied) as the plan setting only: the packed layouts are rebuilt from the layer and the
+        timings belong to the machine that measured them."""
+        return {"plan": self.planner.plan}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["plan"])  # type: ignore[misc]
+
     def packed(self, module: Any) -> _Packed:
         """The layouts of ``module``'s current codes, table and bias (rebuilt when any changed)."""
         key, refs = _state(module)
