@@ -33,6 +33,7 @@ BENCHES = {
     "ntk_training": "theory/bench_ntk_training.py",
     "storage": "io/bench_storage.py",
     "kernel": "kernels/bench_kernel.py",
+    "shrunk_kernels": "kernels/bench_shrunk_kernels.py",
     "trf": "rf/bench_trf.py",
     "trf_gamma": "rf/bench_trf_gamma.py",
     "equal_width": "ntklc/bench_equal_width.py",
@@ -217,6 +218,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     ),
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
+    "shrunk_kernels": (
+        "Shrunk trained nets: planned sparse × codebook paths vs dense fp32 / CSR / int8 (issue #22)",
+        _sec_generic,
+    ),
     "trf": ("Ternary random features vs RFF, LP-RFF, Nyström (issue #7)", _sec_generic),
     "trf_gamma": (
         "TRF vs RBFSampler across γ at equal bits, digits and Fashion-MNIST pairs (issue #21)",
