@@ -2,7 +2,8 @@
 
 A model that has several ways of computing the same layer (a sparse add-only kernel, a BLAS GEMM, a torch CSR
 product, …) owns a :class:`KernelPlanner`. On the first call for a given key the planner runs every eligible path
-on the call's own data — a warm-up call each, then ``repeats`` timed calls, round-robin so that a busy machine slows
+on the call's own data — a warm-up call each, then at least ``repeats`` timed calls (more for sub-millisecond
+paths, until each has run 5 ms), round-robin so that a busy machine slows
 all of them alike — takes the median of each, keeps the fastest path and caches the choice; later calls in the same
 bucket run only that path. A cost rule fitted once on a quiet machine goes wrong on another machine or under load; a
 measurement on the spot cannot pick a path slower than the best of those it timed (up to timing noise).
@@ -115,7 +116,8 @@ class KernelPlanner:
     Args:
         plan: ``"auto"`` (measure) or ``"fixed:<path>"``.
         paths: the path names the owner knows (checks a fixed plan early); optional.
-        repeats: timed calls per path when measuring (the median is kept).
+        repeats: the least number of timed calls per path when measuring (more for fast paths, until each path has run
+            5 ms in all, within 200 rounds and 0.2 s; the median is kept).
         max_rows: batches above this are timed on their first ``max_rows`` rows.
     """
 
@@ -124,7 +126,7 @@ class KernelPlanner:
         plan: str = "auto",
         *,
         paths: Iterable[str] | None = None,
-        repeats: int = 3,
+        repeats: int = 5,
         max_rows: int = 1024,
     ) -> None:
         if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
@@ -214,6 +216,11 @@ class KernelPlanner:
         return out if sample is X else candidates[best](X)
 
 
+_MIN_SECONDS = 0.005
+_MAX_ROUNDS = 200
+_MAX_SECONDS = 0.2
+
+
 def _measure(
     sample: Any, candidates: Mapping[str, Callable[[Any], T]], repeats: int
 ) -> tuple[str, dict[str, float], T]:
@@ -222,7 +229,17 @@ def _measure(
     for name, fn in candidates.items():  # warm-up: compiled kernels, packed layouts, BLAS threads
         last[name] = fn(sample)
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
+    rounds = 0
+    start = time.perf_counter()
+    # at least ``repeats`` rounds, and more until every path has run _MIN_SECONDS in all (the median of 3
+    # sub-millisecond calls is noise on a busy machine, and picked slower paths in the first benchmark), within
+    # _MAX_ROUNDS rounds and _MAX_SECONDS of measuring
+    while rounds < repeats or (
+        rounds < _MAX_ROUNDS
+        and min(sum(ts) for ts in times.values()) < _MIN_SECONDS
+        and time.perf_counter() - start < _MAX_SECONDS
+    ):
+        rounds += 1
         for name, fn in candidates.items():
             del last[name]  # not held while the next call allocates its own
             t0 = time.perf_counter()
