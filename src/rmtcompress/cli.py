@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning
+from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning, UnreachableError
 
 
 def _fmt(x: float) -> str:
@@ -822,6 +822,13 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--backend", type=click.Choice(["loky", "serial", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
+@click.option(
+    "--scheduler-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="seconds the --scheduler has to answer before the sweep gives up (nothing is written then)",
+)
 @click.option("--n-jobs", type=int, default=None, help="workers (loky)")
 @click.option("--retry-failed", is_flag=True, help="re-run only the points that failed before")
 @click.option(
@@ -832,6 +839,7 @@ def sweep_cmd(
     path: str,
     backend: str,
     scheduler: str | None,
+    scheduler_timeout: float,
     n_jobs: int | None,
     retry_failed: bool,
     run_dir: str | None,
@@ -849,8 +857,9 @@ def sweep_cmd(
             retry_failed=retry_failed,
             quiet=quiet,
             run_dir=run_dir,
+            scheduler_timeout=scheduler_timeout,
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, UnreachableError) as exc:
         _fail(exc)
         return
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
