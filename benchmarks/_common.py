@@ -89,3 +89,36 @@ def figure_png(fig: Any, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi)
     plt.close(fig)
     return buf.getvalue()
+
+
+def round_robin(
+    fns: dict[str, Callable[[], Any]], budget: float, min_rounds: int, max_rounds: int = 200
+) -> dict[str, list[float]]:
+    """Per-call seconds of every method, called round-robin (one call each per round, after one warm-up call each)
+    so that a busy machine slows all of them alike; rounds go on until ``budget`` seconds (at least ``min_rounds``,
+    at most ``max_rounds``)."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return times
+
+
+def latency_summary(ts: list[float], batch: int) -> dict[str, float]:
+    """p50 / p99 / mean / min milliseconds per call, the number of calls and the throughput (samples/s)."""
+    a = np.asarray(ts)
+    return {
+        "p50_ms": float(np.percentile(a, 50) * 1e3),
+        "p99_ms": float(np.percentile(a, 99) * 1e3),
+        "mean_ms": float(a.mean() * 1e3),
+        "min_ms": float(a.min() * 1e3),
+        "calls": int(a.size),
+        "throughput_per_s": float(batch / a.mean()),
+    }

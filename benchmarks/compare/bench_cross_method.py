@@ -89,12 +89,12 @@ def pruned_points(pruning: dict[str, Any]) -> list[dict[str, Any]]:
 def shrink_points(shrink: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for s in shrink["summary"]:
-        if s["family"] != "rc.shrink" or s["test_accuracy_mean"] is None:
+        if not s["family"].startswith("rc.shrink") or s["test_accuracy_mean"] is None:
             continue
         out.append(
             {
                 "family": "trained + rc.shrink (pruned, quantized weights)",
-                "label": f"rc.shrink ≤ {s['budget'] / 1000:g} kB",
+                "label": f"{s['family']} ≤ {s['budget'] / 1000:g} kB",
                 "accuracy": float(s["test_accuracy_mean"]),
                 "accuracy_std": float(s.get("test_accuracy_std") or 0.0),
                 "bytes": float(s["bytes_mean"]),

@@ -5,6 +5,10 @@ also k = 2), sparsity ε ∈ {0.5, 0.9, 0.95}, batch 1, 16, 256, 1024. Methods, 
 inputs:
 
 * ``ours_k4`` / ``ours_k2`` — :meth:`rmtcompress.kernels.FastMLP.features` (``path="auto"``), float32 h_L out;
+* ``ours_planned_k4`` — ``model.features`` of the k = 4 net with ``use_fast_kernel(plan="auto")``: the model times
+  its whole-net paths (``rmtcompress.ntklc.NET_PATHS``: packed popcount / blocked / gather, torch dynamic int8 on
+  level planes, the dense fp32 reference) on its warm-up call of each batch size and keeps the fastest; the chosen
+  path and the timings that chose it are recorded beside each row (``plan_k4``);
 * ``dense_fp32`` — ``nn.Sequential`` of bias-free ``nn.Linear`` + ReLU with the same float weights (codes × scale);
 * ``csr_fp32`` — the same weights as ``torch.sparse_csr`` tensors, ``torch.sparse.mm`` on the transposed
   activations, ReLU;
@@ -52,6 +56,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +67,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the shared _common module
 
 import rmtcompress as rc
-from _common import RESULTS, machine_info, write_json
+from _common import RESULTS, latency_summary, machine_info, round_robin, write_json
 from rmtcompress import kernels
 
 WIDTHS = (2000, 2000, 1000)
@@ -137,11 +142,13 @@ def make_callables(
     m2 = build_model(eps, 2, seed)
     assert all(torch.equal(getattr(m4, f"w{i}"), getattr(m2, f"w{i}")) for i in range(len(WIDTHS)))
     net4, net2 = kernels.prepare(m4), kernels.prepare(m2)
+    planned = m4.with_weight_seed(m4.weight_seed).use_fast_kernel(plan="auto")
     dense = dense_net(m4)
     csr = CSRNet(m4)
     fns: dict[str, Callable[[Any], Any]] = {
         "ours_k4": net4.features,
         "ours_k2": net2.features,
+        "ours_planned_k4": planned.features,
     }
 
     def torch_fn(mod: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[Any], Any]:
@@ -153,7 +160,7 @@ def make_callables(
 
     fns["dense_fp32"] = torch_fn(dense)
     fns["csr_fp32"] = torch_fn(csr)
-    info: dict[str, Any] = {"int8_error": None}
+    info: dict[str, Any] = {"int8_error": None, "planned_model": planned}
     nbytes: dict[str, Any] = {
         "ours_k4": net4.nbytes,
         "ours_k2": net2.nbytes,
@@ -192,31 +199,11 @@ def time_round_robin(
     """Per-call seconds of every method, called round-robin after one warm-up call each."""
     X = _inputs(batch, seed)
     Xt = torch.from_numpy(X)
-    args = {name: (X if name.startswith("ours") else Xt) for name in fns}
-    for name, fn in fns.items():
-        fn(args[name])
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < 200 and (rounds < min_rounds or time.perf_counter() - start < budget):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn(args[name])
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return times
+    calls = {name: partial(fn, X if name.startswith("ours") else Xt) for name, fn in fns.items()}
+    return round_robin(calls, budget, min_rounds)
 
 
-def summarize(ts: list[float], batch: int) -> dict[str, float]:
-    a = np.asarray(ts)
-    return {
-        "p50_ms": float(np.percentile(a, 50) * 1e3),
-        "p99_ms": float(np.percentile(a, 99) * 1e3),
-        "mean_ms": float(a.mean() * 1e3),
-        "min_ms": float(a.min() * 1e3),
-        "calls": int(a.size),
-        "throughput_per_s": float(batch / a.mean()),
-    }
+summarize = latency_summary
 
 
 # ================================================================================================ memory
@@ -296,6 +283,15 @@ def measure_memory(method: str, eps: float, seed: int, threads: int) -> dict[str
 # ================================================================================================ main
 
 
+def _plan_of(model: Any, batch: int) -> dict[str, Any]:
+    """The whole-net path the planned model chose for this batch's bucket, with the timings (ms) that chose it."""
+    bucket = kernels.batch_bucket(batch)
+    for e in model.kernel_plan().get("net", []):
+        if e["batch"] == bucket:
+            return {"path": e["path"], "mode": e["mode"], "timings_ms": e["timings_ms"]}
+    return {}
+
+
 def _fmt(v: float | None, nd: int = 2) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{v:.{nd}f}"
 
@@ -304,8 +300,8 @@ def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
     lines = [
         "| ε | batch | ours k=4 p50 / p99 ms | ours k=2 p50 ms | dense fp32 p50 / p99 ms | CSR p50 ms | int8 dyn p50 ms "
         "| ours k=4 vs dense | vs CSR | vs int8 | ours k=2 vs dense | best-case (min) k=4 vs dense / CSR "
-        "| ours k=4 samples/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| ours k=4 samples/s | planned k=4 p50 ms (path) | planned vs dense / int8 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m = r["methods"]
@@ -321,7 +317,10 @@ def markdown(results: list[dict[str, Any]], memory: dict[str, Any]) -> str:
             f"| **{_fmt(sp['ours_k4_vs_dense_fp32'], 1)}×** | {_fmt(sp['ours_k4_vs_csr_fp32'], 1)}× "
             f"| {_fmt(sp.get('ours_k4_vs_int8_dynamic'), 1)}× | {_fmt(sp['ours_k2_vs_dense_fp32'], 1)}× "
             f"| {_fmt(sm['ours_k4_vs_dense_fp32'], 1)}× / {_fmt(sm['ours_k4_vs_csr_fp32'], 1)}× "
-            f"| {m['ours_k4']['throughput_per_s']:.0f} |"
+            f"| {m['ours_k4']['throughput_per_s']:.0f} "
+            f"| {_fmt(p50('ours_planned_k4'), 3)} ({r.get('plan_k4', {}).get('path', '—')}) "
+            f"| {_fmt(sp.get('ours_planned_k4_vs_dense_fp32'), 1)}× / "
+            f"{_fmt(sp.get('ours_planned_k4_vs_int8_dynamic'), 1)}× |"
         )
     if memory:
         lines += [
@@ -368,13 +367,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t_start = time.time()
     for eps in sparsities:
         fns, nbytes, info = make_callables(eps, args.seed)
+        planned = info.pop("planned_model")
         infos[str(eps)] = {**info, "weight_bytes": nbytes}
         for batch in batches:
             times = time_round_robin(fns, batch, budget, args.min_rounds, args.seed + batch)
             methods = {name: summarize(ts, batch) for name, ts in times.items()}
             ours = methods["ours_k4"]["p50_ms"]
             pairs = [
-                (o, b) for o in ("ours_k4", "ours_k2") for b in ("dense_fp32", "csr_fp32", "int8_dynamic")
+                (o, b)
+                for o in ("ours_k4", "ours_k2", "ours_planned_k4")
+                for b in ("dense_fp32", "csr_fp32", "int8_dynamic")
             ]
             speed = {
                 f"{o}_vs_{b}": methods[b]["p50_ms"] / methods[o]["p50_ms"] for o, b in pairs if b in methods
@@ -388,6 +390,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "methods": methods,
                 "speedup_p50": speed,
                 "speedup_min": speed_min,
+                "plan_k4": _plan_of(planned, batch),
                 "loadavg_1_5_15": list(os.getloadavg()),
             }
             results.append(row)
@@ -397,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"({speed['ours_k4_vs_csr_fp32']:.1f}×), load {os.getloadavg()[0]:.2f}",
                 flush=True,
             )
-        del fns
+        del fns, planned
         gc.collect()
         if not (args.quick or args.no_memory):
             memory[str(eps)] = {

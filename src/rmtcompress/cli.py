@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, MissingFileError, SampleSizeWarning, UnreachableError
+from .errors import InvalidParameterError, SampleSizeWarning, UnreachableError
 
 
 def _fmt(x: float) -> str:
@@ -209,7 +209,7 @@ def spectra(
 
 
 def _task_from(data: str, seed: int, max_train: int | None) -> Any:
-    from .lab import TASKS, Task, load_task, split_train_test
+    from .lab import TASKS, load_task, load_task_files
 
     if data in TASKS:
         try:
@@ -219,23 +219,7 @@ def _task_from(data: str, seed: int, max_train: int | None) -> Any:
                 raise
             click.echo(f"note: {exc}\nfalling back to scikit-learn digits", err=True)
             return load_task("digits", seed=seed, max_train=max_train)
-    from .lab import PaperNormalizer, load_array_file
-
-    path = Path(data)
-    if not path.exists():
-        raise MissingFileError(f"data {data!r} is neither a task ({', '.join(TASKS)}) nor an existing file")
-    X, y = load_array_file(path)
-    Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
-    norm = PaperNormalizer().fit(Xtr)
-    return Task(
-        path.name,
-        norm.transform(Xtr),
-        ytr,
-        norm.transform(Xte),
-        yte,
-        f"{path} (80/20 split)",
-        norm.to_input_transform(),
-    )
+    return load_task_files(data, seed=seed, max_train=max_train)
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -404,36 +388,62 @@ _FIG_WIDTHS = ((256, 256, 128), (512, 512, 256), (1024, 1024, 512), (2048, 2048,
 @main.command()
 @click.argument("figure", type=click.Choice(["fig3", "fig4"]))
 @click.option(
-    "--task", "task_name", default=None, help="fig3: mnist-subset (default) or fashion-mnist, digits, gmm"
+    "--task",
+    "task_name",
+    default=None,
+    help="fig3: mnist-subset (default), fashion-mnist, digits, gmm, or local data: a CIFAR-10 "
+    "cifar-10-batches-py folder, an .npz with X_train/y_train/X_test/y_test (e.g. VGG features), or an .npz/.csv",
 )
 @click.option("--widths", "widths_list", multiple=True, help="repeatable, e.g. --widths 512,512,256")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds")
+@click.option(
+    "--weights-only-sparsity",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="ε of the unquantized-activation (brown) and magnitude-pruning (orange) rows; the paper's CIFAR-10 "
+    "panel used 0.95",
+)
+@click.option("--max-train", type=int, default=None, help="keep a seeded subset of the training split")
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="runs/reproduce", show_default=True
 )
 @click.option("--quiet", is_flag=True)
 def reproduce(
-    figure: str, task_name: str | None, widths_list: tuple[str, ...], seeds: str, out_dir: str, quiet: bool
+    figure: str,
+    task_name: str | None,
+    widths_list: tuple[str, ...],
+    seeds: str,
+    weights_only_sparsity: float,
+    max_train: int | None,
+    out_dir: str,
+    quiet: bool,
 ) -> None:
-    """Fig. 3 / Fig. 4 of Gu et al. 2022 (accuracy vs memory, log-x), with our quantizers added; CSV/JSON/PNG."""
+    """Fig. 3 / Fig. 4 of Gu et al. 2022 (accuracy vs memory, log-x), with our quantizers added; CSV/JSON/PNG.
+
+    Fig. 3 bottom (CIFAR-10) runs from local files: `--task path/to/cifar-10-batches-py` or
+    `--task vgg_features.npz` (see docs/paper.md).
+    """
     from .lab import (
         SUMMARY_HEADER,
         MethodSpec,
         binary_heuristic_notes,
-        load_task,
         run_grid,
         summary_table,
         write_results,
     )
 
     try:
+        if max_train is not None and max_train < 1:
+            raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
         ws = [_int_list(w, "--widths") for w in widths_list] or list(_FIG_WIDTHS)
         seed_list = _int_list(seeds, "--seeds")
+        eps_w = weights_only_sparsity
         methods = [MethodSpec("dense", "dense")]
         methods += [MethodSpec("ntklc-paper", "ntklc-paper", e) for e in (0.0, 0.5, 0.9)]
         methods += [MethodSpec("lloyd-max", "lloyd-max", 0.9, k) for k in (2, 4)]
         methods += [
-            MethodSpec("weights-only", "weights-only", 0.9),
+            MethodSpec("weights-only", "weights-only", eps_w),
             MethodSpec(
                 "heuristic-sparsification", "heuristic-sparsification", 0.8 if figure == "fig3" else 0.9
             ),
@@ -442,23 +452,33 @@ def reproduce(
             ),
         ]
         if figure == "fig3":
-            methods.append(MethodSpec("magnitude-pruning", "magnitude-pruning", 0.9))
+            methods.append(MethodSpec("magnitude-pruning", "magnitude-pruning", eps_w))
         tasks = (
             [task_name or "mnist-subset"]
             if figure == "fig3"
             else ([task_name] if task_name else ["mnist-6v8", "mnist-0to4"])
         )
         for tn in tasks:
-            task = load_task(tn, seed=seed_list[0])
+            task = _reproduce_task(tn, seed_list[0], max_train)
             recs = run_grid(task, methods, ws, seeds=seed_list, progress=not quiet)
-            files = write_results(recs, out_dir, f"{figure}_{tn}", f"{figure}: {task.description}")
+            tag = f"{figure}_{Path(task.name).stem}"
+            files = write_results(recs, out_dir, tag, f"{figure}: {task.description}")
             click.echo(f"{figure} on {task.description}")
             print_table(summary_table(recs), SUMMARY_HEADER)
             for line in binary_heuristic_notes(task, recs):
                 click.echo(line)
             click.echo(f"wrote {files['png']}, {files['csv']}, {files['json']}")
-    except (ValueError, FileNotFoundError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         _fail(exc)
+
+
+def _reproduce_task(name: str, seed: int, max_train: int | None) -> Any:
+    """A task by name (no fallback: a missing Fashion-MNIST is an error here) or from local files."""
+    from .lab import TASKS, load_task, load_task_files
+
+    if name in TASKS:
+        return load_task(name, seed=seed, max_train=max_train)
+    return load_task_files(name, seed=seed, max_train=max_train)
 
 
 @main.command(name="save")

@@ -42,6 +42,7 @@ import re
 import shlex
 import subprocess
 import sys
+import textwrap
 import tomllib
 import warnings
 from collections.abc import Iterator
@@ -132,7 +133,9 @@ def parse_page(page: Path) -> list[Block]:
             kind, _, rest = text.partition(" ") if not text.startswith("setup\n") else ("setup", "", text[6:])
             kind = kind.strip()
             if kind == "setup":
-                block.setup.append(rest + "\n")
+                block.setup.append(
+                    textwrap.dedent(rest).strip("\n") + "\n"
+                )  # indented inside a list item too
             elif kind == "replace":
                 old, sep, new = rest.partition("==>")
                 assert sep, f"{page}:{i + 1}: 'docs-check: replace OLD ==> NEW' expected, got {text!r}"

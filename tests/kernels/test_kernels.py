@@ -29,7 +29,7 @@ from rmtcompress.kernels import _ternary as kernels
 from rmtcompress.kernels._ternary import FastMLP, TernaryLayer, fast_features, fast_levels, prepare, supports
 from rmtcompress.ntklc._compress import CompressedMLP, ternary_codes
 
-PATHS: tuple[kernels.Path, ...] = ("blocked", "popcount")
+PATHS: tuple[kernels.Path, ...] = ("blocked", "popcount", "gather", "int8")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -243,10 +243,11 @@ def test_repeated_values_many_levels_and_long_breakpoint_lists() -> None:
     assert not net.blocked_ok
     X = _exact_inputs(33, 30, seed=5)
     ref = _float64_levels(model, X)
-    got = fast_levels(model, X, path="popcount")
-    for g, r in zip(got, ref, strict=True):
-        np.testing.assert_array_equal(g, r)
-    _assert_matches_reference(model, _gaussian_inputs(33, 30, seed=6))
+    for path in ("popcount", "gather", "int8"):
+        got = fast_levels(model, X, path=path)
+        for g, r in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(g, r)
+        _assert_matches_reference(model, _gaussian_inputs(33, 30, seed=6), path)
     with pytest.raises(ValueError, match="at most 17 levels"):
         fast_features(model, X, path="blocked")
 

@@ -294,3 +294,88 @@ def test_sap_rounds_driven_to_milestones(digits: Any) -> None:
     assert round(0.6 * total) / total in sp  # and passed through the first one
     assert all(b > a for a, b in itertools.pairwise(sp))
     assert len(res.rounds) <= 13
+
+
+def test_distillation_transfers_the_teachers_function(digits: Any) -> None:
+    """distill=1 learns the teacher's predictions even when the labels are scrambled; distill=0 learns the labels.
+
+    The labels the student sees are a fixed permutation of the classes, the teacher was trained on the true ones:
+    with α = 1 only the teacher's soft targets drive the loss, so the student agrees with the teacher (and with the
+    truth); with α = 0 it learns the permuted classes and disagrees with the teacher almost everywhere.
+    """
+    Xtr, ytr, Xte, yte = digits
+    teacher = make_mlp(64, (32,), 10, seed=1)
+    train(teacher, Xtr, ytr, FAST)
+    scrambled = (ytr + 3) % 10
+    frozen = {k: v.clone() for k, v in teacher.state_dict().items()}
+    # select="last": validation selection reads the (scrambled) labels, which would pick against the teacher
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=1e-2, seed=0, distill=1.0, temperature=2.0, select="last")
+    student = make_mlp(64, (16,), 10, seed=3)
+    train(student, Xtr, scrambled, cfg, teacher=teacher)
+    plain = make_mlp(64, (16,), 10, seed=3)
+    train(
+        plain,
+        Xtr,
+        scrambled,
+        TrainConfig(epochs=4, batch_size=64, lr=1e-2, seed=0, select="last"),
+        teacher=teacher,
+    )
+    with torch.no_grad():
+        x = torch.as_tensor(Xte, dtype=torch.float32)
+        t, s, p = (m.eval()(x).argmax(1).numpy() for m in (teacher, student, plain))
+    assert np.mean(s == t) > 0.85 and np.mean(s == yte) > 0.8
+    assert np.mean(p == t) < 0.2 and np.mean(p == (yte + 3) % 10) > 0.8
+    assert all(
+        torch.equal(v, teacher.state_dict()[k]) for k, v in frozen.items()
+    )  # the teacher is never trained
+
+
+def test_distillation_mixes_and_validates(digits: Any) -> None:
+    """0 < α < 1 changes the trajectory; a teacher with other classes, or α / T out of range, is refused."""
+    Xtr, ytr, *_ = digits
+    teacher = make_mlp(64, (32,), 10, seed=1)
+    a, b = make_mlp(64, (16,), 10, seed=3), make_mlp(64, (16,), 10, seed=3)
+    train(a, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, seed=0, distill=0.5), teacher=teacher)
+    train(b, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, seed=0))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    with pytest.raises(ValueError, match="distillation needs the same classes"):
+        train(
+            make_mlp(64, (8,), 10, seed=0),
+            Xtr,
+            ytr,
+            TrainConfig(epochs=1, distill=0.5),
+            teacher=make_mlp(64, (8,), 7, seed=0),
+        )
+    for bad in ({"distill": 1.5}, {"distill": -0.1}, {"temperature": 0.0}, {"temperature": float("inf")}):
+        with pytest.raises(ValueError, match=r"distill|temperature"):
+            TrainConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_cosine_schedule_decays_the_step_to_zero(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'cosine' sets lr·½(1 + cos(π t/T)) before every step t (from lr at t = 0 towards 0); 'constant' keeps lr."""
+    Xtr, ytr, *_ = digits
+    seen: list[float] = []
+    real = training._make_optimizer
+
+    def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+        opt = real(model, cfg)
+        original = opt.step
+
+        def step(*a: Any, **k: Any) -> Any:
+            seen.append(opt.param_groups[0]["lr"])
+            return original(*a, **k)
+
+        opt.step = step  # type: ignore[method-assign]
+        return opt
+
+    monkeypatch.setattr(training, "_make_optimizer", spy)
+    cfg = TrainConfig(epochs=2, batch_size=256, lr=0.01, seed=0, lr_schedule="cosine")
+    train(make_mlp(64, (8,), 10, seed=0), Xtr, ytr, cfg)
+    total = len(seen)
+    expect = [0.005 * (1 + np.cos(np.pi * t / total)) for t in range(total)]
+    np.testing.assert_allclose(seen, expect, rtol=1e-12)
+    seen.clear()
+    train(make_mlp(64, (8,), 10, seed=0), Xtr, ytr, TrainConfig(epochs=1, batch_size=256, lr=0.01, seed=0))
+    assert seen and all(v == 0.01 for v in seen)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")  # type: ignore[arg-type]

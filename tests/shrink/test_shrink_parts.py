@@ -189,6 +189,10 @@ def test_search_spaces_are_validated() -> None:
         {"margin": 1.5},
         {"width_factors": (0.0,)},
         {"lr": -1.0},
+        {"distill": 1.5},
+        {"distill": True},
+        {"temperature": 0.0},
+        {"lr_schedule": "linear"},
     ):
         with pytest.raises(InvalidParameterError):
             SearchSpace(**bad)  # type: ignore[arg-type]

@@ -1,9 +1,24 @@
-"""Packed ternary CPU kernels (numba): fast forward passes of nets with ternary weights and step activations, and
-the add/subtract-only ternary projection of the ternary random features."""
+"""CPU kernels (numba): fast forward passes of nets with ternary weights and step activations, the add/subtract-only
+and BLAS ternary projections of the ternary random features, sparse × codebook products of weight-quantized trained
+layers, and the measured kernel plans that choose among a model's exact paths."""
 
 from __future__ import annotations
 
-from ._projection import csr_ternary_project as csr_ternary_project
+from ._codebook import (
+    CODEBOOK_PATHS as CODEBOOK_PATHS,
+    CodebookCSR as CodebookCSR,
+    codebook_csr_matmul as codebook_csr_matmul,
+)
+from ._plan import (
+    KernelPlanner as KernelPlanner,
+    PlanEntry as PlanEntry,
+    batch_bucket as batch_bucket,
+    parse_plan as parse_plan,
+)
+from ._projection import (
+    csr_ternary_project as csr_ternary_project,
+    dense_ternary_project as dense_ternary_project,
+)
 from ._ternary import (
     FastMLP as FastMLP,
     TernaryLayer as TernaryLayer,
@@ -15,11 +30,19 @@ from ._ternary import (
 )
 
 __all__ = [
+    "CODEBOOK_PATHS",
+    "CodebookCSR",
     "FastMLP",
+    "KernelPlanner",
+    "PlanEntry",
     "TernaryLayer",
+    "batch_bucket",
+    "codebook_csr_matmul",
     "csr_ternary_project",
+    "dense_ternary_project",
     "fast_features",
     "fast_levels",
+    "parse_plan",
     "prepare",
     "supports",
     "unsupported_reason",

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -76,7 +77,9 @@ __all__ = [
     "supports",
 ]
 
-Path = Literal["auto", "blocked", "popcount"]
+Path = Literal["auto", "blocked", "popcount", "gather", "int8"]
+PATHS: tuple[str, ...] = ("blocked", "popcount", "gather", "int8")
+"""The explicit paths of :meth:`FastMLP.features` (``"auto"`` picks popcount or blocked by a cost rule)."""
 
 # Rows per parallel task; samples per block of the blocked path.
 _ROWS = 16
@@ -714,6 +717,45 @@ def _popcount_layer(
                 planes_out[i, l, g] = words[l]
 
 
+@njit(parallel=True, cache=True)
+def _gather_layer(
+    t_in: NDArray[np.uint8],
+    level_in: NDArray[np.uint8],
+    indptr: NDArray[np.int64],
+    split: NDArray[np.int64],
+    indices: NDArray[Any],
+    base: NDArray[np.float64],
+    coef: NDArray[np.float64],
+    bps: NDArray[np.float64],
+    t_out: NDArray[np.uint8],
+) -> None:  # pragma: no cover - compiled
+    """Hidden layer from index lists: intervals t_in (d_in, ≥ n) of the previous layer → t_out (d_out, n).
+
+    Per row and sample, the input levels at the row's +1 / −1 columns are counted (cP_l − cN_l) by gathers over
+    the compact index lists, and z = base[r] + Σ_l coef[l]·(cP_{l+1} − cN_{l+1}) exactly as the popcount path
+    computes it (same float64 operations in the same order, hence the same intervals)."""
+    d_out = indptr.shape[0] - 1
+    n = t_out.shape[1]
+    K1 = coef.shape[0]
+    nrc = (d_out + _ROWS - 1) // _ROWS
+    for task in prange(nrc):
+        cnt = np.zeros(K1 + 1, np.int64)
+        r0 = task * _ROWS
+        r1 = min(r0 + _ROWS, d_out)
+        for r in range(r0, r1):
+            for i in range(n):
+                for l in range(K1 + 1):
+                    cnt[l] = 0
+                for q in range(indptr[r], split[r]):
+                    cnt[level_in[t_in[indices[q], i]]] += 1
+                for q in range(split[r], indptr[r + 1]):
+                    cnt[level_in[t_in[indices[q], i]]] -= 1
+                z = base[r]
+                for l in range(K1):
+                    z += coef[l] * np.float64(cnt[l + 1])
+                t_out[r, i] = _interval(z, bps)
+
+
 @njit(cache=True)
 def _planes_from_intervals(
     t: NDArray[np.uint8], level_of: NDArray[np.uint8], planes_out: NDArray[np.uint64]
@@ -893,6 +935,15 @@ class TernaryLayer:
         return np.ascontiguousarray(z * np.float32(self.scale))
 
 
+def _dense_codes(layer: TernaryLayer) -> NDArray[np.int8]:
+    """The (d_out, d_in) int8 codes of a packed layer."""
+    c = np.zeros((layer.d_out, layer.d_in), np.int8)
+    rows = np.repeat(np.arange(layer.d_out), np.diff(layer.indptr))
+    pos = np.arange(layer.indices.size) < np.repeat(layer.split, np.diff(layer.indptr))
+    c[rows, layer.indices.astype(np.int64)] = np.where(pos, 1, -1)
+    return c
+
+
 def _pack_bits(mask: NDArray[np.bool_]) -> NDArray[np.uint64]:
     """(d_out, d_in) bool → (d_out, ⌈d_in/64⌉) uint64 with bit j % 64 of word j // 64 = mask[:, j]."""
     d_out, d_in = mask.shape
@@ -998,6 +1049,7 @@ class FastMLP:
         # grow-only scratch buffers reused across calls (fresh pages cost page faults on every call)
         self._scratch: dict[str, NDArray[np.uint8]] = {}
         self._lock = threading.Lock()
+        self._int8: tuple[torch.Tensor, list[Any]] | None = None  # built by the first "int8" call
 
     def _buf(self, name: str, shape: tuple[int, ...], dtype: Any, fresh: bool = False) -> NDArray[Any]:
         """An uninitialised array: a view of scratch buffer ``name`` (or a new array when ``fresh``)."""
@@ -1107,8 +1159,8 @@ class FastMLP:
         return x
 
     def _choose(self, n: int, path: Path) -> str:
-        if path not in ("auto", "blocked", "popcount"):
-            raise InvalidParameterError(f"path must be 'auto', 'blocked' or 'popcount', got {path!r}")
+        if path != "auto" and path not in PATHS:
+            raise InvalidParameterError(f"path must be 'auto' or one of {', '.join(PATHS)}; got {path!r}")
         if path == "blocked" and not self.blocked_ok:
             raise InvalidParameterError(
                 "the blocked path handles at most 17 levels per layer; use path='popcount'"
@@ -1122,13 +1174,17 @@ class FastMLP:
     ) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]], int, int]:
         """Intervals of the last layer (nblk, d_L, B), of every layer when ``keep``, and (B, nblk)."""
         n = x.shape[0]
-        if self._choose(n, path) == "popcount":
+        chosen = self._choose(n, path)
+        if chosen == "int8":
+            return self._run_int8(x, keep)
+        if chosen in ("popcount", "gather"):
+            run = self._run_popcount if chosen == "popcount" else self._run_gather
             if n > _SERIAL_MAX_BATCH:
-                return self._run_popcount(x, keep)
+                return run(x, keep)
             previous = numba.get_num_threads()
             numba.set_num_threads(1)
             try:
-                return self._run_popcount(x, keep)
+                return run(x, keep)
             finally:
                 numba.set_num_threads(previous)
         return self._run_blocked(x, _check_block(block), keep)
@@ -1164,11 +1220,10 @@ class FastMLP:
                 kept.append(t)
         return t, kept, B, nblk
 
-    def _run_popcount(
-        self, x: NDArray[np.float32], keep: bool
-    ) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]], int, int]:
+    def _first_layer_rows(self, x: NDArray[np.float32]) -> NDArray[np.uint8]:
+        """Layer 1 for the popcount / gather paths: intervals (d_1, ≥ n) (row-wise up to a few samples, one
+        16-sample-aligned block above)."""
         n = x.shape[0]
-        kept: list[NDArray[np.uint8]] = []
         s0 = self.stages[0]
         L0 = s0.layer
         if n <= _ROWWISE_MAX_BATCH:
@@ -1180,16 +1235,110 @@ class FastMLP:
             _float_layer_rows(
                 xp, L0.indptr, L0.split, L0.indices, L0.pos_bits, L0.neg_bits, use_masks, s0.ws, s0.bps, t_dn
             )
-        else:
-            B, _ = _block_shape(n, 16 * -(-n // 16))
-            xt, _, _ = _blocked_transpose(x, B, self._buf("x", (1, L0.d_in, B), np.float32))
-            t3 = self._buf("t1", (1, L0.d_out, B), np.uint8)
-            no_enc = np.zeros(
-                s0.level_of.size, np.uint8
-            )  # no packed codes: the popcount path takes intervals
-            no_e = self._buf("e0", (1, L0.d_out, 0), np.uint8)
-            _float_layer_blocked(xt, L0.indptr, L0.split, L0.indices, s0.ws, s0.bps, no_enc, t3, no_e)
-            t_dn = t3[0]
+            return t_dn
+        B, _ = _block_shape(n, 16 * -(-n // 16))
+        xt, _, _ = _blocked_transpose(x, B, self._buf("x", (1, L0.d_in, B), np.float32))
+        t3 = self._buf("t1", (1, L0.d_out, B), np.uint8)
+        no_enc = np.zeros(s0.level_of.size, np.uint8)  # no packed codes: these paths take intervals
+        no_e = self._buf("e0", (1, L0.d_out, 0), np.uint8)
+        _float_layer_blocked(xt, L0.indptr, L0.split, L0.indices, s0.ws, s0.bps, no_enc, t3, no_e)
+        return t3[0]
+
+    def _run_gather(
+        self, x: NDArray[np.float32], keep: bool
+    ) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]], int, int]:
+        """The compact-layout path: layer 1 as the popcount path, hidden layers by gathers over the index lists
+        (:func:`_gather_layer`); intervals travel transposed (d, n)."""
+        n = x.shape[0]
+        kept: list[NDArray[np.uint8]] = []
+        t_dn = self._first_layer_rows(x)
+        for i in range(len(self.stages)):
+            if i > 0:
+                st = self.stages[i]
+                Li = st.layer
+                t_next = self._buf(f"g{i % 2}", (Li.d_out, n), np.uint8)
+                _gather_layer(
+                    t_dn,
+                    self.stages[i - 1].level_of,
+                    Li.indptr,
+                    Li.split,
+                    Li.indices,
+                    st.base,
+                    st.coef,
+                    st.bps,
+                    t_next,
+                )
+                t_dn = t_next
+            if keep or i + 1 == len(self.stages):
+                t = np.ascontiguousarray(t_dn[:, :n].T).reshape(n, -1, 1)
+                if keep:
+                    kept.append(t)
+        return t, kept, 1, n
+
+    def _int8_modules(self) -> tuple[torch.Tensor, list[Any]]:
+        """Layer 1's float32 weight (codes × float32 scale, as the reference's) and, per hidden layer, a torch
+        dynamic-int8 linear layer holding the codes as qint8 (scale 1: the int8 values are the codes)."""
+        if self._int8 is not None:
+            return self._int8
+        L0 = self.stages[0].layer
+        w0 = torch.from_numpy(_dense_codes(L0).astype(np.float32) * np.float32(L0.scale)).contiguous()
+        mods = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao quantized tensors are deprecated in favour of torchao
+            for st in self.stages[1:]:
+                Li = st.layer
+                q = torch.ao.nn.quantized.dynamic.Linear(Li.d_in, Li.d_out, bias_=False, dtype=torch.qint8)
+                wq = torch.quantize_per_tensor(
+                    torch.from_numpy(_dense_codes(Li).astype(np.float32)), 1.0, 0, torch.qint8
+                )
+                q.set_weight_bias(wq, None)
+                mods.append(q)
+        self._int8 = (w0, mods)
+        return self._int8
+
+    def _run_int8(
+        self, x: NDArray[np.float32], keep: bool
+    ) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]], int, int]:
+        """The torch path: layer 1 by the reference's own float32 GEMM, hidden layers by torch's dynamic-int8 GEMM
+        (fbgemm / oneDNN) on one-hot planes of the input levels.
+
+        A plane holds 0 / 1, which dynamic quantization maps to the integers 0 / q exactly (scale 1/q, zero point
+        0), and the weights are the codes themselves, so the int32 accumulators are q·(cP_l − cN_l) exactly; the
+        float output is within a few ulps of cP_l − cN_l (|·| ≤ d_in), and rounding recovers the counts. Then
+        z = base + Σ_l coef[l]·(cP − cN) as in the popcount path."""
+        n = x.shape[0]
+        w0, mods = self._int8_modules()
+        kept: list[NDArray[np.uint8]] = []
+        with torch.inference_mode():
+            z0 = (torch.from_numpy(x) @ w0.T).numpy().astype(np.float64)
+        t = np.searchsorted(self.stages[0].bps, z0, side="right").astype(np.uint8)
+        if keep:
+            kept.append(t.reshape(n, -1, 1))
+        for i in range(1, len(self.stages)):
+            st = self.stages[i]
+            level = self.stages[i - 1].level_of[t]
+            K1 = st.coef.size
+            planes = np.empty((K1 * n, level.shape[1]), np.float32)
+            for l in range(K1):
+                np.equal(level, l + 1, out=planes[l * n : (l + 1) * n], casting="unsafe")
+            with torch.inference_mode():
+                y = mods[i - 1](torch.from_numpy(planes)).numpy()
+            counts = np.rint(y).reshape(K1, n, -1)
+            z = np.broadcast_to(st.base, (n, st.base.size)).copy()
+            for l in range(K1):
+                z += st.coef[l] * counts[l].astype(np.float64)
+            t = np.searchsorted(st.bps, z, side="right").astype(np.uint8)
+            if keep:
+                kept.append(t.reshape(n, -1, 1))
+        return t.reshape(n, -1, 1), kept, 1, n
+
+    def _run_popcount(
+        self, x: NDArray[np.float32], keep: bool
+    ) -> tuple[NDArray[np.uint8], list[NDArray[np.uint8]], int, int]:
+        n = x.shape[0]
+        kept: list[NDArray[np.uint8]] = []
+        L0 = self.stages[0].layer
+        t_dn = self._first_layer_rows(x)
         if keep or len(self.stages) == 1:
             t = np.ascontiguousarray(t_dn[:, :n].T).reshape(n, L0.d_out, 1)
             if keep:
@@ -1197,7 +1346,7 @@ class FastMLP:
             if len(self.stages) == 1:
                 return t, kept, 1, n
         planes = self._buf("p0", (n, self.stages[1].coef.size, (L0.d_out + 63) // 64), np.uint64)
-        _planes_from_intervals(t_dn, s0.level_of, planes)
+        _planes_from_intervals(t_dn, self.stages[0].level_of, planes)
         for i in range(1, len(self.stages)):
             st = self.stages[i]
             Li = st.layer

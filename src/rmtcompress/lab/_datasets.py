@@ -40,11 +40,13 @@ __all__ = [
     "gmm_population_statistics",
     "load_array_file",
     "load_cifar10_batches",
+    "load_cifar10_dir",
     "load_digits_data",
     "load_fashion_mnist",
     "load_features_file",
     "load_idx_dataset",
     "load_mnist_subset",
+    "load_npz_split",
     "make_gmm",
     "read_idx",
     "select_classes",
@@ -775,6 +777,87 @@ def load_cifar10_batches(
         Xs.append(X)
         ys.append(y)
     return np.concatenate(Xs, axis=0), np.concatenate(ys, axis=0)
+
+
+_CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+_CIFAR_TEST = "test_batch"
+
+
+def load_cifar10_dir(
+    directory: PathLike,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """The official CIFAR-10 train/test split from the extracted "python version" archive.
+
+    ``directory`` is the ``cifar-10-batches-py`` folder of ``cifar-10-python.tar.gz`` (or the folder holding it):
+    the training set is every ``data_batch_1`` … ``data_batch_5`` present (in that order; at least one), the test
+    set ``test_batch``. Each file is read by :func:`load_cifar10_batches` (restricted unpickling: NumPy arrays and
+    builtin containers only).
+
+    Returns:
+        ``(X_train, y_train, X_test, y_test)``: raw values 0..255 as float64, shape ``(n, 3072)``; int64 labels.
+
+    Raises:
+        MissingFileError: The folder does not exist, or holds no ``data_batch_*`` or no ``test_batch``.
+        InvalidParameterError: A batch file is not a valid CIFAR-10 batch (see :func:`load_cifar10_batches`).
+    """
+    root = Path(directory)
+    if not root.is_dir():
+        raise MissingFileError(f"CIFAR-10 folder not found: {str(root)!r}")
+    if not (root / _CIFAR_TEST).exists() and (root / "cifar-10-batches-py").is_dir():
+        root = root / "cifar-10-batches-py"
+    train = [root / name for name in _CIFAR_TRAIN if (root / name).exists()]
+    if not train or not (root / _CIFAR_TEST).exists():
+        raise MissingFileError(
+            f"{str(root)!r} is not a CIFAR-10 python-batches folder: expected data_batch_1 … data_batch_5 and "
+            f"test_batch (the cifar-10-batches-py folder of cifar-10-python.tar.gz); found "
+            f"{sorted(p.name for p in root.iterdir())[:10]}"
+        )
+    X_train, y_train = load_cifar10_batches(train)
+    X_test, y_test = load_cifar10_batches(root / _CIFAR_TEST)
+    return X_train, y_train, X_test, y_test
+
+
+_NPZ_SPLIT_KEYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+def load_npz_split(
+    path: PathLike,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]] | None:
+    """A train/test split stored in one ``.npz`` under ``X_train``, ``y_train``, ``X_test``, ``y_test`` (e.g.
+    512-d VGG features of CIFAR-10 extracted for both splits), or None when the archive lacks those keys.
+
+    Raises:
+        MissingFileError: ``path`` does not exist.
+        InvalidParameterError: Not a valid ``.npz`` (pickled object arrays are refused), or arrays that fail
+            :func:`validate_Xy`, or train and test of different widths.
+    """
+    file = _existing_file(path, "data file")
+    if not zipfile.is_zipfile(file):
+        raise InvalidParameterError(f"{str(file)!r} is not a valid .npz archive (not a zip file)")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            if not all(k in npz.files for k in _NPZ_SPLIT_KEYS):
+                return None
+            try:
+                arrays = {k: npz[k] for k in _NPZ_SPLIT_KEYS}
+            except ValueError as exc:  # object arrays need pickle, which is refused
+                raise InvalidParameterError(f"{str(file)!r}: could not read arrays: {exc}") from exc
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise InvalidParameterError(f"{str(file)!r} is not a valid .npz archive: {exc}") from exc
+    X_train, y_train = validate_Xy(
+        arrays["X_train"],
+        arrays["y_train"],
+        X_name=f"{file.name}['X_train']",
+        y_name=f"{file.name}['y_train']",
+    )
+    X_test, y_test = validate_Xy(
+        arrays["X_test"], arrays["y_test"], X_name=f"{file.name}['X_test']", y_name=f"{file.name}['y_test']"
+    )
+    if X_train.shape[1] != X_test.shape[1]:
+        raise InvalidParameterError(
+            f"{file.name}: X_train has {X_train.shape[1]} features but X_test has {X_test.shape[1]}"
+        )
+    return X_train, y_train, X_test, y_test
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from .._utils import (
     stratified_split_indices,
 )
 from ..core import InputTransform, MLPSpec, binary_heuristic
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, MissingFileError
 from ..ntklc import (
     BASELINES,
     COMPRESSION_METHODS,
@@ -47,9 +47,12 @@ from ..ntklc import (
 from ..theory import MatchWarning, estimate_tau0, gaussian_moments
 from ._datasets import (
     PaperNormalizer,
+    load_array_file,
+    load_cifar10_dir,
     load_digits_data,
     load_fashion_mnist,
     load_mnist_subset,
+    load_npz_split,
     make_gmm,
     select_classes,
 )
@@ -58,6 +61,7 @@ __all__ = [
     "TASKS",
     "MethodSpec",
     "load_task",
+    "load_task_files",
     "load_task_raw",
     "run_grid",
     "split_train_test",
@@ -160,6 +164,46 @@ def load_task(name: str, *, seed: int = 0, max_train: int | None = None) -> Task
     Xtr, ytr, Xte, yte, desc = load_task_raw(name, seed=seed, max_train=max_train)
     norm = PaperNormalizer().fit(Xtr)
     return Task(name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc, norm.to_input_transform())
+
+
+def load_task_files(path: str | Path, *, seed: int = 0, max_train: int | None = None) -> Task:
+    """A task from local files, normalised as :func:`load_task` does (statistics of the training split only).
+
+    * a folder of CIFAR-10 python batches (``cifar-10-batches-py``, or the folder holding it): the official split,
+      ``data_batch_1`` … ``data_batch_5`` for training and ``test_batch`` for testing, 3072 raw pixels per image
+      (:func:`load_cifar10_dir`; restricted unpickling);
+    * an ``.npz`` with ``X_train``, ``y_train``, ``X_test``, ``y_test`` (e.g. 512-d VGG features, the inputs of the
+      paper's CIFAR-10 panel): that split;
+    * any other ``.npz`` or ``.csv`` that :func:`load_array_file` reads: a seeded stratified 80/20 split.
+
+    ``max_train`` keeps a seeded random subset of the training split (as :func:`load_task_raw`).
+
+    Raises:
+        MissingFileError: ``path`` does not exist (or a CIFAR folder lacks its batches).
+        InvalidParameterError: An unreadable file (see the loaders named above).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MissingFileError(
+            f"data {str(path)!r} is neither a task ({', '.join(TASKS)}) nor an existing file"
+        )
+    if p.is_dir():
+        Xtr, ytr, Xte, yte = load_cifar10_dir(p)
+        desc = f"CIFAR-10 python batches in {p} (official split)"
+    else:
+        split = load_npz_split(p) if p.suffix.lower() == ".npz" else None
+        if split is not None:
+            Xtr, ytr, Xte, yte = split
+            desc = f"{p} (X_train/X_test split)"
+        else:
+            X, y = load_array_file(p)
+            Xtr, ytr, Xte, yte = split_train_test(X, y, 0.2, seed)
+            desc = f"{p} (80/20 split)"
+    if max_train is not None and ytr.size > max_train:
+        keep = np.sort(np.random.default_rng(seed).permutation(ytr.size)[:max_train])
+        Xtr, ytr = Xtr[keep], ytr[keep]
+    norm = PaperNormalizer().fit(Xtr)
+    return Task(p.name, norm.transform(Xtr), ytr, norm.transform(Xte), yte, desc, norm.to_input_transform())
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from ._finetune import (
     train_layers as train_layers,
 )
 from ._memory import model_memory as model_memory
+from ._model import NET_PATHS as NET_PATHS
 from ._provenance import (
     Provenance as Provenance,
     ProvenanceStep as ProvenanceStep,
@@ -53,6 +54,7 @@ __all__ = [
     "COMPRESSION_METHODS",
     "DEFAULT_LEVELS",
     "DEFAULT_METHOD",
+    "NET_PATHS",
     "BaselineInputs",
     "CalibrationConfig",
     "CompressedActivations",

@@ -18,13 +18,13 @@ from torch import nn
 from .._utils import check_int, validate_X, validate_Xy, warn_deprecated
 from ..core import Activation, InputTransform, MLPSpec, PerNeuronStep, StepActivation, check_input_scale
 from ..errors import InvalidParameterError
-from ..kernels import fast_features, unsupported_reason
+from ..kernels import KernelPlanner, fast_features, prepare, unsupported_reason
 from ..theory import MatchReport
 from ._memory import model_memory
 from ._provenance import Provenance
 from ._readout import LinearReadout
 
-__all__ = ["CompressedMLP"]
+__all__ = ["NET_PATHS", "CompressedMLP"]
 
 
 class _StraightThroughStep(torch.autograd.Function):
@@ -141,6 +141,7 @@ class CompressedMLP(nn.Module):
         self._fast = (
             False  # NumPy inputs go through rmtcompress.kernels (use_fast_kernel; rc.load turns it on)
         )
+        self._planner: KernelPlanner | None = None  # the measured choice among NET_PATHS (use_fast_kernel)
         self._input_transform: InputTransform | None = None
         self.set_input_transform(input_transform)
 
@@ -318,7 +319,8 @@ class CompressedMLP(nn.Module):
         )
         out.set_classifier(self._classifier)
         if self._fast:
-            out.use_fast_kernel(True)
+            planner = getattr(self, "_planner", None)
+            out.use_fast_kernel(True, plan=planner.plan if planner is not None else "auto")
         return out
 
     def weight(self, layer: int) -> torch.Tensor:
@@ -352,18 +354,56 @@ class CompressedMLP(nn.Module):
         output layer; the fitted classifier is :meth:`decision_function`)."""
         return self._forward_features(x)
 
-    def use_fast_kernel(self, enabled: bool = True) -> CompressedMLP:
-        """Route NumPy inputs of ``features``/``readout_inputs``/``predict`` through the packed add/popcount CPU
-        kernels of :mod:`rmtcompress.kernels` (same features wherever no pre-activation ties a breakpoint within
-        float rounding); raises ``ValueError`` for nets the kernels do not support (float weights, smooth activations)."""
+    def use_fast_kernel(self, enabled: bool = True, *, plan: str = "auto") -> CompressedMLP:
+        """Route NumPy inputs of ``features``/``readout_inputs``/``predict`` through the fastest of the exact paths
+        :data:`NET_PATHS` (same features as the reference wherever no pre-activation ties a breakpoint within
+        float rounding); raises ``ValueError`` for nets the packed kernels do not support (float weights, smooth
+        activations).
+
+        Args:
+            enabled: turn the fast paths on (with a fresh plan) or off.
+            plan: ``"auto"``: on the first call of each batch-size bucket, time every eligible path on that batch
+                and keep the fastest (:meth:`kernel_plan` shows the choice and its timings); ``"fixed:<path>"``:
+                always that path.
+        """
         if enabled:
             why = unsupported_reason(self)
             if why:
                 raise InvalidParameterError(
                     f"the fast kernels need ternary weights and step activations in every layer: {why}"
                 )
+            self._planner = KernelPlanner(plan, paths=NET_PATHS)
+        else:
+            self._planner = None
         self._fast = bool(enabled)
         return self
+
+    def kernel_plan(self) -> dict[str, list[dict[str, Any]]]:
+        """The path of :data:`NET_PATHS` chosen per batch-size bucket so far, with the median timings (ms) that
+        chose it: ``{"net": [{"batch", "path", "mode", "timings_ms", …}, …]}`` (empty when the fast paths are off
+        or before the first call)."""
+        planner = getattr(self, "_planner", None)
+        return {} if planner is None else planner.report()
+
+    def _net_paths(self, readout_inputs: bool) -> dict[str, Any]:
+        """The eligible whole-net paths, as functions of a float32 (n, p) array."""
+        net = prepare(self)
+        thermo = readout_inputs and self.thermometer
+
+        def packed(path: str) -> Any:
+            return lambda X32: fast_features(net, X32, path=path, readout_inputs=readout_inputs)  # type: ignore[arg-type]
+
+        def reference(X32: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                return self._forward_features(torch.from_numpy(X32), thermometer=thermo).numpy()
+
+        paths: dict[str, Any] = {name: packed(kernel) for name, kernel in _PACKED_PATHS.items()}
+        if not net.blocked_ok:
+            del paths["packed_blocked"]
+        if torch.backends.quantized.engine in ("none", ""):
+            del paths["torch_int8"]
+        paths["torch_dense_fp32"] = reference
+        return paths
 
     def _fast_features(self, X: Any, readout_inputs: bool) -> Any:
         Xa = validate_X(X)
@@ -371,7 +411,19 @@ class CompressedMLP(nn.Module):
             raise InvalidParameterError(
                 f"X has {Xa.shape[1]} features but the model expects {self.spec.input_dim}"
             )
-        return fast_features(self, Xa.astype(np.float32), readout_inputs=readout_inputs)
+        X32 = np.ascontiguousarray(Xa, dtype=np.float32)
+        planner = getattr(self, "_planner", None)
+        if planner is None:  # turned on before kernel plans existed (an older pickle)
+            planner = self._planner = KernelPlanner("auto", paths=NET_PATHS)
+        if X32.shape[0] == 0:
+            return fast_features(self, X32, readout_inputs=readout_inputs)
+        return planner.run(
+            X32,
+            self._net_paths(readout_inputs),
+            layer="net-readout" if readout_inputs and self.thermometer else "net",
+            shape=(self.spec.input_dim, *self.spec.widths),
+            density=1.0 - self.sparsity,
+        )
 
     def features(self, X: Any, *, batch_size: int = 4096) -> Any:
         """Last hidden layer h_L; NumPy (n, p) → NumPy float32 (n, d_L), tensor → tensor."""
@@ -475,6 +527,20 @@ class CompressedMLP(nn.Module):
                 )
             return model_memory(self, len(self._classifier.classes))
         return model_memory(self, check_int(n_classes, "n_classes", 1))
+
+
+NET_PATHS = ("packed_popcount", "packed_blocked", "packed_gather", "torch_int8", "torch_dense_fp32")
+"""The whole-net paths of a fast :class:`CompressedMLP` (:meth:`CompressedMLP.use_fast_kernel`): the packed kernels
+of :mod:`rmtcompress.kernels` (``FastMLP`` paths popcount, blocked and gather — layer 1 by additions, hidden layers by
+bit-plane popcounts, blocked packed counts or gathers over the compact index lists), ``torch_int8`` (layer 1 by the
+reference's float32 GEMM, hidden layers by torch's dynamic-int8 GEMM on one-hot level planes: exact counts) and
+``torch_dense_fp32`` (the reference forward itself)."""
+_PACKED_PATHS = {
+    "packed_popcount": "popcount",
+    "packed_blocked": "blocked",
+    "packed_gather": "gather",
+    "torch_int8": "int8",
+}
 
 
 def _features(model: nn.Module, X: Any, batch_size: int, fn: Any = None) -> Any:

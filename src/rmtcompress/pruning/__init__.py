@@ -6,7 +6,7 @@ Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summar
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
 ``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
-``_fold`` (the inference form).
+``_fold`` (the inference form), ``_fast_linear`` (the measured fast inference paths of quantized linear layers).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from ._configs import (
     PruneConfig as PruneConfig,
     SAPConfig as SAPConfig,
 )
+from ._fast_linear import LINEAR_PATHS as LINEAR_PATHS
 from ._fold import (
     DROPOUT_MODULES as DROPOUT_MODULES,
     fold_batchnorm as fold_batchnorm,
@@ -73,13 +74,16 @@ from ._weight_quant import (
     WeightQuantConfig as WeightQuantConfig,
     WeightQuantWarning as WeightQuantWarning,
     WeightSharingConfig as WeightSharingConfig,
+    kernel_plan as kernel_plan,
     quantize_weights as quantize_weights,
     quantized_layers as quantized_layers,
+    use_fast_kernels as use_fast_kernels,
 )
 
 __all__ = [
     "DROPOUT_MODULES",
     "FLOAT_ACTIVATIONS",
+    "LINEAR_PATHS",
     "PRUNE_RULES",
     "RULE_NAMES",
     "GradualMagnitudeConfig",
@@ -107,6 +111,7 @@ __all__ = [
     "gini_index",
     "inference_form",
     "initial_state",
+    "kernel_plan",
     "lq_norm",
     "make_cnn",
     "make_mlp",
@@ -125,4 +130,5 @@ __all__ = [
     "train",
     "train_iterative",
     "train_val_split",
+    "use_fast_kernels",
 ]

@@ -174,6 +174,12 @@ class TrainConfig(Config):
         select: ``'best'`` (best validation accuracy, ties → lower validation loss) or ``'last'``.
         seed: Seed of the split and of the minibatch order.
         eval_batch_size: Batch size of evaluation passes.
+        distill: Weight ``α`` in ``[0, 1]`` of knowledge distillation (Hinton et al. 2015) when :func:`train` is
+            given a ``teacher``: the loss is ``(1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖
+            softmax(student/T))``. 0 (the default) is plain cross-entropy.
+        temperature: The distillation temperature ``T > 0``.
+        lr_schedule: ``'constant'`` (the default) or ``'cosine'``: the step size decays from ``lr`` to 0 along a
+            half cosine over the run's optimizer steps.
     """
 
     epochs: int = 10
@@ -189,6 +195,9 @@ class TrainConfig(Config):
     select: Literal["best", "last"] = "best"
     seed: int = 0
     eval_batch_size: int = 4096
+    distill: float = 0.0
+    temperature: float = 4.0
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -197,7 +206,7 @@ class TrainConfig(Config):
             set_(self, name, check_int(getattr(self, name), name, 1))
         if self.optimizer not in ("adam", "sgd"):
             raise InvalidParameterError(f"optimizer must be 'adam' or 'sgd'; got {self.optimizer!r}")
-        for name in ("lr", "momentum", "weight_decay", "val_fraction", "grad_clip"):
+        for name in ("lr", "momentum", "weight_decay", "val_fraction", "grad_clip", "distill", "temperature"):
             v = getattr(self, name)
             if v is None and name == "grad_clip":
                 continue
@@ -210,6 +219,10 @@ class TrainConfig(Config):
             raise InvalidParameterError(f"momentum must lie in [0, 1); got {self.momentum!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise InvalidParameterError(f"weight_decay must be finite and >= 0; got {self.weight_decay!r}")
+        if not (0.0 <= self.distill <= 1.0):
+            raise InvalidParameterError(f"distill must lie in [0, 1]; got {self.distill!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise InvalidParameterError(f"temperature must be finite and > 0; got {self.temperature!r}")
         if not (0 < self.val_fraction <= 0.5):
             raise InvalidParameterError(f"val_fraction must lie in (0, 0.5]; got {self.val_fraction!r}")
         if self.patience is not None and (
@@ -221,6 +234,10 @@ class TrainConfig(Config):
         if not isinstance(self.nesterov, bool | np.bool_):
             raise InvalidParameterError(f"nesterov must be True or False; got {self.nesterov!r}")
         set_(self, "nesterov", bool(self.nesterov))
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise InvalidParameterError(
+                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+            )
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
         set_(self, "seed", check_int(self.seed, "seed", 0))
@@ -255,6 +272,37 @@ def _tensors(X: NDArray[np.float64], y: NDArray[np.int64]) -> tuple[torch.Tensor
 
 
 @torch.no_grad()
+def _teacher_probabilities(teacher: nn.Module, X: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The teacher's softened class probabilities ``softmax(logits / T)`` on ``X`` (eval mode, no gradient)."""
+    was = teacher.training
+    teacher.eval()
+    try:
+        with torch.no_grad():
+            logits = torch.cat(
+                [
+                    teacher(X[i : i + config.eval_batch_size])
+                    for i in range(0, X.shape[0], config.eval_batch_size)
+                ]
+            )
+    finally:
+        teacher.train(was)
+    if logits.dim() != 2:
+        raise InvalidParameterError(
+            f"the teacher returns {tuple(logits.shape[1:])} outputs per row, not logits"
+        )
+    return torch.softmax(logits.to(torch.float32) / config.temperature, dim=1)
+
+
+def _distill_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T² · KL(soft ‖ softmax(logits / T))`` averaged over rows (Hinton et al.'s scaling keeps gradients ~T-free)."""
+    if logits.shape[1] != soft.shape[1]:
+        raise InvalidParameterError(
+            f"the teacher has {soft.shape[1]} outputs but the model {logits.shape[1]}; distillation needs the same classes"
+        )
+    log_p = torch.log_softmax(logits / temperature, dim=1)
+    return nn.functional.kl_div(log_p, soft, reduction="batchmean") * temperature**2
+
+
 def _evaluate_tensors(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
     was_training = model.training
     model.eval()
@@ -349,6 +397,7 @@ def train(
     layers: list[str] | None = None,
     evaluate_on: tuple[ArrayLike, ArrayLike] | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    teacher: nn.Module | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on training data only; the validation split is carved from ``(X, y)``.
 
@@ -365,6 +414,8 @@ def train(
         layers: Layers the schedule prunes (default: every Linear/Conv2d).
         evaluate_on: Optional ``(X_test, y_test)`` evaluated once, after training and selection.
         log: Optional callback receiving each epoch's history dict.
+        teacher: Optional classifier whose logits on the training part are distilled into ``model`` with weight
+            ``config.distill`` (read once, in eval mode, never trained; validation selection still reads labels).
 
     Returns:
         A :class:`TrainResult`.
@@ -386,8 +437,12 @@ def train(
             f"({config.epochs} epochs × {steps_per_epoch} steps)"
         )
     gen = torch.Generator().manual_seed(int(config.seed))
-    opt = MaskedOptimizerStep(_make_optimizer(model, config), model)
+    inner = _make_optimizer(model, config)
+    opt = MaskedOptimizerStep(inner, model)
     loss_fn = nn.CrossEntropyLoss()
+    soft = (
+        _teacher_probabilities(teacher, Xtr, config) if teacher is not None and config.distill > 0 else None
+    )
     events: list[dict[str, Any]] = []
 
     def maybe_prune(step: int) -> None:
@@ -410,7 +465,15 @@ def train(
         for i in range(0, n_train, config.batch_size):
             idx = perm[i : i + config.batch_size]
             opt.zero_grad()
-            loss = loss_fn(model(Xtr[idx]), ytr[idx])
+            if config.lr_schedule == "cosine":
+                for group in inner.param_groups:
+                    group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total_steps))
+            logits = model(Xtr[idx])
+            loss = loss_fn(logits, ytr[idx])
+            if soft is not None:
+                loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
+                    logits, soft[idx], config.temperature
+                )
             loss.backward()
             if config.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -55,6 +55,7 @@ from torch.nn import functional as F
 from .._utils import Config, Registry, validate_Xy
 from ..errors import InvalidParameterError, QuantizerConvergenceWarning, RmtcompressWarning
 from ..quant import MAX_DATA_SAMPLES, lloyd_max_data_quantizer
+from ._fast_linear import LinearKernels
 from ._fold import fold_batchnorm
 from ._training import TrainConfig, train
 
@@ -66,8 +67,10 @@ __all__ = [
     "WeightQuantConfig",
     "WeightQuantWarning",
     "WeightSharingConfig",
+    "kernel_plan",
     "quantize_weights",
     "quantized_layers",
+    "use_fast_kernels",
 ]
 
 BITS_MIN = 1
@@ -365,9 +368,55 @@ class QuantizedLinear(_QuantizedWeight):
                 f"QuantizedLinear codes must be 2-D; got shape {tuple(self.codes.shape)}"
             )
         self.out_features, self.in_features = (int(v) for v in self.codes.shape)
+        self._kernels: LinearKernels | None = None
+
+    def use_fast_kernel(self, enabled: bool = True, *, plan: str = "auto") -> QuantizedLinear:
+        """Run inference (2-D float32 CPU inputs, no gradient needed) through the fastest of the layer's exact paths
+        (:data:`rmtcompress.pruning.LINEAR_PATHS`: cached dense fp32, torch CSR, sparse × codebook kernels); each
+        equals ``F.linear(x, W_hat, b)`` to float32 round-off. Training, gradients and other inputs keep the
+        reference forward.
+
+        Args:
+            enabled: turn the fast paths on (a fresh plan) or off.
+            plan: ``"auto"``: time the paths on the first batch of each batch-size bucket and keep the fastest;
+                ``"fixed:<path>"``: always that path (deterministic).
+
+        Returns:
+            ``self``.
+        """
+        self._kernels = LinearKernels(plan) if enabled else None
+        return self
+
+    @property
+    def fast(self) -> bool:
+        """Whether inference runs through the planned fast paths (:meth:`use_fast_kernel`)."""
+        return getattr(self, "_kernels", None) is not None
+
+    def kernel_plan(self) -> list[dict[str, Any]]:
+        """The path chosen per batch-size bucket so far, with the median timings (ms) that chose it (empty when
+        the fast paths are off or before the first inference call)."""
+        k = getattr(self, "_kernels", None)
+        return [] if k is None else [e.to_dict() for e in k.planner.entries()]
+
+    def _fast_ok(self, x: torch.Tensor) -> bool:
+        if (
+            x.dim() != 2
+            or x.dtype != torch.float32
+            or x.device.type != "cpu"
+            or self.codes.device.type != "cpu"
+        ):
+            return False
+        if not torch.is_grad_enabled():
+            return True
+        params = [self.codebook] + ([self.bias] if self.bias is not None else [])
+        return not (x.requires_grad or any(p.requires_grad for p in params))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``F.linear(x, W_hat, b)`` (in the input's dtype)."""
+        """``F.linear(x, W_hat, b)`` (in the input's dtype), through the planned fast path when it is on and
+        applies (:meth:`use_fast_kernel`)."""
+        k = getattr(self, "_kernels", None)
+        if k is not None and self._fast_ok(x):
+            return k.forward(self, x)
         w = self.weight_hat().to(x.dtype)
         return F.linear(x, w, None if self.bias is None else self.bias.to(x.dtype))
 
@@ -552,6 +601,21 @@ _WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, QuantizedLinear, QuantizedConv2d)
 def quantized_layers(model: nn.Module) -> list[tuple[str, QuantizedLinear | QuantizedConv2d]]:
     """The ``(name, module)`` pairs of every :class:`QuantizedLinear` / :class:`QuantizedConv2d` of ``model``."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, QuantizedLinear | QuantizedConv2d)]
+
+
+def use_fast_kernels(model: nn.Module, enabled: bool = True, *, plan: str = "auto") -> nn.Module:
+    """Turn the planned fast inference paths of every :class:`QuantizedLinear` of ``model`` on (or off); see
+    :meth:`QuantizedLinear.use_fast_kernel`. Returns ``model``."""
+    for _, m in quantized_layers(model):
+        if isinstance(m, QuantizedLinear):
+            m.use_fast_kernel(enabled, plan=plan)
+    return model
+
+
+def kernel_plan(model: nn.Module) -> dict[str, list[dict[str, Any]]]:
+    """Per :class:`QuantizedLinear` of ``model`` (by module name), the paths chosen so far and the timings that
+    chose them (:meth:`QuantizedLinear.kernel_plan`)."""
+    return {name: m.kernel_plan() for name, m in quantized_layers(model) if isinstance(m, QuantizedLinear)}
 
 
 def _weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

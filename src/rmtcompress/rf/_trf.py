@@ -51,8 +51,11 @@ Conventions (methods.md §2; every choice below is ours where the research code 
   ``Var(wᵀx) = ‖x‖²`` and the thresholds do not depend on ε (methods.md §2.3: the notebook omitted the
   ``1/√(1−ε)``). They are stored as int8 codes ±1 in a CSR matrix (``components_``) plus ``weight_scale_``. The
   projection needs **no multiplication**: ``acc = Σ_{k: W=+} x_k − Σ_{k: W=−} x_k`` (float32 additions) compared with
-  the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel (:func:`rmtcompress.kernels.csr_ternary_project`), or
-  SciPy's CSR product with ±1 data for small problems (the two give identical sums: same order, exact ±1 products).
+  the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel (:func:`rmtcompress.kernels.csr_ternary_project`),
+  SciPy's CSR product with ±1 data (identical sums: same order, exact ±1 products), or one BLAS GEMM with the codes
+  as a dense float32 matrix whose entries near a threshold are recomputed in CSR order
+  (:func:`rmtcompress.kernels.dense_ternary_project`: identical features). ``transform`` times the paths on the
+  first batch of each batch-size bucket and keeps the fastest (``plan``, :meth:`TernaryRandomFeatures.kernel_plan`).
 * **Output.** ``dtype="int8"``: the features σ_ter(Wx) ∈ {−1, 0, 1} (the amplitude is left to the readout: a
   linear model on them learns weights ``a`` times larger, ridge with penalty ``λ/a²``). ``dtype="float32"``: the
   same times ``a/√N`` so that ``F Fᵀ = (a²/N) Σᵀ Σ`` estimates the TRF kernel, whose (d1, d2) are the target's.
@@ -88,10 +91,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._utils import check_int, check_tau, warn_renamed_method
+from .._utils import Registry, check_int, check_tau, warn_renamed_method
 from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError, MatchWarning
-from ..kernels import csr_ternary_project
+from ..kernels import KernelPlanner, csr_ternary_project, dense_ternary_project, parse_plan
 from ..quant import ternary_entropy_bits
 from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
 from ._ratio import minority, solve_ratio_thresholds
@@ -124,6 +127,9 @@ _SOLVE_TOL = 1e-9  # relative tolerance on the standardised equations
 _MINORITY_WARN = 1e-2  # warn when a feature differs from its majority value with probability below this
 _RBF_NAMES = ("rbf", "gaussian")
 _RELU_NAMES = ("relu", "arccos")
+_BLAS_MAX_BYTES = (
+    1 << 30
+)  # the BLAS projection path holds the codes as a dense float32 matrix up to this size
 
 
 # ====================================================================================== coefficients
@@ -606,49 +612,90 @@ def _threshold(acc: NDArray[np.float32], lo: float, hi: float) -> NDArray[np.int
     return out
 
 
+def _csr_arrays(codes: sp.csr_matrix) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.int8]]:
+    return (
+        codes.indptr.astype(np.int64, copy=False),
+        codes.indices.astype(np.int32, copy=False),
+        codes.data.astype(np.int8, copy=False),
+    )
+
+
+def _dense_codes_t(codes: sp.csr_matrix) -> NDArray[np.float32]:
+    """(p, N) float32 transposed ±1/0 codes (the BLAS path's operand)."""
+    return np.ascontiguousarray(codes.T.toarray(), dtype=np.float32)
+
+
+def _project_scipy(
+    X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
+) -> NDArray[np.int8]:
+    n = X32.shape[0]
+    out = np.empty((n, codes.shape[0]), dtype=np.int8)
+    step = max(1, int(2**24 // max(codes.shape[0], 1)))
+    for i0 in range(0, n, step):
+        acc = np.asarray((codes @ X32[i0 : i0 + step].T).T, dtype=np.float32)
+        out[i0 : i0 + step] = _threshold(acc, lo, hi)
+    return out
+
+
+def _project_numba(
+    X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
+) -> NDArray[np.int8]:
+    return csr_ternary_project(X32, *_csr_arrays(codes), float(lo), float(hi), block=block)
+
+
+def _project_blas(
+    X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
+) -> NDArray[np.int8]:
+    dt = _dense_codes_t(codes) if dense is None else dense
+    return dense_ternary_project(X32, dt, *_csr_arrays(codes), float(lo), float(hi))
+
+
+_Projection = Callable[[NDArray[np.float32], sp.csr_matrix, float, float, int, Any], NDArray[np.int8]]
+PROJECTION_PATHS: Registry[str, _Projection] = Registry("ternary projection path")
+"""Registry: path name → ``(X32, codes, lo, hi, block, dense_codes_t or None) → σ(C x)``; every path gives the same
+int8 features entry for entry (see :func:`ternary_project`)."""
+PROJECTION_PATHS.add("numba_add", _project_numba)
+PROJECTION_PATHS.add("scipy_csr", _project_scipy)
+PROJECTION_PATHS.add("blas", _project_blas)
+
+
 def ternary_project(
     X: ArrayLike,
     codes: sp.csr_matrix,
     lo: float,
     hi: float,
     *,
-    backend: Literal["auto", "numba", "scipy"] = "auto",
+    backend: Literal["auto", "numba", "scipy", "blas"] = "auto",
     block: int = 512,
 ) -> NDArray[np.int8]:
-    """``σ(C x)`` with ``σ(a) = 1{a > hi} − 1{a < lo}`` for a ±1 CSR code matrix C, by additions only.
+    """``σ(C x)`` with ``σ(a) = 1{a > hi} − 1{a < lo}`` for a ±1 CSR code matrix C.
+
+    Every backend returns the same features: the sums are float32 in CSR order (numba, SciPy), or a float32 GEMM
+    whose entries near a threshold are recomputed in CSR order (BLAS; see
+    :func:`rmtcompress.kernels.dense_ternary_project`).
 
     Args:
-        X: (n, p) data, converted to float32 (sums are accumulated in float32, in CSR order).
+        X: (n, p) data, converted to float32.
         codes: (N, p) CSR matrix with int8 data in {−1, +1}.
         lo: lower threshold on the raw sums.
         hi: upper threshold on the raw sums.
         backend: ``"numba"`` (parallel add/subtract kernel over blocks of ``block`` samples), ``"scipy"`` (CSR
-            product with ±1 data) or ``"auto"`` (numba when ``n·nnz ≥ 2e7``; kernel in :mod:`rmtcompress.kernels`).
+            product with ±1 data), ``"blas"`` (the codes as a dense float32 matrix, one GEMM) or ``"auto"`` (numba
+            when ``n·nnz ≥ 2e7``, else SciPy; :class:`TernaryRandomFeatures` chooses by measurement instead).
         block: samples per numba block.
 
     Returns:
         (n, N) int8 array with entries in {−1, 0, 1}.
     """
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    n = X32.shape[0]
-    n_out = codes.shape[0]
-    use_numba = backend == "numba" or (backend == "auto" and n * codes.nnz >= 2e7)
-    if not use_numba:
-        out = np.empty((n, n_out), dtype=np.int8)
-        step = max(1, int(2**24 // max(n_out, 1)))
-        for i0 in range(0, n, step):
-            acc = np.asarray((codes @ X32[i0 : i0 + step].T).T, dtype=np.float32)
-            out[i0 : i0 + step] = _threshold(acc, lo, hi)
-        return out
-    return csr_ternary_project(
-        X32,
-        codes.indptr.astype(np.int64, copy=False),
-        codes.indices.astype(np.int32, copy=False),
-        codes.data.astype(np.int8, copy=False),
-        float(lo),
-        float(hi),
-        block=block,
-    )
+    names = {"numba": "numba_add", "scipy": "scipy_csr", "blas": "blas"}
+    if backend == "auto":
+        name = "numba_add" if X32.shape[0] * codes.nnz >= 2e7 else "scipy_csr"
+    elif backend in names:
+        name = names[backend]
+    else:
+        raise InvalidParameterError(f"backend must be 'auto', 'numba', 'scipy' or 'blas'; got {backend!r}")
+    return PROJECTION_PATHS.get(name)(X32, codes, lo, hi, block, None)
 
 
 def _draw_ternary_codes(n_rows: int, p: int, eps: float, gen: np.random.Generator) -> sp.csr_matrix:
@@ -721,6 +768,15 @@ def _degenerate_message(sol: ThresholdSolution, gamma: float, kernel: KernelSpec
     return msg
 
 
+class _Runtime:
+    """What a fitted :class:`TernaryRandomFeatures` caches while transforming (one object, so that ``transform``
+    leaves the estimator's ``__dict__`` unchanged): the kernel plan and the BLAS path's dense operand."""
+
+    def __init__(self, planner: KernelPlanner) -> None:
+        self.planner = planner
+        self.dense_t: NDArray[np.float32] | None = None
+
+
 class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Ternary random features σ_ter(W x) ∈ {−1, 0, 1} with sparse ternary W, matched to a target kernel.
 
@@ -746,6 +802,12 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         random_state: seed for the weights (``None``, int or RandomState, as in scikit-learn).
         dtype: ``"int8"`` (features in {−1, 0, 1}; the amplitude is left to the readout) or ``"float32"``
             (features times ``amplitude_/√N``).
+        plan: how ``transform`` computes the projection: ``"auto"`` (default) times the eligible paths —
+            ``"numba_add"`` (add/subtract-only sparse kernel), ``"scipy_csr"`` (SciPy CSR product) and ``"blas"``
+            (the codes as a dense float32 matrix, one GEMM; eligible while that matrix takes at most 1 GiB) — on the
+            first batch of each batch-size bucket and keeps the fastest (:meth:`kernel_plan` shows the choice and
+            its timings); ``"fixed:<path>"`` always runs that path. Every path gives the same features, entry for
+            entry (:func:`ternary_project`), so the plan changes the speed only.
 
     Attributes:
         tau_: τ̂ (mean squared row norm of the fitting data).
@@ -771,6 +833,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         amplitude: str = "fitted",
         random_state: Any = None,
         dtype: str = "int8",
+        plan: str = "auto",
     ) -> None:
         self.n_components = n_components
         self.kernel = kernel
@@ -779,6 +842,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.amplitude = amplitude
         self.random_state = random_state
         self.dtype = dtype
+        self.plan = plan
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -792,6 +856,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             raise InvalidParameterError(f"sparsity must be a number in [0, 1), got {eps!r}")
         if self.dtype not in ("int8", "float32"):
             raise InvalidParameterError(f"dtype must be 'int8' or 'float32', got {self.dtype!r}")
+        parse_plan(self.plan, PROJECTION_PATHS.names())
         if isinstance(self.gamma, str):
             if self.gamma != "scale":
                 raise InvalidParameterError(f"gamma must be 'scale' or a positive number, got {self.gamma!r}")
@@ -839,11 +904,58 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.target_ = sol.target
         self.achieved_ = sol.achieved
         self.residuals_ = sol.residuals
+        self._runtime = _Runtime(KernelPlanner(self.plan, paths=PROJECTION_PATHS.names()))
         return self
 
     @property
     def _n_features_out(self) -> int:
         return int(self.components_.shape[0])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled state without the kernel plan (timings are the machine's) and the dense BLAS operand (rebuilt
+        from ``components_`` when needed)."""
+        state = dict(super().__getstate__())
+        if "_runtime" in state:
+            state["_runtime"] = _Runtime(KernelPlanner(self.plan, paths=PROJECTION_PATHS.names()))
+        return state
+
+    def _rt(self) -> _Runtime:
+        rt = getattr(self, "_runtime", None)
+        if rt is None:  # fitted before the kernel plans existed (an older pickle)
+            rt = self._runtime = _Runtime(KernelPlanner(self.plan, paths=PROJECTION_PATHS.names()))
+        return rt
+
+    def _kernel_planner(self) -> KernelPlanner:
+        planner = self._rt().planner
+        if planner.plan != self.plan:  # set_params(plan=...) after fit
+            planner.set_plan(self.plan)
+        return planner
+
+    def _dense_codes(self) -> NDArray[np.float32]:
+        rt = self._rt()
+        if rt.dense_t is None:
+            rt.dense_t = _dense_codes_t(self.components_)
+        return rt.dense_t
+
+    def _projection_paths(self) -> dict[str, Callable[[NDArray[np.float32]], NDArray[np.int8]]]:
+        """The eligible projection paths of this fitted transformer, as functions of a float32 batch."""
+        codes = self.components_
+        lo, hi = self.raw_thresholds_
+
+        def path(name: str) -> Callable[[NDArray[np.float32]], NDArray[np.int8]]:
+            fn = PROJECTION_PATHS.get(name)
+            dense = name == "blas"
+            return lambda X32: fn(X32, codes, lo, hi, 512, self._dense_codes() if dense else None)
+
+        too_big = 4 * codes.shape[0] * codes.shape[1] > _BLAS_MAX_BYTES
+        return {name: path(name) for name in PROJECTION_PATHS.names() if not (name == "blas" and too_big)}
+
+    def kernel_plan(self) -> dict[str, list[dict[str, Any]]]:
+        """The projection path chosen per batch-size bucket so far, with the median timings (ms) that chose it:
+        ``{"projection": [{"batch", "path", "mode", "timings_ms", …}, …]}`` (empty before the first
+        ``transform``)."""
+        check_is_fitted(self, "components_")
+        return self._rt().planner.report()
 
     def transform(self, X: ArrayLike) -> NDArray[np.int8] | NDArray[np.float32]:
         """Ternary features of X.
@@ -860,8 +972,15 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         check_is_fitted(self, "components_")
         X_arr = _validated(self, X, reset=False, dtype=[np.float32, np.float64])
-        lo, hi = self.raw_thresholds_
-        feats = ternary_project(X_arr, self.components_, lo, hi)
+        X32 = np.ascontiguousarray(X_arr, dtype=np.float32)
+        codes = self.components_
+        feats = self._kernel_planner().run(
+            X32,
+            self._projection_paths(),
+            layer="projection",
+            shape=(int(codes.shape[0]), int(codes.shape[1])),
+            density=codes.nnz / max(1, codes.shape[0] * codes.shape[1]),
+        )
         if self.dtype == "float32":
             return feats.astype(np.float32) * np.float32(self.amplitude_ / math.sqrt(feats.shape[1]))
         return feats

@@ -194,6 +194,12 @@ class SearchSpace(Config):
         width_factors: Given an MLPSpec: trained widths as fractions of its widths.
         train_epochs: Given an MLPSpec: epochs of training each width.
         margin: The allocation aims at ``margin × budget`` (room for the codes' entropy after fine-tuning).
+        distill: Weight of knowledge distillation from the original model in every training run of the search
+            (pruning, fine-tuning, training other widths; :class:`rmtcompress.pruning.TrainConfig`'s ``distill``);
+            0 = labels only. Given an MLPSpec there is no original, and it is unused.
+        temperature: Distillation temperature.
+        lr_schedule: Step-size schedule of every training run (``'constant'`` or ``'cosine'``, see
+            :class:`rmtcompress.pruning.TrainConfig`).
     """
 
     rules: tuple[str, ...] = ("gmp",)
@@ -204,15 +210,18 @@ class SearchSpace(Config):
     grid_below: float = 0.9
     activation_bits: tuple[int, ...] = (4,)
     activation_top: int = 1
-    prune_epochs: int = 8
+    prune_epochs: int = 16
     prune_end: float = 0.6
     finetune_epochs: int = 2
     activation_epochs: int = 1
     lr: float = 1e-3
     batch_size: int = 256
-    width_factors: tuple[float, ...] = (1.0, 0.5, 0.25)
+    width_factors: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125)
     train_epochs: int = 20
     margin: float = 0.985
+    distill: float = 0.0
+    temperature: float = 4.0
+    lr_schedule: str = "constant"
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -256,6 +265,21 @@ class SearchSpace(Config):
         if not factors or any(not 0.0 < f <= 1.0 for f in factors):
             raise InvalidParameterError(f"width_factors must be non-empty, each in (0, 1]; got {factors}")
         object.__setattr__(self, "width_factors", factors)
+        if (
+            isinstance(self.distill, bool)
+            or not isinstance(self.distill, numbers.Real)
+            or not 0 <= self.distill <= 1
+        ):
+            raise InvalidParameterError(f"distill must lie in [0, 1]; got {self.distill!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
+            raise InvalidParameterError(f"temperature must be finite and > 0; got {t!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise InvalidParameterError(
+                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+            )
+        object.__setattr__(self, "distill", float(self.distill))
+        object.__setattr__(self, "temperature", float(t))
         if not 0.5 <= float(self.margin) <= 1.0:
             raise InvalidParameterError(f"margin must lie in [0.5, 1]; got {self.margin!r}")
 
@@ -296,7 +320,7 @@ EFFORTS.add(
         grid_below=1.0,
         activation_bits=(2, 4),
         activation_top=2,
-        prune_epochs=12,
+        prune_epochs=24,
         finetune_epochs=3,
         width_factors=(1.0, 0.5, 0.25, 0.125),
         notes="every rule and allocation, longer schedules",

@@ -197,6 +197,7 @@ class _Context:
     val_fraction: float
     X_test: NDArray[np.float64] | None
     y_test: NDArray[np.int64] | None
+    teacher: nn.Module | None = None
 
     def train_config(self, epochs: int) -> TrainConfig:
         return TrainConfig(
@@ -205,6 +206,9 @@ class _Context:
             lr=self.space.lr,
             val_fraction=self.val_fraction,
             seed=self.seed,
+            distill=self.space.distill if self.teacher is not None else 0.0,
+            temperature=self.space.temperature,
+            lr_schedule=self.space.lr_schedule,  # type: ignore[arg-type]
         )
 
     def val_accuracy(self, model: nn.Module) -> float:
@@ -251,7 +255,7 @@ def _gradual(
     if criterion == "oneshot":
         for name in names:
             prune(out, MagnitudeConfig(sparsity=float(sparsity[name])), layers=[name])
-        train(out, ctx.X, ctx.y, cfg)
+        train(out, ctx.X, ctx.y, cfg, teacher=ctx.teacher)
     else:
         n_fit = ctx.fit_idx.size
         total = math.ceil(n_fit / space.batch_size) * space.prune_epochs
@@ -264,7 +268,7 @@ def _gradual(
             criterion=criterion,  # type: ignore[arg-type]
             layer_sparsity={n: float(sparsity[n]) for n in names},
         )
-        train(out, ctx.X, ctx.y, cfg, schedule=schedule, layers=names)
+        train(out, ctx.X, ctx.y, cfg, schedule=schedule, layers=names, teacher=ctx.teacher)
     remove(out)
     return out
 
@@ -528,6 +532,18 @@ def _mlp_shape(model: nn.Module) -> tuple[int, tuple[int, ...], str] | None:
     return int(linears[0].in_features), tuple(int(m.out_features) for m in linears[:-1]), act
 
 
+def _training_options(ctx: _Context) -> dict[str, Any]:
+    """The training options that change a stored net, beyond epochs, lr and batch size — only the non-default ones,
+    so that stores written before they existed still match a default search."""
+    cfg = ctx.train_config(1)
+    out: dict[str, Any] = {}
+    if cfg.distill > 0:
+        out["distill"] = [cfg.distill, cfg.temperature, fingerprint(ctx.teacher)]
+    if cfg.lr_schedule != "constant":
+        out["lr_schedule"] = cfg.lr_schedule
+    return out
+
+
 def _bases(
     model: nn.Module | MLPSpec,
     ctx: _Context,
@@ -571,6 +587,7 @@ def _bases(
             "net": name,
             "activation": act,
             "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
+            **_training_options(ctx),
         }
         stored = None if checkpoint is None else checkpoint.load(key)
         if stored is not None:
@@ -579,7 +596,7 @@ def _bases(
         if progress is not None:
             progress(0, 0, f"training {name}")
         net = make_mlp(input_dim, widths, n_classes, activation=act, seed=ctx.seed)  # type: ignore[arg-type]
-        train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs))
+        train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs), teacher=ctx.teacher)
         bases[name] = net.eval()
         if checkpoint is not None:
             checkpoint.save(key, {"kind": "base", "net": name}, bases[name])
@@ -676,7 +693,8 @@ def shrink(
             raise InvalidParameterError(f"X_test has {Xt.shape[1]} columns, X has {Xa.shape[1]}")
     TrainConfig(val_fraction=val_fraction)  # validates val_fraction
     fit_idx, val_idx = train_val_split(ya, val_fraction, seed)
-    ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt)
+    teacher = copy.deepcopy(model).eval() if isinstance(model, nn.Module) and space.distill > 0 else None
+    ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher)
     n_classes = int(ya.max()) + 1
     notes: list[str] = []
 
@@ -723,6 +741,7 @@ def shrink(
     plans = _plan(bases, space, budget, seed, smallest, notes)
     # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
     space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
+    space_key.update(_training_options(ctx))
     base_keys = {name: fingerprint(b) for name, b in bases.items()}
     # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse
 
@@ -783,7 +802,7 @@ def shrink(
             if plan.target_bytes is not None:  # the codes fix the file size: trim before fine-tuning
                 q = _trim(net, q, plan.fmt, plan.target_bytes, seed)
             if plan.fmt.scheme != "float32" and space.finetune_epochs > 0:
-                train(q, Xa, ya, ctx.train_config(space.finetune_epochs))
+                train(q, Xa, ya, ctx.train_config(space.finetune_epochs), teacher=ctx.teacher)
             return q.eval(), seconds
 
         frontier.append(run(recipe, make, plan.fmt.scheme != "float32"))
@@ -813,7 +832,7 @@ def shrink(
                     assert parent.model is not None
                     net = quantize_activations(parent.model, calib, levels=2**bits, seed=seed)
                     if space.activation_epochs > 0:
-                        train(net, Xa, ya, ctx.train_config(space.activation_epochs))
+                        train(net, Xa, ya, ctx.train_config(space.activation_epochs), teacher=ctx.teacher)
                     return net.eval(), 0.0
 
                 try:

@@ -1,0 +1,70 @@
+"""One rc.shrink search with a custom SearchSpace, for trying options one at a time (docs/shrink.md, "Why these
+defaults").
+
+Usage: python benchmarks/explore/shrink_options.py BUDGET SEED [field=value ...]
+e.g.   python benchmarks/explore/shrink_options.py 8000 0 width_factors=0.125 prune_epochs=16
+
+Starts from the seed's 784-512-512-10 reference net that ``benchmarks/pruning/bench_shrink.py`` trains and caches
+(run that first); fixed: shared 2- and 3-bit weights, no grid points, no activation variants. Prints the frontier
+and the selected model (validation selection; test accuracy for the report).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import rmtcompress as rc
+from rmtcompress.pruning import make_mlp
+from rmtcompress.shrink import SearchSpace
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache" / "shrink"
+TUPLES = {"width_factors": float, "weights": str}
+
+
+def parse(items: list[str]) -> dict[str, Any]:
+    kw: dict[str, Any] = {"grid_points": 0, "activation_bits": (), "weights": ("shared:2", "shared:3")}
+    for item in items:
+        key, value = item.split("=", 1)
+        if key in TUPLES:
+            kw[key] = tuple(TUPLES[key](v) for v in value.split(","))
+        elif key.endswith("epochs"):
+            kw[key] = int(value)
+        elif key == "lr_schedule":
+            kw[key] = value
+        else:
+            kw[key] = float(value)
+    return kw
+
+
+def main(argv: list[str]) -> int:
+    budget, seed = int(argv[0]), int(argv[1])
+    space = SearchSpace(**parse(argv[2:]))
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    X, y = rc.load_fashion_mnist("train")
+    Xt, yt = rc.load_fashion_mnist("test")
+    X, Xt = X / 255.0, Xt / 255.0
+    ref = make_mlp(784, (512, 512), 10, seed=seed)
+    ref.load_state_dict(torch.load(CACHE / f"ref_784-512-512-10_full_s{seed}.pt", weights_only=True))
+    t0 = time.perf_counter()
+    res = rc.shrink(ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
+    for p in res.frontier:
+        print(
+            f"{p.recipe.label:70s} {p.file_bytes:8d} B  val {p.val_accuracy:.4f}  test {p.test_accuracy:.4f}"
+        )
+    b = res.best_point
+    print(
+        f"selected: {b.recipe.label} {b.file_bytes} B val {b.val_accuracy:.4f} test {b.test_accuracy:.4f} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,152 @@
+"""The TRF projection paths (numba add-only, SciPy CSR, BLAS GEMM) give identical features, and
+:class:`TernaryRandomFeatures` picks among them by measurement (``plan``)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings, strategies as st
+
+from rmtcompress.errors import InvalidParameterError
+from rmtcompress.kernels import dense_ternary_project
+from rmtcompress.rf import TernaryRandomFeatures
+from rmtcompress.rf._trf import PROJECTION_PATHS, ternary_project
+
+BACKENDS = ("numba", "scipy", "blas")
+
+
+def _codes(n_rows: int, p: int, eps: float, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    u = rng.random((n_rows, p))
+    dense = np.where(u < eps, 0, np.where(u < eps + (1 - eps) / 2, -1, 1)).astype(np.int8)
+    return sp.csr_matrix(dense)
+
+
+def _csr_order_sums(X: np.ndarray, C: sp.csr_matrix) -> np.ndarray:
+    """float32 sums in CSR order, one at a time (the add-only kernel's arithmetic)."""
+    out = np.zeros((X.shape[0], C.shape[0]), np.float32)
+    for i in range(X.shape[0]):
+        for j in range(C.shape[0]):
+            s = np.float32(0.0)
+            for k in range(C.indptr[j], C.indptr[j + 1]):
+                v = X[i, C.indices[k]]
+                s = np.float32(s + v) if C.data[k] > 0 else np.float32(s - v)
+            out[i, j] = s
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 37),
+    p=st.integers(1, 67),
+    n_out=st.integers(1, 41),
+    eps=st.sampled_from([0.0, 0.5, 0.9, 1.0]),
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+)
+def test_backends_agree_entry_for_entry(
+    n: int, p: int, n_out: int, eps: float, seed: int, scale: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    X = (scale * rng.standard_normal((n, p))).astype(np.float32)
+    C = _codes(n_out, p, eps, seed)  # eps = 1: the all-zero projection
+    acc = _csr_order_sums(X, C)
+    # thresholds exactly at sums the CSR order produces: any other summation order risks flipping them
+    lo = float(acc.flat[0]) if acc.size else -1.0
+    hi = float(acc.flat[-1]) if acc.size else 1.0
+    lo, hi = min(lo, hi), max(lo, hi)
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    for backend in BACKENDS:
+        got = ternary_project(X, C, lo, hi, backend=backend)
+        assert got.dtype == np.int8 and got.shape == (n, n_out)
+        np.testing.assert_array_equal(got, expected, err_msg=backend)
+
+
+def test_blas_recomputes_near_ties_in_csr_order() -> None:
+    """Data where a plain GEMM's sum and the CSR-order sum round differently: the BLAS path still agrees."""
+    rng = np.random.default_rng(3)
+    p = 700
+    X = rng.standard_normal((64, p)).astype(np.float32) * np.float32(1 + 2**-20)
+    C = _codes(96, p, 0.0, 4)
+    acc = _csr_order_sums(X, C)
+    Ct = np.ascontiguousarray(C.T.toarray(), dtype=np.float32)
+    gemm = np.matmul(X, Ct)
+    differ = np.argwhere(acc != gemm)
+    assert differ.size, "no entry where the orders round differently: the test proves nothing"
+    i, j = differ[0]
+    hi = float(
+        min(acc[i, j], gemm[i, j])
+    )  # between the two sums: a plain GEMM puts the entry on the wrong side
+    lo = -abs(hi) - 1.0
+    got = dense_ternary_project(
+        X, Ct, C.indptr.astype(np.int64), C.indices.astype(np.int32), C.data.astype(np.int8), lo, hi
+    )
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    naive = (gemm > np.float32(hi)).astype(np.int8) - (gemm < np.float32(lo)).astype(np.int8)
+    assert naive[i, j] != expected[i, j]
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(InvalidParameterError, match="backend"):
+        ternary_project(np.ones((1, 2)), _codes(2, 2, 0.0, 0), -1.0, 1.0, backend="gpu")  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    return np.random.default_rng(0).standard_normal((300, 40))
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.9])
+def test_plans_give_identical_features(data: np.ndarray, eps: float) -> None:
+    outs = {}
+    for plan in ["auto", *(f"fixed:{name}" for name in PROJECTION_PATHS.names())]:
+        trf = TernaryRandomFeatures(64, sparsity=eps, random_state=1, plan=plan).fit(data)
+        outs[plan] = (trf.transform(data), trf.transform(data[:1]))
+    ref = outs["auto"]
+    for plan, (big, one) in outs.items():
+        np.testing.assert_array_equal(big, ref[0], err_msg=plan)
+        np.testing.assert_array_equal(one, ref[1], err_msg=plan)
+
+
+def test_auto_plan_is_measured_and_visible(data: np.ndarray) -> None:
+    trf = TernaryRandomFeatures(64, random_state=0).fit(data)
+    assert trf.kernel_plan() == {}
+    trf.transform(data)
+    trf.transform(data[:1])
+    entries = trf.kernel_plan()["projection"]
+    assert [e["batch"] for e in entries] == ["257-1024", "1"]
+    for e in entries:
+        assert e["mode"] == "measured" and e["shape"] == [64, 40]
+        assert set(e["timings_ms"]) == set(PROJECTION_PATHS.names())
+        assert e["path"] == min(e["timings_ms"], key=e["timings_ms"].get)
+
+
+def test_fixed_plan_and_set_params(data: np.ndarray) -> None:
+    trf = TernaryRandomFeatures(32, random_state=0, plan="fixed:blas").fit(data)
+    trf.transform(data[:5])
+    (e,) = trf.kernel_plan()["projection"]
+    assert e["path"] == "blas" and e["mode"] == "fixed" and e["timings_ms"] == {}
+    trf.set_params(plan="fixed:numba_add")
+    trf.transform(data[:5])
+    (e,) = trf.kernel_plan()["projection"]
+    assert e["path"] == "numba_add"
+
+
+def test_bad_plan_is_refused_at_fit(data: np.ndarray) -> None:
+    with pytest.raises(InvalidParameterError, match="plan"):
+        TernaryRandomFeatures(8, plan="fixed:gpu").fit(data)
+    with pytest.raises(InvalidParameterError, match="plan"):
+        TernaryRandomFeatures(8, plan="fastest").fit(data)
+
+
+def test_pickle_drops_the_machine_specific_plan(data: np.ndarray) -> None:
+    trf = TernaryRandomFeatures(32, random_state=0).fit(data)
+    before = trf.transform(data)
+    assert trf.kernel_plan()
+    back = pickle.loads(pickle.dumps(trf))
+    assert back.kernel_plan() == {}
+    np.testing.assert_array_equal(back.transform(data), before)
