@@ -57,3 +57,18 @@ def test_finetune_bar_counts_batches_and_epochs(
     n_batches = 2 * int(np.ceil(quiet.finetune_report.n_train / 100))
     assert f"0/{n_batches} " in err and "epoch 2/2, val 0." in err  # total = epochs × batches
     assert np.array_equal(quiet.decision_function(X), shown.decision_function(X))
+
+
+def test_calibrate_bar_counts_layers(
+    data: tuple[np.ndarray, np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    X, _ = data
+    base = rc.compress(
+        rc.MLPSpec(64, (96, 64), ("relu", "relu")), rc.NTKLCConfig(sparsity=0.9, calibrate=False), X=X
+    )
+    quiet = rc.calibrate(base, X, progress=False)
+    assert capsys.readouterr().err == ""
+    shown = rc.calibrate(base, X, progress=True)
+    err = capsys.readouterr().err
+    assert "calibrate:" in err and "/2 " in err and "n=600" in err
+    assert np.array_equal(quiet.features(X), shown.features(X))
