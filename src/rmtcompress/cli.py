@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from ._utils import __version__
-from .errors import InvalidParameterError, SampleSizeWarning
+from .errors import InvalidParameterError, SampleSizeWarning, UnreachableError
 
 
 def _fmt(x: float) -> str:
@@ -842,6 +842,13 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--backend", type=click.Choice(["loky", "serial", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
+@click.option(
+    "--scheduler-timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="seconds the --scheduler has to answer before the sweep gives up (nothing is written then)",
+)
 @click.option("--n-jobs", type=int, default=None, help="workers (loky)")
 @click.option("--retry-failed", is_flag=True, help="re-run only the points that failed before")
 @click.option(
@@ -852,6 +859,7 @@ def sweep_cmd(
     path: str,
     backend: str,
     scheduler: str | None,
+    scheduler_timeout: float,
     n_jobs: int | None,
     retry_failed: bool,
     run_dir: str | None,
@@ -869,8 +877,9 @@ def sweep_cmd(
             retry_failed=retry_failed,
             quiet=quiet,
             run_dir=run_dir,
+            scheduler_timeout=scheduler_timeout,
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, ImportError, UnreachableError) as exc:
         _fail(exc)
         return
     click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
@@ -905,9 +914,9 @@ class _PruneJob:
     seed: int
 
 
-# --method of `rmtcompress prune` → recipe (train, prune, fine-tune the model in place). The recipes import the
-# pruning layer when they run (lazy loading: `--help` does not load torch). The names are the rule names of
-# rmtcompress.pruning (config.rule), with "-lq" for the ℓq criterion of gmp / lottery.
+# --method of `rmtcompress prune` → recipe (train, prune, fine-tune the model in place; progress bars on a
+# terminal). The recipes import the pruning layer when they run (lazy loading: `--help` does not load torch). The
+# names are the rule names of rmtcompress.pruning (config.rule), with "-lq" for the ℓq criterion of gmp / lottery.
 _PRUNE_RECIPES: dict[str, Callable[[_PruneJob], None]] = {}
 
 
@@ -934,7 +943,7 @@ def _gmp_recipe(criterion: str) -> Callable[[_PruneJob], None]:
             frequency=max(1, min(100, (end - begin) // 10)),
             criterion=criterion,  # type: ignore[arg-type]
         )
-        train(job.model, job.X, job.y, cfg, schedule=sched)
+        train(job.model, job.X, job.y, cfg, schedule=sched, progress=None)
 
     return run
 
@@ -943,10 +952,12 @@ def _oneshot_recipe(rule: str) -> Callable[[_PruneJob], None]:
     def run(job: _PruneJob) -> None:
         from .pruning import TrainConfig, prune, prune_config_type, train
 
-        train(job.model, job.X, job.y, job.train)
+        train(job.model, job.X, job.y, job.train, progress=None)
         prune(job.model, prune_config_type(rule)(sparsity=job.sparsity))
         # one-shot methods fine-tune briefly
-        train(job.model, job.X, job.y, TrainConfig(epochs=max(1, job.epochs // 3), seed=job.seed))
+        train(
+            job.model, job.X, job.y, TrainConfig(epochs=max(1, job.epochs // 3), seed=job.seed), progress=None
+        )
 
     return run
 
@@ -956,10 +967,19 @@ def _rounds_recipe(make_config: Callable[[float], Any]) -> Callable[[_PruneJob],
         from .pruning import TrainConfig, initial_state, train, train_iterative
 
         theta0 = initial_state(job.model)
-        train(job.model, job.X, job.y, job.train)
+        train(job.model, job.X, job.y, job.train, progress=None)
         # rewinding methods retrain from θ_0 every round
         ft = TrainConfig(epochs=job.epochs, seed=job.seed)
-        train_iterative(job.model, job.X, job.y, ft, make_config(job.sparsity), init=theta0, pretrained=True)
+        train_iterative(
+            job.model,
+            job.X,
+            job.y,
+            ft,
+            make_config(job.sparsity),
+            init=theta0,
+            pretrained=True,
+            progress=None,
+        )
 
     return run
 

@@ -10,6 +10,7 @@ Every exception that rmtcompress raises on purpose derives from :class:`Rmtcompr
 - :class:`MissingFileError` — a named file or dataset is absent (also a ``FileNotFoundError``).
 - :class:`MissingDependencyError` — an optional dependency is not installed (also an ``ImportError``).
 - :class:`BusyError` — a resource (a sweep directory) is held by another process (also a ``RuntimeError``).
+- :class:`UnreachableError` — a service (a Dask scheduler) did not answer in time (also a ``ConnectionError``).
 
 Every warning derives from :class:`RmtcompressWarning` (a ``UserWarning``), so
 ``warnings.filterwarnings("ignore", category=rc.RmtcompressWarning)`` silences the package alone.
@@ -31,6 +32,7 @@ __all__ = [
     "RmtcompressWarning",
     "SampleSizeWarning",
     "SeriesTruncationWarning",
+    "UnreachableError",
 ]
 
 
@@ -56,6 +58,10 @@ class MissingDependencyError(RmtcompressError, ImportError):
 
 class BusyError(RmtcompressError, RuntimeError):
     """A resource is held by another process (e.g. a sweep directory's lock)."""
+
+
+class UnreachableError(RmtcompressError, ConnectionError):
+    """A service did not answer in time (e.g. a Dask scheduler address)."""
 
 
 class RmtcompressWarning(UserWarning):

@@ -513,7 +513,7 @@ def test_memory_needs_the_class_count_until_a_readout_is_trained() -> None:
 
 def test_fit_readout_takes_training_data_only() -> None:
     params = list(inspect.signature(rc.fit_readout).parameters)
-    assert params == ["model", "X", "y", "method", "kwargs"]
+    assert params == ["model", "X", "y", "method", "progress", "kwargs"]  # no test-data argument
 
 
 def test_fit_readout_sgd_and_bad_method(digits: experiments.Task) -> None:

@@ -49,6 +49,7 @@ from ._shrink_run import (
 from ._store import ResultStore as ResultStore
 from ._sweeps import (
     TIMING_FIELDS as TIMING_FIELDS,
+    check_scheduler as check_scheduler,
     load_sweep as load_sweep,
     parse_sweep as parse_sweep,
     point_fields as point_fields,
@@ -72,6 +73,7 @@ __all__ = [
     "aggregate",
     "binary_heuristic_notes",
     "build_model",
+    "check_scheduler",
     "load_array_file",
     "load_cifar10_batches",
     "load_cifar10_dir",

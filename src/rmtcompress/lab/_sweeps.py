@@ -34,6 +34,8 @@ BLAS/OpenMP/torch threads of a point (``threads_per_worker``, default 1), so rec
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import copy
 import dataclasses
@@ -46,6 +48,7 @@ import re
 import shlex
 import socket
 import sys
+import threading
 import time
 import tomllib
 import traceback as tb_module
@@ -61,7 +64,13 @@ import numpy as np
 
 from .._utils import __version__, atomic_write_json, warn_renamed_method
 from ..core import activation_names
-from ..errors import BusyError, InvalidParameterError, RmtcompressDeprecationWarning
+from ..errors import (
+    BusyError,
+    InvalidParameterError,
+    MissingDependencyError,
+    RmtcompressDeprecationWarning,
+    UnreachableError,
+)
 from ..ntklc import BASELINES, COMPRESSION_METHODS, DEFAULT_LEVELS, DEFAULT_METHOD, NTKLCConfig
 from ._experiments import TASKS, MethodSpec, load_task, run_one
 from ._store import STORE_FILENAME, PointResult, ResultStore, canonical_json, point_key
@@ -651,6 +660,29 @@ class _Payload:
     config: dict[str, Any]
     function: str
     threads: int | None
+    driver_pid: int | None = None  # loky: the driving process, whose death ends the worker (_watch_driver)
+
+
+_WATCHED: set[int] = set()
+
+
+def _watch_driver(driver_pid: int, poll: float = 0.5) -> None:
+    """In a worker process: exit at once when the driving process dies (SIGKILL included).
+
+    A killed driver cannot shut its loky pool down, and the workers would finish their current point (minutes,
+    GBs) before noticing. They are the driver's children, so its death re-parents them: a daemon thread polls the
+    parent pid and ends the worker with ``os._exit``. Started once per worker process; nothing in the driver.
+    """
+    if os.getpid() == driver_pid or driver_pid in _WATCHED:
+        return
+    _WATCHED.add(driver_pid)
+
+    def watch() -> None:
+        while os.getppid() == driver_pid:
+            time.sleep(poll)
+        os._exit(70)  # EX_SOFTWARE; the driver is gone, nobody reads a result
+
+    threading.Thread(target=watch, name="rmtcompress-driver-watchdog", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -679,6 +711,8 @@ def _worker_id() -> str:
 
 def _execute(p: _Payload) -> PointResult:
     """Run one point in the current process; exceptions become a ``failed`` result with the traceback."""
+    if p.driver_pid is not None:
+        _watch_driver(p.driver_pid)
     started = time.time()
     t0 = time.perf_counter()
     try:
@@ -747,7 +781,7 @@ def _run_loky(payloads: Sequence[_Payload], n_jobs: int, threads: int | None) ->
 
 
 def _run_dask(
-    payloads: Sequence[_Payload], scheduler: Any, n_jobs: int | None, threads: int | None
+    payloads: Sequence[_Payload], scheduler: Any, n_jobs: int | None, threads: int | None, timeout: float
 ) -> Iterator[PointResult]:
     from distributed import Client, LocalCluster, as_completed
 
@@ -766,7 +800,7 @@ def _run_dask(
         owned = [client, cluster]
         logger.info("started a private Dask LocalCluster at %s", cluster.scheduler_address)
     else:
-        client = Client(scheduler)
+        client = Client(scheduler, timeout=timeout)
         owned = [client]
     token = uuid.uuid4().hex[:8]
     try:
@@ -788,6 +822,52 @@ def _run_dask(
     finally:
         for obj in owned:
             obj.close()
+
+
+def check_scheduler(address: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Ask the Dask scheduler at ``address`` who it is, and give up after ``timeout`` seconds.
+
+    ``distributed.Client(address, timeout=...)`` only bounds the TCP connect: a host that accepts the connection but
+    never answers (a firewall, a non-Dask service, a hung scheduler) blocks it indefinitely. This asks the scheduler
+    for its identity under a wall-clock deadline instead.
+
+    Returns:
+        The scheduler's identity (``{"type": "Scheduler", "id": ..., "workers": {...}, ...}``).
+
+    Raises:
+        UnreachableError: No Dask scheduler answered at ``address`` within ``timeout`` s (the message names both).
+        MissingDependencyError: ``distributed`` is not installed.
+    """
+    try:
+        from distributed.comm import connect
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"backend='dask' needs the 'distributed' package: pip install 'rmtcompress[dask]' ({exc})"
+        ) from exc
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            await comm.close()
+
+    def ask() -> Any:  # a fresh event loop in its own thread: safe even when the caller runs one (Jupyter)
+        return asyncio.run(asyncio.wait_for(identity(), timeout))
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            reply = pool.submit(ask).result()
+        except (OSError, TimeoutError, ValueError) as exc:
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            raise UnreachableError(
+                f"no Dask scheduler answered at {address} within {timeout:g} s ({why}); check the address and "
+                "that `dask scheduler` runs there (or raise the timeout: --scheduler-timeout)"
+            ) from None
+    if not isinstance(reply, Mapping) or reply.get("type") != "Scheduler":
+        raise UnreachableError(f"{address} answered, but not as a Dask scheduler: {str(reply)[:200]}")
+    return dict(reply)
 
 
 @contextlib.contextmanager
@@ -884,6 +964,7 @@ def run_sweep(
     quiet: bool = False,
     threads_per_worker: int | None = 1,
     command: str | None = None,
+    scheduler_timeout: float = 10.0,
 ) -> SweepSummary:
     """Run the points of ``spec`` not yet done in the run directory's store; resumable, crash-safe.
 
@@ -900,6 +981,8 @@ def run_sweep(
         threads_per_worker: BLAS/OpenMP/torch threads per point (``None``: leave them alone). The default 1 avoids
             oversubscription and makes records identical across backends.
         command: the command line stored with the sweep (default ``sys.argv``).
+        scheduler_timeout: seconds a scheduler given by address has to answer (:func:`check_scheduler`), checked
+            before the run directory is touched.
 
     Returns:
         :class:`SweepSummary`. Points that fail are stored and counted, never raised.
@@ -918,6 +1001,12 @@ def run_sweep(
         )
     if scheduler is not None and backend != "dask":
         raise InvalidParameterError("scheduler is only used with backend='dask'")
+    if not _is_number(scheduler_timeout) or not 0 < scheduler_timeout < math.inf:
+        raise InvalidParameterError(
+            f"scheduler_timeout must be a positive number of seconds, got {scheduler_timeout!r}"
+        )
+    if isinstance(scheduler, str):
+        check_scheduler(scheduler, scheduler_timeout)  # fails before any folder or store exists
     from tqdm.auto import tqdm
 
     rd = Path(run_dir) if run_dir is not None else (spec.run_dir or Path("runs") / spec.name)
@@ -962,7 +1051,10 @@ def run_sweep(
             workers,
             rd,
         )
-        payloads = [_Payload(p.index, p.key, p.config, spec.function, threads_per_worker) for p in todo]
+        driver = os.getpid() if used == "loky" else None  # loky workers are this process's children
+        payloads = [
+            _Payload(p.index, p.key, p.config, spec.function, threads_per_worker, driver) for p in todo
+        ]
         results: Iterator[PointResult]
         if not payloads:
             results = iter(())
@@ -971,7 +1063,7 @@ def run_sweep(
         elif used == "loky":
             results = _run_loky(payloads, workers, threads_per_worker)
         else:
-            results = _run_dask(payloads, scheduler, n_jobs, threads_per_worker)
+            results = _run_dask(payloads, scheduler, n_jobs, threads_per_worker, scheduler_timeout)
         n_ok = n_bad = 0
         with tqdm(total=len(payloads), desc=spec.name, unit="pt", disable=quiet, leave=False) as bar:
             for res in results:
@@ -1044,6 +1136,7 @@ def run_sweep_file(
     quiet: bool = False,
     run_dir: str | Path | None = None,
     threads_per_worker: int | None = 1,
+    scheduler_timeout: float = 10.0,
 ) -> SweepSummary:
     """Load, validate and run a sweep TOML file (what ``rmtcompress sweep FILE`` calls); see :func:`run_sweep`."""
     spec = load_sweep(path)
@@ -1056,4 +1149,5 @@ def run_sweep_file(
         retry_failed=retry_failed,
         quiet=quiet,
         threads_per_worker=threads_per_worker,
+        scheduler_timeout=scheduler_timeout,
     )

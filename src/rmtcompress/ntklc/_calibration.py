@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, validate_X
 from ..core import Activation, PerNeuronStep, get_activation
@@ -199,7 +200,13 @@ def calibration_sample(X: np.ndarray, cfg: CalibrationConfig) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(X[rows], dtype=np.float32))
 
 
-def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | None = None) -> CompressedMLP:
+def calibrate(
+    model: CompressedMLP,
+    X: np.ndarray,
+    config: CalibrationConfig | None = None,
+    *,
+    progress: bool | None = None,
+) -> CompressedMLP:
     """A copy of ``model`` (same codes/weights and scales) with per-neuron k-level activations fitted on X.
 
     Args:
@@ -207,6 +214,8 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
         X: training inputs (n, p), float, finite — never test data.
         config: :class:`CalibrationConfig` (default: ``"scale"`` hidden layers, quantile last layer at :func:`spread_quantiles`, k = 4,
             thermometer readout).
+        progress: A progress bar over the layers on stderr: ``True``, ``False``, or ``None`` (default) for only
+            when stderr is a terminal.
 
     Returns:
         A new :class:`CompressedMLP` with :class:`~rmtcompress.activations.PerNeuronStep` activations, zero
@@ -230,8 +239,16 @@ def calibrate(model: CompressedMLP, X: np.ndarray, config: CalibrationConfig | N
         )
     h = calibration_sample(Xa, cfg)
     acts: list[PerNeuronStep] = []
+    bar = tqdm(
+        range(spec.depth),
+        desc="calibrate",
+        unit="layer",
+        leave=False,
+        disable=None if progress is None else not progress,
+        postfix=f"n={h.shape[0]}",
+    )
     with torch.no_grad():
-        for i in range(spec.depth):
+        for i in bar:
             z = (h @ model.weight(i).T).numpy().astype(np.float64)
             last = i == spec.depth - 1
             mode = cfg.last if last else cfg.hidden

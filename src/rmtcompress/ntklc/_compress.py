@@ -36,6 +36,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._utils import (
     Config,
@@ -624,6 +625,7 @@ def fit_readout(
     y: np.ndarray,
     *,
     method: str = "ridge",
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> nn.Module:
     """Train the linear readout of ``model`` in place on (X, y) — training data only — and return the model.
@@ -634,6 +636,9 @@ def fit_readout(
         y: (n,) integer labels.
         method: ``"ridge"`` (closed form, λ on a validation split carved from (X, y)) or ``"sgd"`` (logits +
             cross-entropy, shuffled minibatches, early stopping on a validation split carved from (X, y)).
+        progress: Show a progress bar on stderr naming each phase with its elapsed time (features, Gram +
+            eigendecomposition, λ path, refit): ``True``, ``False``, or ``None`` (default) for only when stderr is a
+            terminal.
         **kwargs: passed to :func:`~rmtcompress.readout.fit_ridge_readout` / ``fit_sgd_readout``.
     """
     Xa, ya = validate_Xy(X, y, min_per_class=2)
@@ -644,12 +649,35 @@ def fit_readout(
         raise InvalidParameterError(
             f"{type(model).__name__} has no features(X): cannot train a readout on it"
         )
-    F = np.asarray(inputs(Xa))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        readout = (
-            fit_ridge_readout(F, ya, **kwargs) if method == "ridge" else fit_sgd_readout(F, ya, **kwargs)
-        )
+    stages = (
+        ["features", "Gram + eigendecomposition", "λ path", "refit"]
+        if method == "ridge"
+        else ["features", "sgd"]
+    )
+    with tqdm(
+        total=len(stages),
+        desc="fit_readout",
+        bar_format="{desc}: phase {n}/{total} done [{elapsed}] {postfix}",
+        disable=None if progress is None else not progress,
+    ) as bar:
+        started: list[str] = []
+
+        def stage(name: str) -> None:
+            if started:  # the previous phase is finished
+                bar.update(1)
+            started.append(name)
+            bar.set_postfix_str(f"{name} (n={Xa.shape[0]})")
+
+        stage("features")
+        F = np.asarray(inputs(Xa))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            if method == "ridge":
+                readout = fit_ridge_readout(F, ya, stage=stage, **kwargs)
+            else:
+                stage("sgd")
+                readout = fit_sgd_readout(F, ya, **kwargs)
+        bar.update(bar.total - bar.n)
     set_classifier = getattr(model, "set_classifier", None)
     if set_classifier is not None:
         set_classifier(readout)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
+from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, check_positive, validate_Xy
 from ..core import PerNeuronStep
@@ -167,6 +168,7 @@ def train_layers(
     X: np.ndarray,
     y: np.ndarray,
     cfg: FinetuneConfig,
+    progress: bool | None = None,
 ) -> TrainedLayers:
     """Train per-neuron activation parameters of a fixed-weight MLP, jointly with a linear head (cross-entropy).
 
@@ -227,10 +229,21 @@ def train_layers(
     gen = torch.Generator().manual_seed(cfg.seed)
     tr_t = torch.from_numpy(tr)
     best_acc, (best_layers, best_head) = -1.0, snapshot()
-    for _ in range(cfg.epochs):
+    bar = tqdm(
+        total=steps,
+        desc="finetune",
+        unit="batch",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
+    for epoch in range(cfg.epochs):
         perm = tr_t[torch.randperm(tr.size, generator=gen)]
         total = 0.0
+        bar.set_postfix_str(
+            f"epoch {epoch + 1}/{cfg.epochs}" + (f", val {best_acc:.3f}" if best_acc >= 0 else "")
+        )
         for b in range(0, perm.numel(), cfg.batch_size):
+            bar.update(1)
             idx = perm[b : b + cfg.batch_size]
             loss = torch.nn.functional.cross_entropy(forward(Xt[idx]), yt[idx])
             opt.zero_grad(set_to_none=True)
@@ -244,6 +257,7 @@ def train_layers(
         if acc > best_acc:
             best_acc, (best_layers, best_head) = acc, snapshot()
             report.best_epoch = len(report.val_accuracy)
+    bar.close()
     for layer, state in zip(layers, best_layers, strict=True):
         layer.load_state_dict(state)
     head.load_state_dict(best_head)
@@ -251,7 +265,12 @@ def train_layers(
 
 
 def finetune(
-    model: CompressedMLP, X: ArrayLike, y: ArrayLike, config: FinetuneConfig | None = None
+    model: CompressedMLP,
+    X: ArrayLike,
+    y: ArrayLike,
+    config: FinetuneConfig | None = None,
+    *,
+    progress: bool | None = None,
 ) -> CompressedMLP:
     """A copy of a calibrated ``model`` whose per-neuron thresholds (and hidden levels) are trained on (X, y).
 
@@ -262,6 +281,8 @@ def finetune(
         X: training inputs (n, p), finite — never test data.
         y: training labels (n,), at least 2 rows per class.
         config: :class:`FinetuneConfig`.
+        progress: A progress bar over the minibatches on stderr (epoch, best validation accuracy so far): ``True``,
+            ``False``, or ``None`` (default) for only when stderr is a terminal.
 
     Returns:
         A new :class:`CompressedMLP` with the same codes, trained :class:`PerNeuronStep` activations (same k),
@@ -298,7 +319,7 @@ def finetune(
         layer = _Layer(acts[i], s, cfg.train_levels, indicators_only=i == depth - 1 and thermo)
         return layer, layer(z)
 
-    run = train_layers(make_layer, W, centers, Xa, ya, cfg)
+    run = train_layers(make_layer, W, centers, Xa, ya, cfg, progress=progress)
     report = run.report
     new_acts = []
     for i, layer in enumerate(run.layers):

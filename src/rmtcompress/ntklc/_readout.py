@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -534,6 +534,7 @@ def fit_ridge_readout(
     seed: SeedLike = 0,
     refit: bool = True,
     solver: RidgeSolver = "auto",
+    stage: Callable[[str], None] | None = None,
 ) -> LinearReadout:
     """One-hot ridge ("least-squares") classifier with λ chosen on a stratified validation split.
 
@@ -554,6 +555,8 @@ def fit_ridge_readout(
         seed: Explicit seed of the split.
         refit: Refit on all given rows with the chosen λ (otherwise keep the training-part fit).
         solver: ``"auto"``, ``"primal"`` or ``"dual"`` (see :data:`RidgeSolver`); ``"auto"`` is right unless testing.
+        stage: Optional callback, called with the name of each phase as it starts (``"Gram + eigendecomposition"``,
+            ``"λ path"``, ``"refit"``): what :func:`~rmtcompress.fit_readout`'s progress bar shows.
 
     Returns:
         A :class:`LinearReadout` with ``method="ridge"``; ``info`` holds ``lambda`` (chosen), ``lambdas``,
@@ -576,10 +579,13 @@ def fit_ridge_readout(
     mask[val_idx] = False
     train_idx = np.flatnonzero(mask).astype(np.int64)
     T = _one_hot(codes, K)
+    say = stage if stage is not None else (lambda _: None)
 
+    say("Gram + eigendecomposition")
     eig = _EigenRidge(F_arr, train_idx, T, center=True, solver=kind)
     scale = eig.trace / F_arr.shape[1]
     grid = default_lambda_grid(scale) if lam_user is None else lam_user
+    say("λ path")
     P = eig.project(F_arr, val_idx)
     y_val = codes[val_idx]
     accs = np.array([np.mean(np.argmax(eig.scores(P, float(lam)), axis=1) == y_val) for lam in grid])
@@ -587,6 +593,7 @@ def fit_ridge_readout(
     lam_star = float(grid[best])
 
     if refit:
+        say("refit")
         all_idx = np.arange(codes.size, dtype=np.int64)
         stats = None
         if eig.stats is not None and _resolve(kind, int(all_idx.size), F_arr.shape[1]) == "primal":

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, stratified_split_indices, validate_Xy, warn_renamed_method
 from ..errors import InvalidParameterError
@@ -398,6 +399,7 @@ def train(
     evaluate_on: tuple[ArrayLike, ArrayLike] | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
     teacher: nn.Module | None = None,
+    progress: bool | None = False,
 ) -> TrainResult:
     """Train ``model`` in place on training data only; the validation split is carved from ``(X, y)``.
 
@@ -416,6 +418,9 @@ def train(
         log: Optional callback receiving each epoch's history dict.
         teacher: Optional classifier whose logits on the training part are distilled into ``model`` with weight
             ``config.distill`` (read once, in eval mode, never trained; validation selection still reads labels).
+        progress: A progress bar over the optimizer steps on stderr (epoch, validation accuracy, sparsity):
+            ``False`` (default: callers that train many models show their own), ``True``, or ``None`` for only
+            when stderr is a terminal.
 
     Returns:
         A :class:`TrainResult`.
@@ -459,10 +464,23 @@ def train(
     best_epoch = 0
     stale = 0
     model.train()
+    bar = tqdm(
+        total=total_steps,
+        desc="train",
+        unit="step",
+        leave=False,
+        disable=None if progress is None else not progress,
+    )
     for epoch in range(1, config.epochs + 1):
         perm = torch.randperm(n_train, generator=gen)
         loss_sum = 0.0
+        last = history[-1] if history else None
+        bar.set_postfix_str(
+            f"epoch {epoch}/{config.epochs}"
+            + (f", val {last['val_accuracy']:.3f}, sparsity {last['sparsity']:.2f}" if last else "")
+        )
         for i in range(0, n_train, config.batch_size):
+            bar.update(1)
             idx = perm[i : i + config.batch_size]
             opt.zero_grad()
             if config.lr_schedule == "cosine":
@@ -509,6 +527,7 @@ def train(
             stale += 1
             if config.patience is not None and stale >= config.patience:
                 break
+    bar.close()
     if config.select == "best" and best is not None:
         model.load_state_dict(best)
     else:
@@ -636,6 +655,7 @@ def train_iterative(
     layers: list[str] | None = None,
     evaluate_on: tuple[ArrayLike, ArrayLike] | None = None,
     on_round: Callable[[RoundRecord, nn.Module], None] | None = None,
+    progress: bool | None = False,
 ) -> IterativeResult:
     """Prune–rewind–retrain rounds (lottery ticket or SAP), selection on the validation split only.
 
@@ -661,6 +681,7 @@ def train_iterative(
         layers: Layers to prune (default all Linear/Conv2d).
         evaluate_on: Optional ``(X_test, y_test)``; each round's *selected* model is evaluated once, for reporting.
         on_round: Optional callback ``(record, model)`` after each round (e.g. to save the model).
+        progress: A progress bar over each training run (see :func:`train`); default off.
 
     Returns:
         An :class:`IterativeResult`.
@@ -723,14 +744,14 @@ def train_iterative(
             on_round(rec, model)
 
     t = time.perf_counter()
-    res0 = None if pretrained else train(model, Xa, ya, config, evaluate_on=evaluate_on)
+    res0 = None if pretrained else train(model, Xa, ya, config, evaluate_on=evaluate_on, progress=progress)
     finish(0, res0, None, t)
     for r in range(1, n_rounds + 1):
         t = time.perf_counter()
         step = prune(model, prune_config, layers=layers)
         if rw == "init":
             rewind_to(model, theta0)
-        res = train(model, Xa, ya, config, evaluate_on=evaluate_on)
+        res = train(model, Xa, ya, config, evaluate_on=evaluate_on, progress=progress)
         summary = step.summary()
         finish(r, res, summary, t)
         if stop_at_sparsity is not None and records[-1].sparsity >= stop_at_sparsity - 1e-12:
