@@ -309,10 +309,11 @@ def _evaluate_tensors(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch:
     model.eval()
     loss_sum = 0.0
     correct = 0
-    for i in range(0, X.shape[0], batch):
-        logits = model(X[i : i + batch])
-        loss_sum += float(nn.functional.cross_entropy(logits, y[i : i + batch], reduction="sum"))
-        correct += int((logits.argmax(dim=1) == y[i : i + batch]).sum())
+    with torch.no_grad():  # no autograd graph: evaluation only
+        for i in range(0, X.shape[0], batch):
+            logits = model(X[i : i + batch])
+            loss_sum += float(nn.functional.cross_entropy(logits, y[i : i + batch], reduction="sum"))
+            correct += int((logits.argmax(dim=1) == y[i : i + batch]).sum())
     model.train(was_training)
     n = X.shape[0]
     return loss_sum / n, correct / n
