@@ -67,7 +67,7 @@ from ..theory import (
 )
 from ._calibration import CalibrationConfig, calibrate as calibrate_model
 from ._model import CompressedMLP
-from ._readout import fit_ridge_readout, fit_sgd_readout
+from ._readout import _fit_ridge_streamed, fit_sgd_readout
 
 __all__ = [
     "COMPRESSION_METHODS",
@@ -636,9 +636,9 @@ def fit_readout(
         y: (n,) integer labels.
         method: ``"ridge"`` (closed form, λ on a validation split carved from (X, y)) or ``"sgd"`` (logits +
             cross-entropy, shuffled minibatches, early stopping on a validation split carved from (X, y)).
-        progress: Show a progress bar on stderr naming each phase with its elapsed time (features, Gram +
-            eigendecomposition, λ path, refit): ``True``, ``False``, or ``None`` (default) for only when stderr is a
-            terminal.
+        progress: Show a progress bar on stderr naming each phase with its elapsed time (ridge: Gram — the features
+            are computed block by block into it and never held whole —, λ path, refit; sgd: features, sgd): ``True``,
+            ``False``, or ``None`` (default) for only when stderr is a terminal.
         **kwargs: passed to :func:`~rmtcompress.readout.fit_ridge_readout` / ``fit_sgd_readout``.
     """
     Xa, ya = validate_Xy(X, y, min_per_class=2)
@@ -649,11 +649,7 @@ def fit_readout(
         raise InvalidParameterError(
             f"{type(model).__name__} has no features(X): cannot train a readout on it"
         )
-    stages = (
-        ["features", "Gram + eigendecomposition", "λ path", "refit"]
-        if method == "ridge"
-        else ["features", "sgd"]
-    )
+    stages = ["Gram", "λ path", "refit"] if method == "ridge" else ["features", "sgd"]
     with tqdm(
         total=len(stages),
         desc="fit_readout",
@@ -668,13 +664,13 @@ def fit_readout(
             started.append(name)
             bar.set_postfix_str(f"{name} (n={Xa.shape[0]})")
 
-        stage("features")
-        F = np.asarray(inputs(Xa))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            if method == "ridge":
-                readout = fit_ridge_readout(F, ya, stage=stage, **kwargs)
+            if method == "ridge":  # features streamed block by block into the Gram, never held whole
+                readout = _fit_ridge_streamed(inputs, Xa, ya, stage=stage, **kwargs)
             else:
+                stage("features")
+                F = np.asarray(inputs(Xa))
                 stage("sgd")
                 readout = fit_sgd_readout(F, ya, **kwargs)
         bar.update(bar.total - bar.n)
