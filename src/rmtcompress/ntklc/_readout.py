@@ -343,16 +343,6 @@ class _Stats:
         Gc = 0.5 * (Gc + Gc.T)
         return Gc, self.FT - self.n * np.outer(mu, tbar), self.shift + mu, tbar
 
-    def centred32(self) -> tuple[NDArray[np.float32], FloatArray, FloatArray, FloatArray]:
-        """:meth:`centred` with the Gram in float32, built block by block (no float64 ``d×d`` copy)."""
-        d = self.G.shape[0]
-        mu = self.fsum / self.n
-        tbar = self.tsum / self.n
-        Gc = np.empty((d, d), dtype=np.float32)
-        for blk in _row_blocks(d, d):
-            Gc[blk] = self.G[blk] - self.n * np.outer(mu[blk], mu)
-        return Gc, self.FT - self.n * np.outer(mu, tbar), self.shift + mu, tbar
-
 
 class _LazyFeatures:
     """An ``(n, d)`` feature matrix computed on demand, one row block at a time: ``F[idx] = fn(X[idx])`` in float32.
@@ -494,20 +484,41 @@ _EIGEN_MAX_D = 4096
 a ``d×d`` Gram costs about 20 Cholesky factorisations at d = 12 000 (81 s against 3.9 s in float32 on 2 cores)."""
 
 
+_SEARCH_BLOCK_ELEMENTS = 1 << 25
+"""Row blocks of the search path's Gram hold about this many float32 entries (128 MiB): few, large ``ssyrk`` calls."""
+
+
 def _blocked_matmul(A32: NDArray[np.float32], X: FloatArray) -> FloatArray:
-    """``A32 @ X`` in float64 without a float64 copy of ``A32``."""
-    out = np.empty((A32.shape[0], X.shape[1]))
-    for blk in _row_blocks(A32.shape[0], A32.shape[1]):
-        out[blk] = A32[blk].astype(np.float64) @ X
+    """``A32 @ X`` in float64 for a Fortran-ordered float32 ``A32``, without a float64 copy of it."""
+    out = np.zeros((A32.shape[0], X.shape[1]))
+    for cols in _row_blocks(A32.shape[1], A32.shape[0]):
+        out += A32[:, cols].astype(np.float64) @ X[cols]
     return out
+
+
+def _symmetrize_from_lower(A: NDArray[np.float32]) -> None:
+    """Copy the lower triangle of the Fortran-ordered ``A`` onto its upper triangle, in place, strip by strip."""
+    d = A.shape[0]
+    for cols in _row_blocks(d, 1 << 13):  # strips of 1024 columns (8M entries): small temporaries
+        a, b = cols.start, cols.stop
+        diag = A[a:b, a:b]
+        diag[...] = np.tril(diag) + np.tril(diag, -1).T
+        A[a:b, b:] = A[b:, a:b].T
+
+
+def _syrk_into(C: NDArray[np.float32], B: NDArray[np.float32], beta: float) -> None:
+    """``C ← BᵀB + β·C`` on the lower triangle of the Fortran-ordered float32 ``C``, in place (BLAS ``ssyrk``)."""
+    out = scipy.linalg.blas.ssyrk(1.0, B.T, beta=beta, c=C, trans=0, lower=1, overwrite_c=1)
+    if not np.shares_memory(out, C):  # pragma: no cover - f2py copies only a non-Fortran or non-float32 C
+        C[...] = out
 
 
 def _solve_shifted32(
     Gc: NDArray[np.float32], B: FloatArray, lam: float, work: NDArray[np.float32]
 ) -> FloatArray | None:
-    """Solve ``(Gc + λI) X = B``: a float32 Cholesky of ``Gc + λI`` in ``work`` and two steps of iterative
-    refinement with float64 residuals; a float64 factorisation when float32 is not positive definite. None when
-    neither is (λ below the rounding of the Gram)."""
+    """Solve ``(Gc + λI) X = B``: a float32 Cholesky of ``Gc + λI`` in ``work`` (both Fortran-ordered, so LAPACK
+    works in place) and two steps of iterative refinement with float64 residuals; a float64 factorisation when
+    float32 is not positive definite. None when neither is (λ below the rounding of the Gram)."""
     np.copyto(work, Gc)
     work[np.diag_indices_from(work)] += np.float32(lam)
     try:
@@ -528,18 +539,41 @@ def _solve_shifted32(
 
 
 class _SearchRidge:
-    """Primal ridge fits one λ at a time (float32 Cholesky + refinement) from streamed statistics, for large ``d``.
+    """Primal ridge fits one λ at a time (float32 Cholesky + refinement), for large ``d``.
 
-    Holds the centred Gram in float32 and one float32 work matrix (``2·4·d²`` bytes: 1.15 GB at d = 12 000) instead
-    of an eigendecomposition's float64 Gram, eigenvectors and workspace.
+    The centred Gram of the rows ``rows`` is accumulated in float32 by ``ssyrk`` over large row blocks (each block
+    shifted by the first block's column means, then centred exactly) and centred in place: with one float32 work
+    matrix for the factorisations this path holds ``2·4·d²`` bytes (1.15 GB at d = 12 000), against an
+    eigendecomposition's float64 Gram, eigenvectors and workspace (about 4.6 GB there).
     """
 
-    def __init__(self, stats: _Stats) -> None:
-        self.stats_n = stats.n
-        self.Gc, self.FTc, self.mean, self.tbar = stats.centred32()
-        self.trace = float(np.trace(self.Gc, dtype=np.float64))
-        self.work = np.empty_like(self.Gc)
-        self.kind: Literal["primal", "dual"] = "primal"
+    def __init__(self, F: Features | _LazyFeatures, rows: IntArray, T: FloatArray) -> None:
+        d, K = F.shape[1], T.shape[1]
+        shift = _column_mean(F, rows)
+        shift32 = shift.astype(np.float32)
+        G = np.zeros((d, d), dtype=np.float32, order="F")
+        fsum = np.zeros(d)
+        FT = np.zeros((d, K))
+        step = max(1, _SEARCH_BLOCK_ELEMENTS // max(d, 1))
+        for start in range(0, rows.size, step):
+            idx = rows[start : start + step]
+            B = np.asarray(F[idx], dtype=np.float32)
+            B -= shift32
+            _syrk_into(G, B, 1.0)
+            fsum += B.sum(axis=0, dtype=np.float64)
+            FT += B.T @ T[idx].astype(np.float32)
+        n = int(rows.size)
+        mu = fsum / n
+        self.tbar = T[rows].sum(axis=0) / n
+        _symmetrize_from_lower(G)
+        for cols in _row_blocks(d, d):  # centre in place: G −= n·μμᵀ
+            G[:, cols] -= (n * np.outer(mu, mu[cols])).astype(np.float32)
+        self.Gc = G
+        self.FTc = FT - n * np.outer(mu, self.tbar)
+        self.mean = shift + mu
+        self.n = n
+        self.trace = float(np.trace(G, dtype=np.float64))
+        self.work = np.empty_like(G, order="F")
 
     def coef(self, lam: float) -> tuple[FloatArray, FloatArray] | None:
         W = _solve_shifted32(self.Gc, self.FTc, lam, self.work)
@@ -548,25 +582,26 @@ class _SearchRidge:
     def add_rows(self, Fv: NDArray[np.float32], Tv: FloatArray) -> None:
         """Fold more rows (e.g. the validation part) into the centred statistics, in place:
         ``Gc ← Gc + Gcᵥ + (n nᵥ / (n + nᵥ)) δδᵀ`` with ``δ`` the difference of the two means (the same for ``FTc``)."""
-        n, nv = self.stats_n, Fv.shape[0]
+        n, nv = self.n, Fv.shape[0]
         mu_v = Fv.mean(axis=0, dtype=np.float64)
         t_v = Tv.mean(axis=0)
         Bv = Fv - mu_v.astype(np.float32)
-        np.matmul(Bv.T, Bv, out=self.work)
+        _syrk_into(self.work, Bv, 0.0)
+        _symmetrize_from_lower(self.work)
         self.Gc += self.work
         c = n * nv / (n + nv)
         delta, tdelta = self.mean - mu_v, self.tbar - t_v
-        for blk in _row_blocks(self.Gc.shape[0], self.Gc.shape[1]):
-            self.Gc[blk] += (c * np.outer(delta[blk], delta)).astype(np.float32)
-        self.FTc = self.FTc + Bv.T.astype(np.float64) @ (Tv - t_v) + c * np.outer(delta, tdelta)
+        for cols in _row_blocks(self.Gc.shape[0], self.Gc.shape[1]):
+            self.Gc[:, cols] += (c * np.outer(delta, delta[cols])).astype(np.float32)
+        self.FTc = self.FTc + (Bv.T @ (Tv - t_v).astype(np.float32)) + c * np.outer(delta, tdelta)
         self.mean = (n * self.mean + nv * mu_v) / (n + nv)
         self.tbar = (n * self.tbar + nv * t_v) / (n + nv)
-        self.stats_n = n + nv
+        self.n = n + nv
 
 
 def _search_grid(score: Callable[[float], float], grid: FloatArray) -> FloatArray:
-    """Validation accuracy on part of an ascending λ grid: every third value from the largest, then up to two
-    neighbours on each side of the best of those (ties → larger λ). Unevaluated entries are NaN: at most 13 of the
+    """Validation accuracy on part of an ascending λ grid: every fourth value from the largest, then up to two
+    neighbours on each side of the best of those (ties → larger λ). Unevaluated entries are NaN: at most 11 of the
     25 default values are fitted, assuming accuracy varies smoothly between neighbouring λ."""
     accs = np.full(grid.size, np.nan)
 
@@ -574,7 +609,7 @@ def _search_grid(score: Callable[[float], float], grid: FloatArray) -> FloatArra
         top = np.nanmax(accs)
         return int(np.flatnonzero(accs == top)[-1])
 
-    for i in range(grid.size - 1, -1, -3):
+    for i in range(grid.size - 1, -1, -4):
         accs[i] = score(float(grid[i]))
     centre = best()
     for j in (centre - 1, centre + 1, centre - 2, centre + 2):
@@ -703,7 +738,7 @@ def fit_ridge_readout(
     ``lambda_path="eigen"`` all λ come from one eigendecomposition: of the ``d×d`` Gram FᵀF (streamed over row
     blocks in float64; no ``n×n`` matrix) or, when ``d > n_train``, of the ``n_train×n_train`` kernel (dual form).
     With ``"search"`` (primal only) λ are fitted one at a time by float32 Cholesky solves with float64 iterative
-    refinement, on every third grid value and then the neighbours of the best (at most 13 of the default 25):
+    refinement, on every fourth grid value and then the neighbours of the best (at most 11 of the default 25):
     ``"auto"`` picks it for more than 4096 features, where one ``eigh`` costs about 20 factorisations. With
     ``refit`` the chosen λ is refitted on train + validation, with the same absolute λ.
 
@@ -802,22 +837,20 @@ def _fit_ridge(
 
     say("Gram")
     if path == "search":
-        search = _SearchRidge(_gram_stats(F_arr, train_idx, T, _column_mean(F_arr, train_idx)))
+        search = _SearchRidge(F_arr, train_idx, T)
         scale = search.trace / d
         grid = default_lambda_grid(scale) if lam_user is None else lam_user
         say("λ path")
         Fv = np.vstack([np.asarray(F_arr[idx], dtype=np.float32) for idx in _index_blocks(val_idx, d)])
-        Fvc = Fv - search.mean.astype(np.float32)
 
         def score(lam: float) -> float:
             fit = search.coef(lam)
             if fit is None:
                 return -1.0  # not positive definite in floating point: never chosen
-            out = Fvc @ fit[0].astype(np.float32) + search.tbar
+            out = Fv @ fit[0].astype(np.float32) + fit[1]
             return float(np.mean(np.argmax(out, axis=1) == y_val))
 
         accs = _search_grid(score, grid)
-        del Fvc
         best = int(np.flatnonzero(accs == np.nanmax(accs))[-1])
         lam_star = float(grid[best])
         if refit:
