@@ -360,3 +360,23 @@ def test_calibration_sample_is_seeded_ordered_and_capped() -> None:
     np.testing.assert_array_equal(h.numpy(), calibration_sample(X, cfg).numpy())
     assert not np.array_equal(h.numpy(), calibration_sample(X, CalibrationConfig(n_rows=30, seed=4)).numpy())
     assert calibration_sample(X[:10], cfg).shape == (10, 2)  # fewer rows than n_rows: all of them
+
+
+@pytest.mark.parametrize("mode", ["quantile", "data-lm", "scale"])
+def test_calibration_in_neuron_chunks_gives_the_same_numbers(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-neuron fit is run over column chunks (memory); every number equals one call over all neurons."""
+    from rmtcompress.ntklc import _calibration
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((500, 90)) * rng.uniform(0.5, 2.0, 90)
+    cfg = rc.CalibrationConfig()
+    whole = _calibration._fit_layer_chunked(z, "relu", mode, cfg, None)
+    monkeypatch.setattr(_calibration, "_CHUNK_ELEMENTS", 500 * 7)  # 13 chunks, the last one short
+    chunked = _calibration._fit_layer_chunked(z, "relu", mode, cfg, None)
+    T, V = fit_layer(z, "relu", mode, cfg, None)
+    np.testing.assert_array_equal(chunked[0], whole[0])
+    np.testing.assert_array_equal(chunked[1], whole[1])
+    np.testing.assert_array_equal(whole[0], T)  # thresholds as fit_layer; levels centred per neuron
+    assert np.allclose(whole[1] - V, (whole[1] - V)[:1])

@@ -192,6 +192,27 @@ def fit_layer(
     return T, V
 
 
+_CHUNK_ELEMENTS = 1 << 22
+"""Neurons are fitted in column chunks of about this many pre-activations (the fit is per neuron): the
+temporaries of a 8192 × 4000 layer stay near 32 MB each instead of 262 MB."""
+
+
+def _fit_layer_chunked(
+    z: np.ndarray, sigma_name: str | Activation, mode: str, cfg: CalibrationConfig, probs: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_layer` over column chunks of z, with each neuron's levels centred on the sample (its mean output
+    subtracted); the same numbers as one call, since every step is per neuron."""
+    step = max(1, _CHUNK_ELEMENTS // max(z.shape[0], 1))
+    Ts, Vs = [], []
+    for start in range(0, z.shape[1], step):
+        zc = z[:, start : start + step]
+        T, V = fit_layer(zc, sigma_name, mode, cfg, probs)
+        a = V[_codes(zc, T), np.arange(zc.shape[1])]
+        Ts.append(T)
+        Vs.append(V - a.mean(axis=0)[None, :])
+    return np.concatenate(Ts, axis=1), np.concatenate(Vs, axis=1)
+
+
 def calibration_sample(X: np.ndarray, cfg: CalibrationConfig) -> torch.Tensor:
     """The rows of X (n, p) that :func:`calibrate` fits on, float32 (min(n, cfg.n_rows), p): drawn without
     replacement with ``cfg.seed``, kept in their original order."""
@@ -252,9 +273,7 @@ def calibrate(
             z = (h @ model.weight(i).T).numpy().astype(np.float64)
             last = i == spec.depth - 1
             mode = cfg.last if last else cfg.hidden
-            T, V = fit_layer(z, spec.activations[i], mode, cfg, cfg.last_probs if last else None)
-            a = V[_codes(z, T), np.arange(z.shape[1])]
-            V = V - a.mean(axis=0)[None, :]
+            T, V = _fit_layer_chunked(z, spec.activations[i], mode, cfg, cfg.last_probs if last else None)
             act = PerNeuronStep(T, V, name=f"per-neuron {mode} (k={cfg.levels})")
             acts.append(act)
             h = act.torch(torch.from_numpy(z.astype(np.float32))) / math.sqrt(spec.widths[i])

@@ -484,8 +484,8 @@ _EIGEN_MAX_D = 4096
 a ``d×d`` Gram costs about 20 Cholesky factorisations at d = 12 000 (81 s against 3.9 s in float32 on 2 cores)."""
 
 
-_SEARCH_BLOCK_ELEMENTS = 1 << 25
-"""Row blocks of the search path's Gram hold about this many float32 entries (128 MiB): few, large ``ssyrk`` calls."""
+_SEARCH_BLOCK_ELEMENTS = 1 << 24
+"""Row blocks of the search path's Gram hold about this many float32 entries (64 MiB): few, large ``ssyrk`` calls."""
 
 
 def _blocked_matmul(A32: NDArray[np.float32], X: FloatArray) -> FloatArray:
@@ -581,11 +581,13 @@ class _SearchRidge:
 
     def add_rows(self, Fv: NDArray[np.float32], Tv: FloatArray) -> None:
         """Fold more rows (e.g. the validation part) into the centred statistics, in place:
-        ``Gc ← Gc + Gcᵥ + (n nᵥ / (n + nᵥ)) δδᵀ`` with ``δ`` the difference of the two means (the same for ``FTc``)."""
+        ``Gc ← Gc + Gcᵥ + (n nᵥ / (n + nᵥ)) δδᵀ`` with ``δ`` the difference of the two means (the same for ``FTc``).
+        ``Fv`` is centred in place (it is consumed: no second copy of the rows)."""
         n, nv = self.n, Fv.shape[0]
         mu_v = Fv.mean(axis=0, dtype=np.float64)
         t_v = Tv.mean(axis=0)
-        Bv = Fv - mu_v.astype(np.float32)
+        Bv = Fv
+        Bv -= mu_v.astype(np.float32)
         _syrk_into(self.work, Bv, 0.0)
         _symmetrize_from_lower(self.work)
         self.Gc += self.work
@@ -841,7 +843,11 @@ def _fit_ridge(
         scale = search.trace / d
         grid = default_lambda_grid(scale) if lam_user is None else lam_user
         say("λ path")
-        Fv = np.vstack([np.asarray(F_arr[idx], dtype=np.float32) for idx in _index_blocks(val_idx, d)])
+        Fv = np.empty((val_idx.size, d), dtype=np.float32)
+        at = 0
+        for idx in _index_blocks(val_idx, d):
+            Fv[at : at + idx.size] = F_arr[idx]
+            at += idx.size
 
         def score(lam: float) -> float:
             fit = search.coef(lam)
