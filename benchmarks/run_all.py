@@ -298,7 +298,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         "rc.shrink: the best trained model per byte budget, Fashion-MNIST 784-512-512-10, vs baselines (issue #20)",
         _sec_shrink,
     ),
-    "shrink_timing": ("rc.shrink: wall time of one default search on 60 000 rows (issue #20)", _sec_shrink_timing),
+    "shrink_timing": (
+        "rc.shrink: wall time of one default search on 60 000 rows (issue #20)",
+        _sec_shrink_timing,
+    ),
     "readme_snippet": (
         "The README's first snippet at full size: compress + fit_readout time and memory (issue #21)",
         _sec_readme_snippet,

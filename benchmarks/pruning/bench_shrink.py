@@ -566,7 +566,9 @@ def figure(summary: list[dict[str, Any]]) -> bytes:
 
 def time_default(args: argparse.Namespace) -> dict[str, Any]:
     """Wall time of one fresh default search (no store) on 60 000 rows: the issue's ≤ 10 min requirement."""
-    load_start = list(os.getloadavg())  # before anything of ours runs (loadavg_before includes the reference's training)
+    load_start = list(
+        os.getloadavg()
+    )  # before anything of ours runs (loadavg_before includes the reference's training)
     X, y, _, _ = load_data(None)
     ref = trained(
         "ref_784-512-512-10", lambda: make_mlp(784, (512, 512), 10, seed=0), X, y, 0, EPOCHS, "full"
