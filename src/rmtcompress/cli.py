@@ -47,7 +47,7 @@ def main() -> None:
     """rmtcompress: random-matrix-theory compression of wide fully-connected nets."""
 
 
-@main.command()
+@main.command(short_help="List the registered activation names.")
 def activations() -> None:
     """List the registered activation names."""
     from .core import activation_names, get_activation
@@ -55,7 +55,7 @@ def activations() -> None:
     print_table([[n, get_activation(n).kind.value] for n in activation_names()], ["name", "kind"])
 
 
-@main.command()
+@main.command(short_help="Gaussian moments of ACTIVATION(τξ), ξ ~ N(0, 1).")
 @click.argument("activation")
 @click.option("--tau", type=float, default=1.0, show_default=True, help="input scale τ (standard deviation)")
 def moments(activation: str, tau: float) -> None:
@@ -78,7 +78,7 @@ def moments(activation: str, tau: float) -> None:
     print_table(rows, ["quantity", f"value at τ={tau:g}"])
 
 
-@main.command()
+@main.command(short_help="τ, α, β, κ² of a net with the given activations.")
 @click.argument("acts", nargs=-1, required=True)
 @click.option("--tau0", type=float, default=1.0, show_default=True)
 def recursion(acts: tuple[str, ...], tau0: float) -> None:
@@ -126,7 +126,7 @@ def spectra_table(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-@main.command()
+@main.command(short_help="Sampled CK vs its equivalent vs the limit (Fig. 2).")
 @click.option(
     "--preset", type=click.Choice(["fig2-left", "fig2-right"]), default="fig2-left", show_default=True
 )
@@ -208,6 +208,12 @@ def spectra(
     click.echo(f"wrote {report['json']} and {', '.join(report['figures'].values())}")
 
 
+def _check_max_train(max_train: int | None) -> None:
+    """``--max-train`` is a row count: None (all rows) or an integer ≥ 1."""
+    if max_train is not None and max_train < 1:
+        raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
+
+
 def _task_from(data: str, seed: int, max_train: int | None) -> Any:
     from .lab import TASKS, load_task, load_task_files
 
@@ -230,7 +236,7 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     return vals
 
 
-@main.command(name="compress")
+@main.command(name="compress", short_help="Compress a random-feature net and report it.")
 @click.option(
     "--data",
     default="fashion-mnist",
@@ -310,8 +316,7 @@ def compress_cmd(
     from .lab import SUMMARY_HEADER, MethodSpec, run_one, summary_table, write_results
 
     try:
-        if max_train is not None and max_train < 1:
-            raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
+        _check_max_train(max_train)
         w = _int_list(widths, "--widths")
         task = _task_from(data, seed, max_train)
         rows = []
@@ -385,7 +390,7 @@ def compress_cmd(
 _FIG_WIDTHS = ((256, 256, 128), (512, 512, 256), (1024, 1024, 512), (2048, 2048, 1024))
 
 
-@main.command()
+@main.command(short_help="Rerun Fig. 3 / Fig. 4 of Gu et al. (sweeps).")
 @click.argument("figure", type=click.Choice(["fig3", "fig4"]))
 @click.option(
     "--task",
@@ -434,8 +439,7 @@ def reproduce(
     )
 
     try:
-        if max_train is not None and max_train < 1:
-            raise InvalidParameterError(f"--max-train must be an integer >= 1, got {max_train}")
+        _check_max_train(max_train)
         ws = [_int_list(w, "--widths") for w in widths_list] or list(_FIG_WIDTHS)
         seed_list = _int_list(seeds, "--seeds")
         eps_w = weights_only_sparsity
@@ -481,7 +485,7 @@ def _reproduce_task(name: str, seed: int, max_train: int | None) -> Any:
     return load_task_files(name, seed=seed, max_train=max_train)
 
 
-@main.command(name="save")
+@main.command(name="save", short_help="Compress, fit the readout, save to PATH.")
 @click.option(
     "--data", default="digits", show_default=True, help="task name or .npz/.csv file (as for compress)"
 )
@@ -673,7 +677,7 @@ def _checksum_failures(info: dict[str, Any]) -> list[str]:
     return bad or ["the file"]
 
 
-@main.command(name="inspect")
+@main.command(name="inspect", short_help="Summarise a model file (exit 2: bad checksum).")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print the full report as JSON instead of the summary")
 def inspect_cmd(path: str, as_json: bool) -> None:
@@ -771,7 +775,7 @@ def _mlp_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tuple[Any, 
     return np.concatenate(out), list(clf.classes)
 
 
-@main.command(name="predict")
+@main.command(name="predict", short_help="Batch inference of a saved model on DATA.")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option(
@@ -823,13 +827,13 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
 
             buf = io.BytesIO()
             np.save(buf, np.column_stack([lab, sc]))
-            atomic_write_bytes(target, buf.getvalue())
+            atomic_write_bytes(target, buf.getvalue(), parents=False)
         else:
             header = "label," + ",".join(f"score_{c}" for c in classes)
             rows = [header] + [
                 ",".join([str(int(a)), *(f"{v:.6g}" for v in b)]) for a, b in zip(lab, sc, strict=True)
             ]
-            atomic_write_bytes(target, ("\n".join(rows) + "\n").encode())
+            atomic_write_bytes(target, ("\n".join(rows) + "\n").encode(), parents=False)
     except (ValueError, OSError) as exc:
         _fail(exc)
         return
@@ -838,7 +842,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
         click.echo(f"accuracy {100 * float(np.mean(lab == y)):.2f} % on the {y.size} labelled rows of {data}")
 
 
-@main.command(name="sweep")
+@main.command(name="sweep", short_help="Run a TOML sweep (resumable).")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--backend", type=click.Choice(["loky", "serial", "dask"]), default="loky", show_default=True)
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --backend dask)")
@@ -887,7 +891,7 @@ def sweep_cmd(
         sys.exit(1)
 
 
-@main.command(name="report")
+@main.command(name="report", short_help="Write RUN_DIR/report/index.html (plots, tables).")
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def report_cmd(run_dir: str) -> None:
     """Write RUN_DIR/report/index.html (+ PNGs, CSVs): plots and tables of every sweep in the run directory."""
@@ -1020,7 +1024,7 @@ def _with_input_transform(model: Any, transform: Any) -> Any:
     return nn.Sequential(OrderedDict([("input", InputTransformLayer(transform)), *model.named_children()]))
 
 
-@main.command(name="prune")
+@main.command(name="prune", short_help="Train an MLP on DATA and prune it to SPARSITY.")
 @click.argument("out_path", type=click.Path(dir_okay=False))
 @click.option(
     "--data", default="digits", show_default=True, help="task name or .npz/.csv file (as for compress)"
@@ -1069,7 +1073,7 @@ def prune_cmd(
     )
 
 
-@main.command(name="shrink")
+@main.command(name="shrink", short_help="Shrink a trained .pt model to a byte budget.")
 @click.argument("model_path", metavar="MODEL.pt", type=click.Path(dir_okay=False))
 @click.option(
     "--data",
@@ -1141,6 +1145,7 @@ def shrink_cmd(
         budget_bytes = None if budget is None else parse_bytes(budget)
         if budget_bytes is None and min_accuracy is None:
             raise InvalidParameterError("give --budget (e.g. 32kB) or --min-accuracy (e.g. 0.01), or both")
+        _check_max_train(max_train)
         model = load_user_model(model_path, activation=activation)
         Xtr, ytr, Xte, yte, desc = load_shrink_data(data, normalize=normalize, seed=seed, max_train=max_train)
         bar = tqdm(total=0, disable=quiet, unit="model", dynamic_ncols=True)
@@ -1193,7 +1198,7 @@ def shrink_cmd(
     click.echo(f"wrote {out / 'best.rmtc'}, {out / 'frontier.png'}, {out / 'frontier.json'}")
 
 
-@main.command(name="compressibility")
+@main.command(name="compressibility", short_help="ℓq norms, PQ index, SAP bound of a model.")
 @click.argument("model_path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--q", type=float, default=0.5, show_default=True, help="exponent of the ℓq quasi-norm")
 @click.option(

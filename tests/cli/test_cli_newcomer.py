@@ -153,6 +153,10 @@ def test_predict_features_only_csv_and_labelled_csv(
             "error: --max-train must be an integer >= 1, got 0",
         ),
         (
+            ["shrink", "{x}", "--data", "digits", "--budget", "4kB", "--max-train", "0"],
+            "error: --max-train must be an integer >= 1, got 0",
+        ),
+        (
             ["predict", "{model}", "{x}", "--batch-size", "0"],
             "error: --batch-size must be an integer >= 1, got 0",
         ),
@@ -182,8 +186,40 @@ def test_errors_name_the_real_output_path(tmp_path: Path) -> None:
     target = tmp_path / "missing-folder" / "m.rmt"
     res = CliRunner().invoke(main, ["save", str(target), "--data", "digits", "--widths", "16"])
     assert res.exit_code == 2
-    assert res.output.strip() == f"error: [Errno 2] No such file or directory: '{target}'"
+    assert res.output.strip() == (
+        f"error: cannot write {target}: the folder {target.parent} does not exist (create it first)"
+    )
     assert not target.parent.exists()
+
+
+def test_named_output_files_need_an_existing_folder(saved: tuple[Path, float], tmp_path: Path) -> None:
+    """Files the user names are never given new folders silently: predict --out, rc.save, figures, res.plot."""
+    from rmtcompress.errors import MissingFileError
+    from rmtcompress.theory import plot_comparison
+
+    np.save(tmp_path / "x.npy", rc.load_digits_data()[0][:5])
+    out = tmp_path / "missing" / "p.csv"
+    res = CliRunner().invoke(main, ["predict", str(saved[0]), str(tmp_path / "x.npy"), "--out", str(out)])
+    assert res.exit_code == 2
+    assert res.output.strip().splitlines()[-1] == (
+        f"error: cannot write {out}: the folder {out.parent} does not exist (create it first)"
+    )
+    model = rc.load(saved[0])
+    with pytest.raises(MissingFileError, match="does not exist"):
+        rc.save(model, tmp_path / "missing" / "m.rmt")
+    K = np.eye(4) + 0.1
+    with pytest.raises(MissingFileError, match="does not exist"):
+        plot_comparison(rc.compare_kernels(K, K), tmp_path / "missing" / "ck.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy"]
+
+
+def test_help_summaries_are_whole_sentences() -> None:
+    res = CliRunner().invoke(main, ["--help"])
+    lines = res.output.split("Commands:")[1].strip().splitlines()
+    assert len(lines) >= 14
+    for line in lines:
+        summary = line.split(maxsplit=1)[1]
+        assert summary.endswith(".") and not summary.endswith(("...", "Fig.")), line
 
 
 def test_predict_out_extension_is_honoured_or_refused(saved: tuple[Path, float], tmp_path: Path) -> None:

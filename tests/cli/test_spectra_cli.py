@@ -124,6 +124,7 @@ def test_plot_comparison_writes_png_without_leftovers(tmp_path: Path) -> None:
     K = random_psd(40, seed=2)
     cmp = rc.compare_kernels(K, K + 0.1 * np.eye(40))
     target = tmp_path / "new" / "folder" / "fig.png"
+    target.parent.mkdir(parents=True)  # a named file's folder must exist (tests/cli/test_cli_newcomer.py)
     out = rc.plot_comparison(cmp, target, title="test")
     assert Path(out) == target
     assert_png(target)

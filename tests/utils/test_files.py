@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from rmtcompress._utils import atomic_path, atomic_write_bytes, atomic_write_json, json_safe
+from rmtcompress.errors import MissingFileError
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -64,9 +65,11 @@ def test_write_json_is_standard_json(tmp_path: Path) -> None:
 
 def test_errors_name_the_target_not_the_temporary_file(tmp_path: Path) -> None:
     target = tmp_path / "no-such-folder" / "out.bin"
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(MissingFileError) as info:  # a FileNotFoundError naming the target and its folder
         atomic_write_bytes(target, b"x", parents=False)
-    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value)
+    assert "does not exist" in str(info.value) and not target.parent.exists()
     (tmp_path / "a-folder").mkdir()
     with pytest.raises(IsADirectoryError) as dir_info:  # os.replace onto a folder
         atomic_write_bytes(tmp_path / "a-folder", b"x")

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, MissingFileError
 
 __all__ = [
     "FIGURE_FORMATS",
@@ -72,7 +72,8 @@ def atomic_path(
     Args:
         path: The final file name.
         suffix: Ending of the temporary name (e.g. ``".npy"`` for writers that check or add the extension).
-        parents: Create missing parent folders (otherwise a missing folder raises ``FileNotFoundError``).
+        parents: Create missing parent folders (otherwise a missing folder raises
+            :class:`~rmtcompress.errors.MissingFileError`, a ``FileNotFoundError``, naming it).
 
     Yields:
         The temporary path (not yet created).
@@ -80,6 +81,10 @@ def atomic_path(
     target = Path(os.path.abspath(path))
     if parents:
         target.parent.mkdir(parents=True, exist_ok=True)
+    elif not target.parent.is_dir():
+        raise MissingFileError(
+            f"cannot write {Path(path)}: the folder {target.parent} does not exist (create it first)"
+        )
     tmp = _temp_name(target, suffix)
     try:
         yield tmp
@@ -107,7 +112,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, parents: bo
     Args:
         path: Target file.
         data: The bytes to write.
-        parents: Create missing parent folders (otherwise a missing folder raises ``FileNotFoundError``).
+        parents: Create missing parent folders (otherwise a missing folder raises
+            :class:`~rmtcompress.errors.MissingFileError`, a ``FileNotFoundError``, naming it).
 
     Returns:
         ``Path(path)``.
@@ -160,12 +166,14 @@ def figure_format(path: str | os.PathLike[str]) -> str:
 
 
 def atomic_write_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 110) -> Path:
-    """Atomically write a matplotlib figure in the format :func:`figure_format` reads from ``path``.
+    """Atomically write a matplotlib figure in the format :func:`figure_format` reads from ``path``, into an
+    existing folder (a file the user names is never given new folders silently).
 
     Raises:
         InvalidParameterError: An extension other than ``.png``, ``.pdf``, ``.svg`` (nothing is written).
+        MissingFileError: The folder of ``path`` does not exist (nothing is written).
     """
     fmt = figure_format(path)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi)
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, buf.getvalue(), parents=False)

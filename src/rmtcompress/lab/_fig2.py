@@ -208,6 +208,7 @@ def run_spectra(
     }
     if out_dir is not None:
         out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)  # a folder the user names is created; files go into it
         title = f"{cfg.preset}: {', '.join(acts)}, {weights} W"
         report["figures"] = {
             "sampled_vs_equivalent": str(

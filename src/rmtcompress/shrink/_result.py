@@ -276,4 +276,4 @@ class ShrinkResult:
         """Write the frontier figure (file bytes on a log axis vs accuracy) to ``path`` as PNG, atomically."""
         if not str(path):
             raise InvalidParameterError("plot needs a file path")
-        return atomic_write_bytes(path, self.plot_png())
+        return atomic_write_bytes(path, self.plot_png(), parents=False)  # a named file: its folder must exist
