@@ -26,7 +26,7 @@ import math
 import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import scipy.linalg
@@ -138,14 +138,20 @@ def _check_lambdas(lambdas: ArrayLike) -> FloatArray:
     return np.unique(lam)  # sorted ascending, duplicates dropped
 
 
+def _check_choice(value: str, choices: tuple[str, ...], name: str) -> str:
+    """``value`` if it is one of ``choices``; otherwise an error listing them."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise InvalidParameterError(f"{name} must be {listed}; got {value!r}")
+    return value
+
+
 def _check_solver(solver: str) -> RidgeSolver:
-    if solver == "auto":
-        return "auto"
-    if solver == "primal":
-        return "primal"
-    if solver == "dual":
-        return "dual"
-    raise InvalidParameterError(f"solver must be 'auto', 'primal' or 'dual'; got {solver!r}")
+    return cast(RidgeSolver, _check_choice(solver, get_args(RidgeSolver), "solver"))
+
+
+def _check_lambda_path(path: str) -> LambdaPath:
+    return cast(LambdaPath, _check_choice(path, get_args(LambdaPath), "lambda_path"))
 
 
 # ============================================================================================ helpers
@@ -768,39 +774,22 @@ def fit_ridge_readout(
             fewer than 2 samples, ``val_fraction`` is outside (0, 0.5], ``lambdas`` is empty or has non-positive
             values, ``solver`` or ``lambda_path`` is unknown, or ``lambda_path="search"`` meets the dual form.
     """
-    F_arr = _validate_features(F)
-    _, classes, codes = _validate_labels(F_arr, y)
+    if isinstance(F, _LazyFeatures):  # from _fit_ridge_streamed: rows are checked as they are computed
+        F_arr: Features | _LazyFeatures = F
+        _, classes, codes = _validate_labels(np.zeros((F.shape[0], 1)), y)
+    else:
+        F_arr = _validate_features(F)
+        _, classes, codes = _validate_labels(F_arr, y)
     return _fit_ridge(F_arr, classes, codes, lambdas, val_fraction, seed, refit, solver, lambda_path, stage)
 
 
 def _fit_ridge_streamed(
-    fn: Callable[[Any], Any],
-    X: NDArray[np.float64],
-    y: ArrayLike,
-    *,
-    lambdas: ArrayLike | None = None,
-    val_fraction: float = 0.1,
-    seed: SeedLike = 0,
-    refit: bool = True,
-    solver: RidgeSolver = "auto",
-    lambda_path: LambdaPath = "auto",
-    stage: Callable[[str], None] | None = None,
+    fn: Callable[[Any], Any], X: NDArray[np.float64], y: ArrayLike, **options: Any
 ) -> LinearReadout:
-    """:func:`fit_ridge_readout` on the features ``fn(X)``, computed block by block and never held whole."""
+    """:func:`fit_ridge_readout` (same ``options``) on the features ``fn(X)``, computed block by block and never
+    held whole."""
     d = int(np.asarray(fn(X[:1])).shape[1])
-    F = _LazyFeatures(fn, X, d)
-    _, classes, codes = _validate_labels(np.zeros((X.shape[0], 1)), y)
-    return _fit_ridge(F, classes, codes, lambdas, val_fraction, seed, refit, solver, lambda_path, stage)
-
-
-def _check_lambda_path(path: str) -> LambdaPath:
-    if path == "auto":
-        return "auto"
-    if path == "eigen":
-        return "eigen"
-    if path == "search":
-        return "search"
-    raise InvalidParameterError(f"lambda_path must be 'auto', 'eigen' or 'search'; got {path!r}")
+    return fit_ridge_readout(_LazyFeatures(fn, X, d), y, **options)  # type: ignore[arg-type]
 
 
 def _fit_ridge(
