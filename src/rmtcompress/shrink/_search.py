@@ -364,6 +364,10 @@ def _fit_counts(
 
     best: NDArray[np.int64] | None = None
     counts = fit(0.0)
+    overshoot = (
+        0.0  # bits: how far proxies landed above the target so far (the fixed costs can shrink with the
+    )
+    # counts, so the plain correction may approach the target from above without reaching it)
     for _ in range(_PROXY_ROUNDS):
         actual = _proxy_bytes(base, names, sizes, counts, fmt, seed)
         if actual <= target_bytes:
@@ -371,8 +375,10 @@ def _fit_counts(
                 best = counts
             if actual >= 0.97 * target_bytes or np.array_equal(counts, sizes):
                 break
+        else:
+            overshoot += 8.0 * (actual - target_bytes)
         predicted = float(predict_layer_bits(sizes, counts, fmt.code_bits).sum())
-        nxt = fit(8.0 * actual - predicted)
+        nxt = fit(8.0 * actual - predicted + overshoot)
         if np.array_equal(nxt, counts):
             break
         counts = nxt
