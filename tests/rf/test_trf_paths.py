@@ -150,3 +150,20 @@ def test_pickle_drops_the_machine_specific_plan(data: np.ndarray) -> None:
     back = pickle.loads(pickle.dumps(trf))
     assert back.kernel_plan() == {}
     np.testing.assert_array_equal(back.transform(data), before)
+
+
+@pytest.mark.parametrize("block_bytes", [4 * 96, 4 * 96 * 5, 1 << 26])
+def test_blas_blocks_of_any_size_give_the_same_features(block_bytes: int) -> None:
+    """Row blocks of 1, 5 or all rows (the default's 64 MiB): identical int8 features."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((23, 50)).astype(np.float32)
+    C = _codes(96, 50, 0.5, 6)
+    acc = _csr_order_sums(X, C)
+    lo, hi = float(np.quantile(acc, 0.3)), float(np.quantile(acc, 0.7))
+    Ct = np.ascontiguousarray(C.T.toarray(), dtype=np.float32)
+    got = dense_ternary_project(
+        X, Ct, C.indptr.astype(np.int64), C.indices.astype(np.int32), C.data.astype(np.int8), lo, hi,
+        max_block_bytes=block_bytes,
+    )  # fmt: skip
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    np.testing.assert_array_equal(got, expected)

@@ -123,7 +123,7 @@ def dense_ternary_project(
     lo: float,
     hi: float,
     *,
-    max_block_bytes: int = 1 << 24,
+    max_block_bytes: int = 1 << 26,
 ) -> NDArray[np.int8]:
     """``σ(C x)`` for every row x of ``X32`` by one float32 GEMM per block of rows (BLAS), equal to
     :func:`csr_ternary_project` entry for entry.
@@ -143,7 +143,8 @@ def dense_ternary_project(
         signs: int8 data of C, each −1 or +1.
         lo: lower threshold on the raw sums.
         hi: upper threshold on the raw sums.
-        max_block_bytes: rows are processed in blocks whose float32 sums take at most this many bytes.
+        max_block_bytes: rows are processed in blocks whose float32 sums take at most this many bytes (default 64 MiB:
+            few, large GEMMs; small blocks were measurably slower, BENCHMARKS.md).
 
     Returns:
         (n, N) int8 array with entries in {−1, 0, 1}.
