@@ -343,9 +343,7 @@ class _Stats:
             return self.G.copy(), self.FT.copy(), np.zeros(d), np.zeros(K)
         mu = self.fsum / self.n
         tbar = self.tsum / self.n
-        Gc = self.G.copy()
-        for blk in _row_blocks(d, d):  # Gc −= n·μμᵀ without a d×d temporary
-            Gc[blk] -= self.n * np.outer(mu[blk], mu)
+        Gc = self.G - self.n * np.outer(mu, mu)
         Gc = 0.5 * (Gc + Gc.T)
         return Gc, self.FT - self.n * np.outer(mu, tbar), self.shift + mu, tbar
 
@@ -354,11 +352,8 @@ class _LazyFeatures:
     """An ``(n, d)`` feature matrix computed on demand, one row block at a time: ``F[idx] = fn(X[idx])`` in float32.
 
     The ridge code indexes it like an array and never holds it whole (60 000 × 12 000 features are 2.9 GB in
-    float32): :func:`fit_readout` streams a model's features through it. Its Gram blocks are float32 products
-    (a float32 GEMM is twice as fast as float64 here), summed in float64.
+    float32): :func:`fit_readout` streams a model's features through it.
     """
-
-    dtype = np.dtype(np.float32)
 
     def __init__(self, fn: Callable[[Any], Any], X: NDArray[np.float64], d: int) -> None:
         self._fn = fn
@@ -378,31 +373,47 @@ class _LazyFeatures:
         return out
 
 
-def _gram_stats(F: Features | _LazyFeatures, rows: IntArray, T: FloatArray, shift: FloatArray) -> _Stats:
-    """Stream row blocks of ``F[rows]`` and accumulate :class:`_Stats` in float64 (never forms ``n×n``).
+def _gram_stats(
+    F: Features | _LazyFeatures,
+    rows: IntArray,
+    T: FloatArray,
+    shift: FloatArray,
+    G32: NDArray[np.float32] | None = None,
+) -> _Stats:
+    """Stream row blocks of ``F[rows]`` (64 MiB each) and accumulate :class:`_Stats` (never forms ``n×n``).
 
-    Array blocks are converted to float64; :class:`_LazyFeatures` blocks stay float32 for the products.
-    """
+    By default the blocks are converted to float64 and the Gram is a new float64 ``d×d`` matrix. Given a zeroed
+    Fortran-ordered float32 ``G32``, the blocks stay float32 and BLAS ``ssyrk`` adds each block's Gram to the
+    **lower triangle** of ``G32`` in place (half the flops and bytes; :class:`_SearchRidge`); the returned
+    statistics hold ``G32`` as their Gram."""
     d, K = F.shape[1], T.shape[1]
-    G = np.zeros((d, d))
+    dtype = np.float64 if G32 is None else np.float32
+    G64 = np.zeros((d, d)) if G32 is None else None
     fsum = np.zeros(d)
     FT = np.zeros((d, K))
-    lazy = isinstance(F, _LazyFeatures)
-    shift32 = shift.astype(np.float32)
-    for idx in _index_blocks(rows, d):
-        if lazy:
-            B32 = F[idx]
-            B32 -= shift32
-            G += B32.T @ B32
-            fsum += B32.sum(axis=0, dtype=np.float64)
-            FT += B32.T @ T[idx].astype(np.float32)
-            continue
-        B = _rows64(F, idx)  # type: ignore[arg-type]
-        B -= shift
-        G += B.T @ B
-        fsum += B.sum(axis=0)
-        FT += B.T @ T[idx]
-    return _Stats(shift, G, fsum, FT, T[rows].sum(axis=0), int(rows.size))
+    shifted = shift.astype(dtype)
+    step = max(1, (8 * _BLOCK_ELEMENTS) // (np.dtype(dtype).itemsize * max(d, 1)))
+    for start in range(0, rows.size, step):
+        idx = rows[start : start + step]
+        B: NDArray[Any] = np.asarray(
+            F[idx], dtype=dtype
+        )  # row indexing gives a fresh array: shifted in place
+        B -= shifted
+        if G64 is None:
+            _syrk_into(G32, B, 1.0)  # type: ignore[arg-type]
+        else:
+            G64 += B.T @ B
+        fsum += B.sum(axis=0, dtype=np.float64)
+        FT += B.T @ T[idx].astype(dtype)
+    gram: Any = G32 if G64 is None else G64
+    return _Stats(shift, gram, fsum, FT, T[rows].sum(axis=0), int(rows.size))
+
+
+def _syrk_into(C: NDArray[np.float32], B: NDArray[np.float32], beta: float) -> None:
+    """``C ← BᵀB + β·C`` on the lower triangle of the Fortran-ordered float32 ``C``, in place (BLAS ``ssyrk``)."""
+    out = scipy.linalg.blas.ssyrk(1.0, B.T, beta=beta, c=C, trans=0, lower=1, overwrite_c=1)
+    if not np.shares_memory(out, C):  # pragma: no cover - f2py copies only a non-Fortran or non-float32 C
+        C[...] = out
 
 
 def _column_mean(F: Features | _LazyFeatures, rows: IntArray) -> FloatArray:
@@ -490,10 +501,6 @@ _EIGEN_MAX_D = 4096
 a ``d×d`` Gram costs about 20 Cholesky factorisations at d = 12 000 (81 s against 3.9 s in float32 on 2 cores)."""
 
 
-_SEARCH_BLOCK_ELEMENTS = 1 << 24
-"""Row blocks of the search path's Gram hold about this many float32 entries (64 MiB): few, large ``ssyrk`` calls."""
-
-
 def _blocked_matmul(A32: NDArray[np.float32], X: FloatArray) -> FloatArray:
     """``A32 @ X`` in float64 for a Fortran-ordered float32 ``A32``, without a float64 copy of it."""
     out = np.zeros((A32.shape[0], X.shape[1]))
@@ -510,13 +517,6 @@ def _symmetrize_from_lower(A: NDArray[np.float32]) -> None:
         diag = A[a:b, a:b]
         diag[...] = np.tril(diag) + np.tril(diag, -1).T
         A[a:b, b:] = A[b:, a:b].T
-
-
-def _syrk_into(C: NDArray[np.float32], B: NDArray[np.float32], beta: float) -> None:
-    """``C ← BᵀB + β·C`` on the lower triangle of the Fortran-ordered float32 ``C``, in place (BLAS ``ssyrk``)."""
-    out = scipy.linalg.blas.ssyrk(1.0, B.T, beta=beta, c=C, trans=0, lower=1, overwrite_c=1)
-    if not np.shares_memory(out, C):  # pragma: no cover - f2py copies only a non-Fortran or non-float32 C
-        C[...] = out
 
 
 def _solve_shifted32(
@@ -554,29 +554,18 @@ class _SearchRidge:
     """
 
     def __init__(self, F: Features | _LazyFeatures, rows: IntArray, T: FloatArray) -> None:
-        d, K = F.shape[1], T.shape[1]
-        shift = _column_mean(F, rows)
-        shift32 = shift.astype(np.float32)
+        d = F.shape[1]
         G = np.zeros((d, d), dtype=np.float32, order="F")
-        fsum = np.zeros(d)
-        FT = np.zeros((d, K))
-        step = max(1, _SEARCH_BLOCK_ELEMENTS // max(d, 1))
-        for start in range(0, rows.size, step):
-            idx = rows[start : start + step]
-            B = np.asarray(F[idx], dtype=np.float32)
-            B -= shift32
-            _syrk_into(G, B, 1.0)
-            fsum += B.sum(axis=0, dtype=np.float64)
-            FT += B.T @ T[idx].astype(np.float32)
-        n = int(rows.size)
-        mu = fsum / n
-        self.tbar = T[rows].sum(axis=0) / n
+        stats = _gram_stats(F, rows, T, _column_mean(F, rows), G)
+        n = stats.n
+        mu = stats.fsum / n
+        self.tbar = stats.tsum / n
         _symmetrize_from_lower(G)
         for cols in _row_blocks(d, d):  # centre in place: G −= n·μμᵀ
             G[:, cols] -= (n * np.outer(mu, mu[cols])).astype(np.float32)
         self.Gc = G
-        self.FTc = FT - n * np.outer(mu, self.tbar)
-        self.mean = shift + mu
+        self.FTc = stats.FT - n * np.outer(mu, self.tbar)
+        self.mean = stats.shift + mu
         self.n = n
         self.trace = float(np.trace(G, dtype=np.float64))
         self.work = np.empty_like(G, order="F")
@@ -612,14 +601,9 @@ def _search_grid(score: Callable[[float], float], grid: FloatArray) -> FloatArra
     neighbours on each side of the best of those (ties → larger λ). Unevaluated entries are NaN: at most 11 of the
     25 default values are fitted, assuming accuracy varies smoothly between neighbouring λ."""
     accs = np.full(grid.size, np.nan)
-
-    def best() -> int:
-        top = np.nanmax(accs)
-        return int(np.flatnonzero(accs == top)[-1])
-
     for i in range(grid.size - 1, -1, -4):
         accs[i] = score(float(grid[i]))
-    centre = best()
+    centre = int(np.flatnonzero(accs == np.nanmax(accs))[-1])
     for j in (centre - 1, centre + 1, centre - 2, centre + 2):
         if 0 <= j < grid.size and np.isnan(accs[j]):
             accs[j] = score(float(grid[j]))

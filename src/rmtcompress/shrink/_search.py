@@ -364,10 +364,9 @@ def _fit_counts(
 
     best: NDArray[np.int64] | None = None
     counts = fit(0.0)
-    overshoot = (
-        0.0  # bits: how far proxies landed above the target so far (the fixed costs can shrink with the
-    )
-    # counts, so the plain correction may approach the target from above without reaching it)
+    # bits by which proxies landed above the target so far: the fixed costs can shrink with the counts, so the
+    # plain correction alone may approach the target from above without reaching it
+    overshoot = 0.0
     for _ in range(_PROXY_ROUNDS):
         actual = _proxy_bytes(base, names, sizes, counts, fmt, seed)
         if actual <= target_bytes:
