@@ -49,6 +49,7 @@ BENCHES = {
     "shrink_timing": "pruning/bench_shrink.py --time-default --threads 2",
     "readme_snippet": "ntklc/bench_readme_snippet.py --threads 2",
     "readme_snippet_full": "ntklc/bench_readme_snippet.py --threads 2 --full",
+    "ridge_linalg": "ntklc/bench_ridge_linalg.py --threads 2",
 }
 
 
@@ -322,6 +323,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         "The README's first snippet at full size, every line including rc.finetune (issue #21)",
         _sec_readme_snippet,
     ),
+    "ridge_linalg": ("Why fit_readout searches λ by Cholesky above 4096 features (issue #21)", _sec_generic),
 }
 
 

@@ -498,7 +498,7 @@ class _EigenRidge:
 
 _EIGEN_MAX_D = 4096
 """Above this many features the primal λ path is searched by Cholesky solves (:class:`_SearchRidge`): an ``eigh`` of
-a ``d×d`` Gram costs about 20 Cholesky factorisations at d = 12 000 (81 s against 3.9 s in float32 on 2 cores)."""
+a large ``d×d`` Gram costs as much as many factorisations (``benchmarks/ntklc/bench_ridge_linalg.py``)."""
 
 
 def _blocked_matmul(A32: NDArray[np.float32], X: FloatArray) -> FloatArray:
@@ -731,7 +731,7 @@ def fit_ridge_readout(
     blocks in float64; no ``n×n`` matrix) or, when ``d > n_train``, of the ``n_train×n_train`` kernel (dual form).
     With ``"search"`` (primal only) λ are fitted one at a time by float32 Cholesky solves with float64 iterative
     refinement, on every fourth grid value and then the neighbours of the best (at most 11 of the default 25):
-    ``"auto"`` picks it for more than 4096 features, where one ``eigh`` costs about 20 factorisations. With
+    ``"auto"`` picks it for more than 4096 features, where one ``eigh`` costs many factorisations. With
     ``refit`` the chosen λ is refitted on train + validation, with the same absolute λ.
 
     Args:
