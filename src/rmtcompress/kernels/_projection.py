@@ -144,7 +144,7 @@ def dense_ternary_project(
         lo: lower threshold on the raw sums.
         hi: upper threshold on the raw sums.
         max_block_bytes: rows are processed in blocks whose float32 sums take at most this many bytes (default 64 MiB:
-            few, large GEMMs; small blocks were measurably slower, BENCHMARKS.md).
+            few, large GEMMs).
 
     Returns:
         (n, N) int8 array with entries in {−1, 0, 1}.
