@@ -33,7 +33,7 @@ def parse(items: list[str]) -> dict[str, Any]:
         key, value = item.split("=", 1)
         if key in TUPLES:
             kw[key] = tuple(TUPLES[key](v) for v in value.split(","))
-        elif key.endswith("epochs"):
+        elif key.endswith("epochs") or key in ("batch_size", "grid_points", "activation_top"):
             kw[key] = int(value)
         elif key == "lr_schedule":
             kw[key] = value

@@ -1,4 +1,4 @@
-"""The TRF projection paths (numba add-only, SciPy CSR, BLAS GEMM) give identical features, and
+"""The TRF projection paths (numba add-only, SciPy CSR, BLAS GEMM, integer GEMM) give identical features, and
 :class:`TernaryRandomFeatures` picks among them by measurement (``plan``)."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 from rmtcompress.errors import InvalidParameterError
-from rmtcompress.kernels import dense_ternary_project
+from rmtcompress.kernels import dense_ternary_project, int_ternary_project
 from rmtcompress.rf import TernaryRandomFeatures
 from rmtcompress.rf._trf import PROJECTION_PATHS, ternary_project
 
-BACKENDS = ("numba", "scipy", "blas")
+BACKENDS = ("numba", "scipy", "blas", "int")
 
 
 def _codes(n_rows: int, p: int, eps: float, seed: int) -> sp.csr_matrix:
@@ -167,3 +167,60 @@ def test_blas_blocks_of_any_size_give_the_same_features(block_bytes: int) -> Non
     )  # fmt: skip
     expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
     np.testing.assert_array_equal(got, expected)
+
+
+def _int_project(X: np.ndarray, C: sp.csr_matrix, lo: float, hi: float, **kw: int) -> np.ndarray:
+    Ct = np.ascontiguousarray(C.T.toarray(), dtype=np.int8)
+    return int_ternary_project(
+        np.ascontiguousarray(X, dtype=np.float32), Ct, C.indptr.astype(np.int64), C.indices.astype(np.int32),
+        C.data.astype(np.int8), lo, hi, **kw,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kw", [{"rows": 1, "cols": 1}, {"rows": 7, "cols": 13, "workers": 2}, {"workers": 1}]
+)
+def test_int_path_blocks_and_threads_give_the_same_features(kw: dict[str, int]) -> None:
+    """Rows with very different scales (one all zero, one with a single huge entry), any block size, 1 or 2
+    threads: the integer path equals the CSR-order sums thresholded."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((29, 61)).astype(np.float32)
+    X[3] = 0.0
+    X[4] *= np.float32(1e-30)
+    X[5, 7] = np.float32(1e6)  # the 16-bit codes of this row round every other entry to 0: many band entries
+    X[6] *= np.float32(1e20)
+    C = _codes(45, 61, 0.5, 9)
+    acc = _csr_order_sums(X, C)
+    lo, hi = float(acc[0, 0]), float(acc[0, 0]) + 1.0  # one threshold exactly at a CSR-order sum
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    np.testing.assert_array_equal(_int_project(X, C, lo, hi, **kw), expected)
+
+
+def test_int_path_recomputes_entries_near_a_threshold() -> None:
+    """Thresholds between the CSR-order sum and s·S (the integer estimate): deciding from S alone would be wrong
+    there, so those entries are recomputed and the result still agrees."""
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((40, 300)).astype(np.float32)
+    C = _codes(64, 300, 0.0, 11)
+    acc = _csr_order_sums(X, C)
+    scale = np.abs(X).max(axis=1).astype(np.float64) / 32639
+    q = np.rint(X / scale[:, None])
+    approx = q @ C.toarray().T.astype(np.float64)
+    approx *= scale[:, None]
+    diff = np.abs(approx - acc.astype(np.float64))
+    i, j = np.unravel_index(np.argmax(diff), diff.shape)
+    assert diff[i, j] > 0, "the integer estimate equals the sum everywhere: the test proves nothing"
+    hi = float((approx[i, j] + float(acc[i, j])) / 2)  # between the two
+    lo = -abs(hi) - 10.0
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    naive = (approx > np.float32(hi)).astype(np.int8) - (approx < np.float32(lo)).astype(np.int8)
+    assert naive[i, j] != expected[i, j]
+    np.testing.assert_array_equal(_int_project(X, C, lo, hi), expected)
+
+
+def test_int_path_limits_are_named() -> None:
+    C = _codes(2, 65001, 0.999, 0)
+    with pytest.raises(InvalidParameterError, match="integer path"):
+        ternary_project(np.ones((1, 65001), np.float32), C, -1.0, 1.0, backend="int")
+    trf = TernaryRandomFeatures(4, random_state=0).fit(np.random.default_rng(0).standard_normal((20, 65001)))
+    assert "int_gemm" not in trf._projection_paths()

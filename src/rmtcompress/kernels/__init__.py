@@ -1,5 +1,5 @@
 """CPU kernels (numba): fast forward passes of nets with ternary weights and step activations, the add/subtract-only
-and BLAS ternary projections of the ternary random features, sparse × codebook products of weight-quantized trained
+BLAS and integer-GEMM ternary projections of the ternary random features, sparse × codebook products of weight-quantized trained
 layers, and the measured kernel plans that choose among a model's exact paths."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from ._plan import (
 from ._projection import (
     csr_ternary_project as csr_ternary_project,
     dense_ternary_project as dense_ternary_project,
+    int_path_supported as int_path_supported,
+    int_ternary_project as int_ternary_project,
 )
 from ._ternary import (
     FastMLP as FastMLP,
@@ -42,6 +44,8 @@ __all__ = [
     "dense_ternary_project",
     "fast_features",
     "fast_levels",
+    "int_path_supported",
+    "int_ternary_project",
     "parse_plan",
     "prepare",
     "supports",

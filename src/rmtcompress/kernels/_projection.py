@@ -1,5 +1,5 @@
-"""Add/subtract-only ternary projection ``σ(C x)`` for a ±1 CSR code matrix C (numba), used by
-:class:`rmtcompress.rf.TernaryRandomFeatures`.
+"""Ternary projections ``σ(C x)`` for a ±1 CSR code matrix C, used by :class:`rmtcompress.rf.TernaryRandomFeatures`:
+add/subtract-only (numba), a float32 GEMM (BLAS) and two int8 GEMMs (``torch._int_mm``), all equal entry for entry.
 
 ``σ(a) = 1{a > hi} − 1{a < lo}``; sums are accumulated in float32 in CSR order (the same order as SciPy's CSR
 product), rows of C in parallel over numba's thread pool, samples in blocks held transposed so that each
@@ -8,11 +8,33 @@ non-zero code adds one contiguous row of the block.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
+import torch
 from numpy.typing import NDArray
 
-__all__ = ["csr_ternary_project", "dense_ternary_project"]
+from ..errors import InvalidParameterError
+
+__all__ = ["csr_ternary_project", "dense_ternary_project", "int_path_supported", "int_ternary_project"]
+
+_TORCH_THREADS = threading.Lock()
+
+
+@contextlib.contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """torch's intra-op thread count set to 1 inside (restored after; one caller at a time)."""
+    with _TORCH_THREADS:
+        old = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -173,4 +195,256 @@ def dense_ternary_project(
             float(hi),
             out[i0 : i0 + rows],
         )
+    return out
+
+
+# ---------------------------------------------------------------------------------------- integer GEMM path
+
+_QMAX = 32639
+"""Largest |q| of the 16-bit data codes: q + 128 ≤ 32767, so both int8 digits of q = 256 h + l stay in range."""
+_INT_MAX_P = 65000
+"""Largest p of the integer path: |Σ_k c_k q_k| ≤ p · 32639 < 2³¹ keeps every sum in int32."""
+
+
+@numba.njit(cache=True, nogil=True)
+def _csr_sum(
+    xi: NDArray[np.float32],
+    row: int,
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    signs: NDArray[np.int8],
+) -> np.float32:  # pragma: no cover - compiled
+    """The float32 CSR-order sum of row ``row`` of C against ``xi`` (as :func:`_ternary_block` adds it)."""
+    acc = np.float32(0.0)
+    for k in range(indptr[row], indptr[row + 1]):
+        acc += (
+            np.float32(signs[k]) * xi[indices[k]]
+        )  # ±1 · x is exact: the same sum as adding or subtracting x
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _threshold_int(
+    high: NDArray[np.int32],
+    low: NDArray[np.int32],
+    x: NDArray[np.float32],
+    bounds: NDArray[np.int64],
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    signs: NDArray[np.int8],
+    lo: float,
+    hi: float,
+    c0: int,
+    out: NDArray[np.int8],
+) -> None:  # pragma: no cover - compiled
+    """out[i, j] = σ of the CSR-order float32 sum of row c0 + j of C against x[i], from the exact integer sums
+    S = 256·high + low of the 16-bit data codes; entries whose S lies in a tolerance band around a threshold
+    (``bounds[i]`` = P1, P0, M0, M1: S ≥ P1 → +1, S ≤ M1 → −1, P0 < S < P1 or M1 < S < M0 → recompute, else 0) are
+    recomputed in CSR order, four at a time so that their sequential additions overlap."""
+    lo32 = np.float32(lo)
+    hi32 = np.float32(hi)
+    nr, nc = high.shape
+    near_j = np.empty(nc, np.int64)
+    for i in range(nr):
+        p1 = np.int32(bounds[i, 0])
+        p0 = np.int32(bounds[i, 1])
+        m0 = np.int32(bounds[i, 2])
+        m1 = np.int32(bounds[i, 3])
+        h = high[i]
+        lw = low[i]
+        o = out[i]
+        # branch-free pass: an entry in a band gets 2 (its definite part is 0 there, as lo ≤ hi)
+        for j in range(nc):
+            s = h[j] * np.int32(256) + lw[j]
+            band = np.int32((s > p0) & (s < p1)) | np.int32((s > m1) & (s < m0))
+            o[j] = np.int8(np.int32(s >= p1) - np.int32(s <= m1) + 2 * band)
+        cnt = 0
+        for j0 in range(0, nc, 64):  # find the few band entries: a vectorised test per 64 entries first
+            j1 = min(j0 + 64, nc)
+            hit = np.int32(0)
+            for j in range(j0, j1):
+                hit |= np.int32(o[j] == 2)
+            if hit:
+                for j in range(j0, j1):
+                    if o[j] == 2:
+                        near_j[cnt] = j
+                        cnt += 1
+        xi = x[i]
+        g = 0
+        while g + 4 <= cnt:  # four independent sums at once (each is a chain of dependent float32 additions)
+            ja, jb, jc, jd = near_j[g], near_j[g + 1], near_j[g + 2], near_j[g + 3]
+            ba, bb, bc, bd = indptr[c0 + ja], indptr[c0 + jb], indptr[c0 + jc], indptr[c0 + jd]
+            na, nb = indptr[c0 + ja + 1] - ba, indptr[c0 + jb + 1] - bb
+            nc_, nd = indptr[c0 + jc + 1] - bc, indptr[c0 + jd + 1] - bd
+            m = min(min(na, nb), min(nc_, nd))
+            sa = np.float32(0.0)
+            sb = np.float32(0.0)
+            sc = np.float32(0.0)
+            sd = np.float32(0.0)
+            for t in range(m):
+                sa += np.float32(signs[ba + t]) * xi[indices[ba + t]]
+                sb += np.float32(signs[bb + t]) * xi[indices[bb + t]]
+                sc += np.float32(signs[bc + t]) * xi[indices[bc + t]]
+                sd += np.float32(signs[bd + t]) * xi[indices[bd + t]]
+            for t in range(m, na):
+                sa += np.float32(signs[ba + t]) * xi[indices[ba + t]]
+            for t in range(m, nb):
+                sb += np.float32(signs[bb + t]) * xi[indices[bb + t]]
+            for t in range(m, nc_):
+                sc += np.float32(signs[bc + t]) * xi[indices[bc + t]]
+            for t in range(m, nd):
+                sd += np.float32(signs[bd + t]) * xi[indices[bd + t]]
+            o[ja] = 1 if sa > hi32 else (-1 if sa < lo32 else 0)
+            o[jb] = 1 if sb > hi32 else (-1 if sb < lo32 else 0)
+            o[jc] = 1 if sc > hi32 else (-1 if sc < lo32 else 0)
+            o[jd] = 1 if sd > hi32 else (-1 if sd < lo32 else 0)
+            g += 4
+        while g < cnt:
+            j = near_j[g]
+            v = _csr_sum(xi, c0 + j, indptr, indices, signs)
+            o[j] = 1 if v > hi32 else (-1 if v < lo32 else 0)
+            g += 1
+
+
+def int_path_supported() -> bool:
+    """Whether this torch build has the int8 × int8 → int32 CPU product (``torch._int_mm``) the integer path uses."""
+    try:
+        a = torch.ones((1, 1), dtype=torch.int8)
+        return bool(torch._int_mm(a, a).item() == 1)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+def _split_codes(
+    X32: NDArray[np.float32], max_row_nnz: int, lo: float, hi: float
+) -> tuple[torch.Tensor, torch.Tensor, NDArray[np.int64]]:
+    """16-bit codes q = rint(x/s) per row (s = max|x|/32639) as two int8 digits (q = 256·high + low), and the
+    integer bands (P1, P0, M0, M1) of each row; see :func:`int_ternary_project`."""
+    p = X32.shape[1]
+    mx = np.abs(X32).max(axis=1).astype(np.float64) if p else np.zeros(X32.shape[0])
+    scale = mx / _QMAX  # 0 for all-zero rows: their codes are exact
+    safe = np.where(scale > 0, scale, 1.0)
+    q = np.rint(X32 / safe[:, None]).astype(np.int32)
+    high = (q + 128) >> 8
+    low = q - (high << 8)
+    m = max(int(max_row_nnz), 1)
+    u = 2.0**-24
+    gamma = m * u / (1.0 - m * u)
+    # |CSR-order float32 sum − s·S| ≤ γ_m‖x‖₁ (float32 recursive summation of ≤ m terms) + m·s/2 (rounding of the
+    # codes); 1 % margin for the float64 arithmetic of the bound itself
+    tol = 1.01 * (gamma * np.abs(X32).sum(axis=1, dtype=np.float64) + m * scale / 2.0)
+    hi64 = float(np.float32(hi))
+    lo64 = float(np.float32(lo))
+    with np.errstate(over="ignore", invalid="ignore"):
+        bands = np.stack(
+            [
+                np.ceil((hi64 + tol) / safe) + 1.0,  # S ≥ P1: s·S − tol > hi
+                np.floor((hi64 - tol) / safe) - 1.0,  # P0 < S < P1: near hi
+                np.ceil((lo64 + tol) / safe) + 1.0,  # M1 < S < M0: near lo
+                np.floor((lo64 - tol) / safe) - 1.0,  # S ≤ M1: s·S + tol < lo
+            ],
+            axis=1,
+        )
+    limit = float(2**31 - 2)  # |S| ≤ p·32639 < limit, so clipping keeps every comparison's outcome
+    bands = np.clip(np.nan_to_num(bands, nan=0.0, posinf=limit, neginf=-limit), -limit, limit)
+    return (
+        _canonical(torch.from_numpy(high.astype(np.int8))),
+        _canonical(torch.from_numpy(low.astype(np.int8))),
+        bands.astype(np.int64),
+    )
+
+
+def _canonical(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with row-major strides (rows, 1) even along length-1 dimensions: NumPy may give a (1, N) array
+    strides (1, 1), which is contiguous by its rules, but ``torch._int_mm`` reads such a matrix wrongly."""
+    if t.stride() == (t.shape[1], 1):
+        return t
+    out = torch.empty(t.shape, dtype=t.dtype)
+    out.copy_(t)
+    return out
+
+
+def int_ternary_project(
+    X32: NDArray[np.float32],
+    codes_t: NDArray[np.int8],
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    signs: NDArray[np.int8],
+    lo: float,
+    hi: float,
+    *,
+    rows: int = 1024,
+    cols: int = 2048,
+    workers: int | None = None,
+) -> NDArray[np.int8]:
+    """``σ(C x)`` for every row x of ``X32`` from two int8 GEMMs (``torch._int_mm``, VNNI on x86), equal to
+    :func:`csr_ternary_project` entry for entry.
+
+    Each row x is coded as q = rint(x/s) with s = max|x|/32639, a 16-bit integer held as two int8 digits
+    (q = 256·high + low); ``C·high`` and ``C·low`` are exact int32 products, so S = 256·(C·high) + C·low is the exact
+    integer sum. The CSR-order float32 sum differs from s·S by at most γ_m‖x‖₁ + m·s/2 (m: the most non-zeros in a
+    row of C); where s·S lies farther than that from both thresholds, the side is decided, and the few entries inside
+    a band are recomputed in CSR order. The GEMMs and the thresholding run per block of ``rows × cols`` in
+    ``workers`` threads, each with a single-threaded GEMM (torch's thread count is set to 1 meanwhile and
+    restored), so no thread pool spins while another works.
+
+    Args:
+        X32: (n, p) C-contiguous float32 data, p ≤ 65 000.
+        codes_t: (p, N) int8 transposed codes (entries −1, 0, +1).
+        indptr: (N + 1,) int64 row pointers of C.
+        indices: int32 column indices of C.
+        signs: int8 data of C, each −1 or +1.
+        lo: lower threshold on the raw sums.
+        hi: upper threshold on the raw sums.
+        rows: samples per block.
+        cols: features per block.
+        workers: threads (default: torch's thread count).
+
+    Returns:
+        (n, N) int8 array with entries in {−1, 0, 1}.
+    """
+    n, p = X32.shape
+    n_out = codes_t.shape[1]
+    out = np.empty((n, n_out), dtype=np.int8)
+    if n == 0 or n_out == 0:
+        return out
+    if p > _INT_MAX_P:
+        raise InvalidParameterError(f"the integer path takes at most {_INT_MAX_P} input features; got {p}")
+    max_nnz = int(np.diff(indptr).max()) if indptr.size > 1 else 0
+    high, low, bands = _split_codes(X32, max_nnz, lo, hi)
+    codes = _canonical(torch.from_numpy(codes_t))
+    blocks = [(i0, c0) for i0 in range(0, n, rows) for c0 in range(0, n_out, cols)]
+    old = torch.get_num_threads()
+    n_workers = max(1, min(old if workers is None else int(workers), len(blocks)))
+
+    def work(w: int) -> None:
+        hb = torch.empty(rows * cols, dtype=torch.int32)
+        lb = torch.empty(rows * cols, dtype=torch.int32)
+        for i0, c0 in blocks[w::n_workers]:
+            r = min(rows, n - i0)
+            c = min(cols, n_out - c0)
+            hv = hb[: r * c].view(r, c)
+            lv = lb[: r * c].view(r, c)
+            torch._int_mm(high[i0 : i0 + r], codes[:, c0 : c0 + c], out=hv)
+            torch._int_mm(low[i0 : i0 + r], codes[:, c0 : c0 + c], out=lv)
+            _threshold_int(
+                hv.numpy(),
+                lv.numpy(),
+                X32[i0 : i0 + r],
+                bands[i0 : i0 + r],
+                indptr,
+                indices,
+                signs,
+                float(lo),
+                float(hi),
+                c0,
+                out[i0 : i0 + r, c0 : c0 + c],
+            )
+
+    with _single_threaded_torch():
+        if n_workers == 1:
+            work(0)
+        else:
+            with ThreadPoolExecutor(n_workers) as pool:
+                list(pool.map(work, range(n_workers)))
     return out

@@ -54,7 +54,9 @@ Conventions (methods.md §2; every choice below is ours where the research code 
   the rescaled thresholds ``s±·√(1−ε)`` — a numba kernel (:func:`rmtcompress.kernels.csr_ternary_project`),
   SciPy's CSR product with ±1 data (identical sums: same order, exact ±1 products), or one BLAS GEMM with the codes
   as a dense float32 matrix whose entries near a threshold are recomputed in CSR order
-  (:func:`rmtcompress.kernels.dense_ternary_project`: identical features). ``transform`` times the paths on the
+  (:func:`rmtcompress.kernels.dense_ternary_project`: identical features), or two exact int8 GEMMs of the data's
+  16-bit codes, again with the entries near a threshold recomputed in CSR order
+  (:func:`rmtcompress.kernels.int_ternary_project`: identical features). ``transform`` times the paths on the
   first batch of each batch-size bucket and keeps the fastest (``plan``, :meth:`TernaryRandomFeatures.kernel_plan`).
 * **Output.** ``dtype="int8"``: the features σ_ter(Wx) ∈ {−1, 0, 1} (the amplitude is left to the readout: a
   linear model on them learns weights ``a`` times larger, ridge with penalty ``λ/a²``). ``dtype="float32"``: the
@@ -94,7 +96,14 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._utils import Registry, check_int, check_tau, warn_renamed_method
 from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError, MatchWarning
-from ..kernels import KernelPlanner, csr_ternary_project, dense_ternary_project, parse_plan
+from ..kernels import (
+    KernelPlanner,
+    csr_ternary_project,
+    dense_ternary_project,
+    int_path_supported,
+    int_ternary_project,
+    parse_plan,
+)
 from ..quant import ternary_entropy_bits
 from ..theory import gaussian_moments, hermite_coefficients, std_normal_pdf
 from ._ratio import minority, solve_ratio_thresholds
@@ -127,9 +136,8 @@ _SOLVE_TOL = 1e-9  # relative tolerance on the standardised equations
 _MINORITY_WARN = 1e-2  # warn when a feature differs from its majority value with probability below this
 _RBF_NAMES = ("rbf", "gaussian")
 _RELU_NAMES = ("relu", "arccos")
-_BLAS_MAX_BYTES = (
-    1 << 30
-)  # the BLAS projection path holds the codes as a dense float32 matrix up to this size
+_DENSE_MAX_BYTES = 1 << 30  # the GEMM projection paths hold the codes as a dense matrix up to this size
+_INT_MAX_P = 65000  # the integer path's sums stay in int32 up to this many input features
 
 
 # ====================================================================================== coefficients
@@ -625,6 +633,11 @@ def _dense_codes_t(codes: sp.csr_matrix) -> NDArray[np.float32]:
     return np.ascontiguousarray(codes.T.toarray(), dtype=np.float32)
 
 
+def _int8_codes_t(codes: sp.csr_matrix) -> NDArray[np.int8]:
+    """(p, N) int8 transposed ±1/0 codes (the integer path's operand)."""
+    return np.ascontiguousarray(codes.T.toarray(), dtype=np.int8)
+
+
 def _project_scipy(
     X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
 ) -> NDArray[np.int8]:
@@ -654,9 +667,34 @@ _Projection = Callable[[NDArray[np.float32], sp.csr_matrix, float, float, int, A
 PROJECTION_PATHS: Registry[str, _Projection] = Registry("ternary projection path")
 """Registry: path name → ``(X32, codes, lo, hi, block, dense_codes_t or None) → σ(C x)``; every path gives the same
 int8 features entry for entry (see :func:`ternary_project`)."""
+
+
+def _project_int(
+    X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
+) -> NDArray[np.int8]:
+    dt = _int8_codes_t(codes) if dense is None else dense
+    return int_ternary_project(X32, dt, *_csr_arrays(codes), float(lo), float(hi))
+
+
 PROJECTION_PATHS.add("numba_add", _project_numba)
 PROJECTION_PATHS.add("scipy_csr", _project_scipy)
 PROJECTION_PATHS.add("blas", _project_blas)
+PROJECTION_PATHS.add("int_gemm", _project_int)
+
+_OPERANDS: dict[str, tuple[Callable[[sp.csr_matrix], NDArray[Any]], int]] = {
+    "blas": (_dense_codes_t, 4),
+    "int_gemm": (_int8_codes_t, 1),
+}
+"""Paths that hold the codes as a dense (p, N) matrix: path → (builder, bytes per entry)."""
+
+
+def _eligible(name: str, codes: sp.csr_matrix) -> bool:
+    """Whether a projection path can run these codes (dense operand within its size limit, integer-path limits)."""
+    if name in _OPERANDS and _OPERANDS[name][1] * codes.shape[0] * codes.shape[1] > _DENSE_MAX_BYTES:
+        return False
+    if name == "int_gemm":
+        return codes.shape[1] <= _INT_MAX_P and int_path_supported()
+    return True
 
 
 def ternary_project(
@@ -665,14 +703,14 @@ def ternary_project(
     lo: float,
     hi: float,
     *,
-    backend: Literal["auto", "numba", "scipy", "blas"] = "auto",
+    backend: Literal["auto", "numba", "scipy", "blas", "int"] = "auto",
     block: int = 512,
 ) -> NDArray[np.int8]:
     """``σ(C x)`` with ``σ(a) = 1{a > hi} − 1{a < lo}`` for a ±1 CSR code matrix C.
 
     Every backend returns the same features: the sums are float32 in CSR order (numba, SciPy), or a float32 GEMM
-    whose entries near a threshold are recomputed in CSR order (BLAS; see
-    :func:`rmtcompress.kernels.dense_ternary_project`).
+    (BLAS; :func:`rmtcompress.kernels.dense_ternary_project`) or an exact integer GEMM of 16-bit data codes
+    (:func:`rmtcompress.kernels.int_ternary_project`) whose entries near a threshold are recomputed in CSR order.
 
     Args:
         X: (n, p) data, converted to float32.
@@ -680,7 +718,8 @@ def ternary_project(
         lo: lower threshold on the raw sums.
         hi: upper threshold on the raw sums.
         backend: ``"numba"`` (parallel add/subtract kernel over blocks of ``block`` samples), ``"scipy"`` (CSR
-            product with ±1 data), ``"blas"`` (the codes as a dense float32 matrix, one GEMM) or ``"auto"`` (numba
+            product with ±1 data), ``"blas"`` (the codes as a dense float32 matrix, one GEMM), ``"int"`` (two int8
+            GEMMs, p ≤ 65 000, a torch build with ``torch._int_mm``) or ``"auto"`` (numba
             when ``n·nnz ≥ 2e7``, else SciPy; :class:`TernaryRandomFeatures` chooses by measurement instead).
         block: samples per numba block.
 
@@ -688,13 +727,20 @@ def ternary_project(
         (n, N) int8 array with entries in {−1, 0, 1}.
     """
     X32 = np.ascontiguousarray(X, dtype=np.float32)
-    names = {"numba": "numba_add", "scipy": "scipy_csr", "blas": "blas"}
+    names = {"numba": "numba_add", "scipy": "scipy_csr", "blas": "blas", "int": "int_gemm"}
     if backend == "auto":
         name = "numba_add" if X32.shape[0] * codes.nnz >= 2e7 else "scipy_csr"
     elif backend in names:
         name = names[backend]
     else:
-        raise InvalidParameterError(f"backend must be 'auto', 'numba', 'scipy' or 'blas'; got {backend!r}")
+        raise InvalidParameterError(
+            f"backend must be 'auto', 'numba', 'scipy', 'blas' or 'int'; got {backend!r}"
+        )
+    if name == "int_gemm" and not _eligible(name, codes):
+        raise InvalidParameterError(
+            f"the integer path needs p ≤ {_INT_MAX_P}, a dense int8 operand ≤ {_DENSE_MAX_BYTES} bytes and a torch"
+            f" build with torch._int_mm; got p = {codes.shape[1]}"
+        )
     return PROJECTION_PATHS.get(name)(X32, codes, lo, hi, block, None)
 
 
@@ -770,11 +816,11 @@ def _degenerate_message(sol: ThresholdSolution, gamma: float, kernel: KernelSpec
 
 class _Runtime:
     """What a fitted :class:`TernaryRandomFeatures` caches while transforming (one object, so that ``transform``
-    leaves the estimator's ``__dict__`` unchanged): the kernel plan and the BLAS path's dense operand."""
+    leaves the estimator's ``__dict__`` unchanged): the kernel plan and the GEMM paths' dense operands."""
 
     def __init__(self, planner: KernelPlanner) -> None:
         self.planner = planner
-        self.dense_t: NDArray[np.float32] | None = None
+        self.operands: dict[str, NDArray[Any]] = {}
 
 
 class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -803,8 +849,10 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         dtype: ``"int8"`` (features in {−1, 0, 1}; the amplitude is left to the readout) or ``"float32"``
             (features times ``amplitude_/√N``).
         plan: how ``transform`` computes the projection: ``"auto"`` (default) times the eligible paths —
-            ``"numba_add"`` (add/subtract-only sparse kernel), ``"scipy_csr"`` (SciPy CSR product) and ``"blas"``
-            (the codes as a dense float32 matrix, one GEMM; eligible while that matrix takes at most 1 GiB) — on the
+            ``"numba_add"`` (add/subtract-only sparse kernel), ``"scipy_csr"`` (SciPy CSR product), ``"blas"``
+            (the codes as a dense float32 matrix, one GEMM; eligible while that matrix takes at most 1 GiB) and
+            ``"int_gemm"`` (two int8 GEMMs of the data's 16-bit codes; eligible while the int8 codes take at most
+            1 GiB, for p ≤ 65 000, where torch has ``_int_mm``) — on the
             first batch of each batch-size bucket and keeps the fastest (:meth:`kernel_plan` shows the choice and
             its timings); ``"fixed:<path>"`` always runs that path. Every path gives the same features, entry for
             entry (:func:`ternary_project`), so the plan changes the speed only.
@@ -912,7 +960,7 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return int(self.components_.shape[0])
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled state without the kernel plan (timings are the machine's) and the dense BLAS operand (rebuilt
+        """Pickled state without the kernel plan (timings are the machine's) and the GEMM paths' dense operands (rebuilt
         from ``components_`` when needed)."""
         state = dict(super().__getstate__())
         if "_runtime" in state:
@@ -931,11 +979,14 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             planner.set_plan(self.plan)
         return planner
 
-    def _dense_codes(self) -> NDArray[np.float32]:
-        rt = self._rt()
-        if rt.dense_t is None:
-            rt.dense_t = _dense_codes_t(self.components_)
-        return rt.dense_t
+    def _operand(self, name: str) -> NDArray[Any] | None:
+        """The dense operand of a GEMM path (built on first use, then cached), None for the other paths."""
+        if name not in _OPERANDS:
+            return None
+        operands = self._rt().operands
+        if name not in operands:
+            operands[name] = _OPERANDS[name][0](self.components_)
+        return operands[name]
 
     def _projection_paths(self) -> dict[str, Callable[[NDArray[np.float32]], NDArray[np.int8]]]:
         """The eligible projection paths of this fitted transformer, as functions of a float32 batch."""
@@ -944,11 +995,9 @@ class TernaryRandomFeatures(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         def path(name: str) -> Callable[[NDArray[np.float32]], NDArray[np.int8]]:
             fn = PROJECTION_PATHS.get(name)
-            dense = name == "blas"
-            return lambda X32: fn(X32, codes, lo, hi, 512, self._dense_codes() if dense else None)
+            return lambda X32: fn(X32, codes, lo, hi, 512, self._operand(name))
 
-        too_big = 4 * codes.shape[0] * codes.shape[1] > _BLAS_MAX_BYTES
-        return {name: path(name) for name in PROJECTION_PATHS.names() if not (name == "blas" and too_big)}
+        return {name: path(name) for name in PROJECTION_PATHS.names() if _eligible(name, codes)}
 
     def kernel_plan(self) -> dict[str, list[dict[str, Any]]]:
         """The projection path chosen per batch-size bucket so far, with the median timings (ms) that chose it:
