@@ -21,6 +21,10 @@ from ._projection import (
     int_path_supported as int_path_supported,
     int_ternary_project as int_ternary_project,
 )
+from ._sparse_mlp import (
+    SparseMLP as SparseMLP,
+    sparse_mlp_forward as sparse_mlp_forward,
+)
 from ._ternary import (
     FastMLP as FastMLP,
     TernaryLayer as TernaryLayer,
@@ -37,6 +41,7 @@ __all__ = [
     "FastMLP",
     "KernelPlanner",
     "PlanEntry",
+    "SparseMLP",
     "TernaryLayer",
     "batch_bucket",
     "codebook_csr_matmul",
@@ -48,6 +53,7 @@ __all__ = [
     "int_ternary_project",
     "parse_plan",
     "prepare",
+    "sparse_mlp_forward",
     "supports",
     "unsupported_reason",
 ]

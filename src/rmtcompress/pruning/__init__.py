@@ -6,7 +6,8 @@ Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summar
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
 ``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
-``_fold`` (the inference form), ``_fast_linear`` (the measured fast inference paths of quantized linear layers).
+``_fold`` (the inference form), ``_fast_linear`` (the measured fast inference paths of quantized linear layers),
+``_fused`` (whole-net fast inference of sparse MLPs).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from ._fold import (
     DROPOUT_MODULES as DROPOUT_MODULES,
     fold_batchnorm as fold_batchnorm,
     inference_form as inference_form,
+)
+from ._fused import (
+    MLP_PATHS as MLP_PATHS,
+    FusedMLP as FusedMLP,
 )
 from ._masks import (
     current_sparsity as current_sparsity,
@@ -84,8 +89,10 @@ __all__ = [
     "DROPOUT_MODULES",
     "FLOAT_ACTIVATIONS",
     "LINEAR_PATHS",
+    "MLP_PATHS",
     "PRUNE_RULES",
     "RULE_NAMES",
+    "FusedMLP",
     "GradualMagnitudeConfig",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
