@@ -114,3 +114,30 @@ def test_nan_propagates_like_torch(block: int) -> None:
     x = np.array([[np.nan, 0.0, 0.0], [1.0, 2.0, 3.0]], np.float32)
     out = sparse_mlp_forward(x, SparseMLP.from_layers(ws, bs, relu), block=block)
     assert np.isnan(out[0]).all() and np.isfinite(out[1]).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d_out=st.integers(1, 40),
+    d_in=st.integers(1, 50),
+    B=st.sampled_from([1, 3, 16, 257]),
+    density=st.sampled_from([0.0, 0.1, 1.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_csr_matmul_lanes_equals_the_product(
+    d_out: int, d_in: int, B: int, density: float, seed: int
+) -> None:
+    import scipy.sparse as sp
+
+    from rmtcompress.kernels import csr_matmul_lanes
+
+    (w,), _, _ = _net([d_in, d_out], density, False, seed)
+    xt = np.random.default_rng(seed).standard_normal((d_in, B)).astype(np.float32)
+    c = sp.csr_matrix(w)
+    got = csr_matmul_lanes(
+        c.indptr.astype(np.int64), c.indices.astype(np.int32), c.data.astype(np.float32), xt
+    )
+    exact = w.astype(np.float64) @ xt.astype(np.float64)
+    k = d_in + 1
+    bound = 2 * (k * U / (1 - k * U)) * (np.abs(w).astype(np.float64) @ np.abs(xt).astype(np.float64)) + 1e-30
+    assert got.shape == (d_out, B) and np.all(np.abs(got - exact) <= bound)

@@ -223,3 +223,31 @@ def test_cli_compress_finetune(tmp_path: Path) -> None:
     bad = CliRunner().invoke(main, [*args, "--calibrate", "none", "--finetune-epochs", "2"])
     assert bad.exit_code != 0 and "--finetune-epochs needs --calibrate" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_sparse_matmul_gives_the_dense_products_and_gradients() -> None:
+    """The sparse product used by finetune (matmul="sparse") and its input gradient equal the dense ones to
+    float32 round-off."""
+    from rmtcompress.ntklc._finetune import _matmuls
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(30, 20, generator=g) * (torch.rand(30, 20, generator=g) < 0.1)
+    h1 = torch.randn(7, 20, generator=g, requires_grad=True)
+    h2 = h1.detach().clone().requires_grad_(True)
+    (dense,) = _matmuls([w], "dense")
+    (sparse,) = _matmuls([w], "sparse")
+    up = torch.randn(7, 30, generator=g)
+    z1, z2 = dense(h1), sparse(h2)
+    torch.testing.assert_close(z2, z1, rtol=1e-5, atol=1e-5)
+    (z1 * up).sum().backward()
+    (z2 * up).sum().backward()
+    torch.testing.assert_close(h2.grad, h1.grad, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_option_is_validated_and_old_dicts_read_as_dense() -> None:
+    with pytest.raises(rc.InvalidParameterError, match="matmul"):
+        rc.FinetuneConfig(matmul="gpu")
+    old = {k: v for k, v in rc.FinetuneConfig().to_dict().items() if k != "matmul"}
+    old["version"] = 1
+    assert rc.FinetuneConfig.from_dict(old).matmul == "dense"
+    assert rc.FinetuneConfig.from_dict(rc.FinetuneConfig().to_dict()).matmul == "auto"

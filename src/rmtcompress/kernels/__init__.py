@@ -23,6 +23,7 @@ from ._projection import (
 )
 from ._sparse_mlp import (
     SparseMLP as SparseMLP,
+    csr_matmul_lanes as csr_matmul_lanes,
     sparse_mlp_forward as sparse_mlp_forward,
 )
 from ._ternary import (
@@ -45,6 +46,7 @@ __all__ = [
     "TernaryLayer",
     "batch_bucket",
     "codebook_csr_matmul",
+    "csr_matmul_lanes",
     "csr_ternary_project",
     "dense_ternary_project",
     "fast_features",

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from ..errors import InvalidParameterError
 
-__all__ = ["SparseMLP", "sparse_mlp_forward"]
+__all__ = ["SparseMLP", "csr_matmul_lanes", "sparse_mlp_forward"]
 
 
 @dataclass(frozen=True)
@@ -309,4 +309,52 @@ def sparse_mlp_forward(X: NDArray[np.floating], net: SparseMLP, *, block: int = 
         _forward_rows(x, *args)
     else:
         (_forward_serial if x.shape[0] <= block else _forward_parallel)(x, block, *args)
+    return out
+
+
+@njit(parallel=True, cache=True)
+def _csr_lanes(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    values: NDArray[np.float32],
+    xt: NDArray[np.float32],
+    out: NDArray[np.float32],
+) -> None:  # pragma: no cover - compiled
+    """out[r, :] = Σ_k values[k] · xt[indices[k], :] over row r's entries, rows in parallel."""
+    B = xt.shape[1]
+    for r in prange(out.shape[0]):
+        acc = np.zeros(B, np.float32)
+        for k in range(indptr[r], indptr[r + 1]):
+            c = indices[k]
+            w = values[k]
+            for t in range(B):
+                acc[t] += w * xt[c, t]
+        for t in range(B):
+            out[r, t] = acc[t]
+
+
+def csr_matmul_lanes(
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    values: NDArray[np.float32],
+    xt: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """``W @ xt`` for a CSR matrix W ``(d_out, d_in)`` and feature-major activations ``xt`` ``(d_in, B)``: each
+    kept weight adds ``w · xt[c, :]`` to its output row, vectorised over the B samples; rows in parallel. The
+    forward and (with the CSR arrays of Wᵀ) the input-gradient product of a sparse linear layer; equal to the dense
+    product to float32 round-off (sums in CSR column order).
+
+    Args:
+        indptr: ``(d_out + 1,)`` int64 row pointers.
+        indices: int32 column indices.
+        values: float32 values.
+        xt: ``(d_in, B)`` float32 (made C-contiguous).
+
+    Returns:
+        ``(d_out, B)`` float32.
+    """
+    x = np.ascontiguousarray(xt, dtype=np.float32)
+    out = np.empty((indptr.size - 1, x.shape[1]), np.float32)
+    if out.size:
+        _csr_lanes(indptr, indices, values, x, out)
     return out

@@ -30,9 +30,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
@@ -40,6 +41,7 @@ from tqdm.auto import tqdm
 from .._utils import Config, check_int, check_positive, validate_Xy
 from ..core import PerNeuronStep
 from ..errors import InvalidParameterError
+from ..kernels import csr_matmul_lanes
 from ._model import CompressedMLP
 from ._readout import LinearReadout, stratified_split
 
@@ -60,7 +62,16 @@ class FinetuneConfig(Config):
         val_fraction: share of each class held out (from the training rows) to pick the best epoch, in (0, 0.5].
         n_scale_rows: training rows used to measure each neuron's pre-activation std.
         seed: seed of the validation split and of the minibatch order.
+        matmul: how each layer's product with its fixed weights is computed: ``"dense"`` (a BLAS GEMM),
+            ``"sparse"`` (:func:`rmtcompress.kernels.csr_matmul_lanes`: one multiply-add per kept weight and
+            sample, forward and input gradient) or ``"auto"`` (sparse for layers with at most
+            :data:`SPARSE_DENSITY` of their weights non-zero). Both compute the same products up to float32
+            round-off (the summation order differs), so the trained values can differ in the last bits; a
+            version-1 dict reads back as ``"dense"``, how it was trained.
     """
+
+    # 2: field matmul (a version-1 dict reads as "dense")
+    version: ClassVar[int] = 2
 
     epochs: int = 4
     lr: float = 1e-2
@@ -71,6 +82,13 @@ class FinetuneConfig(Config):
     val_fraction: float = 0.1
     n_scale_rows: int = 4096
     seed: int = 0
+    matmul: str = "auto"
+
+    @classmethod
+    def _upgrade(cls, body: dict[str, Any], version: int) -> dict[str, Any]:
+        if version < 2:
+            body = {**body, "matmul": "dense"}
+        return body
 
     def __post_init__(self) -> None:
         for name, minimum in (("epochs", 1), ("batch_size", 1), ("n_scale_rows", 2), ("seed", 0)):
@@ -82,6 +100,58 @@ class FinetuneConfig(Config):
             raise InvalidParameterError(f"val_fraction must be in (0, 0.5], got {vf!r}")
         if not isinstance(self.train_levels, bool):
             raise InvalidParameterError(f"train_levels must be True or False, got {self.train_levels!r}")
+        if self.matmul not in ("auto", "dense", "sparse"):
+            raise InvalidParameterError(f"matmul must be 'auto', 'dense' or 'sparse', got {self.matmul!r}")
+
+
+SPARSE_DENSITY = 0.15
+"""``matmul="auto"`` multiplies a layer by the sparse kernel when at most this share of its weights is non-zero
+(BENCHMARKS.md, the README snippet's rows: 5 % dense layers)."""
+
+
+@dataclass(frozen=True)
+class _CSR:
+    """CSR arrays of W (forward) and of Wᵀ (input gradient)."""
+
+    fwd: tuple[np.ndarray, np.ndarray, np.ndarray]
+    bwd: tuple[np.ndarray, np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, w: torch.Tensor) -> _CSR:
+        def arrays(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            c = sp.csr_matrix(m)
+            return (c.indptr.astype(np.int64), c.indices.astype(np.int32), c.data.astype(np.float32))
+
+        a = w.detach().to(torch.float32).cpu().numpy()
+        return cls(arrays(a), arrays(np.ascontiguousarray(a.T)))
+
+
+class _SparseMatmul(torch.autograd.Function):
+    """``h @ Wᵀ`` by the sparse kernel, with the input gradient ``g @ W`` by the same kernel on Wᵀ (W is fixed)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, op: _CSR) -> torch.Tensor:
+        ctx.op = op
+        zt = csr_matmul_lanes(*op.fwd, h.detach().T.contiguous().numpy())
+        return torch.from_numpy(zt).T.contiguous()  # row-major, as the elementwise steps and torch.cat expect
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        gt = csr_matmul_lanes(*ctx.op.bwd, grad.T.contiguous().numpy())
+        return torch.from_numpy(gt).T, None
+
+
+def _matmuls(weights: Sequence[torch.Tensor], mode: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+    """Per layer, ``h ↦ h @ Wᵀ`` by the dense or the sparse product (``mode`` as :class:`FinetuneConfig.matmul`)."""
+    out: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    for w in weights:
+        density = float((w != 0).sum()) / max(1, w.numel())
+        if mode == "sparse" or (mode == "auto" and density <= SPARSE_DENSITY):
+            op = _CSR.of(w)
+            out.append(lambda h, op=op: _SparseMatmul.apply(h, op))
+        else:
+            out.append(lambda h, w=w: h @ w.T)
+    return out
 
 
 @dataclass
@@ -186,11 +256,12 @@ def train_layers(
     depth = len(weights)
     norms = [math.sqrt(w.shape[0]) for w in weights]
     rows = torch.from_numpy(np.sort(tr[: min(cfg.n_scale_rows, tr.size)]))
+    mm = _matmuls(weights, cfg.matmul)
     layers: list[torch.nn.Module] = []
     with torch.no_grad():
         h = Xt[rows]
         for i in range(depth):
-            layer, a = make_layer(i, h @ weights[i].T)
+            layer, a = make_layer(i, mm[i](h))
             layers.append(layer)
             h = a if i == depth - 1 else (a - centers[i]) / norms[i]
     head = torch.nn.Linear(h.shape[1], classes.size)
@@ -208,7 +279,7 @@ def train_layers(
     def forward(x: torch.Tensor) -> torch.Tensor:
         h = x
         for i, layer in enumerate(layers):
-            a = layer(h @ weights[i].T)
+            a = layer(mm[i](h))
             h = a if i == depth - 1 else (a - centers[i]) / norms[i]
         out: torch.Tensor = head(h)
         return out
