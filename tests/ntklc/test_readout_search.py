@@ -125,3 +125,44 @@ def test_fit_readout_streams_the_models_features() -> None:
     # the streamed Gram is shifted by the first block's means, not all rows': agreement to rounding
     np.testing.assert_allclose(got.coef, reference.coef, rtol=1e-4, atol=5e-5 * np.abs(reference.coef).max())
     assert np.mean(model.predict(X) == reference.predict(np.asarray(model.readout_inputs(X)))) > 0.995
+
+
+def _indicators(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Thermometer-like features: 0 or one scale s = 1/√d (as CompressedMLP.readout_inputs gives them)."""
+    F, y = _gmm(n, d, 3, sep=3.0, seed=seed)
+    s = np.float32(1.0 / math.sqrt(d))
+    return ((F > 1.5).astype(np.float32) * s), y
+
+
+def test_integer_gram_of_indicator_features_fits_the_same_ridge() -> None:
+    """Streamed 0/s features take the int8 Gram (exact counts); the fit equals the eigen path's on the same rows."""
+    F, y = _indicators(1500, 50, 4)
+    for lam in (1e-3, 1e-1):
+        eig = fit_ridge_readout(F.astype(np.float64), y, lambdas=[lam], refit=True, lambda_path="eigen")
+        lazy = R._LazyFeatures(lambda x: x, F.astype(np.float64), F.shape[1])
+        srch = fit_ridge_readout(lazy, y, lambdas=[lam], refit=True, lambda_path="search")  # type: ignore[arg-type]
+        assert srch.info["gram"] == "int8" and eig.info["gram"] == "float64"
+        np.testing.assert_allclose(srch.coef, eig.coef, rtol=1e-4, atol=1e-6 * np.abs(eig.coef).max())
+        np.testing.assert_allclose(srch.intercept, eig.intercept, rtol=1e-4, atol=1e-6)
+
+
+def test_integer_gram_counts_are_exact_and_the_limits_are_kept() -> None:
+    from rmtcompress.kernels import int8_gram_lower_
+
+    rng = np.random.default_rng(5)
+    C = rng.integers(-3, 4, (300, 37)).astype(np.int8)
+    G = np.zeros((37, 37), np.float32, order="F")
+    int8_gram_lower_(G, C, strip=5)
+    int8_gram_lower_(G, C[:7], strip=64)
+    exact = C.T.astype(np.int64) @ C.astype(np.int64) + C[:7].T.astype(np.int64) @ C[:7].astype(np.int64)
+    lower = np.tril(np.ones((37, 37), bool))
+    np.testing.assert_array_equal(G[lower], exact[lower].astype(np.float32))
+    with pytest.raises(InvalidParameterError, match="exact range"):
+        int8_gram_lower_(np.zeros((2, 2), np.float32), np.full((1100, 2), 127, np.int8))
+
+
+def test_features_that_are_not_codes_take_the_float_gram() -> None:
+    F, y = _gmm(800, 30, 3, sep=3.0, seed=6)
+    lazy = R._LazyFeatures(lambda x: x, F, F.shape[1])
+    fit = fit_ridge_readout(lazy, y, lambdas=[0.1], lambda_path="search")  # type: ignore[arg-type]
+    assert fit.info["gram"] == "float32"

@@ -18,6 +18,7 @@ from ._plan import (
 from ._projection import (
     csr_ternary_project as csr_ternary_project,
     dense_ternary_project as dense_ternary_project,
+    int8_gram_lower_ as int8_gram_lower_,
     int_path_supported as int_path_supported,
     int_ternary_project as int_ternary_project,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "dense_ternary_project",
     "fast_features",
     "fast_levels",
+    "int8_gram_lower_",
     "int_path_supported",
     "int_ternary_project",
     "parse_plan",

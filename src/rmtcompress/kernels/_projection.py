@@ -20,7 +20,13 @@ from numpy.typing import NDArray
 
 from ..errors import InvalidParameterError
 
-__all__ = ["csr_ternary_project", "dense_ternary_project", "int_path_supported", "int_ternary_project"]
+__all__ = [
+    "csr_ternary_project",
+    "dense_ternary_project",
+    "int8_gram_lower_",
+    "int_path_supported",
+    "int_ternary_project",
+]
 
 _TORCH_THREADS = threading.Lock()
 
@@ -448,3 +454,42 @@ def int_ternary_project(
             with ThreadPoolExecutor(n_workers) as pool:
                 list(pool.map(work, range(n_workers)))
     return out
+
+
+# ---------------------------------------------------------------------------------------- integer Gram
+
+_GRAM_EXACT = 1 << 24
+"""float32 holds every integer up to 2²⁴ exactly."""
+
+
+def int8_gram_lower_(G32: NDArray[np.float32], codes: NDArray[np.int8], *, strip: int = 512) -> None:
+    """``G32 ← G32 + codesᵀ codes`` on and below the diagonal, in place, by int8 GEMMs (``torch._int_mm``).
+
+    Each product is an exact int32 count, and the float32 accumulator stays exact while every entry stays below
+    2²⁴ (the caller's condition: rows · max|code|² < 2²⁴ over all blocks). Columns go in strips of ``strip``; strip
+    ``[j0, j1)`` multiplies only rows ``j0 …`` of codesᵀ, so the work is half of a full product.
+
+    Args:
+        G32: ``(d, d)`` float32 accumulator (any layout; Fortran order keeps the strips contiguous).
+        codes: ``(r, d)`` int8 block of rows.
+        strip: columns per product.
+
+    Raises:
+        InvalidParameterError: mismatched shapes, or a block whose counts could leave the exact range.
+    """
+    r, d = codes.shape
+    if G32.shape != (d, d) or G32.dtype != np.float32:
+        raise InvalidParameterError(f"G32 must be a ({d}, {d}) float32 array; got {G32.dtype} {G32.shape}")
+    if r == 0 or d == 0:
+        return
+    top = int(np.abs(codes.astype(np.int16)).max())
+    if r * top * top >= _GRAM_EXACT:
+        raise InvalidParameterError(
+            f"a block of {r} rows with codes up to {top} leaves float32's exact range"
+        )
+    b = _canonical(torch.from_numpy(np.ascontiguousarray(codes)))
+    bt = _canonical(b.T.contiguous())
+    for j0 in range(0, d, strip):
+        j1 = min(d, j0 + strip)
+        block = torch._int_mm(bt[j0:], b[:, j0:j1]).numpy()  # (d − j0, j1 − j0) exact counts
+        G32[j0:, j0:j1] += block.astype(np.float32)

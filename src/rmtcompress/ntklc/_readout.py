@@ -44,6 +44,7 @@ from .._utils import (
     validate_Xy,
 )
 from ..errors import InvalidParameterError
+from ..kernels import int8_gram_lower_, int_path_supported
 
 __all__ = [
     "LambdaPath",
@@ -544,6 +545,56 @@ def _solve_shifted32(
     return X
 
 
+def _int_gram(
+    F: _LazyFeatures, rows: IntArray, T: FloatArray, G: NDArray[np.float32]
+) -> tuple[FloatArray, FloatArray, FloatArray] | None:
+    """The centred Gram of ``F[rows]`` into ``G`` (float32, full) by int8 GEMMs, when the features are integer
+    multiples ``c·s`` (|c| ≤ 127) of one scale s — thermometer indicators 1{z ≥ b}/√d_L are — and the counts
+    stay exact (rows · max|c|² < 2²⁴); returns ``(mean, tbar, FTc)``, or None (``G`` then holds garbage) when the
+    features are not such codes or this torch has no int8 product.
+
+    The counts ``CᵀC`` are exact integers; centring ``s²(CᵀC − n·μμᵀ)`` is done in float64 per strip and rounded
+    once to float32, so this Gram is at least as accurate as the float32 ``ssyrk`` one.
+    """
+    if not int_path_supported():
+        return None
+    d, K = F.shape[1], T.shape[1]
+    n = int(rows.size)
+    scale: float | None = None
+    top = 0
+    csum = np.zeros(d)
+    FT = np.zeros((d, K))
+    step = max(1, (8 * _BLOCK_ELEMENTS) // (4 * max(d, 1)))
+    for start in range(0, n, step):
+        idx = rows[start : start + step]
+        Fb = F[idx]
+        if scale is None:
+            nz = np.abs(Fb[Fb != 0])
+            if nz.size == 0:
+                return None
+            scale = float(nz.min())
+        codes = np.rint(Fb / np.float32(scale))
+        top = max(top, int(np.abs(codes).max()))
+        if top > 127 or n * top * top >= 1 << 24 or not np.array_equal(codes * np.float32(scale), Fb):
+            return None
+        c8 = codes.astype(np.int8)
+        int8_gram_lower_(G, c8)
+        csum += c8.sum(axis=0, dtype=np.int64)
+        FT += (codes.T @ T[idx].astype(np.float32)).astype(np.float64)  # exact: integer sums < 2²⁴
+    assert scale is not None
+    mu = csum / n  # code means
+    s2 = scale * scale
+    for cols in _row_blocks(d, d):  # centre the lower triangle in float64, one rounding to float32
+        a = cols.start
+        block = G[a:, cols].astype(np.float64)
+        block -= n * np.outer(mu[a:], mu[cols])
+        G[a:, cols] = (s2 * block).astype(np.float32)
+    _symmetrize_from_lower(G)
+    tbar = T[rows].mean(axis=0)
+    FTc = scale * (FT - n * np.outer(mu, tbar))
+    return scale * mu, tbar, FTc
+
+
 class _SearchRidge:
     """Primal ridge fits one λ at a time (float32 Cholesky + refinement), for large ``d``.
 
@@ -556,16 +607,24 @@ class _SearchRidge:
     def __init__(self, F: Features | _LazyFeatures, rows: IntArray, T: FloatArray) -> None:
         d = F.shape[1]
         G = np.zeros((d, d), dtype=np.float32, order="F")
-        stats = _gram_stats(F, rows, T, _column_mean(F, rows), G)
-        n = stats.n
-        mu = stats.fsum / n
-        self.tbar = stats.tsum / n
-        _symmetrize_from_lower(G)
-        for cols in _row_blocks(d, d):  # centre in place: G −= n·μμᵀ
-            G[:, cols] -= (n * np.outer(mu, mu[cols])).astype(np.float32)
+        n = int(rows.size)
+        self.gram = "int8"
+        coded = _int_gram(F, rows, T, G) if isinstance(F, _LazyFeatures) else None
+        if coded is not None:
+            mean, self.tbar, self.FTc = coded
+        else:
+            self.gram = "float32"
+            G[...] = 0.0
+            stats = _gram_stats(F, rows, T, _column_mean(F, rows), G)
+            mu = stats.fsum / n
+            self.tbar = stats.tsum / n
+            _symmetrize_from_lower(G)
+            for cols in _row_blocks(d, d):  # centre in place: G −= n·μμᵀ
+                G[:, cols] -= (n * np.outer(mu, mu[cols])).astype(np.float32)
+            self.FTc = stats.FT - n * np.outer(mu, self.tbar)
+            mean = stats.shift + mu
         self.Gc = G
-        self.FTc = stats.FT - n * np.outer(mu, self.tbar)
-        self.mean = stats.shift + mu
+        self.mean = mean
         self.n = n
         self.trace = float(np.trace(G, dtype=np.float64))
         self.work = np.empty_like(G, order="F")
@@ -842,10 +901,12 @@ def _fit_ridge(
                 f"ridge: the Gram matrix + λI is not positive definite in floating point at λ = {lam_star:g}"
             )
         W, b = fitted
+        gram_kind = search.gram
         refit_kind: str = "primal"
         n_fit = int(codes.size if refit else train_idx.size)
         eig_kind: str = "primal"
     else:
+        gram_kind = "float64"
         eig = _EigenRidge(F_arr, train_idx, T, center=True, solver=kind)  # type: ignore[arg-type]
         scale = eig.trace / d
         grid = default_lambda_grid(scale) if lam_user is None else lam_user
@@ -884,6 +945,7 @@ def _fit_ridge(
         "solver": eig_kind,
         "refit_solver": refit_kind,
         "lambda_path": path,
+        "gram": gram_kind,
     }
     return LinearReadout(coef=W, intercept=b, classes=classes, method="ridge", info=info)
 
