@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "n_train": int(X.shape[0]),
         "readout_features": int(model.readout_dim),
         "lambda_path": info.get("lambda_path"),
+        "gram": info.get("gram"),
         "lambda_fits": int(sum(1 for a in info["val_accuracy"] if a == a)),
         "test_accuracy": float(acc),
         "steps": steps,
