@@ -8,8 +8,10 @@ How each fenced block is checked (every fence must name its language; an untagge
   match the page.
 * ``bash`` — every ``rmtcompress ...`` command is validated against the real click command tree (unknown command,
   unknown option, bad choice or type fail; only the existence of input files is not checked) and every
-  ``make TARGET`` must name a Makefile target. A block preceded by ``<!-- docs-check: run -->`` is also executed
-  with bash in the file's working directory (the ``rmtcompress`` of this interpreter first on ``PATH``).
+  ``make TARGET`` must name a Makefile target. Every block is also executed with bash in a fresh working
+  directory (the ``rmtcompress`` of this interpreter first on ``PATH``): it must be preceded by
+  ``<!-- docs-check: run -->`` (its setup, a Python snippet, runs first in that directory), unless it is in
+  :data:`EXCLUDED`.
 * ``toml`` — parsed; a sweep file (``[sweep]`` table) must pass :func:`rmtcompress.lab.parse_sweep`.
 * ``text`` — not code (diagrams, pseudo-code, layouts); it may not contain an ``rmtcompress`` command line.
 
@@ -71,6 +73,15 @@ TINY_FASHION_TEST = 1000
 
 EXCLUDED: dict[tuple[str, str], str] = {
     ("docs/sweeps.md", "SLURMCluster"): "needs a SLURM cluster and the dask-jobqueue package",
+    (
+        "README.md",
+        "make demo   #",
+    ): "the README's two commands: .ci/run runs make demo and make test itself on a fresh "
+    "machine (run from here, make test would recurse)",
+    (
+        "docs/quickstart.md",
+        "make install ",
+    ): "installs the package into .venv: .ci/run runs make install on a fresh machine",
 }
 """(page, a phrase that occurs in exactly one of its blocks) → why that block is not executed (it is compiled)."""
 
@@ -198,8 +209,22 @@ def test_each_exclusion_matches_exactly_one_block() -> None:
         assert reason.strip()
         hits = [b for b in ALL_BLOCKS[ROOT / page] if phrase in b.code]
         assert len(hits) == 1, f"EXCLUDED entry ({page}, {phrase!r}) matches {len(hits)} blocks"
-        assert hits[0].lang == "python"
-        compile(hits[0].code, hits[0].where, "exec")  # left out of the run, but it must still be Python
+        assert hits[0].lang in ("python", "bash")
+        if hits[0].lang == "python":
+            compile(hits[0].code, hits[0].where, "exec")  # left out of the run, but it must still be Python
+        # an excluded bash block is still parsed against the CLI and the Makefile (test_shell_commands_parse)
+
+
+def test_every_bash_block_runs_or_is_excluded() -> None:
+    """No shell block is only parsed: each runs (``docs-check: run``, made small by ``replace``) or is in
+    :data:`EXCLUDED` with its reason."""
+    bad = [
+        b.where
+        for bs in ALL_BLOCKS.values()
+        for b in bs
+        if b.lang == "bash" and not b.run and not _excluded(b)
+    ]
+    assert not bad, f"bash blocks neither run nor excluded: {bad}"
 
 
 def test_parser_reads_directives(tmp_path: Path) -> None:
