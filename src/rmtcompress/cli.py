@@ -738,6 +738,7 @@ def _sequential_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tupl
 
     from ._utils import validate_X
     from .core import InputTransformLayer
+    from .pruning import FusedMLP
 
     Xa = validate_X(X, "DATA")
     body = model
@@ -746,6 +747,10 @@ def _sequential_scores(model: Any, X: Any, batch_size: int, quiet: bool) -> tupl
         Xa = first.transform.apply(Xa)
         first.transform.check(Xa, what="DATA (after the stored input transform)")
         body = model[1:]
+    try:  # Linear / QuantizedLinear + ReLU nets: the planned whole-net kernels (docs/kernels.md)
+        body = FusedMLP(body).eval()
+    except InvalidParameterError:
+        pass  # other layers (k-level activations, convolutions): the model's own forward
     out = []
     with torch.no_grad():
         for i in tqdm(range(0, Xa.shape[0], batch_size), disable=quiet, desc="predict"):

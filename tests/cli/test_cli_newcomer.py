@@ -259,3 +259,33 @@ def test_compressibility_plot_format(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2 and "extension must be .png, .pdf, .svg" in res.output
     assert not (tmp_path / "c.jpg").exists()
+
+
+@pytest.mark.parametrize("kind", ["pruned", "quantized"])
+def test_predict_of_a_sequential_file_equals_its_forward(
+    three_files: dict[str, Path], tmp_path: Path, kind: str
+) -> None:
+    """predict runs pruned / quantized MLPs through FusedMLP's planned kernels: the labels are the model's own."""
+    X = np.random.default_rng(0).uniform(0, 16, (300, 64))
+    np.save(tmp_path / "X.npy", X)
+    res = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(three_files[kind]),
+            str(tmp_path / "X.npy"),
+            "--out",
+            str(tmp_path / "p.npy"),
+            "--quiet",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    model = rc.load(three_files[kind])
+    with torch.no_grad():
+        first = next(iter(model.children()))
+        Xm = first.transform.apply(X) if isinstance(first, InputTransformLayer) else X
+        body = model[1:] if isinstance(first, InputTransformLayer) else model
+        logits = body(torch.from_numpy(Xm.astype(np.float32))).numpy()
+    got = np.load(tmp_path / "p.npy")  # label, then the scores
+    np.testing.assert_array_equal(got[:, 0], logits.argmax(1))
+    np.testing.assert_allclose(got[:, 1:], logits, rtol=1e-5, atol=1e-5)
