@@ -9,6 +9,7 @@ non-zero code adds one contiguous row of the block.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -312,8 +313,10 @@ def _threshold_int(
             g += 1
 
 
+@functools.cache
 def int_path_supported() -> bool:
-    """Whether this torch build has the int8 × int8 → int32 CPU product (``torch._int_mm``) the integer path uses."""
+    """Whether this torch build has the int8 × int8 → int32 CPU product (``torch._int_mm``) the integer path uses
+    (checked once per process)."""
     try:
         a = torch.ones((1, 1), dtype=torch.int8)
         return bool(torch._int_mm(a, a).item() == 1)
