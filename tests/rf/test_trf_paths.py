@@ -224,3 +224,13 @@ def test_int_path_limits_are_named() -> None:
         ternary_project(np.ones((1, 65001), np.float32), C, -1.0, 1.0, backend="int")
     trf = TernaryRandomFeatures(4, random_state=0).fit(np.random.default_rng(0).standard_normal((20, 65001)))
     assert "int_gemm" not in trf._projection_paths()
+
+
+def test_int_path_restores_torch_threads() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    X = np.random.default_rng(0).standard_normal((40, 12)).astype(np.float32)
+    C = _codes(30, 12, 0.5, 1)
+    _int_project(X, C, -0.5, 0.5, rows=8, cols=8, workers=2)
+    assert torch.get_num_threads() == before
