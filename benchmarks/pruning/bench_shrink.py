@@ -71,7 +71,7 @@ from rmtcompress.pruning import (
 )
 from rmtcompress.shrink import ALLOCATIONS, SearchSpace, fit_allocation, predict_layer_bits
 
-BUDGETS = (8_000, 16_000, 32_000, 64_000, 128_000, 1_000_000)
+BUDGETS = (8_000, 16_000, 32_000, 40_000, 64_000, 128_000, 1_000_000)
 ALLOC_BUDGETS = (8_000, 16_000, 32_000)
 # rc.shrink at the current default effort, at the second one (Adam step 1e-3, minibatches of 256) and at the first
 # one (widths 1, ½, ¼; 8 pruning epochs), whose part files were relabelled "rc.shrink v2" / "rc.shrink v1" when the
@@ -446,16 +446,31 @@ def summarise(parts: list[dict[str, Any]], budgets: Sequence[int]) -> tuple[list
         "NTK-LC (best)",
     ]
 
+    family_seeds: dict[str, list[int]] = {}
+    for p in parts:
+        for r in p["rows"]:
+            family_seeds.setdefault(r["family"], [])
+            if p["seed"] not in family_seeds[r["family"]]:
+                family_seeds[r["family"]].append(p["seed"])
+    family_seeds = {f: sorted(v) for f, v in family_seeds.items()}
+    sets = [tuple(family_seeds[f]) for f in families if family_seeds.get(f)]
+    usual = list(max(sets, key=sets.count)) if sets else seeds  # the seeds most families ran
+
     def cell(family: str, b: int) -> str:
         s = next((x for x in summary if x["family"] == family and x["budget"] == b), None)
         if s is None or s["test_accuracy_mean"] is None:
             return "—"
         std = "" if s["test_accuracy_std"] is None else f" ± {100 * s['test_accuracy_std']:.2f}"
-        n = "" if s["n"] >= len(seeds) else f", {s['n']} seeds"
+        n = "" if s["n"] >= len(family_seeds.get(family) or seeds) else f", {s['n']} seeds"
         return f"{100 * s['test_accuracy_mean']:.2f}{std} ({s['bytes_max'] / 1000:.1f} kB{n})"
 
+    other = [
+        f"{f}: seeds {family_seeds[f]}" for f in families if family_seeds.get(f) and family_seeds[f] != usual
+    ]
     lines = [
-        f"Test accuracy % (mean ± std over seeds {seeds}; largest file of the seeds in brackets, 1 kB = 1000 B) of "
+        f"Test accuracy % (mean ± std over seeds {usual}"
+        + (f"; {'; '.join(other)}" if other else "")
+        + "; largest file of the seeds in brackets, 1 kB = 1000 B) of "
         "the most accurate model of each family within the budget; rc.shrink selects on validation only.",
         "",
         "| budget | " + " | ".join(families) + " |",
