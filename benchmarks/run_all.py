@@ -271,7 +271,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
     "shrunk_kernels": (
-        "Shrunk trained nets: planned sparse × codebook paths vs dense fp32 / CSR / int8 (issue #22)",
+        "Shrunk trained nets: whole-net sparse kernel (FusedMLP) vs dense fp32 / CSR / int8 (issue #22)",
         _sec_generic,
     ),
     "trf": ("Ternary random features vs RFF, LP-RFF, Nyström (issue #7)", _sec_generic),
@@ -345,6 +345,8 @@ def write_table(quick: bool) -> Path:
             continue
         d = json.loads(path.read_text())
         lines += fn(d)
+        if d.get("note"):  # what the run's author recorded beside the numbers (e.g. what changed since the last run)
+            lines += ["", str(d["note"])]
         lines += ["", f"Machine: {_machine(d)}. Command: `{_cmd(d)}`.", ""]
     fig2 = sorted((HERE / "results").glob("fig2*/fig2-*.json"))
     if fig2:
