@@ -345,7 +345,8 @@ def write_table(quick: bool) -> Path:
             continue
         d = json.loads(path.read_text())
         lines += fn(d)
-        if d.get("note"):  # what the run's author recorded beside the numbers (e.g. what changed since the last run)
+        # what the run's author recorded beside the numbers (e.g. what changed since the last run)
+        if d.get("note"):
             lines += ["", str(d["note"])]
         lines += ["", f"Machine: {_machine(d)}. Command: `{_cmd(d)}`.", ""]
     fig2 = sorted((HERE / "results").glob("fig2*/fig2-*.json"))
