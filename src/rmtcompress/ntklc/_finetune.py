@@ -27,6 +27,7 @@ reference) and with the same amount of label-aware fine-tuning of its own per-ne
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, check_positive, validate_Xy
@@ -113,12 +114,12 @@ SPARSE_DENSITY = 0.15
 class _CSR:
     """CSR arrays of W (forward) and of Wᵀ (input gradient)."""
 
-    fwd: tuple[np.ndarray, np.ndarray, np.ndarray]
-    bwd: tuple[np.ndarray, np.ndarray, np.ndarray]
+    fwd: tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]
+    bwd: tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]
 
     @classmethod
     def of(cls, w: torch.Tensor) -> _CSR:
-        def arrays(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def arrays(m: np.ndarray) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float32]]:
             c = sp.csr_matrix(m)
             return (c.indptr.astype(np.int64), c.indices.astype(np.int32), c.data.astype(np.float32))
 
@@ -132,12 +133,13 @@ class _SparseMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, op: _CSR) -> torch.Tensor:
         ctx.op = op
-        zt = csr_matmul_lanes(*op.fwd, h.detach().T.contiguous().numpy())
+        zt = csr_matmul_lanes(op.fwd[0], op.fwd[1], op.fwd[2], h.detach().T.contiguous().numpy())
         return torch.from_numpy(zt).T.contiguous()  # row-major, as the elementwise steps and torch.cat expect
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        gt = csr_matmul_lanes(*ctx.op.bwd, grad.T.contiguous().numpy())
+        op: _CSR = ctx.op
+        gt = csr_matmul_lanes(op.bwd[0], op.bwd[1], op.bwd[2], grad.T.contiguous().numpy())
         return torch.from_numpy(gt).T, None
 
 
@@ -147,11 +149,19 @@ def _matmuls(weights: Sequence[torch.Tensor], mode: str) -> list[Callable[[torch
     for w in weights:
         density = float((w != 0).sum()) / max(1, w.numel())
         if mode == "sparse" or (mode == "auto" and density <= SPARSE_DENSITY):
-            op = _CSR.of(w)
-            out.append(lambda h, op=op: _SparseMatmul.apply(h, op))
+            out.append(functools.partial(_sparse_product, op=_CSR.of(w)))
         else:
-            out.append(lambda h, w=w: h @ w.T)
+            out.append(functools.partial(_dense_product, w=w))
     return out
+
+
+def _sparse_product(h: torch.Tensor, op: _CSR) -> torch.Tensor:
+    out: torch.Tensor = _SparseMatmul.apply(h, op)
+    return out
+
+
+def _dense_product(h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return h @ w.T
 
 
 @dataclass

@@ -100,6 +100,14 @@ def _structure(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     return layers
 
 
+def _weight_and_bias(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The (dequantized) weight and the bias of a Linear / QuantizedLinear layer."""
+    if isinstance(m, QuantizedLinear):
+        return m.weight_hat(), m.bias
+    assert isinstance(m, nn.Linear)
+    return m.weight, m.bias
+
+
 def _layer_state(m: nn.Module) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     """Identity and version counter of every tensor the layer's output depends on."""
     tensors = [*m._buffers.values(), *m._parameters.values()]
@@ -162,9 +170,8 @@ class FusedMLP(nn.Module):
             return None
         with torch.no_grad():
             for m, _ in self._layers:
-                w = m.weight_hat() if isinstance(m, QuantizedLinear) else m.weight
+                w, b = _weight_and_bias(m)
                 weights.append(w.detach().to(torch.float32).contiguous())
-                b = m.bias
                 biases.append(None if b is None else b.detach().to(torch.float32).contiguous())
         relu = tuple(r for _, r in self._layers)
         sparse = SparseMLP.from_layers(
