@@ -119,3 +119,20 @@ def test_unsupported_models_are_named(model: nn.Module, match: str) -> None:
 def test_bad_plan_is_refused(shrunk: nn.Module) -> None:
     with pytest.raises(InvalidParameterError, match="plan"):
         FusedMLP(shrunk, plan="fixed:gpu")
+
+
+def test_a_leading_input_transform_is_applied_first(shrunk: nn.Module) -> None:
+    """A loaded model file starts with its stored preprocessing: FusedMLP applies it, then the fused layers."""
+    import numpy as np
+
+    from rmtcompress.core import InputTransform, InputTransformLayer
+
+    t = InputTransform(30, np.full(30, 2.0), np.full(30, 4.0))
+    net = nn.Sequential(InputTransformLayer(t), *copy.deepcopy(shrunk))
+    x = torch.randn(40, 30) * 4 + 2
+    for plan in ("auto", "fixed:sparse_b16", "fixed:layers"):
+        fused = FusedMLP(net, plan=plan).eval()
+        with torch.no_grad():
+            _close(fused(x), net(x))
+    with pytest.raises(InvalidParameterError, match="InputTransformLayer"):
+        FusedMLP(nn.Sequential(*copy.deepcopy(shrunk), InputTransformLayer(t)))

@@ -2,7 +2,8 @@
 
 ``FusedMLP(model)`` wraps an ``nn.Sequential`` of ``nn.Linear`` / :class:`~rmtcompress.pruning.QuantizedLinear`
 layers with ``nn.ReLU`` between them (``nn.Dropout`` and ``nn.Identity`` are passed through: the fast paths run in
-eval mode only). Its inference runs through the fastest of the paths of :data:`MLP_PATHS`, measured on the first
+eval mode only), optionally after a leading :class:`~rmtcompress.core.InputTransformLayer` (a loaded model file's
+stored preprocessing, applied first, with its scale check). Its inference runs through the fastest of the paths of :data:`MLP_PATHS`, measured on the first
 batch of each batch-size bucket (:class:`~rmtcompress.kernels.KernelPlanner`):
 
 * ``layers`` — the wrapped model's own forward (with whatever per-layer fast kernels it has turned on);
@@ -25,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .._utils import Registry
+from ..core import InputTransformLayer
 from ..errors import InvalidParameterError
 from ..kernels import KernelPlanner, SparseMLP, sparse_mlp_forward
 from ._weight_quant import QuantizedLinear
@@ -74,14 +76,22 @@ MLP_PATHS.add("sparse_b16", _sparse(16))
 MLP_PATHS.add("sparse_b64", _sparse(64))
 
 
-def _structure(model: nn.Module) -> list[tuple[nn.Module, bool]]:
-    """(weight layer, ReLU after it) pairs of a supported Sequential; a clear error for anything else."""
+def _structure(model: nn.Module) -> tuple[nn.Module | None, list[nn.Module], list[tuple[nn.Module, bool]]]:
+    """(a leading input transform or None, the modules after it, (weight layer, ReLU after it) pairs) of a supported
+    Sequential; a clear error for anything else."""
     if not isinstance(model, nn.Sequential):
         raise InvalidParameterError(
             f"FusedMLP takes an nn.Sequential of Linear / QuantizedLinear layers and ReLUs; got {type(model).__name__}"
         )
+    children = list(model.named_children())
+    prefix = None
+    if children and isinstance(
+        children[0][1], InputTransformLayer
+    ):  # a loaded model file's stored preprocessing
+        prefix = children[0][1]
+        children = children[1:]
     layers: list[tuple[nn.Module, bool]] = []
-    for name, m in model.named_children():
+    for name, m in children:
         if isinstance(m, nn.Linear | QuantizedLinear):
             layers.append((m, False))
         elif isinstance(m, nn.ReLU):
@@ -93,11 +103,11 @@ def _structure(model: nn.Module) -> list[tuple[nn.Module, bool]]:
         elif not isinstance(m, _PASS_THROUGH):
             raise InvalidParameterError(
                 f"module {name!r} is a {type(m).__name__}: FusedMLP supports nn.Linear, QuantizedLinear, nn.ReLU "
-                "(after a layer), nn.Dropout and nn.Identity"
+                "(after a layer), nn.Dropout and nn.Identity, after an optional leading InputTransformLayer"
             )
     if not layers:
         raise InvalidParameterError("the model has no Linear / QuantizedLinear layer")
-    return layers
+    return prefix, [m for _, m in children], layers
 
 
 def _weight_and_bias(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -130,7 +140,7 @@ class FusedMLP(nn.Module):
 
     def __init__(self, model: nn.Module, *, plan: str = "auto") -> None:
         super().__init__()
-        self._layers = _structure(model)
+        self._prefix, self._rest, self._layers = _structure(model)
         self.model = model
         self._planner = KernelPlanner(plan, paths=("layers", *MLP_PATHS.names()))
         self._packed: _Packed | None = None
@@ -143,6 +153,10 @@ class FusedMLP(nn.Module):
         state["_packed"] = None
         state["_candidates"] = {}
         return state
+
+    def _layers_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's own forward after its input transform (the ``layers`` path)."""
+        return _run_modules(self._rest, x)
 
     def kernel_plan(self) -> list[dict[str, Any]]:
         """The path chosen per batch-size bucket so far, with the median timings (ms) that chose it."""
@@ -200,12 +214,20 @@ class FusedMLP(nn.Module):
         p = self._pack()
         if p is None or x.shape[0] == 0:
             return self.model(x)
+        if self._prefix is not None:
+            x = self._prefix(x)  # the stored input transform (and its scale check), then the fused layers
         candidates = self._candidates
         if not candidates:
-            candidates = {"layers": self.model}
+            candidates = {"layers": self._layers_forward}
             candidates.update({name: _bind(MLP_PATHS.get(name), p) for name in MLP_PATHS.names()})
             self._candidates = candidates
         return self._planner.run(x, candidates, layer="mlp", shape=p.shape, density=p.density)
+
+
+def _run_modules(modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    for m in modules:
+        x = m(x)
+    return x
 
 
 def _bind(fn: _Path, p: _Packed) -> Callable[[torch.Tensor], torch.Tensor]:
