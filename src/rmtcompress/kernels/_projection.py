@@ -44,6 +44,29 @@ def _single_threaded_torch() -> Iterator[None]:
             torch.set_num_threads(old)
 
 
+@numba.njit(cache=True, inline="always")
+def _sigma(v: np.float32, lo32: np.float32, hi32: np.float32) -> np.int8:  # pragma: no cover - compiled
+    """σ(v) = 1{v > hi} − 1{v < lo}."""
+    return np.int8(1) if v > hi32 else (np.int8(-1) if v < lo32 else np.int8(0))
+
+
+@numba.njit(cache=True, nogil=True)
+def _csr_sum(
+    xi: NDArray[np.float32],
+    row: int,
+    indptr: NDArray[np.int64],
+    indices: NDArray[np.int32],
+    signs: NDArray[np.int8],
+) -> np.float32:  # pragma: no cover - compiled
+    """The float32 CSR-order sum of row ``row`` of C against ``xi`` (as :func:`_ternary_block` adds it)."""
+    acc = np.float32(0.0)
+    for k in range(indptr[row], indptr[row + 1]):
+        acc += (
+            np.float32(signs[k]) * xi[indices[k]]
+        )  # ±1 · x is exact: the same sum as adding or subtracting x
+    return acc
+
+
 @numba.njit(parallel=True, cache=True)
 def _ternary_block(
     xt: NDArray[np.float32],
@@ -70,8 +93,7 @@ def _ternary_block(
                 for t in range(nb):
                     acc[t] -= xt[c, t]
         for t in range(nb):
-            v = acc[t]
-            out[j, t] = 1 if v > hi32 else (-1 if v < lo32 else 0)
+            out[j, t] = _sigma(acc[t], lo32, hi32)
 
 
 def csr_ternary_project(
@@ -133,14 +155,8 @@ def _threshold_exact(
         for j in range(n_out):
             v = acc[i, j]
             if abs(np.float64(v) - np.float64(hi32)) <= t or abs(np.float64(v) - np.float64(lo32)) <= t:
-                s = np.float32(0.0)
-                for k in range(indptr[j], indptr[j + 1]):
-                    if signs[k] > 0:
-                        s += x[i, indices[k]]
-                    else:
-                        s -= x[i, indices[k]]
-                v = s
-            out[i, j] = 1 if v > hi32 else (-1 if v < lo32 else 0)
+                v = _csr_sum(x[i], j, indptr, indices, signs)
+            out[i, j] = _sigma(v, lo32, hi32)
 
 
 def dense_ternary_project(
@@ -214,23 +230,6 @@ _INT_MAX_P = 65000
 
 
 @numba.njit(cache=True, nogil=True)
-def _csr_sum(
-    xi: NDArray[np.float32],
-    row: int,
-    indptr: NDArray[np.int64],
-    indices: NDArray[np.int32],
-    signs: NDArray[np.int8],
-) -> np.float32:  # pragma: no cover - compiled
-    """The float32 CSR-order sum of row ``row`` of C against ``xi`` (as :func:`_ternary_block` adds it)."""
-    acc = np.float32(0.0)
-    for k in range(indptr[row], indptr[row + 1]):
-        acc += (
-            np.float32(signs[k]) * xi[indices[k]]
-        )  # ±1 · x is exact: the same sum as adding or subtracting x
-    return acc
-
-
-@numba.njit(cache=True, nogil=True)
 def _threshold_int(
     high: NDArray[np.int32],
     low: NDArray[np.int32],
@@ -301,15 +300,14 @@ def _threshold_int(
                 sc += np.float32(signs[bc + t]) * xi[indices[bc + t]]
             for t in range(m, nd):
                 sd += np.float32(signs[bd + t]) * xi[indices[bd + t]]
-            o[ja] = 1 if sa > hi32 else (-1 if sa < lo32 else 0)
-            o[jb] = 1 if sb > hi32 else (-1 if sb < lo32 else 0)
-            o[jc] = 1 if sc > hi32 else (-1 if sc < lo32 else 0)
-            o[jd] = 1 if sd > hi32 else (-1 if sd < lo32 else 0)
+            o[ja] = _sigma(sa, lo32, hi32)
+            o[jb] = _sigma(sb, lo32, hi32)
+            o[jc] = _sigma(sc, lo32, hi32)
+            o[jd] = _sigma(sd, lo32, hi32)
             g += 4
         while g < cnt:
             j = near_j[g]
-            v = _csr_sum(xi, c0 + j, indptr, indices, signs)
-            o[j] = 1 if v > hi32 else (-1 if v < lo32 else 0)
+            o[j] = _sigma(_csr_sum(xi, c0 + j, indptr, indices, signs), lo32, hi32)
             g += 1
 
 
