@@ -200,26 +200,6 @@ def _forward_parallel(
 
 
 @njit(cache=True)
-def _forward_serial(
-    x: NDArray[np.float32],
-    B: int,
-    dims: NDArray[np.int64],
-    row_off: NDArray[np.int64],
-    indptr: NDArray[np.int64],
-    indices: NDArray[np.int32],
-    values: NDArray[np.float32],
-    bias_off: NDArray[np.int64],
-    bias: NDArray[np.float32],
-    relu: NDArray[np.bool_],
-    width: int,
-    out: NDArray[np.float32],
-) -> None:  # pragma: no cover - compiled
-    """Sample blocks one after another (one block: no thread-pool start)."""
-    for blk in range((x.shape[0] + B - 1) // B):
-        _block(x, blk, B, dims, row_off, indptr, indices, values, bias_off, bias, relu, width, out)
-
-
-@njit(cache=True)
 def _forward_rows(
     x: NDArray[np.float32],
     dims: NDArray[np.int64],
@@ -276,7 +256,7 @@ def sparse_mlp_forward(X: NDArray[np.floating], net: SparseMLP, *, block: int = 
         X: (n, d_in) data (converted to C-contiguous float32).
         net: the packed layers.
         block: samples per block, 1 … 1024 (1: one sample at a time, serially, by gather-sums; 16–64 fill the
-            vector lanes).
+            vector lanes; a batch of one block runs without the thread pool).
 
     Returns:
         (n, d_out) float32.
@@ -307,8 +287,10 @@ def sparse_mlp_forward(X: NDArray[np.floating], net: SparseMLP, *, block: int = 
     )
     if block == 1:
         _forward_rows(x, *args)
+    elif x.shape[0] <= block:  # one block: run it here, without starting the thread pool
+        _block(x, 0, block, *args)
     else:
-        (_forward_serial if x.shape[0] <= block else _forward_parallel)(x, block, *args)
+        _forward_parallel(x, block, *args)
     return out
 
 
