@@ -81,14 +81,11 @@ LINEAR_PATHS.add("codebook_blocked_serial", _codebook("blocked_serial"))
 
 
 def _state(module: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """(key, tensors): identity and version counter of every tensor the layer's output depends on (an in-place
-    change bumps the version, a replaced tensor changes the identity), read from the module's dicts directly (this
-    runs on every call)."""
-    bufs = module._buffers
-    params = module._parameters
-    c, m, k, b = bufs["codes"], bufs["magnitudes"], params["codebook"], params.get("bias")
-    key = (id(c), c._version, id(m), m._version, id(k), k._version, id(b), None if b is None else b._version)
-    return key, (c, m, k, b)
+    """(key, tensors): identity and version counter of every buffer and parameter of ``module`` (for a quantized
+    layer: codes, magnitudes, table, bias) — an in-place change bumps the version, a replaced tensor changes the
+    identity. Read from the module's dicts directly (this runs on every call)."""
+    tensors = (*module._buffers.values(), *module._parameters.values())
+    return tuple((id(t), None if t is None else t._version) for t in tensors), tensors
 
 
 class LinearKernels:
@@ -155,5 +152,6 @@ class LinearKernels:
         return self.planner.run(x, candidates, layer="linear", shape=p.shape, density=p.density)
 
 
-def _bind(fn: _Path, p: _Packed) -> Callable[[torch.Tensor], torch.Tensor]:
+def _bind(fn: Callable[[Any, torch.Tensor], torch.Tensor], p: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``x ↦ fn(p, x)``: a path bound to its packed layouts."""
     return lambda x: fn(p, x)

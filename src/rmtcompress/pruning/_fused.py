@@ -29,6 +29,7 @@ from .._utils import Registry
 from ..core import InputTransformLayer
 from ..errors import InvalidParameterError
 from ..kernels import KernelPlanner, SparseMLP, sparse_mlp_forward
+from ._fast_linear import _bind, _state
 from ._weight_quant import QuantizedLinear
 
 __all__ = ["MLP_PATHS", "FusedMLP"]
@@ -118,13 +119,6 @@ def _weight_and_bias(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     return m.weight, m.bias
 
 
-def _layer_state(m: nn.Module) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    """Identity and version counter of every tensor the layer's output depends on."""
-    tensors = [*m._buffers.values(), *m._parameters.values()]
-    key = tuple((id(t), None if t is None else t._version) for t in tensors)
-    return key, tuple(tensors)
-
-
 class FusedMLP(nn.Module):
     """Planned whole-net inference of a sparse MLP (see the module docstring).
 
@@ -173,7 +167,7 @@ class FusedMLP(nn.Module):
     def _pack(self) -> _Packed | None:
         """The packed layouts of the current weights (rebuilt when any changed); None when a tensor is not on
         the CPU."""
-        states = [_layer_state(m) for m, _ in self._layers]
+        states = [_state(m) for m, _ in self._layers]
         key = tuple(k for k, _ in states)
         p = self._packed
         if p is not None and p.key == key:
@@ -228,7 +222,3 @@ def _run_modules(modules: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     for m in modules:
         x = m(x)
     return x
-
-
-def _bind(fn: _Path, p: _Packed) -> Callable[[torch.Tensor], torch.Tensor]:
-    return lambda x: fn(p, x)
