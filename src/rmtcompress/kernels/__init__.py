@@ -16,6 +16,7 @@ from ._plan import (
     parse_plan as parse_plan,
 )
 from ._projection import (
+    INT_MAX_FEATURES as INT_MAX_FEATURES,
     csr_ternary_project as csr_ternary_project,
     dense_ternary_project as dense_ternary_project,
     int8_gram_lower_ as int8_gram_lower_,
@@ -39,6 +40,7 @@ from ._ternary import (
 
 __all__ = [
     "CODEBOOK_PATHS",
+    "INT_MAX_FEATURES",
     "CodebookCSR",
     "FastMLP",
     "KernelPlanner",

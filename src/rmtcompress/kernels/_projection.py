@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from ..errors import InvalidParameterError
 
 __all__ = [
+    "INT_MAX_FEATURES",
     "csr_ternary_project",
     "dense_ternary_project",
     "int8_gram_lower_",
@@ -225,7 +226,7 @@ def dense_ternary_project(
 
 _QMAX = 32639
 """Largest |q| of the 16-bit data codes: q + 128 ≤ 32767, so both int8 digits of q = 256 h + l stay in range."""
-_INT_MAX_P = 65000
+INT_MAX_FEATURES = 65000
 """Largest p of the integer path: |Σ_k c_k q_k| ≤ p · 32639 < 2³¹ keeps every sum in int32."""
 
 
@@ -415,8 +416,10 @@ def int_ternary_project(
     out = np.empty((n, n_out), dtype=np.int8)
     if n == 0 or n_out == 0:
         return out
-    if p > _INT_MAX_P:
-        raise InvalidParameterError(f"the integer path takes at most {_INT_MAX_P} input features; got {p}")
+    if p > INT_MAX_FEATURES:
+        raise InvalidParameterError(
+            f"the integer path takes at most {INT_MAX_FEATURES} input features; got {p}"
+        )
     max_nnz = int(np.diff(indptr).max()) if indptr.size > 1 else 0
     high, low, bands = _split_codes(X32, max_nnz, lo, hi)
     codes = _canonical(torch.from_numpy(codes_t))

@@ -76,6 +76,7 @@ either (compare kernels after double centring).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import numbers
@@ -97,6 +98,7 @@ from .._utils import Registry, check_int, check_tau, warn_renamed_method
 from ..core import Activation, activation_names, get_activation, relu, sigma_ter
 from ..errors import InvalidParameterError, MatchWarning
 from ..kernels import (
+    INT_MAX_FEATURES,
     KernelPlanner,
     csr_ternary_project,
     dense_ternary_project,
@@ -137,7 +139,6 @@ _MINORITY_WARN = 1e-2  # warn when a feature differs from its majority value wit
 _RBF_NAMES = ("rbf", "gaussian")
 _RELU_NAMES = ("relu", "arccos")
 _DENSE_MAX_BYTES = 1 << 30  # the GEMM projection paths hold the codes as a dense matrix up to this size
-_INT_MAX_P = 65000  # the integer path's sums stay in int32 up to this many input features
 
 
 # ====================================================================================== coefficients
@@ -628,14 +629,9 @@ def _csr_arrays(codes: sp.csr_matrix) -> tuple[NDArray[np.int64], NDArray[np.int
     )
 
 
-def _dense_codes_t(codes: sp.csr_matrix) -> NDArray[np.float32]:
-    """(p, N) float32 transposed ±1/0 codes (the BLAS path's operand)."""
-    return np.ascontiguousarray(codes.T.toarray(), dtype=np.float32)
-
-
-def _int8_codes_t(codes: sp.csr_matrix) -> NDArray[np.int8]:
-    """(p, N) int8 transposed ±1/0 codes (the integer path's operand)."""
-    return np.ascontiguousarray(codes.T.toarray(), dtype=np.int8)
+def _dense_codes_t(codes: sp.csr_matrix, dtype: Any = np.float32) -> NDArray[Any]:
+    """(p, N) transposed ±1/0 codes as a dense matrix: float32 for the BLAS path, int8 for the integer path."""
+    return np.ascontiguousarray(codes.T.toarray(), dtype=dtype)
 
 
 def _project_scipy(
@@ -672,7 +668,7 @@ int8 features entry for entry (see :func:`ternary_project`)."""
 def _project_int(
     X32: NDArray[np.float32], codes: sp.csr_matrix, lo: float, hi: float, block: int, dense: Any
 ) -> NDArray[np.int8]:
-    dt = _int8_codes_t(codes) if dense is None else dense
+    dt = _dense_codes_t(codes, np.int8) if dense is None else dense
     return int_ternary_project(X32, dt, *_csr_arrays(codes), float(lo), float(hi))
 
 
@@ -683,7 +679,7 @@ PROJECTION_PATHS.add("int_gemm", _project_int)
 
 _OPERANDS: dict[str, tuple[Callable[[sp.csr_matrix], NDArray[Any]], int]] = {
     "blas": (_dense_codes_t, 4),
-    "int_gemm": (_int8_codes_t, 1),
+    "int_gemm": (functools.partial(_dense_codes_t, dtype=np.int8), 1),
 }
 """Paths that hold the codes as a dense (p, N) matrix: path → (builder, bytes per entry)."""
 
@@ -693,7 +689,7 @@ def _eligible(name: str, codes: sp.csr_matrix) -> bool:
     if name in _OPERANDS and _OPERANDS[name][1] * codes.shape[0] * codes.shape[1] > _DENSE_MAX_BYTES:
         return False
     if name == "int_gemm":
-        return codes.shape[1] <= _INT_MAX_P and int_path_supported()
+        return codes.shape[1] <= INT_MAX_FEATURES and int_path_supported()
     return True
 
 
@@ -738,7 +734,7 @@ def ternary_project(
         )
     if name == "int_gemm" and not _eligible(name, codes):
         raise InvalidParameterError(
-            f"the integer path needs p ≤ {_INT_MAX_P}, a dense int8 operand ≤ {_DENSE_MAX_BYTES} bytes and a torch"
+            f"the integer path needs p ≤ {INT_MAX_FEATURES}, a dense int8 operand ≤ {_DENSE_MAX_BYTES} bytes and a torch"
             f" build with torch._int_mm; got p = {codes.shape[1]}"
         )
     return PROJECTION_PATHS.get(name)(X32, codes, lo, hi, block, None)
