@@ -164,8 +164,9 @@ def _row_blocks(n: int, d: int) -> Iterator[slice]:
         yield slice(start, min(start + step, n))
 
 
-def _index_blocks(rows: IntArray, d: int) -> Iterator[IntArray]:
-    step = max(1, _BLOCK_ELEMENTS // max(d, 1))
+def _index_blocks(rows: IntArray, d: int, elements: int = _BLOCK_ELEMENTS) -> Iterator[IntArray]:
+    """``rows`` in consecutive blocks of at most ``elements // d`` rows (at least one)."""
+    step = max(1, elements // max(d, 1))
     for start in range(0, rows.size, step):
         yield rows[start : start + step]
 
@@ -393,9 +394,7 @@ def _gram_stats(
     fsum = np.zeros(d)
     FT = np.zeros((d, K))
     shifted = shift.astype(dtype)
-    step = max(1, (8 * _BLOCK_ELEMENTS) // (np.dtype(dtype).itemsize * max(d, 1)))
-    for start in range(0, rows.size, step):
-        idx = rows[start : start + step]
+    for idx in _index_blocks(rows, d, (8 * _BLOCK_ELEMENTS) // np.dtype(dtype).itemsize):  # 64 MiB blocks
         B: NDArray[Any] = np.asarray(
             F[idx], dtype=dtype
         )  # row indexing gives a fresh array: shifted in place
@@ -564,9 +563,7 @@ def _int_gram(
     top = 0
     csum = np.zeros(d)
     FT = np.zeros((d, K))
-    step = max(1, (8 * _BLOCK_ELEMENTS) // (4 * max(d, 1)))
-    for start in range(0, n, step):
-        idx = rows[start : start + step]
+    for idx in _index_blocks(rows, d, 2 * _BLOCK_ELEMENTS):  # 64 MiB of float32 features per block
         Fb = F[idx]
         if scale is None:
             nz = np.abs(Fb[Fb != 0])
