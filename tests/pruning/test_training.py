@@ -379,3 +379,93 @@ def test_cosine_schedule_decays_the_step_to_zero(digits: Any, monkeypatch: pytes
     assert seen and all(v == 0.01 for v in seen)
     with pytest.raises(ValueError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")  # type: ignore[arg-type]
+
+
+def test_anneal_schedule_is_constant_while_pruning_then_cosine(
+    digits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'anneal' keeps lr up to the pruning schedule's end_step e, then lr·½(1 + cos(π (t − e)/(T − e)));
+    without a schedule it is 'cosine'."""
+    Xtr, ytr, *_ = digits
+    seen: list[float] = []
+    real = training._make_optimizer
+
+    def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+        opt = real(model, cfg)
+        original = opt.step
+
+        def step(*a: Any, **k: Any) -> Any:
+            seen.append(opt.param_groups[0]["lr"])
+            return original(*a, **k)
+
+        opt.step = step  # type: ignore[method-assign]
+        return opt
+
+    monkeypatch.setattr(training, "_make_optimizer", spy)
+    cfg = TrainConfig(epochs=3, batch_size=256, lr=0.01, seed=0, lr_schedule="anneal")
+    end = 7
+    sched = GradualMagnitudeConfig(final_sparsity=0.5, begin_step=0, end_step=end, frequency=1)
+    net = make_mlp(64, (8,), 10, seed=0)
+    train(net, Xtr, ytr, cfg, schedule=sched)
+    total = len(seen)
+    assert total > end + 2
+    expect = [0.01] * end + [
+        0.005 * (1 + np.cos(np.pi * (t - end) / (total - end))) for t in range(end, total)
+    ]
+    np.testing.assert_allclose(seen, expect, rtol=1e-12)
+    seen.clear()
+    train(make_mlp(64, (8,), 10, seed=0), Xtr, ytr, cfg)
+    expect = [0.005 * (1 + np.cos(np.pi * t / total)) for t in range(total)]
+    np.testing.assert_allclose(seen, expect, rtol=1e-12)
+
+
+def test_ema_returns_the_moving_average_of_the_steps(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ema = d: the returned parameters are θ̄_T with θ̄_1 = θ_1, θ̄_t = d·θ̄_{t−1} + (1 − d)·θ_t (θ_t after step t);
+    d outside [0, 1) is refused."""
+    Xtr, ytr, *_ = digits
+    seen: list[list[torch.Tensor]] = []
+    real = training._make_optimizer
+
+    def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
+        opt = real(model, cfg)
+        original = opt.step
+
+        def step(*a: Any, **k: Any) -> Any:
+            out = original(*a, **k)
+            seen.append([p.detach().clone() for p in model.parameters()])
+            return out
+
+        opt.step = step  # type: ignore[method-assign]
+        return opt
+
+    monkeypatch.setattr(training, "_make_optimizer", spy)
+    d = 0.6
+    cfg = TrainConfig(epochs=2, batch_size=512, lr=0.01, seed=0, ema=d, select="last")
+    net = make_mlp(64, (8,), 10, seed=0)
+    res = train(net, Xtr, ytr, cfg)
+    assert len(seen) == res.steps > 2
+    avg = seen[0]
+    for theta in seen[1:]:
+        avg = [d * a + (1 - d) * t for a, t in zip(avg, theta, strict=True)]
+    for p, a in zip(net.parameters(), avg, strict=True):
+        torch.testing.assert_close(p.detach(), a, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(next(net.parameters()).detach(), seen[-1][0])  # not the last iterate
+    # the validation accuracy recorded for the last epoch is the average's
+    assert res.val_accuracy == pytest.approx(res.history[-1]["val_accuracy"])
+    for bad in (-0.1, 1.0, True):
+        with pytest.raises(ValueError, match="ema"):
+            TrainConfig(ema=bad)  # type: ignore[arg-type]
+
+
+def test_label_smoothing_changes_the_loss_and_validates(digits: Any) -> None:
+    """ε > 0 trains on smoothed targets (another trajectory); ε outside [0, 1) is refused."""
+    Xtr, ytr, *_ = digits
+    a, b = make_mlp(64, (16,), 10, seed=3), make_mlp(64, (16,), 10, seed=3)
+    ra = train(a, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, seed=0, label_smoothing=0.2))
+    rb = train(b, Xtr, ytr, TrainConfig(epochs=1, batch_size=64, seed=0))
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    # smoothed targets keep mass on the wrong classes: the smoothed training loss stays higher
+    assert ra.history[0]["train_loss"] > rb.history[0]["train_loss"]
+    for bad in (-0.1, 1.0, True, float("nan")):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            TrainConfig(label_smoothing=bad)  # type: ignore[arg-type]

@@ -50,6 +50,7 @@ from ._rules import prune
 from ._sparse import model_storage_bytes
 
 __all__ = [
+    "LR_SCHEDULES",
     "IterativeResult",
     "RoundRecord",
     "TrainConfig",
@@ -157,6 +158,10 @@ def initial_state(model: nn.Module) -> dict[str, torch.Tensor]:
 # ============================================================================================ config
 
 
+LR_SCHEDULES = ("constant", "cosine", "anneal")
+"""Step-size schedules of :class:`TrainConfig` (see its ``lr_schedule``)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig(Config):
     """Hyper-parameters of :func:`train` (frozen, validated in ``__post_init__``, InvalidParameterError).
@@ -179,8 +184,16 @@ class TrainConfig(Config):
             given a ``teacher``: the loss is ``(1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖
             softmax(student/T))``. 0 (the default) is plain cross-entropy.
         temperature: The distillation temperature ``T > 0``.
-        lr_schedule: ``'constant'`` (the default) or ``'cosine'``: the step size decays from ``lr`` to 0 along a
-            half cosine over the run's optimizer steps.
+        lr_schedule: ``'constant'`` (the default), ``'cosine'``: the step size decays from ``lr`` to 0 along a
+            half cosine over the run's optimizer steps, or ``'anneal'``: constant while a gradual pruning schedule
+            runs (up to its ``end_step``), then the half cosine to 0 over the remaining steps (without a schedule,
+            the same as ``'cosine'``).
+        label_smoothing: Label smoothing ``ε`` in ``[0, 1)`` of the cross-entropy (``torch.nn.CrossEntropyLoss``'s
+            ``label_smoothing``); 0 (the default) is plain cross-entropy. Validation loss stays unsmoothed.
+        ema: Decay ``d`` in ``[0, 1)`` of an exponential moving average of the parameters (Polyak averaging),
+            updated after every optimizer step once a gradual pruning schedule has ended (from the first step
+            without one): ``θ̄ ← d·θ̄ + (1 − d)·θ``. Validation, selection and the returned model use the average;
+            0 (the default) is off.
     """
 
     epochs: int = 10
@@ -198,7 +211,9 @@ class TrainConfig(Config):
     eval_batch_size: int = 4096
     distill: float = 0.0
     temperature: float = 4.0
-    lr_schedule: Literal["constant", "cosine"] = "constant"
+    lr_schedule: Literal["constant", "cosine", "anneal"] = "constant"
+    label_smoothing: float = 0.0
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -235,10 +250,18 @@ class TrainConfig(Config):
         if not isinstance(self.nesterov, bool | np.bool_):
             raise InvalidParameterError(f"nesterov must be True or False; got {self.nesterov!r}")
         set_(self, "nesterov", bool(self.nesterov))
-        if self.lr_schedule not in ("constant", "cosine"):
+        if self.lr_schedule not in LR_SCHEDULES:
             raise InvalidParameterError(
-                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+                f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}"
             )
+        ls = self.label_smoothing
+        if isinstance(ls, bool | np.bool_) or not isinstance(ls, numbers.Real) or not 0.0 <= float(ls) < 1.0:
+            raise InvalidParameterError(f"label_smoothing must lie in [0, 1); got {ls!r}")
+        set_(self, "label_smoothing", float(ls))
+        d = self.ema
+        if isinstance(d, bool | np.bool_) or not isinstance(d, numbers.Real) or not 0.0 <= float(d) < 1.0:
+            raise InvalidParameterError(f"ema must lie in [0, 1); got {d!r}")
+        set_(self, "ema", float(d))
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
         set_(self, "seed", check_int(self.seed, "seed", 0))
@@ -382,6 +405,16 @@ def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     )
 
 
+def _swap_in(params: list[nn.Parameter], values: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
+    """Copy ``values`` into ``params`` (nothing when None); returns the values the parameters held before."""
+    if values is None:
+        return None
+    with torch.no_grad():
+        before = [p.detach().clone() for p in params]
+        torch._foreach_copy_([p.data for p in params], values)
+    return before
+
+
 def _sparsity_or_zero(model: nn.Module) -> float:
     try:
         return current_sparsity(model)[0]
@@ -445,7 +478,11 @@ def train(
     gen = torch.Generator().manual_seed(int(config.seed))
     inner = _make_optimizer(model, config)
     opt = MaskedOptimizerStep(inner, model)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    schedule_end = schedule.end_step if schedule is not None else 0
+    anneal_from = 0 if config.lr_schedule == "cosine" else schedule_end
+    params = list(model.parameters())
+    averaged: list[torch.Tensor] | None = None  # the EMA of the parameters (config.ema > 0)
     soft = (
         _teacher_probabilities(teacher, Xtr, config) if teacher is not None and config.distill > 0 else None
     )
@@ -484,9 +521,10 @@ def train(
             bar.update(1)
             idx = perm[i : i + config.batch_size]
             opt.zero_grad()
-            if config.lr_schedule == "cosine":
+            if config.lr_schedule != "constant" and step >= anneal_from:
+                frac = (step - anneal_from) / max(1, total_steps - anneal_from)
                 for group in inner.param_groups:
-                    group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * step / total_steps))
+                    group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * frac))
             logits = model(Xtr[idx])
             loss = loss_fn(logits, ytr[idx])
             if soft is not None:
@@ -500,6 +538,13 @@ def train(
             loss_sum += float(loss.detach()) * idx.numel()
             step += 1
             maybe_prune(step)
+            if config.ema > 0 and step >= schedule_end:
+                with torch.no_grad():
+                    if averaged is None:
+                        averaged = [p.detach().clone() for p in params]
+                    else:
+                        torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - config.ema)
+        live = _swap_in(params, averaged)
         val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
         eligible = schedule is None or step >= schedule.end_step
         record = {
@@ -515,20 +560,23 @@ def train(
         history.append(record)
         if log is not None:
             log(record)
-        if not eligible:
-            continue
-        key = (val_acc, -val_loss)
-        if best_key is None or key > best_key:
-            best_key = key
-            best_epoch = epoch
-            stale = 0
-            if config.select == "best":
-                best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if config.patience is not None and stale >= config.patience:
-                break
+        stop = False
+        if eligible:
+            key = (val_acc, -val_loss)
+            if best_key is None or key > best_key:
+                best_key = key
+                best_epoch = epoch
+                stale = 0
+                if config.select == "best":
+                    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+                stop = config.patience is not None and stale >= config.patience
+        _swap_in(params, live)
+        if stop:
+            break
     bar.close()
+    _swap_in(params, averaged)  # 'last' (or nothing eligible) ends on the average too
     if config.select == "best" and best is not None:
         model.load_state_dict(best)
     else:

@@ -15,6 +15,7 @@ from typing import Any
 
 from .._utils import Config, Registry
 from ..errors import InvalidParameterError
+from ..pruning import LR_SCHEDULES
 from ._allocation import ALLOCATIONS
 
 __all__ = [
@@ -198,7 +199,10 @@ class SearchSpace(Config):
             (pruning, fine-tuning, training other widths; :class:`rmtcompress.pruning.TrainConfig`'s ``distill``);
             0 = labels only. Given an MLPSpec there is no original, and it is unused.
         temperature: Distillation temperature.
-        lr_schedule: Step-size schedule of every training run (``'constant'`` or ``'cosine'``, see
+        lr_schedule: Step-size schedule of every training run (``'constant'``, ``'cosine'`` or ``'anneal'``, see
+            :class:`rmtcompress.pruning.TrainConfig`).
+        label_smoothing: Label smoothing of the cross-entropy of every training run (0 = off).
+        ema: Decay of the parameters' moving average in every training run (0 = off; see
             :class:`rmtcompress.pruning.TrainConfig`).
     """
 
@@ -222,6 +226,8 @@ class SearchSpace(Config):
     distill: float = 0.0
     temperature: float = 4.0
     lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    ema: float = 0.0
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -274,10 +280,18 @@ class SearchSpace(Config):
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
             raise InvalidParameterError(f"temperature must be finite and > 0; got {t!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
+        if self.lr_schedule not in LR_SCHEDULES:
             raise InvalidParameterError(
-                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}"
+                f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}"
             )
+        ls = self.label_smoothing
+        if isinstance(ls, bool) or not isinstance(ls, numbers.Real) or not 0.0 <= float(ls) < 1.0:
+            raise InvalidParameterError(f"label_smoothing must lie in [0, 1); got {ls!r}")
+        object.__setattr__(self, "label_smoothing", float(ls))
+        d = self.ema
+        if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0.0 <= float(d) < 1.0:
+            raise InvalidParameterError(f"ema must lie in [0, 1); got {d!r}")
+        object.__setattr__(self, "ema", float(d))
         object.__setattr__(self, "distill", float(self.distill))
         object.__setattr__(self, "temperature", float(t))
         if not 0.5 <= float(self.margin) <= 1.0:

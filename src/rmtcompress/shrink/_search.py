@@ -209,6 +209,8 @@ class _Context:
             distill=self.space.distill if self.teacher is not None else 0.0,
             temperature=self.space.temperature,
             lr_schedule=self.space.lr_schedule,  # type: ignore[arg-type]
+            label_smoothing=self.space.label_smoothing,
+            ema=self.space.ema,
         )
 
     def val_accuracy(self, model: nn.Module) -> float:
@@ -546,6 +548,10 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["distill"] = [cfg.distill, cfg.temperature, fingerprint(ctx.teacher)]
     if cfg.lr_schedule != "constant":
         out["lr_schedule"] = cfg.lr_schedule
+    if cfg.label_smoothing > 0:
+        out["label_smoothing"] = cfg.label_smoothing
+    if cfg.ema > 0:
+        out["ema"] = cfg.ema
     return out
 
 
