@@ -131,7 +131,9 @@ def spectra_table(report: dict[str, Any]) -> list[list[str]]:
     "--preset", type=click.Choice(["fig2-left", "fig2-right"]), default="fig2-left", show_default=True
 )
 @click.option(
-    "--paper-size", is_flag=True, help="the paper's sizes (p=2000, n=8000, 1000 draws: hours on 2 cores)"
+    "--paper-size",
+    is_flag=True,
+    help="the paper's sizes (fig2-left: p=2000, n=8000, 1000 draws; long: see docs/paper.md)",
 )
 @click.option("--n", type=int, default=None, help="number of samples")
 @click.option("--p", type=int, default=None, help="GMM dimension")
@@ -148,6 +150,13 @@ def spectra_table(report: dict[str, Any]) -> list[list[str]]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default="runs/spectra", show_default=True)
+@click.option(
+    "--checkpoint-every",
+    type=int,
+    default=None,
+    help="keep the running sum of the sampled kernel in OUT after every this many draws; a run started again "
+    "with the same settings resumes from it",
+)
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def spectra(
     preset: str,
@@ -161,6 +170,7 @@ def spectra(
     seed: int,
     dtype: str,
     out_dir: str,
+    checkpoint_every: int | None,
     quiet: bool,
 ) -> None:
     """Sampled CK vs its equivalent K̃ vs the exact limit (Fig. 2 of Gu et al. 2022); writes PNG + JSON."""
@@ -187,7 +197,7 @@ def spectra(
         with warnings.catch_warnings():  # say it now, on stderr, not after the run
             warnings.simplefilter("always", SampleSizeWarning)
             warnings.showwarning = _echo_warning
-            report = run_spectra(cfg, Path(out_dir), progress=not quiet)
+            report = run_spectra(cfg, Path(out_dir), progress=not quiet, checkpoint_every=checkpoint_every)
     except (ValueError, FileNotFoundError, ImportError) as exc:
         _fail(exc)
         return

@@ -107,3 +107,63 @@ def test_fig2_left_report_gives_the_absolute_and_relative_error(
     for key in ("sampled_vs_equivalent", "limit_vs_equivalent", "sampled_vs_limit"):
         for field in ("op_error", "rel_error", "ref_norm"):
             assert on_disk[key][field] == pytest.approx(report[key][field], rel=1e-15)
+
+
+def test_draw_ranges_combine_into_the_whole_run() -> None:
+    """ck_empirical over draws [0, 2) and [2, 5), weighted by their counts, is the run over [0, 5)."""
+    X = np.random.default_rng(0).standard_normal((12, 6))
+    kw: dict[str, Any] = {"weights": "gaussian", "seed": 3, "dtype": "float64"}
+    whole = rc.ck_empirical(X, ["relu", "relu"], [16, 8], draws=5, **kw)
+    a = rc.ck_empirical(X, ["relu", "relu"], [16, 8], draws=2, first_draw=0, **kw)
+    b = rc.ck_empirical(X, ["relu", "relu"], [16, 8], draws=3, first_draw=2, **kw)
+    np.testing.assert_allclose((2 * a + 3 * b) / 5, whole, rtol=1e-12, atol=1e-14)
+    assert not np.allclose(a, b)  # other draws
+    with pytest.raises(ValueError, match="first_draw"):
+        rc.ck_empirical(X, ["relu"], [4], draws=1, first_draw=-1)
+
+
+def test_an_interrupted_checkpointed_run_resumes_to_the_one_pass_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """checkpoint_every: a run stopped after its first chunk leaves <preset>.partial.npz; started again it reads
+    those draws back (resumed_draws), computes the rest and gives the one-pass kernel; the checkpoint is then
+    gone, and a checkpoint of other settings is refused by name."""
+    cfg = SpectraConfig(preset="fig2-left", n=24, p=16, widths=(16, 16, 8), draws=5, dtype="float64")
+    one = _Capture(monkeypatch)
+    run_spectra(cfg)
+    whole = one.kernels["ck_empirical"]
+    monkeypatch.undo()
+    real = _fig2.ck_empirical
+    calls: list[int] = []
+
+    def flaky(*args: Any, **kwargs: Any) -> np.ndarray:
+        calls.append(kwargs["first_draw"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return np.asarray(real(*args, **kwargs))
+
+    monkeypatch.setattr(_fig2, "ck_empirical", flaky)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_spectra(cfg, out, checkpoint_every=2)
+    state = out / "fig2-left.partial.npz"
+    assert state.exists() and calls == [0, 2]
+    monkeypatch.setattr(_fig2, "ck_empirical", real)
+    cap = _Capture(monkeypatch)
+    report = run_spectra(cfg, out, checkpoint_every=2)
+    assert report["resumed_draws"] == 2 and not state.exists()
+    assert cap.calls["ck_empirical"][1]["first_draw"] == 4  # only the draws not read back were computed
+    emp = json.loads((out / "fig2-left.json").read_text())["sampled_vs_equivalent"]["op_error"]
+    K_eq = cap.kernels["ck_equivalent"]
+    np.testing.assert_allclose(emp, np.linalg.norm(whole - K_eq, 2), rtol=1e-10)
+    # a checkpoint of other settings is refused, naming the file
+    monkeypatch.setattr(_fig2, "ck_empirical", flaky)
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        run_spectra(cfg, out, checkpoint_every=2)
+    monkeypatch.setattr(_fig2, "ck_empirical", real)
+    other = SpectraConfig(preset="fig2-left", n=24, p=16, widths=(16, 16, 8), draws=5, seed=1)
+    with pytest.raises(rc.InvalidParameterError, match=r"partial\.npz"):
+        run_spectra(other, out, checkpoint_every=2)
+    with pytest.raises(rc.InvalidParameterError, match="output folder"):
+        run_spectra(cfg, None, checkpoint_every=2)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .._utils import check_positive, check_sparsity, check_widths, validate_X
+from .._utils import check_int, check_positive, check_sparsity, check_widths, validate_X
 from ..core import Activation, resolve_activations
 from ..errors import InvalidParameterError
 from ..theory import recursion
@@ -77,6 +77,7 @@ def ck_empirical(
     tau0: float | None = None,
     student_df: float = 5.0,
     progress: bool = False,
+    first_draw: int = 0,
 ) -> np.ndarray:
     """Monte-Carlo estimate of the last-layer CK E_W[Σ_Lᵀ Σ_L] (rows of X are samples).
 
@@ -93,6 +94,9 @@ def ck_empirical(
         tau0: input scale for the centring constants (default τ̂_0 of X).
         student_df: ν for ``student_t``.
         progress: show a progress bar over draws.
+        first_draw: index of the first draw: the estimate averages draws ``first_draw … first_draw + draws − 1``
+            (draw k uses child k of ``SeedSequence(seed)`` whatever the split), so runs over consecutive ranges
+            combine, weighted by their ``draws``, into the run over their union (resumable long runs).
 
     Returns:
         (n, n) float64 symmetric array.
@@ -105,6 +109,7 @@ def ck_empirical(
             f"got {len(dims)} widths but {len(acts)} activations; give one activation per layer"
         )
     n_draws = int(check_positive(int(draws), "draws"))
+    start = check_int(first_draw, "first_draw", 0)
     dist = _distribution(weights)
     eps = check_sparsity(sparsity)
     bs = int(check_positive(int(block_size), "block_size"))
@@ -114,7 +119,7 @@ def ck_empirical(
     Xt = torch.from_numpy(Xa).to(tdtype)
     n = Xa.shape[0]
     acc = torch.zeros((n, n), dtype=torch.float64)
-    children = np.random.SeedSequence(int(seed)).spawn(n_draws)
+    children = [np.random.SeedSequence(int(seed), spawn_key=(k,)) for k in range(start, start + n_draws)]
     with torch.no_grad():
         for child in tqdm(children, desc="ck_empirical", disable=not progress, leave=False):
             H = random_features(

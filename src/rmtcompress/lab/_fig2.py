@@ -11,6 +11,7 @@ Default sizes run in about a minute on 2 cores.
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import time
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._utils import Config, __version__, atomic_write_json, check_int
+from .._utils import Config, __version__, atomic_path, atomic_write_json, check_int
 from ..empirical import ck_empirical
 from ..errors import InvalidParameterError, SampleSizeWarning
 from ..theory import ck_equivalent, ck_limit, compare_kernels, plot_comparison
@@ -142,10 +143,76 @@ def _data(cfg: SpectraConfig, sizes: dict[str, Any]) -> tuple[np.ndarray, np.nda
     return X, y, f"{source}, classes {cfg.classes[0]} vs {cfg.classes[1]}, {per_class} per class"
 
 
+def _state_key(cfg: SpectraConfig, sizes: dict[str, Any], n: int) -> str:
+    """What a checkpoint must match to be resumed: the config, the resolved sizes and the samples used."""
+    return json.dumps({"config": cfg.to_dict(), "sizes": sizes, "n": n}, sort_keys=True, default=list)
+
+
+def _sampled_resumable(
+    cfg: SpectraConfig,
+    X: np.ndarray,
+    acts: list[str],
+    sizes: dict[str, Any],
+    weights: str,
+    out_dir: Path,
+    every: int,
+    progress: bool,
+) -> tuple[np.ndarray, int]:
+    """E_W[K] over the preset's draws in chunks of ``every`` draws, the running sum checkpointed in ``out_dir``
+    (``<preset>.partial.npz``, atomically replaced after each chunk, deleted at the end); a checkpoint of the same
+    settings is resumed. Returns the kernel and the number of draws read back from a checkpoint."""
+    total = int(sizes["draws"])
+    state = out_dir / f"{cfg.preset}.partial.npz"
+    key = _state_key(cfg, sizes, int(X.shape[0]))
+    done, resumed = 0, 0
+    acc = np.zeros((X.shape[0], X.shape[0]))
+    if state.exists():
+        with np.load(state, allow_pickle=False) as z:
+            if str(z["key"]) != key:
+                raise InvalidParameterError(
+                    f"{state} is the checkpoint of a run with other settings; delete it or choose another output "
+                    "folder"
+                )
+            acc, done = np.array(z["sum"]), int(z["done"])
+        resumed = done
+    while done < total:
+        chunk = min(every, total - done)
+        acc += chunk * ck_empirical(
+            X,
+            acts,
+            sizes["widths"],
+            draws=chunk,
+            first_draw=done,
+            weights=weights,
+            seed=cfg.seed,
+            dtype=cfg.dtype,
+            progress=progress,
+        )
+        done += chunk
+        if done < total:
+            with atomic_path(state, suffix=".npz") as tmp, open(tmp, "wb") as f:
+                np.savez(f, sum=acc, done=np.int64(done), key=np.str_(key))
+    state.unlink(missing_ok=True)
+    return acc / total, resumed
+
+
 def run_spectra(
-    cfg: SpectraConfig, out_dir: str | Path | None = None, *, progress: bool = False
+    cfg: SpectraConfig,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+    checkpoint_every: int | None = None,
 ) -> dict[str, Any]:
     """Run a Fig. 2 preset: sampled E_W[K_CK] vs K̃_CK (Theorem 1) vs the exact limit; write PNG + JSON.
+
+    Args:
+        cfg: The preset and its sizes.
+        out_dir: Folder of the JSON and PNGs (and of the checkpoint).
+        progress: Progress bars over draws.
+        checkpoint_every: With ``out_dir``: compute the sampled kernel in chunks of this many draws and keep the
+            running sum in ``out_dir/<preset>.partial.npz`` after each chunk, so that an interrupted run started
+            again with the same settings goes on from the last chunk (the same draws: draw k always uses child k
+            of the seed). None: one pass, nothing kept.
 
     Returns:
         A JSON-friendly report (errors, alignments, timings, sizes, machine); ``n`` is the number of samples used,
@@ -170,16 +237,24 @@ def run_spectra(
     K_lim = ck_limit(X, acts)
     t_lim = time.perf_counter() - t
     t = time.perf_counter()
-    K_emp = ck_empirical(
-        X,
-        acts,
-        sizes["widths"],
-        draws=int(sizes["draws"]),
-        weights=weights,
-        seed=cfg.seed,
-        dtype=cfg.dtype,
-        progress=progress,
-    )
+    resumed = 0
+    if checkpoint_every is not None:
+        every = check_int(checkpoint_every, "checkpoint_every", 1)
+        if out_dir is None:
+            raise InvalidParameterError("checkpoint_every needs an output folder for its checkpoint")
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        K_emp, resumed = _sampled_resumable(cfg, X, acts, sizes, weights, Path(out_dir), every, progress)
+    else:
+        K_emp = ck_empirical(
+            X,
+            acts,
+            sizes["widths"],
+            draws=int(sizes["draws"]),
+            weights=weights,
+            seed=cfg.seed,
+            dtype=cfg.dtype,
+            progress=progress,
+        )
     t_emp = time.perf_counter() - t
     emp_vs_eq = compare_kernels(K_emp, K_eq)
     lim_vs_eq = compare_kernels(K_lim, K_eq)
@@ -197,6 +272,7 @@ def run_spectra(
         "limit_vs_equivalent": lim_vs_eq.summary(),
         "sampled_vs_limit": emp_vs_lim.summary(),
         "seconds": {"ck_equivalent": t_eq, "ck_limit": t_lim, "ck_empirical": t_emp},
+        "resumed_draws": resumed,
         "rmtcompress_version": __version__,
         "machine": {
             "python": sys.version.split()[0],
