@@ -351,10 +351,9 @@ def test_distillation_mixes_and_validates(digits: Any) -> None:
             TrainConfig(**bad)  # type: ignore[arg-type]
 
 
-def test_cosine_schedule_decays_the_step_to_zero(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """'cosine' sets lr·½(1 + cos(π t/T)) before every step t (from lr at t = 0 towards 0); 'constant' keeps lr."""
-    Xtr, ytr, *_ = digits
-    seen: list[float] = []
+def _spy_steps(monkeypatch: pytest.MonkeyPatch, record: Any, *, after: bool = False) -> list[Any]:
+    """Wrap the optimizer train() makes: ``record(opt, model)`` is appended before (or ``after``) every step."""
+    seen: list[Any] = []
     real = training._make_optimizer
 
     def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -362,13 +361,24 @@ def test_cosine_schedule_decays_the_step_to_zero(digits: Any, monkeypatch: pytes
         original = opt.step
 
         def step(*a: Any, **k: Any) -> Any:
-            seen.append(opt.param_groups[0]["lr"])
-            return original(*a, **k)
+            if not after:
+                seen.append(record(opt, model))
+            out = original(*a, **k)
+            if after:
+                seen.append(record(opt, model))
+            return out
 
         opt.step = step  # type: ignore[method-assign]
         return opt
 
     monkeypatch.setattr(training, "_make_optimizer", spy)
+    return seen
+
+
+def test_cosine_schedule_decays_the_step_to_zero(digits: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """'cosine' sets lr·½(1 + cos(π t/T)) before every step t (from lr at t = 0 towards 0); 'constant' keeps lr."""
+    Xtr, ytr, *_ = digits
+    seen = _spy_steps(monkeypatch, lambda opt, model: opt.param_groups[0]["lr"])
     cfg = TrainConfig(epochs=2, batch_size=256, lr=0.01, seed=0, lr_schedule="cosine")
     train(make_mlp(64, (8,), 10, seed=0), Xtr, ytr, cfg)
     total = len(seen)
@@ -387,21 +397,7 @@ def test_anneal_schedule_is_constant_while_pruning_then_cosine(
     """'anneal' keeps lr up to the pruning schedule's end_step e, then lr·½(1 + cos(π (t − e)/(T − e)));
     without a schedule it is 'cosine'."""
     Xtr, ytr, *_ = digits
-    seen: list[float] = []
-    real = training._make_optimizer
-
-    def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-        opt = real(model, cfg)
-        original = opt.step
-
-        def step(*a: Any, **k: Any) -> Any:
-            seen.append(opt.param_groups[0]["lr"])
-            return original(*a, **k)
-
-        opt.step = step  # type: ignore[method-assign]
-        return opt
-
-    monkeypatch.setattr(training, "_make_optimizer", spy)
+    seen = _spy_steps(monkeypatch, lambda opt, model: opt.param_groups[0]["lr"])
     cfg = TrainConfig(epochs=3, batch_size=256, lr=0.01, seed=0, lr_schedule="anneal")
     end = 7
     sched = GradualMagnitudeConfig(final_sparsity=0.5, begin_step=0, end_step=end, frequency=1)
@@ -423,22 +419,9 @@ def test_ema_returns_the_moving_average_of_the_steps(digits: Any, monkeypatch: p
     """ema = d: the returned parameters are θ̄_T with θ̄_1 = θ_1, θ̄_t = d·θ̄_{t−1} + (1 − d)·θ_t (θ_t after step t);
     d outside [0, 1) is refused."""
     Xtr, ytr, *_ = digits
-    seen: list[list[torch.Tensor]] = []
-    real = training._make_optimizer
-
-    def spy(model: Any, cfg: TrainConfig) -> torch.optim.Optimizer:
-        opt = real(model, cfg)
-        original = opt.step
-
-        def step(*a: Any, **k: Any) -> Any:
-            out = original(*a, **k)
-            seen.append([p.detach().clone() for p in model.parameters()])
-            return out
-
-        opt.step = step  # type: ignore[method-assign]
-        return opt
-
-    monkeypatch.setattr(training, "_make_optimizer", spy)
+    seen = _spy_steps(
+        monkeypatch, lambda opt, model: [p.detach().clone() for p in model.parameters()], after=True
+    )
     d = 0.6
     cfg = TrainConfig(epochs=2, batch_size=512, lr=0.01, seed=0, ema=d, select="last")
     net = make_mlp(64, (8,), 10, seed=0)
