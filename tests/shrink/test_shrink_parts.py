@@ -193,6 +193,10 @@ def test_search_spaces_are_validated() -> None:
         {"distill": True},
         {"temperature": 0.0},
         {"lr_schedule": "linear"},
+        {"label_smoothing": 1.0},
+        {"label_smoothing": -0.1},
+        {"ema": 1.0},
+        {"ema": True},
     ):
         with pytest.raises(InvalidParameterError):
             SearchSpace(**bad)  # type: ignore[arg-type]

@@ -61,7 +61,6 @@ from ._sparse import (
     remove as remove,
 )
 from ._training import (
-    LR_SCHEDULES as LR_SCHEDULES,
     TrainConfig as TrainConfig,
     evaluate as evaluate,
     initial_state as initial_state,
@@ -90,7 +89,6 @@ __all__ = [
     "DROPOUT_MODULES",
     "FLOAT_ACTIVATIONS",
     "LINEAR_PATHS",
-    "LR_SCHEDULES",
     "MLP_PATHS",
     "PRUNE_RULES",
     "RULE_NAMES",

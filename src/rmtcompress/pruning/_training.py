@@ -50,7 +50,6 @@ from ._rules import prune
 from ._sparse import model_storage_bytes
 
 __all__ = [
-    "LR_SCHEDULES",
     "IterativeResult",
     "RoundRecord",
     "TrainConfig",
@@ -546,7 +545,7 @@ def train(
                         torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - config.ema)
         live = _swap_in(params, averaged)
         val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
-        eligible = schedule is None or step >= schedule.end_step
+        eligible = step >= schedule_end
         record = {
             "epoch": epoch,
             "step": step,

@@ -15,7 +15,7 @@ from typing import Any
 
 from .._utils import Config, Registry
 from ..errors import InvalidParameterError
-from ..pruning import LR_SCHEDULES
+from ..pruning import TrainConfig
 from ._allocation import ALLOCATIONS
 
 __all__ = [
@@ -271,29 +271,11 @@ class SearchSpace(Config):
         if not factors or any(not 0.0 < f <= 1.0 for f in factors):
             raise InvalidParameterError(f"width_factors must be non-empty, each in (0, 1]; got {factors}")
         object.__setattr__(self, "width_factors", factors)
-        if (
-            isinstance(self.distill, bool)
-            or not isinstance(self.distill, numbers.Real)
-            or not 0 <= self.distill <= 1
-        ):
-            raise InvalidParameterError(f"distill must lie in [0, 1]; got {self.distill!r}")
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, numbers.Real) or not (math.isfinite(t) and t > 0):
-            raise InvalidParameterError(f"temperature must be finite and > 0; got {t!r}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise InvalidParameterError(
-                f"lr_schedule must be one of {LR_SCHEDULES}; got {self.lr_schedule!r}"
-            )
-        ls = self.label_smoothing
-        if isinstance(ls, bool) or not isinstance(ls, numbers.Real) or not 0.0 <= float(ls) < 1.0:
-            raise InvalidParameterError(f"label_smoothing must lie in [0, 1); got {ls!r}")
-        object.__setattr__(self, "label_smoothing", float(ls))
-        d = self.ema
-        if isinstance(d, bool) or not isinstance(d, numbers.Real) or not 0.0 <= float(d) < 1.0:
-            raise InvalidParameterError(f"ema must lie in [0, 1); got {d!r}")
-        object.__setattr__(self, "ema", float(d))
-        object.__setattr__(self, "distill", float(self.distill))
-        object.__setattr__(self, "temperature", float(t))
+        # the training loop's options are checked (and normalised) by the training loop's own config
+        options = ("distill", "temperature", "lr_schedule", "label_smoothing", "ema")
+        training = TrainConfig(**{name: getattr(self, name) for name in options})
+        for name in options:
+            object.__setattr__(self, name, getattr(training, name))
         if not 0.5 <= float(self.margin) <= 1.0:
             raise InvalidParameterError(f"margin must lie in [0.5, 1]; got {self.margin!r}")
 
