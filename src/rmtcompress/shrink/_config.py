@@ -328,7 +328,10 @@ EFFORTS.add(
         prune_epochs=24,
         finetune_epochs=3,
         width_factors=(1.0, 0.5, 0.25, 0.125),
-        notes="every rule and allocation, longer schedules",
+        lr=2e-3,
+        batch_size=128,
+        label_smoothing=0.1,
+        notes="every rule and allocation, longer schedules; the default effort's training settings",
     ),
 )
 
