@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 from rmtcompress.errors import InvalidParameterError
-from rmtcompress.kernels import dense_ternary_project, int_ternary_project
+from rmtcompress.kernels import _projection, csr_ternary_project, dense_ternary_project, int_ternary_project
 from rmtcompress.rf import TernaryRandomFeatures
 from rmtcompress.rf._trf import PROJECTION_PATHS, ternary_project
 
@@ -166,6 +166,83 @@ def test_blas_blocks_of_any_size_give_the_same_features(block_bytes: int) -> Non
         max_block_bytes=block_bytes,
     )  # fmt: skip
     expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    np.testing.assert_array_equal(got, expected)
+
+
+def _dense_project(X: np.ndarray, C: sp.csr_matrix, lo: float, hi: float, **kw: int) -> np.ndarray:
+    Ct = np.ascontiguousarray(C.T.toarray(), dtype=np.float32)
+    return dense_ternary_project(
+        X, Ct, C.indptr.astype(np.int64), C.indices.astype(np.int32), C.data.astype(np.int8), lo, hi, **kw
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 24),
+    p=st.integers(1, 40),
+    n_out=st.integers(1, 24),
+    eps=st.sampled_from([0.0, 0.5, 0.9]),
+    seed=st.integers(0, 2**16),
+    big=st.booleans(),
+    block_rows=st.sampled_from([1, 3, 0]),
+    defer_rows=st.sampled_from([1, 4, 0]),
+)
+def test_blas_path_equals_add_only_on_integer_data(
+    n: int, p: int, n_out: int, eps: float, seed: int, big: bool, block_rows: int, defer_rows: int
+) -> None:
+    """Integer-valued data: small entries give exact sums, so thresholds set at sums are hit exactly; entries near
+    ±2²³ make the sums round, each order its own way. Any row-block size and any number of recomputation passes
+    (``_DEFER_X_BYTES``): the BLAS path equals the add-only kernel and the CSR-order sums thresholded."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(-3, 4, size=(n, p)).astype(np.float32)
+    if big:
+        X += (rng.integers(-1, 2, size=(n, p)) * 2**23).astype(np.float32)  # |x| < 2²⁴: each entry exact
+    C = _codes(n_out, p, eps, seed)
+    acc = _csr_order_sums(X, C)
+    picks = [float(v) for v in rng.choice(acc.ravel(), size=2)] + [float(rng.integers(-2, 3))]
+    lo, hi = sorted(rng.choice(picks, size=2))  # thresholds on sums (lo = hi possible)
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    kw = {"max_block_bytes": 4 * n_out * block_rows} if block_rows else {}
+    with pytest.MonkeyPatch.context() as mp:
+        if defer_rows:
+            mp.setattr(_projection, "_DEFER_X_BYTES", 4 * p * defer_rows)
+        got = _dense_project(X, C, float(lo), float(hi), **kw)
+    args = (
+        C.indptr.astype(np.int64),
+        C.indices.astype(np.int32),
+        C.data.astype(np.int8),
+        float(lo),
+        float(hi),
+    )
+    np.testing.assert_array_equal(got, csr_ternary_project(X, *args))
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize(("block_rows", "defer_rows"), [(1, 1), (5, 7), (64, 64)])
+def test_blas_band_entries_of_every_block_are_recomputed(
+    monkeypatch: pytest.MonkeyPatch, block_rows: int, defer_rows: int
+) -> None:
+    """A lower threshold between the GEMM's and the CSR order's sums of an entry in an early row, an upper one likewise
+    in a late row: whether the entries to recompute are taken after each block or gathered over several blocks, both
+    are recomputed (a plain GEMM gets both wrong)."""
+    rng = np.random.default_rng(12)
+    p = 500
+    X = rng.standard_normal((64, p)).astype(np.float32) * np.float32(1 + 2**-20)
+    C = _codes(80, p, 0.5, 13)
+    acc = _csr_order_sums(X, C)
+    gemm = np.matmul(X, np.ascontiguousarray(C.T.toarray(), dtype=np.float32))
+    differ = np.argwhere(acc != gemm)
+    low = [(i, j) for i, j in differ if i < 16 and max(acc[i, j], gemm[i, j]) < 0]
+    high = [(i, j) for i, j in differ if i >= 48 and min(acc[i, j], gemm[i, j]) > 0]
+    assert low and high, "no entries where the orders round differently: the test proves nothing"
+    (il, jl), (ih, jh) = low[0], high[-1]
+    lo = float(max(acc[il, jl], gemm[il, jl]))  # the smaller sum is below it, the larger on it
+    hi = float(min(acc[ih, jh], gemm[ih, jh]))  # the larger sum is above it, the smaller on it
+    expected = (acc > np.float32(hi)).astype(np.int8) - (acc < np.float32(lo)).astype(np.int8)
+    naive = (gemm > np.float32(hi)).astype(np.int8) - (gemm < np.float32(lo)).astype(np.int8)
+    assert naive[il, jl] != expected[il, jl] and naive[ih, jh] != expected[ih, jh]
+    monkeypatch.setattr(_projection, "_DEFER_X_BYTES", 4 * p * defer_rows)
+    got = _dense_project(X, C, lo, hi, max_block_bytes=4 * 80 * block_rows)
     np.testing.assert_array_equal(got, expected)
 
 
