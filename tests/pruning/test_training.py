@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,7 +240,11 @@ def test_config_errors() -> None:
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="rmsprop")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="val_fraction"):
-        TrainConfig(val_fraction=0.0)
+        TrainConfig(val_fraction=0.0)  # no validation rows: 'best' has nothing to select on
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(val_fraction=0.0, select="last", patience=2)
+    with pytest.raises(ValueError, match="val_fraction"):
+        TrainConfig(val_fraction=-0.1, select="last")
     with pytest.raises(ValueError, match="lr"):
         TrainConfig(lr=-1.0)
     with pytest.raises(ValueError, match="patience"):
@@ -452,3 +457,18 @@ def test_label_smoothing_changes_the_loss_and_validates(digits: Any) -> None:
     for bad in (-0.1, 1.0, True, float("nan")):
         with pytest.raises(ValueError, match="label_smoothing"):
             TrainConfig(label_smoothing=bad)  # type: ignore[arg-type]
+
+
+def test_val_fraction_zero_trains_on_every_row(digits: Any) -> None:
+    Xtr, ytr, _, _ = digits
+    cfg = TrainConfig(epochs=2, batch_size=64, lr=1e-2, val_fraction=0.0, select="last", seed=3)
+    net = make_mlp(Xtr.shape[1], (16,), 10, seed=0)
+    res = train(net, Xtr, ytr, cfg, evaluate_on=(Xtr, ytr))
+    assert res.n_train == len(ytr)
+    assert math.isnan(res.val_accuracy) and math.isnan(res.val_loss)
+    assert all(math.isnan(h["val_accuracy"]) for h in res.history)
+    assert res.best_epoch == 2 and res.test_accuracy is not None and res.test_accuracy > 0.5
+    # a row held out changes the run: every row is trained on
+    other = make_mlp(Xtr.shape[1], (16,), 10, seed=0)
+    train(other, Xtr[1:], ytr[1:], cfg)
+    assert not torch.equal(net[0].weight, other[0].weight)

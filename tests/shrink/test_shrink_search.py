@@ -3,6 +3,7 @@ selection (poisoned test labels change nothing), bad input, resume through the s
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -33,6 +34,7 @@ TINY = SearchSpace(
     finetune_epochs=1,
     activation_epochs=1,
     train_epochs=3,
+    refit=True,
 )
 
 
@@ -266,3 +268,44 @@ def test_rc_shrink_is_callable_whichever_import_came_first() -> None:
     import rmtcompress.shrink as module
 
     assert callable(module) and callable(rc.shrink)
+
+
+def test_refit_retrains_the_selected_recipe_on_every_row(
+    mlp: nn.Sequential,
+    digits: tuple[np.ndarray, ...],
+    budget_run: ShrinkResult,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rmtcompress.shrink import _search
+    from rmtcompress.shrink._result import select
+
+    Xtr, ytr, Xte, yte = digits
+    res = budget_run
+    refit = res.best_point
+    assert refit is not None and refit.recipe.refit and res.best_index == len(res.frontier) - 1
+    assert refit.file_bytes <= 1500 and refit.model is not None and refit.test_accuracy is not None
+    parent_index = select(
+        res.frontier, budget_bytes=1500, min_accuracy=None, reference_val_accuracy=res.original.val_accuracy
+    )
+    assert parent_index is not None and parent_index != res.best_index  # a refit is never a candidate
+    parent = res.frontier[parent_index]
+    assert parent.recipe == dataclasses.replace(refit.recipe, refit=False)
+    assert refit.val_accuracy == parent.val_accuracy and refit.biases == parent.biases
+    assert "refit" in refit.recipe.label and "refit" not in parent.recipe.as_dict()
+    # without refit: the same candidates and the same selection, the candidate itself returned
+    plain = shrink(mlp, Xtr, ytr, budget_bytes=1500, effort=dataclasses.replace(TINY, refit=False))
+    assert [p.recipe for p in plain.frontier] == [p.recipe for p in res.frontier[:-1]]
+    assert plain.best_index == parent_index
+    # the refit's training runs see every row (no validation rows), keep the last epoch and anneal the step
+    calls: list[tuple[int, float, str, str]] = []
+
+    def spy(model: nn.Module, X: np.ndarray, y: np.ndarray, config: TrainConfig, **kw: object) -> object:
+        calls.append((len(y), config.val_fraction, config.select, config.lr_schedule))
+        return train(model, X, y, config, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_search, "train", spy)
+    again = _search._refit(
+        parent, mlp, _search._Context(Xtr, ytr, np.arange(0), np.arange(0), TINY, 0, 0.1, Xte, yte), 0
+    )
+    assert calls and all(c == (len(ytr), 0.0, "last", "anneal") for c in calls)
+    assert again.file_bytes == refit.file_bytes and again.test_accuracy == refit.test_accuracy  # reproducible

@@ -173,7 +173,9 @@ class TrainConfig(Config):
         momentum: SGD momentum.
         nesterov: SGD Nesterov momentum.
         weight_decay: L2 penalty (optimizer's ``weight_decay``).
-        val_fraction: Fraction of every class of the training data held out for validation, in ``(0, 0.5]``.
+        val_fraction: Fraction of every class of the training data held out for validation, in ``[0, 0.5]``; 0
+            trains on every row with no validation (``select`` must then be ``'last'`` and ``patience`` None; the
+            validation numbers of the history and the result are NaN).
         patience: Early stopping after this many epochs without validation improvement (None: off).
         grad_clip: Max gradient norm (None: off).
         select: ``'best'`` (best validation accuracy, ties → lower validation loss) or ``'last'``.
@@ -238,8 +240,8 @@ class TrainConfig(Config):
             raise InvalidParameterError(f"distill must lie in [0, 1]; got {self.distill!r}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise InvalidParameterError(f"temperature must be finite and > 0; got {self.temperature!r}")
-        if not (0 < self.val_fraction <= 0.5):
-            raise InvalidParameterError(f"val_fraction must lie in (0, 0.5]; got {self.val_fraction!r}")
+        if not (0 <= self.val_fraction <= 0.5):
+            raise InvalidParameterError(f"val_fraction must lie in [0, 0.5]; got {self.val_fraction!r}")
         if self.patience is not None and (
             isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1
         ):
@@ -263,6 +265,11 @@ class TrainConfig(Config):
         set_(self, "ema", float(d))
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
+        if self.val_fraction == 0 and (self.select != "last" or self.patience is not None):
+            raise InvalidParameterError(
+                "val_fraction=0 leaves no validation rows: it needs select='last' and patience=None; "
+                f"got select={self.select!r}, patience={self.patience!r}"
+            )
         set_(self, "seed", check_int(self.seed, "seed", 0))
 
 
@@ -338,6 +345,8 @@ def _evaluate_tensors(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch:
             correct += int((logits.argmax(dim=1) == y[i : i + batch]).sum())
     model.train(was_training)
     n = X.shape[0]
+    if n == 0:  # no validation rows (val_fraction=0)
+        return math.nan, math.nan
     return loss_sum / n, correct / n
 
 
@@ -463,7 +472,12 @@ def train(
     """
     t0 = time.perf_counter()
     Xa, ya = validate_Xy(X, y, min_classes=2)
-    tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)
+    if (
+        config.val_fraction == 0
+    ):  # every row trains; nothing to validate on (select='last', checked by the config)
+        tr_idx, va_idx = np.arange(ya.size), np.arange(0)
+    else:
+        tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)
     Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])
     Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
     n_train = Xtr.shape[0]

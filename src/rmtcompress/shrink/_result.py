@@ -30,7 +30,8 @@ class FrontierPoint:
 
     Attributes:
         recipe: How it was made.
-        val_accuracy: Accuracy on the validation split carved from the training data (what selection reads).
+        val_accuracy: Accuracy on the validation split carved from the training data (what selection reads); for a
+            refit (``recipe.refit``), which trained on those rows, the selected candidate's.
         file_bytes: Exact size of the file :func:`rmtcompress.save` writes for it.
         test_accuracy: Accuracy on the test data passed to :func:`~rmtcompress.shrink.shrink` (None if none);
             reported, never used to select.
@@ -90,7 +91,8 @@ def select(
     min_accuracy: float | None,
     reference_val_accuracy: float,
 ) -> int | None:
-    """Index of the selected point, from validation accuracies and file sizes only.
+    """Index of the selected point, from validation accuracies and file sizes only (refit points, which trained on
+    the validation rows, are never candidates).
 
     * ``budget_bytes`` alone: the most accurate point (validation) whose file fits; ties → the smaller file.
     * ``min_accuracy`` (a tolerance): the smallest file whose validation accuracy is at least
@@ -99,7 +101,11 @@ def select(
     Returns:
         The index, or None when no point qualifies.
     """
-    fits = [i for i, p in enumerate(points) if budget_bytes is None or p.file_bytes <= budget_bytes]
+    fits = [
+        i
+        for i, p in enumerate(points)
+        if not p.recipe.refit and (budget_bytes is None or p.file_bytes <= budget_bytes)
+    ]
     if min_accuracy is not None:
         floor = reference_val_accuracy - min_accuracy
         good = [i for i in fits if points[i].val_accuracy >= floor - 1e-12]
@@ -112,8 +118,12 @@ def select(
 
 
 def pareto_front(points: Sequence[FrontierPoint]) -> list[int]:
-    """Indices of the points no other point beats on both axes (smaller file, higher validation accuracy)."""
-    order = sorted(range(len(points)), key=lambda i: (points[i].file_bytes, -points[i].val_accuracy))
+    """Indices of the points no other point beats on both axes (smaller file, higher validation accuracy); refit
+    points, which have no validation accuracy of their own, are left out."""
+    order = sorted(
+        (i for i in range(len(points)) if not points[i].recipe.refit),
+        key=lambda i: (points[i].file_bytes, -points[i].val_accuracy),
+    )
     out: list[int] = []
     best = -math.inf
     for i in order:
@@ -129,7 +139,8 @@ class ShrinkResult:
 
     Attributes:
         frontier: Every candidate, in the order they were made (the original first).
-        best_index: Index of the selected candidate in ``frontier`` (None if none qualified).
+        best_index: Index of the selected model in ``frontier`` (None if none qualified): the candidate selection
+            chose, or its refit on every row when the search space asks for one and it fits.
         budget_bytes: The byte budget (None: none).
         min_accuracy: The accuracy tolerance (None: none).
         original: The original model's point (float32 file; for an MLPSpec, the widest trained net).

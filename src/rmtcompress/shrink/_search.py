@@ -66,7 +66,7 @@ from ..pruning import (
 from ._allocation import ALLOCATIONS, Allocation, fit_allocation, predict_layer_bits
 from ._budget import format_bytes
 from ._compact import compact
-from ._config import SHRINK_RULES, Recipe, SearchSpace, WeightFormat, get_effort
+from ._config import SHRINK_RULES, Recipe, SearchSpace, WeightFormat, get_effort, parse_weight_format
 from ._result import FrontierPoint, ShrinkResult, select
 
 __all__ = ["Checkpoint", "ShrinkWarning", "fingerprint", "shrink"]
@@ -200,15 +200,20 @@ class _Context:
     teacher: nn.Module | None = None
 
     def train_config(self, epochs: int) -> TrainConfig:
+        # val_fraction 0 is a refit: every row trains, nothing selects an epoch, so the last one is kept and a
+        # constant step size is annealed to 0 (the last epoch then is not one noisy step among many)
+        every = self.val_fraction == 0
+        schedule = "anneal" if every and self.space.lr_schedule == "constant" else self.space.lr_schedule
         return TrainConfig(
             epochs=epochs,
             batch_size=self.space.batch_size,
             lr=self.space.lr,
             val_fraction=self.val_fraction,
+            select="last" if every else "best",
             seed=self.seed,
             distill=self.space.distill if self.teacher is not None else 0.0,
             temperature=self.space.temperature,
-            lr_schedule=self.space.lr_schedule,  # type: ignore[arg-type]
+            lr_schedule=schedule,  # type: ignore[arg-type]
             label_smoothing=self.space.label_smoothing,
             ema=self.space.ema,
         )
@@ -614,6 +619,43 @@ def _bases(
     return bases
 
 
+def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> FrontierPoint:
+    """The selected candidate's recipe run again on every row of ``ctx``'s data (validation rows included), from the
+    same start net: pruning to the same per-layer sparsities, the same weight format trimmed to the same byte target
+    (the candidate's file size for a grid point), fine-tuning, the same activation levels; float16 biases when the
+    candidate has them. Its ``val_accuracy`` is the candidate's: the validation rows trained it."""
+    t = time.perf_counter()
+    recipe = replace(parent.recipe, refit=True)
+    n = ctx.y.size
+    every = replace(ctx, val_idx=np.arange(0), fit_idx=np.arange(n), val_fraction=0.0)
+    names = [name for name, _ in recipe.layer_sparsity]
+    net = compact(_gradual(base, every, names, dict(recipe.layer_sparsity), recipe.rule))
+    fmt = parse_weight_format(recipe.weights)
+    q = _quantize(net, fmt, seed)
+    q = _trim(net, q, fmt, recipe.target_bytes or parent.file_bytes, seed)
+    if fmt.scheme != "float32" and recipe.finetune_epochs > 0:
+        train(q, every.X, every.y, every.train_config(recipe.finetune_epochs), teacher=every.teacher)
+    if recipe.activation_bits is not None:
+        calib = every.X[:: max(1, n // _CALIBRATION_ROWS)]
+        q = quantize_activations(q, calib, levels=2**recipe.activation_bits, seed=seed)
+        if recipe.activation_epochs > 0:
+            train(q, every.X, every.y, every.train_config(recipe.activation_epochs), teacher=every.teacher)
+    if parent.biases == "float16":
+        q = _round_biases(q)
+    sparsity, widths = _stats(q)
+    return FrontierPoint(
+        recipe=recipe,
+        val_accuracy=parent.val_accuracy,
+        file_bytes=_file_bytes(q, parent.biases),
+        test_accuracy=ctx.test_accuracy(q),
+        biases=parent.biases,
+        sparsity=sparsity,
+        widths=widths,
+        seconds=time.perf_counter() - t,
+        model=q.eval(),
+    )
+
+
 def _finish_point(
     model: nn.Module, recipe: Recipe, ctx: _Context, seconds: float, allow_fp16: bool, budget: int | None
 ) -> FrontierPoint:
@@ -768,7 +810,7 @@ def shrink(
         }
 
     frontier: list[FrontierPoint] = list(originals)
-    total = len(plans) + space.activation_top * len(space.activation_bits)
+    total = len(plans) + space.activation_top * len(space.activation_bits) + int(space.refit)
     done = 0
 
     def report(message: str) -> None:
@@ -869,6 +911,30 @@ def shrink(
         )
         notes.append(msg)
         warnings.warn(msg, ShrinkWarning, stacklevel=2)
+    if best is not None and space.refit and frontier[best].recipe.rule != "none":
+        parent = frontier[best]
+        recipe = replace(parent.recipe, refit=True)
+        report(recipe.label)
+        key = key_of(recipe)
+        stored = None if checkpoint is None else checkpoint.load(key)
+        if stored is not None:
+            point = FrontierPoint.from_record(stored[0], stored[1])
+            point.test_accuracy = ctx.test_accuracy(stored[1])  # reported only
+        else:
+            point = _refit(parent, bases[parent.recipe.base], ctx, seed)
+            if checkpoint is not None:
+                assert point.model is not None
+                checkpoint.save(key, point.record(), point.model)
+        done += 1
+        if budget is None or point.file_bytes <= budget:
+            frontier.append(point)
+            best = len(frontier) - 1
+            report(f"{recipe.label}: {point.file_bytes:,} B")
+        else:
+            notes.append(
+                f"the refit of the selected candidate is {point.file_bytes:,} B, above the budget; "
+                "the candidate itself is kept"
+            )
     if best is None:
         msg = (
             "no candidate fits the budget (the allocation overshot); try a larger budget or a smaller margin"
