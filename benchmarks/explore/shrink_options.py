@@ -45,6 +45,8 @@ def parse(items: list[str]) -> dict[str, Any]:
             kw[key] = int(value)
         elif key in ("lr_schedule",):
             kw[key] = value
+        elif key == "refit":
+            kw[key] = value.lower() in ("1", "true", "yes")
         else:
             kw[key] = float(value)
     return kw

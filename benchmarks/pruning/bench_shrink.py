@@ -73,10 +73,11 @@ from rmtcompress.shrink import ALLOCATIONS, SearchSpace, fit_allocation, predict
 
 BUDGETS = (8_000, 16_000, 32_000, 40_000, 64_000, 128_000, 1_000_000)
 ALLOC_BUDGETS = (8_000, 16_000, 32_000)
-# rc.shrink at the current default effort (v4: label smoothing 0.1), at the third one (v3: no label smoothing), the
-# second one (Adam step 1e-3, minibatches of 256) and the first one (widths 1, ½, ¼; 8 pruning epochs), whose part
-# files were relabelled "rc.shrink v3" / "rc.shrink v2" / "rc.shrink v1" when the default changed
-OURS = ("rc.shrink", "rc.shrink v3", "rc.shrink v2", "rc.shrink v1")
+# rc.shrink at the current default effort (v5: the selected recipe refit on every row), at the fourth one (v4: no
+# refit), the third one (v3: no label smoothing), the second one (Adam step 1e-3, minibatches of 256) and the first
+# one (widths 1, ½, ¼; 8 pruning epochs), whose part files were relabelled "rc.shrink v4" / "rc.shrink v3" /
+# "rc.shrink v2" / "rc.shrink v1" when the default changed
+OURS = ("rc.shrink", "rc.shrink v4", "rc.shrink v3", "rc.shrink v2", "rc.shrink v1")
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "shrink"
 SMALL_WIDTHS = (4, 8, 16, 32, 64, 128)
 EPOCHS = 20
