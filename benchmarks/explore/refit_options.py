@@ -1,0 +1,111 @@
+"""Variants of rc.shrink's refit on the development split (docs/shrink.md, "Refit on every row").
+
+Usage: python benchmarks/explore/refit_options.py BUDGET SEED VARIANT[,VARIANT ...]
+e.g.   python benchmarks/explore/refit_options.py 40000 0 refit,refit-e24,refit-bs64,rerun-90,rerun-99
+
+Holds 6 000 stratified rows out of the 60 000 training rows (seeded by SEED + 1000) as a development split, as
+``shrink_options.py … dev=6000`` does (the reference is trained without them, cached apart), runs the search at the
+v4 default's training settings (width 1, shared 2-bit weights, no grid points or activation variants, no refit),
+then reruns the selected candidate's recipe from the same start net in each variant and prints its development and
+test accuracy:
+
+* ``refit``: the built option (every row, step annealed, last epoch kept);
+* ``refit-e24`` / ``refit-bs64``: the same with 24 pruning epochs / minibatches of 64;
+* ``rerun-90``: the rerun on the search's own 90 % of the rows (step annealed, last epoch kept): the schedule's
+  share of the gain, without the extra rows;
+* ``rerun-99``: the rerun on 99 % of the rows (the first probe of the refit, before ``TrainConfig(val_fraction=0)``).
+
+Uses the search's private helpers (``rmtcompress.shrink._search``): an exploration script, not an API.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import rmtcompress as rc
+from rmtcompress.pruning import evaluate, make_mlp, train_val_split
+from rmtcompress.shrink import SearchSpace, _search as S
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pruning"))
+import bench_shrink
+
+# variant -> (fraction of the rows held back, changes to the search space)
+VARIANTS: dict[str, tuple[float, dict[str, int]]] = {
+    "refit": (0.0, {}),
+    "refit-e24": (0.0, {"prune_epochs": 24}),
+    "refit-bs64": (0.0, {"batch_size": 64}),
+    "rerun-90": (0.1, {}),
+    "rerun-99": (0.01, {}),
+}
+
+
+def main(argv: list[str]) -> int:
+    budget, seed = int(argv[0]), int(argv[1])
+    names = argv[2].split(",")
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    X, y = rc.load_fashion_mnist("train")
+    Xt, yt = rc.load_fashion_mnist("test")
+    X, Xt = X / 255.0, Xt / 255.0
+    keep, held = train_val_split(y, 6000 / y.size, seed + 1000)
+    Xd, yd = X[held], y[held]
+    X, y = X[keep], y[keep]
+    ref = bench_shrink.trained(
+        "ref_784-512-512-10",
+        lambda: make_mlp(784, (512, 512), 10, seed=seed),
+        X,
+        y,
+        seed,
+        bench_shrink.EPOCHS,
+        "dev6000",
+    )
+    space = SearchSpace(
+        width_factors=(1.0,),
+        weights=("shared:2",),
+        grid_points=0,
+        activation_bits=(),
+        lr=0.002,
+        batch_size=128,
+        label_smoothing=0.1,
+    )
+    res = rc.shrink(ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
+    best = res.best_point
+    assert best is not None and res.best is not None
+    print(
+        f"search: {best.recipe.label} {best.file_bytes} B val {best.val_accuracy:.4f} "
+        f"test {best.test_accuracy:.4f} dev {evaluate(res.best, Xd, yd)[1]:.4f}",
+        flush=True,
+    )
+    for name in names:
+        held_back, changes = VARIANTS[name]
+        sp = dataclasses.replace(space, **changes)
+        ctx = S._Context(X, y, np.arange(0), np.arange(0), sp, seed, 0.1, Xt, yt, None)
+        if held_back:  # _refit trains on every row of its context: give it only the rows the variant keeps
+            keep_rows, _ = train_val_split(y, held_back, seed)
+            ctx = dataclasses.replace(ctx, X=X[keep_rows], y=y[keep_rows])
+        parent = dataclasses.replace(
+            best, recipe=dataclasses.replace(best.recipe, prune_epochs=sp.prune_epochs)
+        )
+        t = time.perf_counter()
+        point = S._refit(parent, ref, ctx, seed)
+        assert point.model is not None
+        print(
+            f"{name}: {point.file_bytes} B dev {evaluate(point.model, Xd, yd)[1]:.4f} "
+            f"test {point.test_accuracy:.4f} ({time.perf_counter() - t:.0f} s)",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
