@@ -15,7 +15,7 @@ test accuracy:
   share of the gain, without the extra rows;
 * ``rerun-99``: the rerun on 99 % of the rows (the first probe of the refit, before ``TrainConfig(val_fraction=0)``).
 
-Uses the search's private helpers (``rmtcompress.shrink._search``): an exploration script, not an API.
+Each variant is ``rmtcompress.shrink.refit`` of the selected candidate on the variant's rows and search space.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import torch
 
 import rmtcompress as rc
 from rmtcompress.pruning import evaluate, make_mlp, train_val_split
-from rmtcompress.shrink import SearchSpace, _search as S
+from rmtcompress.shrink import SearchSpace, refit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pruning"))
 import bench_shrink
@@ -89,15 +89,12 @@ def main(argv: list[str]) -> int:
     for name in names:
         held_back, changes = VARIANTS[name]
         sp = dataclasses.replace(space, **changes)
-        ctx = S._Context(X, y, np.arange(0), np.arange(0), sp, seed, 0.1, Xt, yt, None)
-        if held_back:  # _refit trains on every row of its context: give it only the rows the variant keeps
-            keep_rows, _ = train_val_split(y, held_back, seed)
-            ctx = dataclasses.replace(ctx, X=X[keep_rows], y=y[keep_rows])
+        rows = train_val_split(y, held_back, seed)[0] if held_back else np.arange(y.size)
         parent = dataclasses.replace(
             best, recipe=dataclasses.replace(best.recipe, prune_epochs=sp.prune_epochs)
         )
         t = time.perf_counter()
-        point = S._refit(parent, ref, ctx, seed)
+        point = refit(parent, ref, X[rows], y[rows], effort=sp, seed=seed, X_test=Xt, y_test=yt)
         assert point.model is not None
         print(
             f"{name}: {point.file_bytes} B dev {evaluate(point.model, Xd, yd)[1]:.4f} "

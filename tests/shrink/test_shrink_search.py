@@ -18,7 +18,7 @@ from rmtcompress.errors import InvalidParameterError
 from rmtcompress.io import model_file_bytes
 from rmtcompress.lab import StoreCheckpoint, load_shrink_data, run_shrink
 from rmtcompress.pruning import TrainConfig, make_cnn, make_mlp, train
-from rmtcompress.shrink import SearchSpace, ShrinkResult, shrink
+from rmtcompress.shrink import SearchSpace, ShrinkResult, refit, shrink
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
@@ -281,17 +281,17 @@ def test_refit_retrains_the_selected_recipe_on_every_row(
 
     Xtr, ytr, Xte, yte = digits
     res = budget_run
-    refit = res.best_point
-    assert refit is not None and refit.recipe.refit and res.best_index == len(res.frontier) - 1
-    assert refit.file_bytes <= 1500 and refit.model is not None and refit.test_accuracy is not None
+    redone = res.best_point
+    assert redone is not None and redone.recipe.refit and res.best_index == len(res.frontier) - 1
+    assert redone.file_bytes <= 1500 and redone.model is not None and redone.test_accuracy is not None
     parent_index = select(
         res.frontier, budget_bytes=1500, min_accuracy=None, reference_val_accuracy=res.original.val_accuracy
     )
     assert parent_index is not None and parent_index != res.best_index  # a refit is never a candidate
     parent = res.frontier[parent_index]
-    assert parent.recipe == dataclasses.replace(refit.recipe, refit=False)
-    assert refit.val_accuracy == parent.val_accuracy and refit.biases == parent.biases
-    assert "refit" in refit.recipe.label and "refit" not in parent.recipe.as_dict()
+    assert parent.recipe == dataclasses.replace(redone.recipe, refit=False)
+    assert redone.val_accuracy == parent.val_accuracy and redone.biases == parent.biases
+    assert "refit" in redone.recipe.label and "refit" not in parent.recipe.as_dict()
     # without refit: the same candidates and the same selection, the candidate itself returned
     plain = shrink(mlp, Xtr, ytr, budget_bytes=1500, effort=dataclasses.replace(TINY, refit=False))
     assert [p.recipe for p in plain.frontier] == [p.recipe for p in res.frontier[:-1]]
@@ -304,8 +304,23 @@ def test_refit_retrains_the_selected_recipe_on_every_row(
         return train(model, X, y, config, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(_search, "train", spy)
-    again = _search._refit(
-        parent, mlp, _search._Context(Xtr, ytr, np.arange(0), np.arange(0), TINY, 0, 0.1, Xte, yte), 0
-    )
+    again = refit(parent, mlp, Xtr, ytr, effort=TINY, X_test=Xte, y_test=yte)  # the public verb, same path
     assert calls and all(c == (len(ytr), 0.0, "last", "anneal") for c in calls)
-    assert again.file_bytes == refit.file_bytes and again.test_accuracy == refit.test_accuracy  # reproducible
+    assert (
+        again.file_bytes == redone.file_bytes and again.test_accuracy == redone.test_accuracy
+    )  # reproducible
+
+
+def test_refit_refuses_what_it_cannot_refit(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], budget_run: ShrinkResult
+) -> None:
+    Xtr, ytr = digits[0], digits[1]
+    pruned = next(p for p in budget_run.frontier if p.recipe.rule != "none")
+    with pytest.raises(InvalidParameterError, match="pruned candidate"):
+        refit(budget_run.original, mlp, Xtr, ytr, effort=TINY)
+    with pytest.raises(InvalidParameterError, match="start"):
+        refit(pruned, make_mlp(64, (8,), 10, seed=0)[:1], Xtr, ytr, effort=TINY)  # no layer '2', '4'
+    with pytest.raises(InvalidParameterError, match=r"columns|features|width"):
+        refit(pruned, mlp, Xtr[:, :10], ytr, effort=TINY)
+    with pytest.raises(InvalidParameterError, match="X_test"):
+        refit(pruned, mlp, Xtr, ytr, effort=TINY, X_test=Xtr)

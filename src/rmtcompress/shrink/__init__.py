@@ -48,6 +48,7 @@ from ._search import (
     Checkpoint as Checkpoint,
     ShrinkWarning as ShrinkWarning,
     fingerprint as fingerprint,
+    refit as refit,
     shrink as shrink,
 )
 
@@ -74,6 +75,7 @@ __all__ = [
     "parse_bytes",
     "parse_weight_format",
     "predict_layer_bits",
+    "refit",
     "register_allocation",
     "register_effort",
     "select",

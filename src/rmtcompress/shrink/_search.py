@@ -656,6 +656,65 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
     )
 
 
+def refit(
+    point: FrontierPoint,
+    start: nn.Module,
+    X: ArrayLike,
+    y: ArrayLike,
+    effort: str | SearchSpace = "default",
+    seed: int = 0,
+    *,
+    X_test: ArrayLike | None = None,
+    y_test: ArrayLike | None = None,
+) -> FrontierPoint:
+    """Run a frontier point's recipe again on every row of ``(X, y)``: what :func:`shrink` does to the selected
+    candidate when the search space has ``refit``, for any candidate you pick.
+
+    Args:
+        point: A pruned candidate of a :class:`~rmtcompress.shrink.ShrinkResult`'s frontier (not an original).
+        start: The net it was pruned from: the original model for ``recipe.base == "original"``, else the frontier's
+            ``width=… (trained, as is)`` model of the same base.
+        X: Inputs to train on, every row (no validation split is carved).
+        y: Labels.
+        effort: The search space the point came from (its training settings: step size, minibatch, label
+            smoothing, pruning epochs and schedule end). Distillation is not applied: there is no teacher here.
+        seed: Seed of the minibatch order and the Lloyd subsamples (the search's seed reproduces its refit).
+        X_test: Optional test inputs, evaluated for the report.
+        y_test: Test labels, with ``X_test``.
+
+    Returns:
+        The refit's :class:`~rmtcompress.shrink.FrontierPoint` (``recipe.refit`` True, ``model`` set); its
+        ``val_accuracy`` is ``point``'s, since the refit has no validation rows of its own. Its file is trimmed to the
+        point's byte target (its own file size for a grid point).
+
+    Raises:
+        InvalidParameterError: A point that was not pruned, a start net whose layers do not match the recipe,
+            invalid data.
+    """
+    if not isinstance(point, FrontierPoint) or point.recipe.rule == "none":
+        raise InvalidParameterError("refit needs a pruned candidate of a frontier (not an original model)")
+    if not isinstance(start, nn.Module):
+        raise InvalidParameterError(f"start must be an nn.Module; got {type(start).__name__}")
+    names = {name for name, _ in prunable_layers(start)}
+    missing = [name for name, _ in point.recipe.layer_sparsity if name not in names]
+    if missing:
+        raise InvalidParameterError(
+            f"start has no weight layers named {missing}: it is not the candidate's start net"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
+    space = get_effort(effort)
+    Xa, ya = validate_Xy(X, y)
+    if (X_test is None) != (y_test is None):
+        raise InvalidParameterError("give both X_test and y_test, or neither")
+    Xt = yt = None
+    if X_test is not None and y_test is not None:
+        Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
+    _check_model(start, Xa, int(ya.max()) + 1)
+    empty = np.arange(0)
+    return _refit(point, start, _Context(Xa, ya, empty, empty, space, int(seed), 0.0, Xt, yt), int(seed))
+
+
 def _finish_point(
     model: nn.Module, recipe: Recipe, ctx: _Context, seconds: float, allow_fp16: bool, budget: int | None
 ) -> FrontierPoint:
