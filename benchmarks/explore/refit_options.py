@@ -25,19 +25,20 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 import rmtcompress as rc
-from rmtcompress.pruning import evaluate, make_mlp, train_val_split
+from rmtcompress.pruning import evaluate, train_val_split
 from rmtcompress.shrink import SearchSpace, refit
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pruning"))
-import bench_shrink
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shrink_options
 
 # variant -> (fraction of the rows held back, changes to the search space)
-VARIANTS: dict[str, tuple[float, dict[str, int]]] = {
+VARIANTS: dict[str, tuple[float, dict[str, Any]]] = {
     "refit": (0.0, {}),
     "refit-e24": (0.0, {"prune_epochs": 24}),
     "refit-bs64": (0.0, {"batch_size": 64}),
@@ -54,21 +55,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    X, y = rc.load_fashion_mnist("train")
-    Xt, yt = rc.load_fashion_mnist("test")
-    X, Xt = X / 255.0, Xt / 255.0
-    keep, held = train_val_split(y, 6000 / y.size, seed + 1000)
-    Xd, yd = X[held], y[held]
-    X, y = X[keep], y[keep]
-    ref = bench_shrink.trained(
-        "ref_784-512-512-10",
-        lambda: make_mlp(784, (512, 512), 10, seed=seed),
-        X,
-        y,
-        seed,
-        bench_shrink.EPOCHS,
-        "dev6000",
-    )
+    X, y, Xd, yd, Xt, yt, ref = shrink_options.load(seed, 6000)
     space = SearchSpace(
         width_factors=(1.0,),
         weights=("shared:2",),

@@ -52,6 +52,35 @@ def parse(items: list[str]) -> dict[str, Any]:
     return kw
 
 
+def load(seed: int, dev: int) -> tuple[Any, ...]:
+    """Fashion-MNIST (pixels / 255) and the seed's 784-512-512-10 reference: ``(X, y, Xd, yd, Xt, yt, ref)``.
+
+    With ``dev`` > 0, ``dev`` stratified rows (seeded by ``seed + 1000``) are held out of the training rows as the
+    development split ``(Xd, yd)`` and the reference is trained without them (cached apart); else ``Xd, yd`` are None
+    and the reference is the one ``bench_shrink.py`` cached.
+    """
+    X, y = rc.load_fashion_mnist("train")
+    Xt, yt = rc.load_fashion_mnist("test")
+    X, Xt = X / 255.0, Xt / 255.0
+    if not dev:
+        ref = make_mlp(784, (512, 512), 10, seed=seed)
+        ref.load_state_dict(torch.load(CACHE / f"ref_784-512-512-10_full_s{seed}.pt", weights_only=True))
+        return X, y, None, None, Xt, yt, ref
+    keep, held = train_val_split(y, dev / y.size, seed + 1000)
+    Xd, yd = X[held], y[held]
+    X, y = X[keep], y[keep]
+    ref = bench_shrink.trained(
+        "ref_784-512-512-10",
+        lambda: make_mlp(784, (512, 512), 10, seed=seed),
+        X,
+        y,
+        seed,
+        bench_shrink.EPOCHS,
+        f"dev{dev}",
+    )
+    return X, y, Xd, yd, Xt, yt, ref
+
+
 def main(argv: list[str]) -> int:
     budget, seed = int(argv[0]), int(argv[1])
     rest = argv[2:]
@@ -59,25 +88,7 @@ def main(argv: list[str]) -> int:
     space = SearchSpace(**parse([a for a in rest if not a.startswith("dev=")]))
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    X, y = rc.load_fashion_mnist("train")
-    Xt, yt = rc.load_fashion_mnist("test")
-    X, Xt = X / 255.0, Xt / 255.0
-    if dev:
-        keep, held = train_val_split(y, dev / y.size, seed + 1000)
-        Xd, yd = X[held], y[held]
-        X, y = X[keep], y[keep]
-        ref = bench_shrink.trained(
-            "ref_784-512-512-10",
-            lambda: make_mlp(784, (512, 512), 10, seed=seed),
-            X,
-            y,
-            seed,
-            bench_shrink.EPOCHS,
-            f"dev{dev}",
-        )
-    else:
-        ref = make_mlp(784, (512, 512), 10, seed=seed)
-        ref.load_state_dict(torch.load(CACHE / f"ref_784-512-512-10_full_s{seed}.pt", weights_only=True))
+    X, y, Xd, yd, Xt, yt, ref = load(seed, dev)
     t0 = time.perf_counter()
     res = rc.shrink(ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
     for p in res.frontier:
@@ -85,6 +96,7 @@ def main(argv: list[str]) -> int:
             f"{p.recipe.label:70s} {p.file_bytes:8d} B  val {p.val_accuracy:.4f}  test {p.test_accuracy:.4f}"
         )
     b = res.best_point
+    assert b is not None and res.best is not None, res.notes
     extra = f" dev {evaluate(res.best, Xd, yd)[1]:.4f}" if dev else ""
     print(
         f"selected: {b.recipe.label} {b.file_bytes} B val {b.val_accuracy:.4f} test {b.test_accuracy:.4f}{extra} "

@@ -196,6 +196,15 @@ def test_argument_errors(mlp: nn.Sequential, digits: tuple[np.ndarray, ...]) -> 
         shrink(mlp, Xtr, ytr, budget_bytes=3000, effort="extreme")
     with pytest.raises(InvalidParameterError, match="X_test"):
         shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=TINY, X_test=Xtr)
+    with pytest.raises(InvalidParameterError, match="X_test has 10 columns"):
+        shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=TINY, X_test=Xtr[:, :10], y_test=ytr)
+    for bad in (
+        0.0,
+        0.7,
+        -0.1,
+    ):  # the search needs validation rows: val_fraction=0 is the refit's, not the search's
+        with pytest.raises(InvalidParameterError, match="val_fraction"):
+            shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=TINY, val_fraction=bad)
 
 
 # ============================================================================================ resume, CNN, MLPSpec
@@ -324,3 +333,7 @@ def test_refit_refuses_what_it_cannot_refit(
         refit(pruned, mlp, Xtr[:, :10], ytr, effort=TINY)
     with pytest.raises(InvalidParameterError, match="X_test"):
         refit(pruned, mlp, Xtr, ytr, effort=TINY, X_test=Xtr)
+    with pytest.raises(InvalidParameterError, match="X_test has 10 columns"):
+        refit(pruned, mlp, Xtr, ytr, effort=TINY, X_test=Xtr[:, :10], y_test=ytr)
+    with pytest.raises(InvalidParameterError, match="seed"):
+        refit(pruned, mlp, Xtr, ytr, effort=TINY, seed=-1)

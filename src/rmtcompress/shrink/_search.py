@@ -656,6 +656,21 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
     )
 
 
+def _check_data(
+    X: ArrayLike, y: ArrayLike, X_test: ArrayLike | None, y_test: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64] | None, NDArray[np.int64] | None]:
+    """Validated training data and optional test data of the same width (InvalidParameterError otherwise)."""
+    Xa, ya = validate_Xy(X, y)
+    if (X_test is None) != (y_test is None):
+        raise InvalidParameterError("give both X_test and y_test, or neither")
+    if X_test is None or y_test is None:
+        return Xa, ya, None, None
+    Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
+    if Xt.shape[1] != Xa.shape[1]:
+        raise InvalidParameterError(f"X_test has {Xt.shape[1]} columns, X has {Xa.shape[1]}")
+    return Xa, ya, Xt, yt
+
+
 def refit(
     point: FrontierPoint,
     start: nn.Module,
@@ -704,12 +719,7 @@ def refit(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
     space = get_effort(effort)
-    Xa, ya = validate_Xy(X, y)
-    if (X_test is None) != (y_test is None):
-        raise InvalidParameterError("give both X_test and y_test, or neither")
-    Xt = yt = None
-    if X_test is not None and y_test is not None:
-        Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
+    Xa, ya, Xt, yt = _check_data(X, y, X_test, y_test)
     _check_model(start, Xa, int(ya.max()) + 1)
     empty = np.arange(0)
     return _refit(point, start, _Context(Xa, ya, empty, empty, space, int(seed), 0.0, Xt, yt), int(seed))
@@ -795,15 +805,12 @@ def shrink(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
     seed = int(seed)
-    Xa, ya = validate_Xy(X, y)
-    if (X_test is None) != (y_test is None):
-        raise InvalidParameterError("give both X_test and y_test, or neither")
-    Xt = yt = None
-    if X_test is not None and y_test is not None:
-        Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
-        if Xt.shape[1] != Xa.shape[1]:
-            raise InvalidParameterError(f"X_test has {Xt.shape[1]} columns, X has {Xa.shape[1]}")
-    TrainConfig(val_fraction=val_fraction)  # validates val_fraction
+    Xa, ya, Xt, yt = _check_data(X, y, X_test, y_test)
+    TrainConfig(val_fraction=val_fraction, select="last")  # validates val_fraction (a number in [0, 0.5])
+    if val_fraction == 0:
+        raise InvalidParameterError(
+            "val_fraction must lie in (0, 0.5]: the search selects on a validation split"
+        )
     fit_idx, val_idx = train_val_split(ya, val_fraction, seed)
     teacher = copy.deepcopy(model).eval() if isinstance(model, nn.Module) and space.distill > 0 else None
     ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher)
