@@ -472,9 +472,8 @@ def train(
     """
     t0 = time.perf_counter()
     Xa, ya = validate_Xy(X, y, min_classes=2)
-    if (
-        config.val_fraction == 0
-    ):  # every row trains; nothing to validate on (select='last', checked by the config)
+    if config.val_fraction == 0:
+        # every row trains; nothing to validate on (select='last', checked by the config)
         tr_idx, va_idx = np.arange(ya.size), np.arange(0)
     else:
         tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)

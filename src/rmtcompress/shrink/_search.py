@@ -883,7 +883,8 @@ def shrink(
         if progress is not None:
             progress(done, total, message)
 
-    def run(recipe: Recipe, make: Callable[[], tuple[nn.Module, float]], allow_fp16: bool) -> FrontierPoint:
+    def stored_or(recipe: Recipe, build: Callable[[], FrontierPoint]) -> FrontierPoint:
+        """The point of ``recipe`` read back from the store, or built (and stored)."""
         key = key_of(recipe)
         if checkpoint is not None:
             stored = checkpoint.load(key)
@@ -891,13 +892,19 @@ def shrink(
                 point = FrontierPoint.from_record(stored[0], stored[1])
                 point.test_accuracy = ctx.test_accuracy(stored[1])  # reported only
                 return point
-        t = time.perf_counter()
-        net, extra = make()
-        point = _finish_point(net, recipe, ctx, time.perf_counter() - t + extra, allow_fp16, budget)
+        point = build()
         if checkpoint is not None:
             assert point.model is not None
             checkpoint.save(key, point.record(), point.model)
         return point
+
+    def run(recipe: Recipe, make: Callable[[], tuple[nn.Module, float]], allow_fp16: bool) -> FrontierPoint:
+        def build() -> FrontierPoint:
+            t = time.perf_counter()
+            net, extra = make()
+            return _finish_point(net, recipe, ctx, time.perf_counter() - t + extra, allow_fp16, budget)
+
+        return stored_or(recipe, build)
 
     pruned_cache: dict[tuple[Any, ...], tuple[nn.Module, float]] = {}
 
@@ -981,16 +988,7 @@ def shrink(
         parent = frontier[best]
         recipe = replace(parent.recipe, refit=True)
         report(recipe.label)
-        key = key_of(recipe)
-        stored = None if checkpoint is None else checkpoint.load(key)
-        if stored is not None:
-            point = FrontierPoint.from_record(stored[0], stored[1])
-            point.test_accuracy = ctx.test_accuracy(stored[1])  # reported only
-        else:
-            point = _refit(parent, bases[parent.recipe.base], ctx, seed)
-            if checkpoint is not None:
-                assert point.model is not None
-                checkpoint.save(key, point.record(), point.model)
+        point = stored_or(recipe, lambda: _refit(parent, bases[parent.recipe.base], ctx, seed))
         done += 1
         if budget is None or point.file_bytes <= budget:
             frontier.append(point)
