@@ -536,7 +536,47 @@ def summarise(parts: list[dict[str, Any]], budgets: Sequence[int]) -> tuple[list
                 f"| {s['family']} | {100 * (s['test_accuracy_mean'] or 0):.2f}{std} | {(s['bytes_max'] or 0) / 1000:.1f} "
                 f"| {s['n']} |"
             )
+    lines += oracle_lines(parts, budgets)
     return summary, "\n".join(lines)
+
+
+def oracle_lines(parts: list[dict[str, Any]], budgets: Sequence[int]) -> list[str]:
+    """Markdown: per rc.shrink family and budget, the mean over seeds of the best *test* accuracy among the search's
+    candidates within the budget (refits left out: they are not candidates) beside the selected model's — an oracle
+    no search may use, which bounds what a better choice among the same candidates could reach."""
+    best: dict[tuple[str, int], list[float]] = {}
+    for part in parts:
+        for f in part.get("frontiers", []):
+            accs = [
+                q["test_accuracy"]
+                for q in f["frontier"]
+                if q["file_bytes"] <= f["budget"]
+                and q["test_accuracy"] is not None
+                and not q["recipe"].get("refit", False)
+            ]
+            if accs:
+                best.setdefault((f["family"], f["budget"]), []).append(max(accs))
+    if not best:
+        return []
+    selected: dict[tuple[str, int], list[float]] = {}
+    for part in parts:
+        for r in part["rows"]:
+            if (r["family"], r["budget"]) in best and r["test_accuracy"] is not None:
+                selected.setdefault((r["family"], r["budget"]), []).append(r["test_accuracy"])
+    out = [
+        "",
+        "| family | budget | selected model, test % | best candidate within the budget on test (oracle), test % | seeds |",
+        "|---|---|---|---|---|",
+    ]
+    for family in OURS:
+        for b in budgets:
+            if (family, b) in best:
+                o, sel = best[(family, b)], selected.get((family, b), [])
+                chosen = f"{100 * float(np.mean(sel)):.2f}" if sel else "—"
+                out.append(
+                    f"| {family} | ≤ {fmt_budget(b)} | {chosen} | {100 * float(np.mean(o)):.2f} | {len(o)} |"
+                )
+    return out
 
 
 def figure(summary: list[dict[str, Any]]) -> bytes:
