@@ -64,7 +64,7 @@ CONFIGS = [
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{type(c).__name__}-{c.bits}-{c.scope}")
-@pytest.mark.parametrize("encoding", ["auto", "entropy", "bitmask"])
+@pytest.mark.parametrize("encoding", ["auto", "context", "entropy", "bitmask"])
 def test_round_trip_identical_predictions(
     pruned_mlp: nn.Sequential, digits: tuple, tmp_path: Path, cfg: object, encoding: str
 ) -> None:
@@ -87,8 +87,8 @@ def test_round_trip_identical_predictions(
 
 def test_auto_picks_the_smaller_encoding(pruned_mlp: nn.Sequential) -> None:
     q = quantize_weights(pruned_mlp, WeightSharingConfig(bits=2))
-    sizes = {enc: model_file_bytes(q, enc) for enc in ("auto", "entropy", "bitmask")}
-    assert sizes["auto"] <= min(sizes["entropy"], sizes["bitmask"])
+    sizes = {enc: model_file_bytes(q, enc) for enc in ("auto", "context", "entropy", "bitmask")}
+    assert sizes["auto"] <= min(sizes["context"], sizes["entropy"], sizes["bitmask"])
 
 
 def test_activation_quantizers_and_cnn_round_trip(

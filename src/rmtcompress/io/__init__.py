@@ -27,6 +27,7 @@ from ._pruned import (
     save_pruned as save_pruned,
 )
 from ._quantized import (
+    QUANTIZED_FORMAT_VERSION as QUANTIZED_FORMAT_VERSION,
     is_quantized_file as is_quantized_file,
     load_quantized as load_quantized,
     quantized_file_bytes as quantized_file_bytes,
@@ -46,6 +47,7 @@ from ._user import (
 )
 
 __all__ = [
+    "QUANTIZED_FORMAT_VERSION",
     "USER_MODULES",
     "FormatError",
     "atomic_write_bytes",

@@ -56,7 +56,7 @@ def _pruned_bytes(model: Any, encoding: str | Sequence[str] = "auto", **options:
 def _quantized_bytes(model: Any, encoding: str | Sequence[str] = "auto", **options: Any) -> bytes:
     if not isinstance(encoding, str):
         raise InvalidParameterError(
-            "a quantized net takes one position encoding: 'auto', 'entropy' or 'bitmask'"
+            "a quantized net takes one position encoding: 'auto', 'context', 'entropy' or 'bitmask'"
         )
     biases = options.pop("biases", "float32")
     if options:
@@ -104,8 +104,8 @@ def save(
     Args:
         model: An :class:`~rmtcompress.ntklc.CompressedMLP` (ternary format; ``encoding`` per hidden layer, see
             :func:`rmtcompress.io.to_bytes`), an ``nn.Sequential`` with weight-quantized layers or k-level
-            activation quantizers (quantized format; ``encoding`` ``"auto"`` / ``"entropy"`` / ``"bitmask"`` for the
-            positions, option ``biases="float32"|"float16"``), or another ``nn.Sequential`` of float layers (pruned
+            activation quantizers (quantized format; ``encoding`` ``"auto"`` / ``"context"`` / ``"entropy"`` /
+            ``"bitmask"`` for the positions, option ``biases="float32"|"float16"``), or another ``nn.Sequential`` of float layers (pruned
             format; ``encoding`` ``"auto"`` / ``"bitmask"`` / ``"entropy"`` / ``"dense"``, option
             ``values="float32"|"float16"``).
         path: Destination file.

@@ -43,7 +43,7 @@ from torch import nn
 from .._utils import validate_Xy
 from ..core import MLPSpec
 from ..errors import InvalidParameterError, RmtcompressWarning
-from ..io import model_file_bytes
+from ..io import QUANTIZED_FORMAT_VERSION, model_file_bytes
 from ..pruning import (
     GradualMagnitudeConfig,
     MagnitudeConfig,
@@ -862,11 +862,13 @@ def shrink(
     space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
     space_key.update(_training_options(ctx))
     base_keys = {name: fingerprint(b) for name, b in bases.items()}
-    # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse
+    # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse;
+    # the file format is (its coder fixes the sizes the allocation is fitted to)
 
     def key_of(recipe: Recipe) -> dict[str, Any]:
         return {
             "kind": "shrink-candidate",
+            "format": QUANTIZED_FORMAT_VERSION,
             "base": base_keys[recipe.base],
             "data": data_key,
             "seed": seed,
