@@ -369,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "markdown_table": md,
         "not_run": "widths above those listed",
         "machine": machine_info(),
-        "command": " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]),
+        "command": " ".join(shlex.quote(a) for a in ["python", *sys.argv]),
     }
     name = "ntk_training" + ("" if args.task == "gmm" else f"_{args.task}") + ("_quick" if args.quick else "")
     out = args.out or RESULTS / f"{name}.json"
