@@ -268,6 +268,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         "NTK during training: all layers trained, dense vs ternary vs ternary + 4-level STE, GMM (issue #23)",
         _sec_generic,
     ),
+    "ntk_training_w2048": ("NTK during training, GMM, width 2048 (issue #23)", _sec_generic),
     "ntk_training_fashion-mnist": (
         "NTK during training on a Fashion-MNIST subset (T-shirt vs shirt), widths 256-1024 (issue #23)",
         _sec_generic,

@@ -1,0 +1,113 @@
+"""Probe: start the search from two independently trained narrow nets merged into one block net.
+
+Averaging the logits of two nets is one net: first layers stacked, hidden layers block-diagonal, last layers side by
+side and halved, last biases averaged. This script trains ``members`` nets of ``factor`` × the reference's hidden
+widths (seeds ``SEED·100 + m``, the default effort's training settings, on the training rows the reference saw),
+merges them, and runs ``rc.shrink`` on the merged net alone (``width_factors=1.0``), with the development split of
+``benchmarks/explore/shrink_options.py`` (``dev=N``). Run the same command with ``members=1`` for the baseline of one
+net of that width, or ``shrink_options.py`` for the reference net.
+
+Usage: python benchmarks/explore/ensemble_base.py BUDGET SEED dev=N factor=F members=M [field=value ...]
+e.g.   python benchmarks/explore/ensemble_base.py 40000 0 dev=6000 factor=0.25 members=2 weights=shared:2,shared:3
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import rmtcompress as rc
+from rmtcompress.pruning import TrainConfig, evaluate, make_mlp, train
+from rmtcompress.shrink import SearchSpace
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import shrink_options
+
+CACHE = shrink_options.CACHE
+
+
+def merge(nets: list[nn.Sequential]) -> nn.Sequential:
+    """One ``Linear/ReLU`` Sequential computing the mean of the nets' logits (same depth, same input and output)."""
+    layers = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+    depth = len(layers[0])
+    out: list[nn.Module] = []
+    with torch.no_grad():
+        for i in range(depth):
+            parts = [ls[i] for ls in layers]
+            if i == 0:
+                W = torch.cat([p.weight for p in parts], 0)
+                b = torch.cat([p.bias for p in parts])
+            elif i < depth - 1:
+                W = torch.block_diag(*[p.weight for p in parts])
+                b = torch.cat([p.bias for p in parts])
+            else:
+                W = torch.cat([p.weight for p in parts], 1) / len(parts)
+                b = torch.stack([p.bias for p in parts]).mean(0)
+            lin = nn.Linear(W.shape[1], W.shape[0])
+            lin.weight.copy_(W)
+            lin.bias.copy_(b)
+            out.append(lin)
+            if i < depth - 1:
+                out.append(nn.ReLU())
+    return nn.Sequential(*out)
+
+
+def main(argv: list[str]) -> int:
+    budget, seed = int(argv[0]), int(argv[1])
+    opts = dict(a.split("=", 1) for a in argv[2:])
+    dev = int(opts.pop("dev", "0"))
+    factor = float(opts.pop("factor", "0.25"))
+    members = int(opts.pop("members", "2"))
+    space = SearchSpace(
+        **shrink_options.parse(
+            ["width_factors=1.0", "lr=0.002", "batch_size=128", "label_smoothing=0.1", "refit=true"]
+            + [f"{k}={v}" for k, v in opts.items()]
+        )
+    )
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(1)
+    X, y, Xd, yd, Xt, yt, _ref = shrink_options.load(seed, dev)
+    width = round(512 * factor)
+    nets = []
+    for m in range(members):
+        s = seed * 100 + m
+        path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}.pt"
+        net = make_mlp(784, (width, width), 10, seed=s)
+        if path.exists():
+            net.load_state_dict(torch.load(path, weights_only=True))
+        else:
+            cfg = TrainConfig(epochs=20, lr=2e-3, batch_size=128, label_smoothing=0.1, seed=s)
+            train(net, X, y, cfg)
+            torch.save(net.state_dict(), path.with_suffix(".tmp"))
+            os.replace(path.with_suffix(".tmp"), path)
+        net.eval()
+        nets.append(net)
+        print(f"member {m}: dev {evaluate(net, Xd, yd)[1]:.4f} test {evaluate(net, Xt, yt)[1]:.4f}")
+    start = merge(nets) if members > 1 else copy.deepcopy(nets[0])
+    print(
+        f"start ({members} × {width}): dev {evaluate(start, Xd, yd)[1]:.4f} test {evaluate(start, Xt, yt)[1]:.4f}"
+    )
+    t0 = time.perf_counter()
+    res = rc.shrink(start.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
+    for p in res.frontier:
+        print(
+            f"{p.recipe.label:70s} {p.file_bytes:8d} B  val {p.val_accuracy:.4f}  test {p.test_accuracy:.4f}"
+        )
+    b = res.best_point
+    assert b is not None and res.best is not None, res.notes
+    print(
+        f"selected: {b.recipe.label} {b.file_bytes} B val {b.val_accuracy:.4f} test {b.test_accuracy:.4f} "
+        f"dev {evaluate(res.best, Xd, yd)[1]:.4f} ({time.perf_counter() - t0:.0f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
