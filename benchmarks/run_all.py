@@ -392,6 +392,23 @@ def write_table(quick: bool) -> Path:
             "fashion-mnist --classes 0,6 --checkpoint-every 100 --out benchmarks/results/fig2-right-fashion-paper`.",
             "",
         ]
+    fig3 = HERE / "results" / "fig3-fashion" / "fig3_fashion-mnist_run.json"
+    if fig3.exists():
+        d = json.loads(fig3.read_text())
+        lines += [
+            "## Fig. 3 of Gu et al. on Fashion-MNIST (full), every baseline over widths, "
+            f"{len(d['seeds'])} seeds (issue #23)",
+            "",
+            f"Test accuracy mean ± std over seeds {', '.join(map(str, d['seeds']))}; memory in MB, the paper's "
+            "convention and honest bytes at the entropy bound. Figure: "
+            f"`{d['files']['png']}`.",
+            "",
+            d["markdown_table"],
+            "",
+            *([str(d["note"]), ""] if d.get("note") else []),
+            f"Machine: {_machine(d)}. Command: `{_cmd(d)}`.",
+            "",
+        ]
     fig4 = sorted((HERE / "results" / "fig4").glob("fig4_*.png"))
     if fig4:
         lines += [
