@@ -269,6 +269,7 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         _sec_generic,
     ),
     "ntk_training_w2048": ("NTK during training, GMM, width 2048 (issue #23)", _sec_generic),
+    "ntk_training_w4096": ("NTK during training, GMM, width 4096 (issue #23)", _sec_generic),
     "ntk_training_fashion-mnist": (
         "NTK during training on a Fashion-MNIST subset (T-shirt vs shirt), widths 256-1024 (issue #23)",
         _sec_generic,
@@ -416,8 +417,8 @@ def write_table(quick: bool) -> Path:
             "",
             "Accuracy vs memory over widths 256…2048: "
             + ", ".join(f"`{p.relative_to(ROOT)}`" for p in fig4)
-            + " (tables in the CSV/JSON next to them). Command: `rmtcompress reproduce fig4 --out "
-            "benchmarks/results/fig4`.",
+            + " (3 seeds; tables in the CSV/JSON next to them). Command: `OMP_NUM_THREADS=1 rmtcompress reproduce "
+            "fig4 --seeds 0,1,2 --out benchmarks/results/fig4`.",
             "",
         ]
     out = ROOT / "BENCHMARKS.md"
