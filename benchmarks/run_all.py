@@ -278,6 +278,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
         "NTK during training on the Fashion-MNIST subset, width 2048 (issue #23)",
         _sec_generic,
     ),
+    "ntk_training_fashion-mnist_w4096": (
+        "NTK during training on the Fashion-MNIST subset, width 4096 (issue #23)",
+        _sec_generic,
+    ),
     "storage": ("Packed model files vs the entropy bound and fp32 safetensors (issue #5)", _sec_generic),
     "kernel": ("Packed ternary CPU kernel vs dense fp32 / CSR / int8 (issue #5)", _sec_generic),
     "shrunk_kernels": (
