@@ -96,16 +96,7 @@ def main(argv: list[str]) -> int:
     )
     t0 = time.perf_counter()
     res = rc.shrink(start.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
-    for p in res.frontier:
-        print(
-            f"{p.recipe.label:70s} {p.file_bytes:8d} B  val {p.val_accuracy:.4f}  test {p.test_accuracy:.4f}"
-        )
-    b = res.best_point
-    assert b is not None and res.best is not None, res.notes
-    print(
-        f"selected: {b.recipe.label} {b.file_bytes} B val {b.val_accuracy:.4f} test {b.test_accuracy:.4f} "
-        f"dev {evaluate(res.best, Xd, yd)[1]:.4f} ({time.perf_counter() - t0:.0f} s)"
-    )
+    shrink_options.report(res, Xd, yd, t0)
     return 0
 
 

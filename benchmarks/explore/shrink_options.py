@@ -91,18 +91,23 @@ def main(argv: list[str]) -> int:
     X, y, Xd, yd, Xt, yt, ref = load(seed, dev)
     t0 = time.perf_counter()
     res = rc.shrink(ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
+    report(res, Xd, yd, t0)
+    return 0
+
+
+def report(res: Any, Xd: Any, yd: Any, t0: float) -> None:
+    """Print the frontier and the selected model (its development accuracy when there is a development split)."""
     for p in res.frontier:
         print(
             f"{p.recipe.label:70s} {p.file_bytes:8d} B  val {p.val_accuracy:.4f}  test {p.test_accuracy:.4f}"
         )
     b = res.best_point
     assert b is not None and res.best is not None, res.notes
-    extra = f" dev {evaluate(res.best, Xd, yd)[1]:.4f}" if dev else ""
+    extra = f" dev {evaluate(res.best, Xd, yd)[1]:.4f}" if Xd is not None else ""
     print(
         f"selected: {b.recipe.label} {b.file_bytes} B val {b.val_accuracy:.4f} test {b.test_accuracy:.4f}{extra} "
         f"({time.perf_counter() - t0:.0f} s)"
     )
-    return 0
 
 
 if __name__ == "__main__":
