@@ -29,6 +29,8 @@ Usage (seeds as parallel one-thread processes, then the summary)::
     python benchmarks/pruning/bench_shrink.py --seeds 0 --threads 1 --part-out /tmp/shrink_s0.json
     python benchmarks/pruning/bench_shrink.py --merge /tmp/shrink_s0.json /tmp/shrink_s1.json /tmp/shrink_s2.json
     python benchmarks/pruning/bench_shrink.py --time-default --threads 2   # wall time of one default search
+    python benchmarks/pruning/bench_shrink.py --seeds 3 --parts candidate --space prune_end=0.4 \
+        --family "rc.shrink prune_end=0.4" --budgets 40000 --part-out /tmp/cand_s3.json   # a default-to-be
 
 Writes benchmarks/results/shrink.json and shrink.png (``--merge``), and prints the Markdown tables.
 """
@@ -44,6 +46,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +73,7 @@ from rmtcompress.pruning import (
     remove,
     train,
 )
-from rmtcompress.shrink import ALLOCATIONS, SearchSpace, fit_allocation, predict_layer_bits
+from rmtcompress.shrink import ALLOCATIONS, EFFORTS, SearchSpace, fit_allocation, predict_layer_bits
 
 BUDGETS = (8_000, 16_000, 32_000, 40_000, 64_000, 128_000, 1_000_000)
 ALLOC_BUDGETS = (8_000, 16_000, 32_000)
@@ -410,12 +413,19 @@ def run_seed(seed: int, args: argparse.Namespace, save: Any = None) -> dict[str,
     def anchor_part() -> None:
         out["rows"] += anchor_rows(ref, data, seed, args.budgets)
 
+    def candidate_part() -> None:
+        space = candidate_space(args.space)
+        r, f = shrink_rows(args.family, ref, data, seed, run_dir, space, args.budgets)
+        out["rows"] += r
+        out["frontiers"] += f
+
     runners = {
         "main": main_part,
         "alloc": alloc_part,
         "baselines": baselines_part,
         "cnn": cnn_part,
         "anchor": anchor_part,
+        "candidate": candidate_part,
     }
     for part in args.parts:
         if part not in runners:
@@ -640,6 +650,21 @@ def figure(summary: list[dict[str, Any]]) -> bytes:
     return figure_png(fig)
 
 
+def candidate_space(overrides: Sequence[str]) -> SearchSpace:
+    """The default effort with ``KEY=VALUE`` overrides of scalar fields (a candidate for the next default: measure it
+    on held-out seeds with ``--parts candidate --family NAME``; its part files stay out of a merge until adopted)."""
+    base = EFFORTS["default"]
+    changes: dict[str, Any] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        current = getattr(base, key, None)
+        if current is None or isinstance(current, tuple) or not value:
+            raise SystemExit(f"--space takes KEY=VALUE of a scalar SearchSpace field; got {item!r}")
+        kind = type(current)
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(base, **changes)
+
+
 def time_default(args: argparse.Namespace) -> dict[str, Any]:
     """Wall time of one fresh default search (no store) on 60 000 rows: the issue's ≤ 10 min requirement."""
     load_start = list(
@@ -682,6 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--part-out", default=None, help="write this run's rows to a JSON file (for --merge)")
     parser.add_argument("--merge", nargs="+", default=None, help="summarise part files")
     parser.add_argument("--time-default", action="store_true")
+    parser.add_argument(
+        "--space", nargs="*", default=[], help="part 'candidate': KEY=VALUE overrides of the default effort"
+    )
+    parser.add_argument("--family", default="rc.shrink candidate", help="part 'candidate': its rows' family")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python benchmarks/pruning/bench_shrink.py " + " ".join(shlex.quote(a) for a in (argv or []))
