@@ -168,6 +168,15 @@ def _sec_generic(d: dict[str, Any]) -> list[str]:
     return ["(see the JSON file)"]
 
 
+def _sec_fig3(d: dict[str, Any]) -> list[str]:
+    return [
+        f"Test accuracy mean ± std over seeds {', '.join(map(str, d['seeds']))}; memory in MB, the paper's convention "
+        f"and honest bytes at the entropy bound. Figure: `{d['files']['png']}`.",
+        "",
+        *_sec_generic(d),
+    ]
+
+
 def _sec_import(d: dict[str, Any]) -> list[str]:
     t = d["targets_s"]
     lines = [
@@ -259,6 +268,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "ntklc": ("NTK-LC compression: accuracy vs memory on Fashion-MNIST (issues #4, #9)", _sec_ntklc),
     "ntklc_mnist-subset": ("NTK-LC compression on the MNIST 5k subset, 3 seeds (issues #4, #9)", _sec_ntklc),
     "ntklc_gmm": ("NTK-LC compression on a 3-class 'mixed' GMM, 3 seeds (issues #4, #9)", _sec_ntklc),
+    "fig3-fashion/fig3_fashion-mnist_run": (
+        "Fig. 3 of Gu et al. on Fashion-MNIST (full), every baseline over widths (issue #23)",
+        _sec_fig3,
+    ),
     "hermite": ("Why moment matching loses: Hermite energy and exact limit kernels (issue #9)", _sec_hermite),
     "ntk_universality": (
         "NTK universality over weight laws: bias of the sampled NTK vs the exact limit (issue #23)",
@@ -395,23 +408,6 @@ def write_table(quick: bool) -> Path:
             "benchmarks/results/fig2-left-paper`, `rmtcompress spectra --preset fig2-right --paper-size --out "
             "benchmarks/results/fig2-right-paper`, `rmtcompress spectra --preset fig2-right --paper-size --dataset "
             "fashion-mnist --classes 0,6 --checkpoint-every 100 --out benchmarks/results/fig2-right-fashion-paper`.",
-            "",
-        ]
-    fig3 = HERE / "results" / "fig3-fashion" / "fig3_fashion-mnist_run.json"
-    if fig3.exists():
-        d = json.loads(fig3.read_text())
-        lines += [
-            "## Fig. 3 of Gu et al. on Fashion-MNIST (full), every baseline over widths, "
-            f"{len(d['seeds'])} seeds (issue #23)",
-            "",
-            f"Test accuracy mean ± std over seeds {', '.join(map(str, d['seeds']))}; memory in MB, the paper's "
-            "convention and honest bytes at the entropy bound. Figure: "
-            f"`{d['files']['png']}`.",
-            "",
-            d["markdown_table"],
-            "",
-            *([str(d["note"]), ""] if d.get("note") else []),
-            f"Machine: {_machine(d)}. Command: `{_cmd(d)}`.",
             "",
         ]
     fig4 = sorted((HERE / "results" / "fig4").glob("fig4_*.png"))

@@ -25,7 +25,7 @@ from torch import nn
 
 import rmtcompress as rc
 from rmtcompress.pruning import TrainConfig, evaluate, make_mlp, train
-from rmtcompress.shrink import SearchSpace
+from rmtcompress.shrink import EFFORTS, SearchSpace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import shrink_options
@@ -83,7 +83,14 @@ def main(argv: list[str]) -> int:
         if path.exists():
             net.load_state_dict(torch.load(path, weights_only=True))
         else:
-            cfg = TrainConfig(epochs=20, lr=2e-3, batch_size=128, label_smoothing=0.1, seed=s)
+            d = EFFORTS["default"]  # members train like the search's own narrower nets
+            cfg = TrainConfig(
+                epochs=d.train_epochs,
+                lr=d.lr,
+                batch_size=d.batch_size,
+                label_smoothing=d.label_smoothing,
+                seed=s,
+            )
             train(net, X, y, cfg)
             torch.save(net.state_dict(), path.with_suffix(".tmp"))
             os.replace(path.with_suffix(".tmp"), path)
