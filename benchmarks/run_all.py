@@ -47,6 +47,7 @@ BENCHES = {
     "philox_build": "ntklc/bench_philox_build.py",
     "shrink": "pruning/bench_shrink.py",
     "shrink_timing": "pruning/bench_shrink.py --time-default --threads 2",
+    "context_coder": "io/bench_context_coder.py",  # reads the stores bench_shrink.py leaves
     "readme_snippet": "ntklc/bench_readme_snippet.py --threads 2",
     "readme_snippet_full": "ntklc/bench_readme_snippet.py --threads 2 --full",
     "ridge_linalg": "ntklc/bench_ridge_linalg.py --threads 2",
@@ -337,6 +338,10 @@ SECTIONS: dict[str, tuple[str, Callable[[dict[str, Any]], list[str]]]] = {
     "shrink": (
         "rc.shrink: the best trained model per byte budget, Fashion-MNIST 784-512-512-10, vs baselines (issue #20)",
         _sec_shrink,
+    ),
+    "context_coder": (
+        "Context-coded files (quantized-net format 3) vs order-0 entropy coding, on shrunk nets (issue #20)",
+        _sec_generic,
     ),
     "shrink_timing": (
         "rc.shrink: wall time of one default search on 60 000 rows (issue #20)",
