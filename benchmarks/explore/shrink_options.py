@@ -43,7 +43,7 @@ def parse(items: list[str]) -> dict[str, Any]:
             kw[key] = tuple(TUPLES[key](v) for v in value.split(","))
         elif key.endswith("epochs") or key in ("batch_size", "grid_points", "activation_top"):
             kw[key] = int(value)
-        elif key in ("lr_schedule",):
+        elif key in ("lr_schedule", "augment"):
             kw[key] = value
         elif key == "refit":
             kw[key] = value.lower() in ("1", "true", "yes")

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, stratified_split_indices, validate_Xy, warn_renamed_method
 from ..errors import InvalidParameterError
+from ._augment import parse_augment
 from ._configs import GradualMagnitudeConfig, LotteryTicketConfig, SAPConfig
 from ._masks import MaskedOptimizerStep, apply_masks, current_sparsity, prunable_layers, rewind_to
 from ._measures import pq_index
@@ -195,6 +196,9 @@ class TrainConfig(Config):
             updated after every optimizer step once a gradual pruning schedule has ended (from the first step
             without one): ``θ̄ ← d·θ̄ + (1 − d)·θ``. Validation, selection and the returned model use the average;
             0 (the default) is off.
+        augment: Augmentation of every training minibatch (never of validation rows): ``'none'`` (the default) or
+            ``'shift:HxW[xC]:P[:flip]'``, random translations by up to ``P`` pixels (and left-right mirror images)
+            of rows read as ``C × H × W`` images (:mod:`rmtcompress.pruning._augment`); the row width must match.
     """
 
     epochs: int = 10
@@ -215,10 +219,12 @@ class TrainConfig(Config):
     lr_schedule: Literal["constant", "cosine", "anneal"] = "constant"
     label_smoothing: float = 0.0
     ema: float = 0.0
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         """Validate the fields."""
         set_ = object.__setattr__
+        parse_augment(self.augment)
         for name in ("epochs", "batch_size", "eval_batch_size"):
             set_(self, name, check_int(getattr(self, name), name, 1))
         if self.optimizer not in ("adam", "sgd"):
@@ -480,6 +486,11 @@ def train(
     Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])
     Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
     n_train = Xtr.shape[0]
+    augment = parse_augment(config.augment)
+    if augment is not None and augment.features != Xtr.shape[1]:
+        raise InvalidParameterError(
+            f"augment {config.augment!r} reads rows of {augment.features} features; the data has {Xtr.shape[1]}"
+        )
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if schedule is not None and schedule.end_step > total_steps:
@@ -537,7 +548,7 @@ def train(
                 frac = (step - anneal_from) / max(1, total_steps - anneal_from)
                 for group in inner.param_groups:
                     group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * frac))
-            logits = model(Xtr[idx])
+            logits = model(Xtr[idx] if augment is None else augment(Xtr[idx], gen))
             loss = loss_fn(logits, ytr[idx])
             if soft is not None:
                 loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(

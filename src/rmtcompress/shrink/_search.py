@@ -216,6 +216,7 @@ class _Context:
             lr_schedule=schedule,  # type: ignore[arg-type]
             label_smoothing=self.space.label_smoothing,
             ema=self.space.ema,
+            augment=self.space.augment,
         )
 
     def val_accuracy(self, model: nn.Module) -> float:
@@ -557,6 +558,8 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["label_smoothing"] = cfg.label_smoothing
     if cfg.ema > 0:
         out["ema"] = cfg.ema
+    if cfg.augment != "none":
+        out["augment"] = cfg.augment
     return out
 
 
