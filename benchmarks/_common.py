@@ -111,6 +111,32 @@ def round_robin(
     return times
 
 
+def round_robin_bursts(
+    fns: dict[str, Callable[[], Any]], budget: float, min_rounds: int, burst: int, max_rounds: int = 200
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """:func:`round_robin` with ``burst`` consecutive calls of a method per turn: ``(cold, warm)`` per-call seconds.
+
+    ``cold`` holds each turn's first call (made right after the other methods ran, so with caches holding their
+    data: what :func:`round_robin` measures); ``warm`` the turn's other ``burst − 1`` calls (steady state, as when
+    one model serves call after call). Turns still alternate, so a busy machine slows every method alike."""
+    if burst < 2:
+        raise ValueError(f"burst must be >= 2 (1 is round_robin); got {burst}")
+    for fn in fns.values():
+        fn()
+    cold: dict[str, list[float]] = {name: [] for name in fns}
+    warm: dict[str, list[float]] = {name: [] for name in fns}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget):
+        for name, fn in fns.items():
+            for i in range(burst):
+                t0 = time.perf_counter()
+                fn()
+                (cold if i == 0 else warm)[name].append(time.perf_counter() - t0)
+        rounds += 1
+    return cold, warm
+
+
 def latency_summary(ts: list[float], batch: int) -> dict[str, float]:
     """p50 / p99 / mean / min milliseconds per call, the number of calls and the throughput (samples/s)."""
     a = np.asarray(ts)

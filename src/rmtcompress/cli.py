@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -1106,6 +1107,13 @@ def prune_cmd(
 )
 @click.option("--effort", default="default", show_default=True, help="search space: quick, default, thorough")
 @click.option(
+    "--augment",
+    default="none",
+    show_default=True,
+    help="augmentation of the training minibatches, for rows that are flattened images: e.g. shift:28x28:1 "
+    "(random translations by up to 1 pixel; shift:HxW[xC]:P[:flip], docs/shrink.md)",
+)
+@click.option(
     "--normalize",
     type=click.Choice(["unit", "paper", "none"]),
     default="unit",
@@ -1136,6 +1144,7 @@ def shrink_cmd(
     budget: str | None,
     min_accuracy: float | None,
     effort: str,
+    augment: str,
     normalize: str,
     activation: str,
     max_train: int | None,
@@ -1154,9 +1163,12 @@ def shrink_cmd(
     from ._utils import atomic_write_json
     from .io import load_user_model, save
     from .lab import load_shrink_data, run_shrink
-    from .shrink import parse_bytes
+    from .shrink import SearchSpace, get_effort, parse_bytes
 
     try:
+        space: str | SearchSpace = effort
+        if augment != get_effort(effort).augment:  # the space validates the spelling (InvalidParameterError)
+            space = dataclasses.replace(get_effort(effort), augment=augment)
         budget_bytes = None if budget is None else parse_bytes(budget)
         if budget_bytes is None and min_accuracy is None:
             raise InvalidParameterError("give --budget (e.g. 32kB) or --min-accuracy (e.g. 0.01), or both")
@@ -1181,7 +1193,7 @@ def shrink_cmd(
                 budget_bytes=budget_bytes,
                 min_accuracy=min_accuracy,
                 seed=seed,
-                effort=effort,
+                effort=space,
                 X_test=Xte,
                 y_test=yte,
                 progress=progress,

@@ -72,6 +72,8 @@ def test_shrink_writes_the_best_model_the_png_and_the_frontier(model_file: Path,
         ([], "give --budget"),
         (["--budget", "2kB", "--effort", "lazy"], "unknown effort"),
         (["--budget", "2kB", "--data", "WIDE"], "columns"),
+        (["--budget", "2kB", "--augment", "shift:28x28:1"], "reads rows of 784 features; X has 64 columns"),
+        (["--budget", "2kB", "--augment", "rotate:10"], "augment must be 'none' or"),
     ],
 )
 def test_bad_input_fails_cleanly_and_writes_nothing(

@@ -5,7 +5,7 @@ inference form (batch norm folded, dropout dropped).
 Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
-``_training`` (training loops and schedules), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
+``_training`` (training loops and schedules), ``_augment`` (training-time image augmentation), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
 ``_fold`` (the inference form), ``_fast_linear`` (the measured fast inference paths of quantized linear layers),
 ``_fused`` (whole-net fast inference of sparse MLPs).
 """
@@ -18,6 +18,10 @@ from ._activation_quant import (
     activation_bits as activation_bits,
     quantize_activations as quantize_activations,
     runtime_memory as runtime_memory,
+)
+from ._augment import (
+    ImageShift as ImageShift,
+    parse_augment as parse_augment,
 )
 from ._configs import (
     GradualMagnitudeConfig as GradualMagnitudeConfig,
@@ -94,6 +98,7 @@ __all__ = [
     "RULE_NAMES",
     "FusedMLP",
     "GradualMagnitudeConfig",
+    "ImageShift",
     "LotteryTicketConfig",
     "LqAdaptiveConfig",
     "MagnitudeConfig",
@@ -123,6 +128,7 @@ __all__ = [
     "make_cnn",
     "make_mlp",
     "model_storage_bytes",
+    "parse_augment",
     "pq_index",
     "pq_trajectory_point",
     "prunable_layers",
