@@ -1,5 +1,5 @@
 """Bottom layer: input validation, seeded RNG and the Philox counter-based generator, atomic file writes, entropies,
-the stratified split, the package version, the config base class and the registries.
+the stratified split, the package version, the config base class, the registries and cache-line-aligned arrays.
 
 Imports nothing from rmtcompress but :mod:`rmtcompress.errors`.
 """
@@ -24,6 +24,11 @@ from ._files import (
     atomic_write_json as atomic_write_json,
     figure_format as figure_format,
     json_safe as json_safe,
+)
+from ._memory import (
+    CACHE_LINE as CACHE_LINE,
+    aligned_copy as aligned_copy,
+    aligned_empty as aligned_empty,
 )
 from ._philox import (
     PHILOX_ALGORITHM as PHILOX_ALGORITHM,
@@ -57,6 +62,7 @@ from ._version import (
 )
 
 __all__ = [
+    "CACHE_LINE",
     "FIGURE_FORMATS",
     "PHILOX_ALGORITHM",
     "Config",
@@ -66,6 +72,8 @@ __all__ = [
     "SeedLike",
     "__version__",
     "as_generator",
+    "aligned_copy",
+    "aligned_empty",
     "atomic_path",
     "atomic_write_bytes",
     "atomic_write_figure",

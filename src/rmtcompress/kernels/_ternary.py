@@ -65,6 +65,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 from numpy.typing import NDArray
 
+from .._utils import aligned_copy, aligned_empty
 from ..core import PerNeuronStep, StepActivation
 from ..errors import InvalidParameterError
 
@@ -887,9 +888,9 @@ class TernaryLayer:
             scale=float(scale),
             indptr=indptr,
             split=split,
-            indices=np.ascontiguousarray(indices),
-            pos_bits=_pack_bits(pos),
-            neg_bits=_pack_bits(neg),
+            indices=aligned_copy(indices),
+            pos_bits=aligned_copy(_pack_bits(pos)),
+            neg_bits=aligned_copy(_pack_bits(neg)),
             n_pos=n_pos,
             n_neg=n_neg,
         )
@@ -929,7 +930,7 @@ class TernaryLayer:
             raise InvalidParameterError(f"x must have shape (n, {self.d_in}), got {xa.shape}")
         n = xa.shape[0]
         xt, B, nblk = _blocked_transpose(xa, _check_block(block))
-        out = np.empty((nblk, self.d_out, B), np.float32)
+        out = aligned_empty((nblk, self.d_out, B), np.float32)
         _float_matmul_blocked(xt, self.indptr, self.split, self.indices, out)
         z = out.transpose(0, 2, 1).reshape(nblk * B, self.d_out)[:n]
         return np.ascontiguousarray(z * np.float32(self.scale))
@@ -966,7 +967,7 @@ def _blocked_transpose(
     """(n, p) → (nblk, p, B) with zero-padded samples (into ``out`` when given); see :func:`_block_shape`."""
     n, p = x.shape
     B, nblk = _block_shape(n, block)
-    xt = np.empty((nblk, p, B), np.float32) if out is None else out
+    xt = aligned_empty((nblk, p, B), np.float32) if out is None else out
     full = n // B
     if full:
         np.copyto(xt[:full], x[: full * B].reshape(full, B, p).transpose(0, 2, 1))
@@ -1055,11 +1056,12 @@ class FastMLP:
         """An uninitialised array: a view of scratch buffer ``name`` (or a new array when ``fresh``)."""
         dt = np.dtype(dtype)
         if fresh:
-            return np.empty(shape, dt)
+            return aligned_empty(shape, dt)
         size = int(np.prod(shape)) * dt.itemsize
         raw = self._scratch.get(name)
         if raw is None or raw.nbytes < size:
-            raw = np.empty(max(size, 64), np.uint8)
+            # cache-line aligned: rows of 64-byte multiples then start on a line (measured: docs/kernels.md)
+            raw = aligned_empty(max(size, 64), np.uint8)
             self._scratch[name] = raw
         return raw[:size].view(dt).reshape(shape)
 
