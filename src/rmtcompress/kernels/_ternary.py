@@ -476,6 +476,32 @@ _vcount16 = _make_vcount(16)
 _vcount64 = _make_vcount(64)
 
 
+@njit(cache=True, inline="always")
+def _aligned_view(raw: NDArray[Any], n: int) -> NDArray[Any]:
+    """``n`` elements of ``raw`` (which holds at least n + 64 / itemsize) starting on a 64-byte boundary."""
+    off = ((64 - raw.ctypes.data % 64) % 64) // raw.itemsize
+    return raw[off : off + n]
+
+
+@njit(cache=True, inline="always")
+def _scratch_f32(n: int) -> NDArray[np.float32]:
+    """Per-task float32 scratch on a cache line (numba's own allocations are only 16-byte aligned; the kernels'
+    whole-vector loads and stores of it then split lines: measured in docs/kernels.md)."""
+    return _aligned_view(np.empty(n + 16, np.float32), n)
+
+
+@njit(cache=True, inline="always")
+def _scratch_f64(n: int) -> NDArray[np.float64]:
+    """Per-task float64 scratch on a cache line (see :func:`_scratch_f32`)."""
+    return _aligned_view(np.empty(n + 8, np.float64), n)
+
+
+@njit(cache=True, inline="always")
+def _scratch_u32(n: int) -> NDArray[np.uint32]:
+    """Per-task uint32 scratch on a cache line (see :func:`_scratch_f32`)."""
+    return _aligned_view(np.empty(n + 16, np.uint32), n)
+
+
 @njit(parallel=True, fastmath=False, cache=True)
 def _float_layer_blocked(
     xt: NDArray[np.float32],
@@ -501,9 +527,9 @@ def _float_layer_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * p
-        sp = np.empty(V, np.float32)
-        sn = np.empty(V, np.float32)
-        z = np.empty(V, np.float64)
+        sp = _scratch_f32(V)
+        sn = _scratch_f32(V)
+        z = _scratch_f64(V)
         for r in range(r0, r1):
             t_row = t_out[blk, r]
             e_row = e_out[blk, r]
@@ -541,8 +567,8 @@ def _float_matmul_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * p
-        sp = np.empty(V, np.float32)
-        sn = np.empty(V, np.float32)
+        sp = _scratch_f32(V)
+        sn = _scratch_f32(V)
         for r in range(r0, r1):
             for c in range(0, B, V):
                 if V == 64:
@@ -588,9 +614,9 @@ def _int_layer_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * d_in
-        cp = np.empty(K1 * V, np.uint32)
-        cn = np.empty(K1 * V, np.uint32)
-        z = np.empty(V, np.float64)
+        cp = _scratch_u32(K1 * V)
+        cn = _scratch_u32(K1 * V)
+        z = _scratch_f64(V)
         for r in range(r0, r1):
             t_row = t_out[blk, r]
             e_row = e_out[blk, r]
