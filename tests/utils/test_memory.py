@@ -12,7 +12,7 @@ from rmtcompress._utils import CACHE_LINE, aligned_copy, aligned_empty
 @pytest.mark.parametrize("shape", [0, 1, 7, (3, 5), (2, 784, 64), (1000, 33)])
 def test_aligned_empty_starts_on_a_cache_line(shape: int | tuple[int, ...], dtype: type) -> None:
     a = aligned_empty(shape, dtype)
-    assert a.ctypes.data % CACHE_LINE == 0
+    assert a.size == 0 or a.ctypes.data % CACHE_LINE == 0  # numpy gives empty arrays a placeholder address
     assert a.flags.c_contiguous and a.dtype == np.dtype(dtype)
     assert a.shape == ((shape,) if isinstance(shape, int) else shape)
     a[...] = 1  # writable, and every element belongs to the array

@@ -20,7 +20,8 @@ CACHE_LINE = 64
 def aligned_empty(shape: int | tuple[int, ...], dtype: Any, align: int = CACHE_LINE) -> NDArray[Any]:
     """An uninitialised C-contiguous array whose first byte lies on an ``align``-byte boundary.
 
-    The array is a view of a slightly larger byte buffer (kept alive by the view's ``base``).
+    The array is a view of a slightly larger byte buffer (kept alive by the view's ``base``). An empty array has no
+    data to align: NumPy gives it a placeholder address.
     """
     dt = np.dtype(dtype)
     dims = (shape,) if isinstance(shape, int | np.integer) else tuple(shape)
