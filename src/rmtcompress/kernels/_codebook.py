@@ -32,7 +32,9 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
+from .._utils import aligned_empty
 from ..errors import InvalidParameterError
+from ._scratch import scratch_f32
 from ._ternary import _blocked_transpose
 
 __all__ = ["CODEBOOK_PATHS", "CodebookCSR", "codebook_csr_matmul"]
@@ -192,8 +194,8 @@ def _blocked_row(
     B = xt.shape[2]
     ri = np.int64(r)
     g = ri if table.shape[0] > 1 else np.int64(0)
-    acc = np.empty(B, np.float32)
-    s = np.empty(B, np.float32)
+    acc = scratch_f32(B)  # on a cache line: loaded and stored as whole vectors
+    s = scratch_f32(B)
     base = ri * n_values
     b = bias[ri] if bias.size > 0 else np.float32(0.0)
     for blk in range(xt.shape[0]):
@@ -297,7 +299,7 @@ def codebook_csr_matmul(
         if isinstance(block, bool) or not isinstance(block, int) or block < 16 or block % 16:
             raise InvalidParameterError(f"block must be a positive multiple of 16; got {block!r}")
         xt, B, nblk = _blocked_transpose(x, block)
-        out3 = np.empty((nblk, d_out, B), np.float32)
+        out3 = aligned_empty((nblk, d_out, B), np.float32)
         _BLOCKED_KERNELS[path](xt, packed.seg_ptr, packed.indices, tab, packed.n_values, b, out3)
         return np.ascontiguousarray(out3.transpose(0, 2, 1).reshape(nblk * B, d_out)[:n])
     out = np.empty((n, d_out), np.float32)

@@ -24,6 +24,7 @@ from numba import njit, prange
 from numpy.typing import NDArray
 
 from ..errors import InvalidParameterError
+from ._scratch import scratch_f32, zeros_f32_2d
 
 __all__ = ["SparseMLP", "csr_matmul_lanes", "sparse_mlp_forward"]
 
@@ -145,9 +146,9 @@ def _block(
     """Every layer for samples ``blk·B … blk·B + B − 1`` (lanes past the last sample hold zeros, never written out)."""
     n = x.shape[0]
     n_layers = dims.size - 1
-    a = np.zeros((width, B), np.float32)
-    o = np.zeros((width, B), np.float32)
-    acc = np.empty(B, np.float32)
+    a = zeros_f32_2d(width, B)  # on cache lines: rows of B floats are loaded whole
+    o = zeros_f32_2d(width, B)
+    acc = scratch_f32(B)
     i0 = blk * B
     nb = min(B, n - i0)
     for t in range(nb):

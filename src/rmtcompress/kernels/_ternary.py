@@ -68,6 +68,7 @@ from numpy.typing import NDArray
 from .._utils import aligned_copy, aligned_empty
 from ..core import PerNeuronStep, StepActivation
 from ..errors import InvalidParameterError
+from ._scratch import scratch_f32, scratch_f64, scratch_u32
 
 __all__ = [
     "FastMLP",
@@ -476,32 +477,6 @@ _vcount16 = _make_vcount(16)
 _vcount64 = _make_vcount(64)
 
 
-@njit(cache=True, inline="always")
-def _aligned_view(raw: NDArray[Any], n: int) -> NDArray[Any]:
-    """``n`` elements of ``raw`` (which holds at least n + 64 / itemsize) starting on a 64-byte boundary."""
-    off = ((64 - raw.ctypes.data % 64) % 64) // raw.itemsize
-    return raw[off : off + n]
-
-
-@njit(cache=True, inline="always")
-def _scratch_f32(n: int) -> NDArray[np.float32]:
-    """Per-task float32 scratch on a cache line (numba's own allocations are only 16-byte aligned; the kernels'
-    whole-vector loads and stores of it then split lines: measured in docs/kernels.md)."""
-    return _aligned_view(np.empty(n + 16, np.float32), n)
-
-
-@njit(cache=True, inline="always")
-def _scratch_f64(n: int) -> NDArray[np.float64]:
-    """Per-task float64 scratch on a cache line (see :func:`_scratch_f32`)."""
-    return _aligned_view(np.empty(n + 8, np.float64), n)
-
-
-@njit(cache=True, inline="always")
-def _scratch_u32(n: int) -> NDArray[np.uint32]:
-    """Per-task uint32 scratch on a cache line (see :func:`_scratch_f32`)."""
-    return _aligned_view(np.empty(n + 16, np.uint32), n)
-
-
 @njit(parallel=True, fastmath=False, cache=True)
 def _float_layer_blocked(
     xt: NDArray[np.float32],
@@ -527,9 +502,9 @@ def _float_layer_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * p
-        sp = _scratch_f32(V)
-        sn = _scratch_f32(V)
-        z = _scratch_f64(V)
+        sp = scratch_f32(V)
+        sn = scratch_f32(V)
+        z = scratch_f64(V)
         for r in range(r0, r1):
             t_row = t_out[blk, r]
             e_row = e_out[blk, r]
@@ -567,8 +542,8 @@ def _float_matmul_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * p
-        sp = _scratch_f32(V)
-        sn = _scratch_f32(V)
+        sp = scratch_f32(V)
+        sn = scratch_f32(V)
         for r in range(r0, r1):
             for c in range(0, B, V):
                 if V == 64:
@@ -614,9 +589,9 @@ def _int_layer_blocked(
         r0 = (task % nrc) * _ROWS
         r1 = min(r0 + _ROWS, d_out)
         off = blk * d_in
-        cp = _scratch_u32(K1 * V)
-        cn = _scratch_u32(K1 * V)
-        z = _scratch_f64(V)
+        cp = scratch_u32(K1 * V)
+        cn = scratch_u32(K1 * V)
+        z = scratch_f64(V)
         for r in range(r0, r1):
             t_row = t_out[blk, r]
             e_row = e_out[blk, r]
