@@ -89,5 +89,5 @@ def test_training_with_augmentation() -> None:
     assert all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), nets[1].parameters(), strict=True))
     assert not all(torch.equal(p, q) for p, q in zip(nets[0].parameters(), nets[2].parameters(), strict=True))
     assert r0.val_accuracy > 0.5
-    with pytest.raises(InvalidParameterError, match="49 features; the data has 64"):
+    with pytest.raises(InvalidParameterError, match="49 features; X has 64 columns"):
         train(make_mlp(64, (16,), 10, seed=3), X, y, TrainConfig(epochs=1, augment="shift:7x7:1"))

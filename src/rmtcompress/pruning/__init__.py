@@ -5,9 +5,10 @@ inference form (batch norm folded, dropout dropped).
 Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summary), ``_masks`` (weight masks and
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
-``_training`` (training loops and schedules), ``_augment`` (training-time image augmentation), ``_activation_quant`` and ``_weight_quant`` (trained-net quantization),
-``_fold`` (the inference form), ``_fast_linear`` (the measured fast inference paths of quantized linear layers),
-``_fused`` (whole-net fast inference of sparse MLPs).
+``_training`` (training loops and schedules), ``_augment`` (training-time image augmentation),
+``_activation_quant`` and ``_weight_quant`` (trained-net quantization), ``_fold`` (the inference form),
+``_fast_linear`` (the measured fast inference paths of quantized linear layers), ``_fused`` (whole-net fast
+inference of sparse MLPs).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ._activation_quant import (
 )
 from ._augment import (
     ImageShift as ImageShift,
+    augment_for as augment_for,
     parse_augment as parse_augment,
 )
 from ._configs import (
@@ -116,6 +118,7 @@ __all__ = [
     "WeightQuantWarning",
     "WeightSharingConfig",
     "activation_bits",
+    "augment_for",
     "compressibility",
     "current_sparsity",
     "evaluate",

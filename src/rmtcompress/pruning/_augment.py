@@ -17,7 +17,7 @@ import torch
 
 from ..errors import InvalidParameterError
 
-__all__ = ["ImageShift", "parse_augment"]
+__all__ = ["ImageShift", "augment_for", "parse_augment"]
 
 _SHIFT = re.compile(r"^shift:(\d+)x(\d+)(?:x(\d+))?:(\d+)(:flip)?$")
 
@@ -86,3 +86,13 @@ def parse_augment(spec: object) -> ImageShift | None:
             f"augment {spec!r}: a shift of {p} pixels leaves nothing of a {h}x{w} image"
         )
     return ImageShift(h, w, c, p, m.group(5) is not None)
+
+
+def augment_for(spec: object, n_features: int) -> ImageShift | None:
+    """:func:`parse_augment`, refused (InvalidParameterError) when the rows it reads are not ``n_features`` wide."""
+    aug = parse_augment(spec)
+    if aug is not None and aug.features != n_features:
+        raise InvalidParameterError(
+            f"augment {spec!r} reads rows of {aug.features} features; X has {n_features} columns"
+        )
+    return aug

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .._utils import Config, check_int, stratified_split_indices, validate_Xy, warn_renamed_method
 from ..errors import InvalidParameterError
-from ._augment import parse_augment
+from ._augment import augment_for, parse_augment
 from ._configs import GradualMagnitudeConfig, LotteryTicketConfig, SAPConfig
 from ._masks import MaskedOptimizerStep, apply_masks, current_sparsity, prunable_layers, rewind_to
 from ._measures import pq_index
@@ -486,11 +486,7 @@ def train(
     Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])
     Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
     n_train = Xtr.shape[0]
-    augment = parse_augment(config.augment)
-    if augment is not None and augment.features != Xtr.shape[1]:
-        raise InvalidParameterError(
-            f"augment {config.augment!r} reads rows of {augment.features} features; the data has {Xtr.shape[1]}"
-        )
+    augment = augment_for(config.augment, Xtr.shape[1])
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if schedule is not None and schedule.end_step > total_steps:

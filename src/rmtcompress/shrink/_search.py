@@ -53,9 +53,9 @@ from ..pruning import (
     TrainConfig,
     UniformWeightConfig,
     WeightSharingConfig,
+    augment_for,
     evaluate,
     make_mlp,
-    parse_augment,
     prunable_layers,
     prune,
     quantize_activations,
@@ -830,11 +830,7 @@ def shrink(
         _check_model(model, Xa, n_classes)
     else:
         raise InvalidParameterError(f"model must be an nn.Module or an MLPSpec; got {type(model).__name__}")
-    shifted = parse_augment(space.augment)
-    if shifted is not None and shifted.features != Xa.shape[1]:
-        raise InvalidParameterError(
-            f"augment {space.augment!r} reads rows of {shifted.features} features; X has {Xa.shape[1]} columns"
-        )
+    augment_for(space.augment, Xa.shape[1])  # refused before anything is trained or written
     # the smallest model the space reaches: one weight per layer (so every hidden layer compacts to one neuron),
     # the cheapest format, float16 biases; measured on the architecture before anything is trained
     if isinstance(model, MLPSpec):
