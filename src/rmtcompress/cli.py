@@ -1167,8 +1167,9 @@ def shrink_cmd(
 
     try:
         space: str | SearchSpace = effort
-        if augment != get_effort(effort).augment:  # the space validates the spelling (InvalidParameterError)
-            space = dataclasses.replace(get_effort(effort), augment=augment)
+        named = get_effort(effort)  # unknown names: InvalidParameterError listing the registered ones
+        if augment != named.augment:  # the space validates the spelling (InvalidParameterError)
+            space = dataclasses.replace(named, augment=augment)
         budget_bytes = None if budget is None else parse_bytes(budget)
         if budget_bytes is None and min_accuracy is None:
             raise InvalidParameterError("give --budget (e.g. 32kB) or --min-accuracy (e.g. 0.01), or both")
