@@ -701,7 +701,7 @@ def _popcount_layer(
             for l in range(K1o):
                 words[l] = 0
             for r in range(r0, r1):
-                pb = pbits[r]  # 1-D row views: contiguous loads that LLVM vectorises (about 10 % faster)
+                pb = pbits[r]  # 1-D row views: contiguous loads that LLVM vectorises (docs/kernels.md)
                 nb = nbits[r]
                 z = base[r]
                 for l in range(K1):
@@ -1059,7 +1059,9 @@ class FastMLP:
         dt = np.dtype(dtype)
         if fresh:
             return aligned_empty(shape, dt)
-        size = math.prod(shape) * dt.itemsize  # math.prod: np.prod costs microseconds per call at batch 1
+        size = (
+            math.prod(shape) * dt.itemsize
+        )  # math.prod: np.prod's overhead shows at batch 1 (docs/kernels.md)
         raw = self._scratch.get(name)
         if raw is None or raw.nbytes < size:
             # cache-line aligned: rows of 64-byte multiples then start on a line (measured: docs/kernels.md)
