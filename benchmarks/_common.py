@@ -97,18 +97,7 @@ def round_robin(
     """Per-call seconds of every method, called round-robin (one call each per round, after one warm-up call each)
     so that a busy machine slows all of them alike; rounds go on until ``budget`` seconds (at least ``min_rounds``,
     at most ``max_rounds``)."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    start = time.perf_counter()
-    rounds = 0
-    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-        rounds += 1
-    return times
+    return round_robin_bursts(fns, budget, min_rounds, 1, max_rounds)[0]
 
 
 def round_robin_bursts(
@@ -118,9 +107,10 @@ def round_robin_bursts(
 
     ``cold`` holds each turn's first call (made right after the other methods ran, so with caches holding their
     data: what :func:`round_robin` measures); ``warm`` the turn's other ``burst − 1`` calls (steady state, as when
-    one model serves call after call). Turns still alternate, so a busy machine slows every method alike."""
-    if burst < 2:
-        raise ValueError(f"burst must be >= 2 (1 is round_robin); got {burst}")
+    one model serves call after call; empty for ``burst`` 1). Turns still alternate, so a busy machine slows every
+    method alike."""
+    if burst < 1:
+        raise ValueError(f"burst must be >= 1; got {burst}")
     for fn in fns.values():
         fn()
     cold: dict[str, list[float]] = {name: [] for name in fns}

@@ -22,6 +22,7 @@ ordinary masks).
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import tempfile
@@ -114,8 +115,7 @@ def main(argv: list[str]) -> int:
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     X, y, Xd, yd, Xt, yt, ref = shrink_options.load(seed, 6000)
-    model = rc.pruning.make_mlp(784, (512, 512), 10, seed=seed)
-    model.load_state_dict(ref.state_dict())
+    model = copy.deepcopy(ref)
     shapes = [tuple(m.weight.shape) for _, m in prunable_layers(model)]
     final = fit_keep(shapes, 0.985 * budget, block, bits)
     t0 = time.perf_counter()

@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--_memory-child", dest="memory_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.burst < 2:
+        ap.error("--burst must be at least 2: a turn's first call is timed as cold, the others as warm")
     if args.memory_child is not None:
         method, eps, seed, threads = json.loads(args.memory_child)
         print(json.dumps(memory_child(method, float(eps), int(seed), int(threads))))

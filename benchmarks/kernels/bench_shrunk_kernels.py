@@ -20,8 +20,8 @@ Batch 1 and 256. Methods, all fed the same Gaussian float32 inputs:
 * ``int8_dynamic`` — ``torch.ao.quantization.quantize_dynamic`` of the dense net (qint8 weights; not exact: its
   largest deviation from the reference is recorded).
 
-Timing as ``bench_kernel.py``: methods called round-robin (one call each per round, after a warm-up call each) until
-``--budget`` seconds or 200 rounds (at least ``--min-rounds``); per method p50 / p99 / mean / min ms and samples/s;
+Timing as ``bench_kernel.py`` before its bursts: methods called round-robin (one call each per round, after a
+warm-up call each) until ``--budget`` seconds or 200 rounds (at least ``--min-rounds``); per method p50 / p99 / mean / min ms and samples/s;
 speed-ups of ``ours`` = p50 ratios against each baseline from the same rounds (``speedup_min``: the same with the
 fastest call of each). torch and numba use ``--threads`` threads (2); OpenMP workers sleep (``OMP_WAIT_POLICY=PASSIVE``
 unless set). The load average is recorded with each row and at the start.
