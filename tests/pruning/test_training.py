@@ -472,3 +472,28 @@ def test_val_fraction_zero_trains_on_every_row(digits: Any) -> None:
     other = make_mlp(Xtr.shape[1], (16,), 10, seed=0)
     train(other, Xtr[1:], ytr[1:], cfg)
     assert not torch.equal(net[0].weight, other[0].weight)
+
+
+def test_order_seed_changes_the_minibatch_order_but_not_the_split(
+    digits: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = digits[0][:400], digits[1][:400]
+    splits: list[tuple[int, float]] = []
+    real = training.train_val_split
+
+    def spy(labels: np.ndarray, fraction: float, seed: int) -> Any:
+        splits.append((seed, fraction))
+        return real(labels, fraction, seed)
+
+    monkeypatch.setattr(training, "train_val_split", spy)
+
+    def weights(**kw: Any) -> torch.Tensor:
+        net = make_mlp(64, (8,), 10, seed=0)
+        train(net, X, y, TrainConfig(epochs=1, batch_size=32, seed=3, **kw))
+        return net[0].weight.detach().clone()
+
+    plain, same, other = weights(), weights(order_seed=3), weights(order_seed=4)
+    assert torch.equal(plain, same) and not torch.allclose(plain, other)
+    assert splits == [(3, 0.1)] * 3  # one split for all three
+    with pytest.raises(ValueError, match="order_seed"):
+        TrainConfig(order_seed=-1)

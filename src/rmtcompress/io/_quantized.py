@@ -49,7 +49,7 @@ from torch import nn
 from .._utils import atomic_write_bytes
 from ..core import InputTransformLayer
 from ..errors import FormatError, InvalidParameterError, MissingFileError
-from ..pruning import QuantizedActivation, QuantizedConv2d, QuantizedLinear, inference_form
+from ..pruning import Ensemble, QuantizedActivation, QuantizedConv2d, QuantizedLinear, inference_form
 from ._container import (
     BinaryReader,
     BinaryWriter,
@@ -78,10 +78,13 @@ __all__ = [
 
 QUANTIZED_MAGIC = b"RCQW"
 QUANTIZED_FORMAT_VERSION = 3
-"""Version written (2: the LeakyReLU and input-transform records; 3: context-coded positions)."""
-QUANTIZED_READ_VERSIONS = (1, 2, 3)
+"""Version written for one net (2: the LeakyReLU and input-transform records; 3: context-coded positions); an
+:class:`~rmtcompress.pruning.Ensemble` is written as version 4 (a member count, then each member's modules)."""
+QUANTIZED_READ_VERSIONS = (1, 2, 3, 4)
 """Versions read (a version-1 file is a version-2 file without those records, a version-2 file a version-3 file
-without context-coded positions)."""
+without context-coded positions, a version-3 file one net of a version-4 file)."""
+_ENSEMBLE_VERSION = 4
+_MAX_MEMBERS = 64
 POSITIONS = ("auto", "context", "entropy", "bitmask")
 _CONTEXT_MODE = 3  # the stream mode of context-coded positions + codes (modes 0-2: _stream's)
 BIASES = ("float32", "float16")
@@ -182,7 +185,10 @@ def _pair(v: Any) -> tuple[int, int]:
 
 
 def is_quantized_model(model: Any) -> bool:
-    """True for an ``nn.Sequential`` holding a weight-quantized layer or a k-level activation quantizer."""
+    """True for an ``nn.Sequential`` holding a weight-quantized layer or a k-level activation quantizer, and for an
+    :class:`~rmtcompress.pruning.Ensemble` (of ``nn.Sequential`` nets: this format is the one that stores them)."""
+    if isinstance(model, Ensemble):
+        return True
     return isinstance(model, nn.Sequential) and any(
         isinstance(m, QuantizedLinear | QuantizedConv2d | QuantizedActivation) for m in model.modules()
     )
@@ -407,47 +413,72 @@ def _write_module(
     )
 
 
-def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[_LayerStats], int]:
+def _member_children(model: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The checked children of one stored ``nn.Sequential`` in their inference form."""
     if not isinstance(model, nn.Sequential):
-        raise InvalidParameterError(f"quantized-net files store an nn.Sequential; got {type(model).__name__}")
-    if positions not in POSITIONS:
-        raise InvalidParameterError(f"positions must be one of {', '.join(POSITIONS)}; got {positions!r}")
-    if biases not in BIASES:
-        raise InvalidParameterError(f"biases must be one of {', '.join(BIASES)}; got {biases!r}")
+        where = f"ensemble member {prefix.rstrip('.')!r}" if prefix else "the model"
+        raise InvalidParameterError(
+            f"quantized-net files store an nn.Sequential (or an Ensemble of them); {where} is a "
+            f"{type(model).__name__}"
+        )
     kids = list(model.named_children())
     for i, (name, m) in enumerate(kids):
         if isinstance(m, nn.BatchNorm1d) and not (i and type(kids[i - 1][1]) is nn.Linear):
             raise InvalidParameterError(
-                f"layer {name!r} is a BatchNorm1d after a {type(kids[i - 1][1]).__name__ if i else 'nothing'}: "
-                "only an nn.BatchNorm1d right after a float nn.Linear is stored (folded into it); "
-                "rc.quantize_weights folds it before quantizing"
+                f"layer {prefix + name!r} is a BatchNorm1d after a "
+                f"{type(kids[i - 1][1]).__name__ if i else 'nothing'}: only an nn.BatchNorm1d right after a float "
+                "nn.Linear is stored (folded into it); rc.quantize_weights folds it before quantizing"
             )
     children = list(inference_form(model).named_children())
     if not any(isinstance(m, nn.Linear | nn.Conv2d | QuantizedLinear | QuantizedConv2d) for _, m in children):
-        raise InvalidParameterError("the model has no weight layer to store")
-    names_default = all(name == str(i) for i, (name, _) in enumerate(children))
+        raise InvalidParameterError(
+            f"{'ensemble member ' + prefix.rstrip('.') if prefix else 'the model'} has no "
+            "weight layer to store"
+        )
+    return children
+
+
+def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[_LayerStats], int]:
+    if positions not in POSITIONS:
+        raise InvalidParameterError(f"positions must be one of {', '.join(POSITIONS)}; got {positions!r}")
+    if biases not in BIASES:
+        raise InvalidParameterError(f"biases must be one of {', '.join(BIASES)}; got {biases!r}")
+    ensemble = isinstance(model, Ensemble)
+    members: list[nn.Module] = list(model.members) if isinstance(model, Ensemble) else [model]
+    if len(members) > _MAX_MEMBERS:
+        raise InvalidParameterError(
+            f"an ensemble file holds at most {_MAX_MEMBERS} members; got {len(members)}"
+        )
+    prefixes = [f"members.{i}." for i in range(len(members))] if ensemble else [""]
+    kids = [_member_children(m, p) for m, p in zip(members, prefixes, strict=True)]
+    names_default = all(name == str(i) for children in kids for i, (name, _) in enumerate(children))
     w = BinaryWriter()
     w.raw(QUANTIZED_MAGIC)
-    w.u8(QUANTIZED_FORMAT_VERSION | (0 if names_default else _NAMES_FLAG))
-    w.uvarint(len(children))
+    # a single net keeps version 3 (every reader of version 3 reads it); ensembles need version 4
+    w.u8((_ENSEMBLE_VERSION if ensemble else 3) | (0 if names_default else _NAMES_FLAG))
+    if ensemble:
+        w.uvarint(len(members))
     stats: list[_LayerStats] = []
-    for i, (name, m) in enumerate(children):
-        if isinstance(m, InputTransformLayer):
-            if i:
-                raise InvalidParameterError(
-                    f"layer {name!r}: an InputTransformLayer must be the first module of the nn.Sequential"
-                )
-            w.u8(_INPUT)
-            write_transform(w, m.transform)
-            continue
-        st = _write_module(w, name, m, positions, biases)
-        if st is not None:
-            stats.append(st)
-    if not names_default:
-        for name, _ in children:
-            raw = name.encode("utf-8")
-            w.uvarint(len(raw))
-            w.raw(raw)
+    for children, prefix in zip(kids, prefixes, strict=True):
+        w.uvarint(len(children))
+        for i, (name, m) in enumerate(children):
+            if isinstance(m, InputTransformLayer):
+                if i:
+                    raise InvalidParameterError(
+                        f"layer {prefix + name!r}: an InputTransformLayer must be the first module of the "
+                        "nn.Sequential"
+                    )
+                w.u8(_INPUT)
+                write_transform(w, m.transform)
+                continue
+            st = _write_module(w, prefix + name, m, positions, biases)
+            if st is not None:
+                stats.append(st)
+        if not names_default:
+            for name, _ in children:
+                raw = name.encode("utf-8")
+                w.uvarint(len(raw))
+                w.raw(raw)
     body = w.getvalue()
     return body + sha256_bytes(body), stats, len(body)
 
@@ -684,18 +715,18 @@ def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: 
     raise FormatError(f"unknown module kind {kind} in the quantized-net file")
 
 
-def _decode(data: bytes) -> tuple[nn.Sequential, list[_LayerStats], int]:
-    end = _check_body(data)
-    flags = data[len(QUANTIZED_MAGIC)] & _NAMES_FLAG
-    r = BinaryReader(data, len(QUANTIZED_MAGIC) + 1, end)
+def _decode_member(
+    r: BinaryReader, stats: list[_LayerStats], version: int, named: bool, prefix: str
+) -> nn.Sequential:
     count = r.uvarint(1 << 16)
     if count < 1:
-        raise FormatError("the quantized-net file holds no module")
-    stats: list[_LayerStats] = []
-    version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
-    modules = [_read_module(r, stats, str(i), version) for i in range(count)]
+        raise FormatError(
+            f"the quantized-net file holds no module{' in ' + prefix.rstrip('.') if prefix else ''}"
+        )
+    first = len(stats)
+    modules = [_read_module(r, stats, prefix + str(i), version) for i in range(count)]
     names = [str(i) for i in range(count)]
-    if flags:
+    if named:
         names = []
         for _ in range(count):
             try:
@@ -704,24 +735,45 @@ def _decode(data: bytes) -> tuple[nn.Sequential, list[_LayerStats], int]:
                 raise FormatError(f"a module name is not UTF-8: {exc}") from exc
         if len(set(names)) != count or any(not s or "." in s for s in names):
             raise FormatError(f"invalid module names {names!r}")
-        for st, i in zip(stats, [i for i, m in enumerate(modules) if _is_weight(m)], strict=True):
-            st.name = names[i]
-    if not r.at_end():
-        raise FormatError(f"{r.end - r.pos} unexpected trailing bytes before the checksum")
-    if not stats:
-        raise FormatError("the quantized-net file holds no weight layer")
+        for st, i in zip(stats[first:], [i for i, m in enumerate(modules) if _is_weight(m)], strict=True):
+            st.name = prefix + names[i]
+    if len(stats) == first:
+        raise FormatError(
+            f"the quantized-net file holds no weight layer{' in ' + prefix.rstrip('.') if prefix else ''}"
+        )
     net = nn.Sequential()
     for name, mod in zip(names, modules, strict=True):
         net.add_module(name, mod)
-    return net.eval(), stats, end
+    return net.eval()
+
+
+def _decode(data: bytes) -> tuple[nn.Module, list[_LayerStats], int]:
+    end = _check_body(data)
+    named = bool(data[len(QUANTIZED_MAGIC)] & _NAMES_FLAG)
+    r = BinaryReader(data, len(QUANTIZED_MAGIC) + 1, end)
+    stats: list[_LayerStats] = []
+    version = data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG
+    if version >= _ENSEMBLE_VERSION:
+        n = r.uvarint(_MAX_MEMBERS)
+        if n < 1:
+            raise FormatError("the ensemble file holds no member")
+        model: nn.Module = Ensemble(
+            [_decode_member(r, stats, version, named, f"members.{i}.") for i in range(n)]
+        ).eval()
+    else:
+        model = _decode_member(r, stats, version, named, "")
+    if not r.at_end():
+        raise FormatError(f"{r.end - r.pos} unexpected trailing bytes before the checksum")
+    return model, stats, end
 
 
 def _is_weight(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear | nn.Conv2d | QuantizedLinear | QuantizedConv2d)
 
 
-def quantized_from_bytes(data: bytes) -> nn.Sequential:
-    """Rebuild the ``nn.Sequential`` of a quantized-net file (evaluation mode).
+def quantized_from_bytes(data: bytes) -> nn.Module:
+    """Rebuild the ``nn.Sequential`` (or :class:`~rmtcompress.pruning.Ensemble`) of a quantized-net file
+    (evaluation mode).
 
     Raises:
         FormatError: Wrong magic or version, checksum mismatch (truncation, corruption), or inconsistent fields.
@@ -734,7 +786,7 @@ def quantized_from_bytes(data: bytes) -> nn.Sequential:
         raise FormatError(f"inconsistent quantized-net file: {type(exc).__name__}: {exc}") from exc
 
 
-def load_quantized(path: str | os.PathLike[str]) -> nn.Sequential:
+def load_quantized(path: str | os.PathLike[str]) -> nn.Module:
     """Load a file written by :func:`save_quantized`.
 
     Raises:
@@ -765,7 +817,7 @@ def quantized_file_report(
             raise InvalidParameterError("give a path or data")
         data = Path(path).read_bytes()
     net, stats, _ = _decode(data)
-    first = next(iter(net.children()))
+    first = next(iter((net.members[0] if isinstance(net, Ensemble) else net).children()))
     layers = []
     for st in stats:
         codes = st.extra["codes"]
@@ -801,6 +853,7 @@ def quantized_file_report(
         "path": None if path is None else str(path),
         "magic": QUANTIZED_MAGIC.decode("ascii"),
         "format_version": data[len(QUANTIZED_MAGIC)] & ~_NAMES_FLAG,
+        "members": len(net.members) if isinstance(net, Ensemble) else 1,
         "file_bytes": len(data),
         "other_bytes": len(data) - sum(layer["bytes"] for layer in layers),
         "checksum": "ok",

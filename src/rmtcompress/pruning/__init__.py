@@ -6,7 +6,8 @@ Private modules: ``_measures`` (ℓq, PQ index, Gini, the compressibility summar
 their upkeep), ``_configs`` (one frozen config per pruning rule), ``_rules`` (the rules, their registry and
 ``prune``), ``_bounds`` (certified degradation bounds), ``_sparse`` (``remove`` and honest storage bytes),
 ``_training`` (training loops and schedules), ``_augment`` (training-time image augmentation),
-``_activation_quant`` and ``_weight_quant`` (trained-net quantization), ``_fold`` (the inference form),
+``_activation_quant`` and ``_weight_quant`` (trained-net quantization), ``_ensemble`` (the mean of several nets as
+one model), ``_fold`` (the inference form),
 ``_fast_linear`` (the measured fast inference paths of quantized linear layers), ``_fused`` (whole-net fast
 inference of sparse MLPs).
 """
@@ -33,6 +34,7 @@ from ._configs import (
     PruneConfig as PruneConfig,
     SAPConfig as SAPConfig,
 )
+from ._ensemble import Ensemble as Ensemble
 from ._fast_linear import LINEAR_PATHS as LINEAR_PATHS
 from ._fold import (
     DROPOUT_MODULES as DROPOUT_MODULES,
@@ -98,6 +100,7 @@ __all__ = [
     "MLP_PATHS",
     "PRUNE_RULES",
     "RULE_NAMES",
+    "Ensemble",
     "FusedMLP",
     "GradualMagnitudeConfig",
     "ImageShift",

@@ -181,6 +181,9 @@ class TrainConfig(Config):
         grad_clip: Max gradient norm (None: off).
         select: ``'best'`` (best validation accuracy, ties → lower validation loss) or ``'last'``.
         seed: Seed of the split and of the minibatch order.
+        order_seed: Seed of the minibatch order (and of the augmentation draws) when it should differ from the
+            split's: runs that share one validation split but see their rows in other orders (the members of an
+            ensemble). None (the default) uses ``seed``.
         eval_batch_size: Batch size of evaluation passes.
         distill: Weight ``α`` in ``[0, 1]`` of knowledge distillation (Hinton et al. 2015) when :func:`train` is
             given a ``teacher``: the loss is ``(1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖
@@ -213,6 +216,7 @@ class TrainConfig(Config):
     grad_clip: float | None = None
     select: Literal["best", "last"] = "best"
     seed: int = 0
+    order_seed: int | None = None
     eval_batch_size: int = 4096
     distill: float = 0.0
     temperature: float = 4.0
@@ -277,6 +281,8 @@ class TrainConfig(Config):
                 f"got select={self.select!r}, patience={self.patience!r}"
             )
         set_(self, "seed", check_int(self.seed, "seed", 0))
+        if self.order_seed is not None:
+            set_(self, "order_seed", check_int(self.order_seed, "order_seed", 0))
 
 
 # ============================================================================================ data
@@ -494,7 +500,7 @@ def train(
             f"schedule.end_step={schedule.end_step} exceeds the {total_steps} optimizer steps of this run "
             f"({config.epochs} epochs × {steps_per_epoch} steps)"
         )
-    gen = torch.Generator().manual_seed(int(config.seed))
+    gen = torch.Generator().manual_seed(int(config.seed if config.order_seed is None else config.order_seed))
     inner = _make_optimizer(model, config)
     opt = MaskedOptimizerStep(inner, model)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)

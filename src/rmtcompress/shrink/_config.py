@@ -123,6 +123,8 @@ class Recipe:
         target_bytes: The byte target the allocation was fitted to (None for grid points).
         refit: The selected candidate's recipe run again on every row of the data, validation rows included
             (:class:`SearchSpace`'s ``refit``); such a point is never a candidate of the selection.
+        members: For an ensemble (``base == 'ensemble'``), the recipes of its members, whose logits it averages;
+            empty otherwise.
     """
 
     base: str = "original"
@@ -136,19 +138,35 @@ class Recipe:
     activation_epochs: int = 0
     target_bytes: int | None = None
     refit: bool = False
+    members: tuple[Recipe, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict (layer sparsities as a mapping; ``refit`` only when set, so that the stored candidates
-        of searches made before it existed keep their keys)."""
+        """JSON-friendly dict (layer sparsities as a mapping; ``refit`` and ``members`` only when set, so that the
+        stored candidates of searches made before they existed keep their keys)."""
         out = asdict(self)
         out["layer_sparsity"] = {k: v for k, v in self.layer_sparsity}
         if not self.refit:
             del out["refit"]
+        if self.members:
+            out["members"] = [m.as_dict() for m in self.members]
+        else:
+            del out["members"]
         return out
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> Recipe:
+        """Inverse of :meth:`as_dict`."""
+        r = dict(record)
+        r["layer_sparsity"] = tuple((str(k), float(v)) for k, v in dict(r.get("layer_sparsity", {})).items())
+        r["members"] = tuple(cls.from_dict(m) for m in r.get("members", ()))
+        return cls(**r)
 
     @property
     def label(self) -> str:
         """A short human-readable label."""
+        if self.members:
+            inner = " | ".join(m.label for m in self.members)
+            return f"ensemble of {len(self.members)} [{inner}]" + (" refit" if self.refit else "")
         parts = [self.base] if self.base != "original" or self.rule == "none" else []
         if self.rule == "none":
             parts.append("(trained, as is)")
@@ -222,6 +240,11 @@ class SearchSpace(Config):
             annealed to 0 and the last epoch kept (nothing is left to select on); the refit model is returned as
             ``best`` when its file fits the budget. Its ``val_accuracy`` is the selected candidate's (the rows it
             trained on cannot judge it).
+        ensemble_size: With a budget and a plain MLP: also try the mean of this many nets of ``ensemble_width`` ×
+            its hidden widths, trained with different seeds on the same rows (the first is the search's own net of
+            that width), each shrunk to ``1 / ensemble_size`` of the budget and its best candidate (validation)
+            kept; the ensemble is one more candidate, stored as one file (docs/shrink.md, "Ensembles"). 1 = off.
+        ensemble_width: Width factor of the ensemble's members, in (0, 1].
     """
 
     rules: tuple[str, ...] = ("gmp",)
@@ -248,6 +271,8 @@ class SearchSpace(Config):
     ema: float = 0.0
     augment: str = "none"
     refit: bool = False
+    ensemble_size: int = 1
+    ensemble_width: float = 0.25
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -279,6 +304,7 @@ class SearchSpace(Config):
             ("activation_epochs", 0),
             ("batch_size", 1),
             ("train_epochs", 1),
+            ("ensemble_size", 1),
         ):
             _check_count(getattr(self, name), name, minimum)
         if not 0.0 <= float(self.grid_below) <= 1.0:
@@ -299,6 +325,13 @@ class SearchSpace(Config):
         if not isinstance(self.refit, bool | np.bool_):
             raise InvalidParameterError(f"refit must be True or False; got {self.refit!r}")
         object.__setattr__(self, "refit", bool(self.refit))
+        if int(self.ensemble_size) > 8:
+            raise InvalidParameterError(f"ensemble_size must lie in 1..8; got {self.ensemble_size!r}")
+        object.__setattr__(self, "ensemble_size", int(self.ensemble_size))
+        w = self.ensemble_width
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not 0.0 < float(w) <= 1.0:
+            raise InvalidParameterError(f"ensemble_width must be a number in (0, 1]; got {w!r}")
+        object.__setattr__(self, "ensemble_width", float(w))
         if not 0.5 <= float(self.margin) <= 1.0:
             raise InvalidParameterError(f"margin must lie in [0.5, 1]; got {self.margin!r}")
 

@@ -69,10 +69,8 @@ class FrontierPoint:
     @classmethod
     def from_record(cls, record: dict[str, Any], model: nn.Module | None = None) -> FrontierPoint:
         """Inverse of :meth:`record`."""
-        r = dict(record["recipe"])
-        r["layer_sparsity"] = tuple((str(k), float(v)) for k, v in dict(r["layer_sparsity"]).items())
         return cls(
-            recipe=Recipe(**r),
+            recipe=Recipe.from_dict(record["recipe"]),
             val_accuracy=float(record["val_accuracy"]),
             file_bytes=int(record["file_bytes"]),
             test_accuracy=None if record.get("test_accuracy") is None else float(record["test_accuracy"]),

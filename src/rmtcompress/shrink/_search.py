@@ -45,6 +45,7 @@ from ..core import MLPSpec
 from ..errors import InvalidParameterError, RmtcompressWarning
 from ..io import QUANTIZED_FORMAT_VERSION, model_file_bytes
 from ..pruning import (
+    Ensemble,
     GradualMagnitudeConfig,
     MagnitudeConfig,
     QuantizedConv2d,
@@ -199,6 +200,7 @@ class _Context:
     X_test: NDArray[np.float64] | None
     y_test: NDArray[np.int64] | None
     teacher: nn.Module | None = None
+    order_seed: int | None = None  # an ensemble member's minibatch order (same split, other order)
 
     def train_config(self, epochs: int) -> TrainConfig:
         # val_fraction 0 is a refit: every row trains, nothing selects an epoch, so the last one is kept and a
@@ -212,6 +214,7 @@ class _Context:
             val_fraction=self.val_fraction,
             select="last" if every else "best",
             seed=self.seed,
+            order_seed=self.order_seed,
             distill=self.space.distill if self.teacher is not None else 0.0,
             temperature=self.space.temperature,
             lr_schedule=schedule,  # type: ignore[arg-type]
@@ -594,33 +597,133 @@ def _bases(
             factors = []
     for f in factors:
         assert shape is not None
-        input_dim, hidden, act = shape
-        widths = tuple(max(1, round(f * w)) for w in hidden)
-        name = "width=" + "-".join(map(str, (input_dim, *widths, n_classes)))
-        if name in bases:
-            continue
-        key = {
-            "kind": "shrink-base",
-            "data": data_key,
-            "seed": ctx.seed,
-            "val_fraction": ctx.val_fraction,
-            "net": name,
-            "activation": act,
-            "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
-            **_training_options(ctx),
-        }
-        stored = None if checkpoint is None else checkpoint.load(key)
-        if stored is not None:
-            bases[name] = stored[1].eval()
-            continue
-        if progress is not None:
-            progress(0, 0, f"training {name}")
-        net = make_mlp(input_dim, widths, n_classes, activation=act, seed=ctx.seed)  # type: ignore[arg-type]
-        train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs), teacher=ctx.teacher)
-        bases[name] = net.eval()
-        if checkpoint is not None:
-            checkpoint.save(key, {"kind": "base", "net": name}, bases[name])
+        name, net = _width_net(shape, f, ctx, n_classes, progress, checkpoint, data_key, bases)
+        bases[name] = net
     return bases
+
+
+def _width_name(shape: tuple[int, tuple[int, ...], str], factor: float, n_classes: int) -> str:
+    input_dim, hidden, _ = shape
+    widths = tuple(max(1, round(factor * w)) for w in hidden)
+    return "width=" + "-".join(map(str, (input_dim, *widths, n_classes)))
+
+
+def _width_net(
+    shape: tuple[int, tuple[int, ...], str],
+    factor: float,
+    ctx: _Context,
+    n_classes: int,
+    progress: Progress | None,
+    checkpoint: Checkpoint | None,
+    data_key: str,
+    known: Mapping[str, nn.Module],
+    member: int = 0,
+) -> tuple[str, nn.Module]:
+    """The net of ``factor`` × the hidden widths trained on ``ctx``'s rows (read back from the store when there),
+    named ``width=…``; ``member`` m > 0 is the m-th other net of that width (ensembles): initialised with and
+    shuffled by the seed of ``ctx`` (whose ``order_seed`` is set), named ``width=… #m+1``."""
+    input_dim, hidden, act = shape
+    widths = tuple(max(1, round(factor * w)) for w in hidden)
+    name = _width_name(shape, factor, n_classes) + (f" #{member + 1}" if member else "")
+    if name in known:
+        return name, known[name]
+    init_seed = ctx.seed if ctx.order_seed is None else ctx.order_seed
+    key = {
+        "kind": "shrink-base",
+        "data": data_key,
+        "seed": ctx.seed,
+        "val_fraction": ctx.val_fraction,
+        "net": name,
+        "activation": act,
+        "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
+        **_training_options(ctx),
+    }
+    if ctx.order_seed is not None:
+        key["order_seed"] = ctx.order_seed
+    stored = None if checkpoint is None else checkpoint.load(key)
+    if stored is not None:
+        return name, stored[1].eval()
+    if progress is not None:
+        progress(0, 0, f"training {name}")
+    net = make_mlp(input_dim, widths, n_classes, activation=act, seed=init_seed)  # type: ignore[arg-type]
+    train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs), teacher=ctx.teacher)
+    net.eval()
+    if checkpoint is not None:
+        checkpoint.save(key, {"kind": "base", "net": name}, net)
+    return name, net
+
+
+def _member_seed(seed: int, member: int) -> int:
+    """The seed of an ensemble's ``member``-th net (initialisation and minibatch order); member 0 is the search's."""
+    return seed + 7919 * member
+
+
+def _members(
+    model: nn.Module | MLPSpec,
+    ctx: _Context,
+    n_classes: int,
+    bases: Mapping[str, nn.Module],
+    progress: Progress | None,
+    checkpoint: Checkpoint | None,
+    data_key: str,
+) -> dict[str, tuple[nn.Module, _Context]]:
+    """The ensemble's member nets (and the context each trains in), in order; empty when the model's shape has no
+    widths to scale. The first member is the search's own net of ``ensemble_width`` (the model itself at width 1)."""
+    space = ctx.space
+    if isinstance(model, MLPSpec):
+        acts = {getattr(a, "name", a) for a in model.activations}
+        shape: tuple[int, tuple[int, ...], str] | None = (model.input_dim, model.widths, str(acts.pop()))
+    else:
+        shape = _mlp_shape(model)
+    if shape is None:
+        return {}
+    out: dict[str, tuple[nn.Module, _Context]] = {}
+    f = space.ensemble_width
+    for m in range(space.ensemble_size):
+        if m == 0 and f == 1.0 and "original" in bases:
+            out["original"] = (bases["original"], ctx)
+            continue
+        member_ctx = ctx if m == 0 else replace(ctx, order_seed=_member_seed(ctx.seed, m))
+        name, net = _width_net(shape, f, member_ctx, n_classes, progress, checkpoint, data_key, bases, m)
+        out[name] = (net, member_ctx)
+    return out
+
+
+def _ensemble(points: list[FrontierPoint], ctx: _Context, budget: int | None) -> FrontierPoint:
+    """One candidate averaging the members' models (their file in one: float16 biases unless every member kept
+    float32 ones and the float32 file fits)."""
+    t = time.perf_counter()
+    models = [p.model for p in points]
+    assert all(m is not None for m in models)
+    biases = "float32" if all(p.biases == "float32" for p in points) else "float16"
+    ens: nn.Module = Ensemble([copy.deepcopy(m) for m in models])  # type: ignore[misc]
+    if biases == "float32" and budget is not None and _file_bytes(ens, biases) > budget:
+        biases = "float16"
+    if biases == "float16":
+        ens = _round_biases(ens)
+    first = points[0].recipe
+    recipe = Recipe(
+        base="ensemble",
+        rule="ensemble",
+        allocation=first.allocation,
+        weights="+".join(dict.fromkeys(p.recipe.weights for p in points)),
+        prune_epochs=first.prune_epochs,
+        finetune_epochs=first.finetune_epochs,
+        target_bytes=budget,
+        members=tuple(p.recipe for p in points),
+    )
+    sparsity, widths = _stats(ens)
+    return FrontierPoint(
+        recipe=recipe,
+        val_accuracy=ctx.val_accuracy(ens),
+        file_bytes=_file_bytes(ens, biases),
+        test_accuracy=ctx.test_accuracy(ens),
+        biases=biases,
+        sparsity=sparsity,
+        widths=widths,
+        seconds=sum(p.seconds for p in points) + time.perf_counter() - t,
+        model=ens.eval(),
+    )
 
 
 def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> FrontierPoint:
@@ -712,6 +815,12 @@ def refit(
     """
     if not isinstance(point, FrontierPoint) or point.recipe.rule == "none":
         raise InvalidParameterError("refit needs a pruned candidate of a frontier (not an original model)")
+    if point.recipe.members:
+        raise InvalidParameterError(
+            "an ensemble is refit member by member: call refit on each member's own frontier point (the "
+            "recipes in point.recipe.members) with that member's start net, and average them with "
+            "rc.pruning.Ensemble"
+        )
     if not isinstance(start, nn.Module):
         raise InvalidParameterError(f"start must be an nn.Module; got {type(start).__name__}")
     names = {name for name, _ in prunable_layers(start)}
@@ -863,15 +972,34 @@ def shrink(
     original = originals[0]
 
     plans = _plan(bases, space, budget, seed, smallest, notes)
+    # the start nets and the context each trains in (ensemble members: their own minibatch order)
+    starts: dict[str, tuple[nn.Module, _Context]] = {name: (b, ctx) for name, b in bases.items()}
+    members: dict[str, tuple[nn.Module, _Context]] = {}
+    member_plans: list[_Planned] = []
+    if space.ensemble_size > 1:
+        if budget is None:
+            notes.append("ensembles skipped: they need a byte budget (each member gets its share)")
+        else:
+            members = _members(model, ctx, n_classes, bases, progress, checkpoint, data_key)
+            if not members:
+                notes.append("ensembles skipped: the model is not a plain Linear/ReLU|Tanh nn.Sequential")
+            share = budget // space.ensemble_size
+            member_notes: list[str] = []
+            member_space = replace(space, grid_points=0)
+            member_plans = _plan(
+                {n: b for n, (b, _) in members.items()}, member_space, share, seed, None, member_notes
+            )
+            notes.extend(f"ensemble member ({share:,} B): {n}" for n in member_notes)
+            starts.update(members)
     # what a candidate's training depends on besides its recipe (so equal recipes of two spaces are shared)
     space_key = {k: getattr(space, k) for k in ("prune_end", "lr", "batch_size", "train_epochs")}
     space_key.update(_training_options(ctx))
-    base_keys = {name: fingerprint(b) for name, b in bases.items()}
+    base_keys = {name: fingerprint(b) for name, (b, _) in starts.items()}
     # test data is not part of a candidate's identity: it only adds a reported number, re-measured on reuse;
     # the file format is (its coder fixes the sizes the allocation is fitted to)
 
     def key_of(recipe: Recipe) -> dict[str, Any]:
-        return {
+        key = {
             "kind": "shrink-candidate",
             "format": QUANTIZED_FORMAT_VERSION,
             "base": base_keys[recipe.base],
@@ -881,9 +1009,18 @@ def shrink(
             "space": space_key,
             "recipe": recipe.as_dict(),
         }
+        order = starts[recipe.base][1].order_seed
+        if order is not None:
+            key["order_seed"] = order
+        return key
 
     frontier: list[FrontierPoint] = list(originals)
-    total = len(plans) + space.activation_top * len(space.activation_bits) + int(space.refit)
+    total = (
+        len(plans)
+        + len(member_plans)
+        + space.activation_top * len(space.activation_bits)
+        + int(space.refit) * (len(members) if members else 1)
+    )
     done = 0
 
     def report(message: str) -> None:
@@ -920,12 +1057,14 @@ def shrink(
         if key not in pruned_cache:
             t = time.perf_counter()
             names = [n for n, _ in plan.sparsity]
-            net = _gradual(bases[plan.base], ctx, names, dict(plan.sparsity), plan.rule)
+            start, start_ctx = starts[plan.base]
+            net = _gradual(start, start_ctx, names, dict(plan.sparsity), plan.rule)
             pruned_cache[key] = (compact(net), time.perf_counter() - t)
             return pruned_cache[key]
         return pruned_cache[key][0], 0.0
 
-    for plan in plans:
+    member_points: dict[str, list[int]] = {name: [] for name in members}
+    for plan in [*plans, *member_plans]:
         recipe = plan.recipe(space)
         report(f"{recipe.label}")
 
@@ -935,11 +1074,15 @@ def shrink(
             if plan.target_bytes is not None:  # the codes fix the file size: trim before fine-tuning
                 q = _trim(net, q, plan.fmt, plan.target_bytes, seed)
             if plan.fmt.scheme != "float32" and space.finetune_epochs > 0:
-                train(q, Xa, ya, ctx.train_config(space.finetune_epochs), teacher=ctx.teacher)
+                plan_ctx = starts[plan.base][1]
+                train(q, Xa, ya, plan_ctx.train_config(space.finetune_epochs), teacher=ctx.teacher)
             return q.eval(), seconds
 
         frontier.append(run(recipe, make, plan.fmt.scheme != "float32"))
         done += 1
+        if plan.base in member_points and plan.target_bytes is not None and budget is not None:
+            if frontier[-1].file_bytes <= budget // space.ensemble_size:
+                member_points[plan.base].append(len(frontier) - 1)
         report(f"{recipe.label}: {frontier[-1].file_bytes:,} B, val {100 * frontier[-1].val_accuracy:.2f} %")
 
     # k-level activations on the best candidates (validation order, within the budget)
@@ -976,6 +1119,19 @@ def shrink(
                 done += 1
                 report(f"{recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
 
+    # the ensemble: each member's most accurate candidate (validation; ties → smaller) within its share
+    parts: list[FrontierPoint] = []
+    if members:
+        if all(member_points.values()):
+            parts = [
+                frontier[max(idx, key=lambda i: (frontier[i].val_accuracy, -frontier[i].file_bytes))]
+                for idx in member_points.values()
+            ]
+            frontier.append(_ensemble(parts, ctx, budget))
+            report(f"{frontier[-1].recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
+        else:
+            notes.append("ensemble skipped: a member has no candidate within its share of the budget")
+
     best = select(
         frontier, budget_bytes=budget, min_accuracy=tol, reference_val_accuracy=original.val_accuracy
     )
@@ -995,8 +1151,25 @@ def shrink(
         parent = frontier[best]
         recipe = replace(parent.recipe, refit=True)
         report(recipe.label)
-        point = stored_or(recipe, lambda: _refit(parent, bases[parent.recipe.base], ctx, seed))
-        done += 1
+        if parent.recipe.members:
+            refits = []
+            for p in parts:
+                start, start_ctx = starts[p.recipe.base]
+                refits.append(
+                    stored_or(
+                        replace(p.recipe, refit=True),
+                        lambda p=p, start=start, start_ctx=start_ctx: _refit(p, start, start_ctx, seed),
+                    )
+                )
+                done += 1
+                report(f"{refits[-1].recipe.label}: {refits[-1].file_bytes:,} B")
+            point = _ensemble(refits, ctx, budget)
+            point.recipe = replace(point.recipe, refit=True)
+            point.val_accuracy = parent.val_accuracy  # the refits trained on the validation rows
+        else:
+            start, start_ctx = starts[parent.recipe.base]
+            point = stored_or(recipe, lambda: _refit(parent, start, start_ctx, seed))
+            done += 1
         if budget is None or point.file_bytes <= budget:
             frontier.append(point)
             best = len(frontier) - 1
