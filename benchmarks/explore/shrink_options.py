@@ -41,7 +41,12 @@ def parse(items: list[str]) -> dict[str, Any]:
         key, value = item.split("=", 1)
         if key in TUPLES:
             kw[key] = tuple(TUPLES[key](v) for v in value.split(","))
-        elif key.endswith("epochs") or key in ("batch_size", "grid_points", "activation_top"):
+        elif key.endswith("epochs") or key in (
+            "batch_size",
+            "grid_points",
+            "activation_top",
+            "ensemble_size",
+        ):
             kw[key] = int(value)
         elif key in ("lr_schedule", "augment"):
             kw[key] = value

@@ -1114,6 +1114,14 @@ def prune_cmd(
     "(random translations by up to 1 pixel; shift:HxW[xC]:P[:flip], docs/shrink.md)",
 )
 @click.option(
+    "--ensemble",
+    "ensemble_size",
+    type=int,
+    default=None,
+    help="also try the mean of this many narrow nets, each shrunk to its share of the budget (1 = off; default: "
+    "the effort's; docs/shrink.md, 'Ensembles')",
+)
+@click.option(
     "--normalize",
     type=click.Choice(["unit", "paper", "none"]),
     default="unit",
@@ -1145,6 +1153,7 @@ def shrink_cmd(
     min_accuracy: float | None,
     effort: str,
     augment: str,
+    ensemble_size: int | None,
     normalize: str,
     activation: str,
     max_train: int | None,
@@ -1170,6 +1179,8 @@ def shrink_cmd(
         named = get_effort(effort)  # unknown names: InvalidParameterError listing the registered ones
         if augment != named.augment:  # the space validates the spelling (InvalidParameterError)
             space = dataclasses.replace(named, augment=augment)
+        if ensemble_size is not None and ensemble_size != named.ensemble_size:  # validated by the space too
+            space = dataclasses.replace(get_effort(space), ensemble_size=ensemble_size)
         budget_bytes = None if budget is None else parse_bytes(budget)
         if budget_bytes is None and min_accuracy is None:
             raise InvalidParameterError("give --budget (e.g. 32kB) or --min-accuracy (e.g. 0.01), or both")

@@ -74,6 +74,8 @@ def test_shrink_writes_the_best_model_the_png_and_the_frontier(model_file: Path,
         (["--budget", "2kB", "--data", "WIDE"], "columns"),
         (["--budget", "2kB", "--augment", "shift:28x28:1"], "reads rows of 784 features; X has 64 columns"),
         (["--budget", "2kB", "--augment", "rotate:10"], "augment must be 'none' or"),
+        (["--budget", "2kB", "--ensemble", "0"], "ensemble_size must be an integer >= 1"),
+        (["--budget", "2kB", "--ensemble", "9"], "ensemble_size must lie in 1..8"),
     ],
 )
 def test_bad_input_fails_cleanly_and_writes_nothing(
@@ -88,6 +90,17 @@ def test_bad_input_fails_cleanly_and_writes_nothing(
     assert res.exit_code == 2, res.output
     assert message in res.output
     assert not out.exists()
+
+
+def test_ensemble_option_adds_the_ensemble_candidate(model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["shrink", str(model_file), "--data", "digits", "--budget", "4kB", "--effort", "quick"]
+    res = CliRunner().invoke(main, [*args, "--ensemble", "2", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    frontier = json.loads((out / "frontier.json").read_text())["frontier"]
+    ens = [p for p in frontier if p["recipe"].get("members")]
+    assert len(ens) == 1 and ens[0]["file_bytes"] <= 4000 and len(ens[0]["recipe"]["members"]) == 2
+    assert "ensemble of 2" in res.output
 
 
 class _Custom(torch.nn.Module):

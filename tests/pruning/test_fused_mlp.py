@@ -136,3 +136,17 @@ def test_a_leading_input_transform_is_applied_first(shrunk: nn.Module) -> None:
             _close(fused(x), net(x))
     with pytest.raises(InvalidParameterError, match="InputTransformLayer"):
         FusedMLP(nn.Sequential(*copy.deepcopy(shrunk), InputTransformLayer(t)))
+
+
+def test_an_ensemble_is_fused_member_by_member(shrunk: nn.Module) -> None:
+    from rmtcompress.pruning import Ensemble
+
+    other = make_mlp(30, (12,), 5, seed=1)
+    prune(other, MagnitudeConfig(sparsity=0.5))
+    ens = Ensemble([shrunk, quantize_weights(other, WeightSharingConfig(bits=3)).eval()]).eval()
+    with pytest.raises(InvalidParameterError, match=r"FusedMLP\(m\) for m in model\.members"):
+        FusedMLP(ens)
+    fast = Ensemble([FusedMLP(m) for m in ens.members]).eval()
+    x = torch.randn(33, 30, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        _close(fast(x), ens(x))

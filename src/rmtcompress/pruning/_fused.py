@@ -29,6 +29,7 @@ from .._utils import Registry
 from ..core import InputTransformLayer
 from ..errors import InvalidParameterError
 from ..kernels import KernelPlanner, SparseMLP, sparse_mlp_forward
+from ._ensemble import Ensemble
 from ._fast_linear import _bind, _state
 from ._weight_quant import QuantizedLinear
 
@@ -80,6 +81,10 @@ MLP_PATHS.add("sparse_b64", _sparse(64))
 def _structure(model: nn.Module) -> tuple[nn.Module | None, list[nn.Module], list[tuple[nn.Module, bool]]]:
     """(a leading input transform or None, the modules after it, (weight layer, ReLU after it) pairs) of a supported
     Sequential; a clear error for anything else."""
+    if isinstance(model, Ensemble):
+        raise InvalidParameterError(
+            "FusedMLP runs one net; for an Ensemble fuse each member: Ensemble([FusedMLP(m) for m in model.members])"
+        )
     if not isinstance(model, nn.Sequential):
         raise InvalidParameterError(
             f"FusedMLP takes an nn.Sequential of Linear / QuantizedLinear layers and ReLUs; got {type(model).__name__}"
