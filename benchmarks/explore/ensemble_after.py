@@ -13,7 +13,6 @@ e.g.   python benchmarks/explore/ensemble_after.py 40000 0 dev=6000 factor=0.25 
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
@@ -23,44 +22,14 @@ from pathlib import Path
 import torch
 
 import rmtcompress as rc
-from rmtcompress.pruning import TrainConfig, make_mlp, train
-from rmtcompress.shrink import EFFORTS, SearchSpace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ensemble_base
 import shrink_options
-
-CACHE = shrink_options.CACHE
-
-
-def member(X, y, width: int, dev: int, s: int) -> torch.nn.Module:
-    """The cached (or newly trained) narrow net of seed ``s``."""
-    path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}.pt"
-    net = make_mlp(784, (width, width), 10, seed=s)
-    if path.exists():
-        net.load_state_dict(torch.load(path, weights_only=True))
-    else:
-        d = EFFORTS["default"]
-        cfg = TrainConfig(
-            epochs=d.train_epochs, lr=d.lr, batch_size=d.batch_size, label_smoothing=d.label_smoothing, seed=s
-        )
-        train(net, X, y, cfg)
-        torch.save(net.state_dict(), path.with_suffix(".tmp"))
-        os.replace(path.with_suffix(".tmp"), path)
-    return net.eval()
 
 
 def main(argv: list[str]) -> int:
-    budget, seed = int(argv[0]), int(argv[1])
-    opts = dict(a.split("=", 1) for a in argv[2:])
-    dev = int(opts.pop("dev", "0"))
-    factor = float(opts.pop("factor", "0.25"))
-    members = int(opts.pop("members", "2"))
-    space = SearchSpace(
-        **shrink_options.parse(
-            ["width_factors=1.0", "lr=0.002", "batch_size=128", "label_smoothing=0.1", "refit=true"]
-            + [f"{k}={v}" for k, v in opts.items()]
-        )
-    )
+    budget, seed, dev, factor, members, space = ensemble_base.options(argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     X, y, Xd, yd, Xt, yt, _ref = shrink_options.load(seed, dev)
@@ -71,12 +40,12 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for m in range(members):
             s = seed * 100 + m
-            net = member(X, y, width, dev, s)
+            net = ensemble_base.member(X, y, width, dev, s)
             res = rc.shrink(net, X, y, budget_bytes=budget // members, seed=s, effort=space)
             b = res.best_point
             assert b is not None and res.best is not None, res.notes
             path = Path(tmp) / f"m{m}.rmtc"
-            rc.save(res.best, path)
+            rc.save(res.best, path, biases=b.biases)
             nbytes = path.stat().st_size
             total += nbytes
             with torch.no_grad():

@@ -19,6 +19,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,7 +60,9 @@ def merge(nets: list[nn.Sequential]) -> nn.Sequential:
     return nn.Sequential(*out)
 
 
-def main(argv: list[str]) -> int:
+def options(argv: list[str]) -> tuple[int, int, int, float, int, SearchSpace]:
+    """``BUDGET SEED dev=N factor=F members=M [field=value ...]`` → budget, seed, dev, factor, members, and the
+    search space (the default effort's training settings, the start net alone, plus the overrides)."""
     budget, seed = int(argv[0]), int(argv[1])
     opts = dict(a.split("=", 1) for a in argv[2:])
     dev = int(opts.pop("dev", "0"))
@@ -71,30 +74,36 @@ def main(argv: list[str]) -> int:
             + [f"{k}={v}" for k, v in opts.items()]
         )
     )
+    return budget, seed, dev, factor, members, space
+
+
+def member(X: Any, y: Any, width: int, dev: int, s: int) -> nn.Sequential:
+    """The cached (or newly trained) 784-``width``-``width``-10 net of seed ``s``, trained like the search's own
+    narrower nets on the rows the reference saw."""
+    path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}.pt"
+    net = make_mlp(784, (width, width), 10, seed=s)
+    if path.exists():
+        net.load_state_dict(torch.load(path, weights_only=True))
+    else:
+        d = EFFORTS["default"]
+        cfg = TrainConfig(
+            epochs=d.train_epochs, lr=d.lr, batch_size=d.batch_size, label_smoothing=d.label_smoothing, seed=s
+        )
+        train(net, X, y, cfg)
+        torch.save(net.state_dict(), path.with_suffix(".tmp"))
+        os.replace(path.with_suffix(".tmp"), path)
+    return net.eval()
+
+
+def main(argv: list[str]) -> int:
+    budget, seed, dev, factor, members, space = options(argv)
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     X, y, Xd, yd, Xt, yt, _ref = shrink_options.load(seed, dev)
     width = round(512 * factor)
     nets = []
     for m in range(members):
-        s = seed * 100 + m
-        path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}.pt"
-        net = make_mlp(784, (width, width), 10, seed=s)
-        if path.exists():
-            net.load_state_dict(torch.load(path, weights_only=True))
-        else:
-            d = EFFORTS["default"]  # members train like the search's own narrower nets
-            cfg = TrainConfig(
-                epochs=d.train_epochs,
-                lr=d.lr,
-                batch_size=d.batch_size,
-                label_smoothing=d.label_smoothing,
-                seed=s,
-            )
-            train(net, X, y, cfg)
-            torch.save(net.state_dict(), path.with_suffix(".tmp"))
-            os.replace(path.with_suffix(".tmp"), path)
-        net.eval()
+        net = member(X, y, width, dev, seed * 100 + m)
         nets.append(net)
         print(f"member {m}: dev {evaluate(net, Xd, yd)[1]:.4f} test {evaluate(net, Xt, yt)[1]:.4f}")
     start = merge(nets) if members > 1 else copy.deepcopy(nets[0])

@@ -15,7 +15,7 @@ from torch import nn
 import rmtcompress as rc
 from rmtcompress.errors import InvalidParameterError
 from rmtcompress.io import model_file_bytes
-from rmtcompress.lab import load_shrink_data, run_shrink
+from rmtcompress.lab import run_shrink
 from rmtcompress.pruning import Ensemble, TrainConfig, make_cnn, make_mlp, train, train_val_split
 from rmtcompress.shrink import FrontierPoint, SearchSpace, ShrinkResult, refit, shrink
 
@@ -35,19 +35,6 @@ SPACE = SearchSpace(
     ensemble_size=2,
     ensemble_width=0.5,
 )
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    Xtr, ytr, Xte, yte, _ = load_shrink_data("digits")
-    return Xtr, ytr, Xte, yte
-
-
-@pytest.fixture(scope="module")
-def mlp(digits: tuple[np.ndarray, ...]) -> nn.Sequential:
-    net = make_mlp(64, (48, 32), 10, seed=0)
-    train(net, digits[0], digits[1], TrainConfig(epochs=10, seed=0))
-    return net.eval()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import rmtcompress as rc
 from rmtcompress.core import MLPSpec
 from rmtcompress.errors import InvalidParameterError
 from rmtcompress.io import model_file_bytes
-from rmtcompress.lab import StoreCheckpoint, load_shrink_data, run_shrink
+from rmtcompress.lab import StoreCheckpoint, run_shrink
 from rmtcompress.pruning import TrainConfig, make_cnn, make_mlp, train
 from rmtcompress.shrink import SearchSpace, ShrinkResult, refit, shrink
 
@@ -36,20 +36,6 @@ TINY = SearchSpace(
     train_epochs=3,
     refit=True,
 )
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    Xtr, ytr, Xte, yte, _ = load_shrink_data("digits")
-    return Xtr, ytr, Xte, yte
-
-
-@pytest.fixture(scope="module")
-def mlp(digits: tuple[np.ndarray, ...]) -> nn.Sequential:
-    Xtr, ytr = digits[0], digits[1]
-    net = make_mlp(64, (48, 32), 10, seed=0)
-    train(net, Xtr, ytr, TrainConfig(epochs=15, seed=0))
-    return net.eval()
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,8 @@ def to_file_bytes(model: Any, encoding: str | Sequence[str] = "auto", **options:
         if accepts(model):
             return encode(model, encoding, **options)
     raise InvalidParameterError(
-        "save() stores an rc.CompressedMLP or an nn.Sequential (pruned, weight-quantized or activation-quantized); "
+        "save() stores an rc.CompressedMLP, an nn.Sequential (pruned, weight-quantized or activation-quantized) or "
+        "an rc.pruning.Ensemble of them; "
         f"got {type(model).__name__}"
     )
 
@@ -105,7 +106,8 @@ def save(
         model: An :class:`~rmtcompress.ntklc.CompressedMLP` (ternary format; ``encoding`` per hidden layer, see
             :func:`rmtcompress.io.to_bytes`), an ``nn.Sequential`` with weight-quantized layers or k-level
             activation quantizers (quantized format; ``encoding`` ``"auto"`` / ``"context"`` / ``"entropy"`` /
-            ``"bitmask"`` for the positions, option ``biases="float32"|"float16"``), or another ``nn.Sequential`` of float layers (pruned
+            ``"bitmask"`` for the positions, option ``biases="float32"|"float16"``; also an
+            :class:`~rmtcompress.pruning.Ensemble` of such nets, one file), or another ``nn.Sequential`` of float layers (pruned
             format; ``encoding`` ``"auto"`` / ``"bitmask"`` / ``"entropy"`` / ``"dense"``, option
             ``values="float32"|"float16"``).
         path: Destination file.
@@ -124,8 +126,9 @@ def load(path: str | os.PathLike[str]) -> Any:
     """Load any rmtcompress model file (the format is recognised by its magic).
 
     Returns:
-        A :class:`~rmtcompress.ntklc.CompressedMLP` (ternary nets with step activations use the fast kernels), or an
-        ``nn.Sequential`` (pruned or quantized net, evaluation mode).
+        A :class:`~rmtcompress.ntklc.CompressedMLP` (ternary nets with step activations use the fast kernels), an
+        ``nn.Sequential`` (pruned or quantized net, evaluation mode) or an :class:`~rmtcompress.pruning.Ensemble` of
+        quantized nets.
 
     Raises:
         MissingFileError: If ``path`` does not exist.
