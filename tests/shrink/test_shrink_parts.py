@@ -174,7 +174,16 @@ def test_compact_keeps_masks_and_one_neuron_of_an_empty_layer() -> None:
 def test_thorough_effort_trains_like_the_default() -> None:
     # a larger search must not fall back to the training settings the default effort replaced (docs/shrink.md)
     default, thorough = EFFORTS["default"], EFFORTS["thorough"]
-    for name in ("lr", "batch_size", "label_smoothing", "ema", "lr_schedule", "distill", "refit"):
+    for name in (
+        "lr",
+        "batch_size",
+        "label_smoothing",
+        "ema",
+        "lr_schedule",
+        "distill",
+        "refit",
+        "ensemble_size",
+    ):
         assert getattr(thorough, name) == getattr(default, name), name
     assert thorough.prune_epochs >= default.prune_epochs
     assert set(default.weights) <= set(thorough.weights)
