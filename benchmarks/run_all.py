@@ -225,7 +225,8 @@ def _sec_shrink_timing(d: dict[str, Any]) -> list[str]:
         f"({'met' if d['seconds'] <= 600 else 'not met'}) | {best.get('label', '—')} | {best.get('file_bytes', '—')} | "
         f"{100 * best.get('val_accuracy', float('nan')):.2f} % |",
         "",
-        "One fresh default search (no store to resume from), the ½, ¼ and ⅛ widths trained inside it; the "
+        "One fresh default search (no store to resume from), the ½, ¼ and ⅛ widths and the ensemble's second ¼ "
+        "width trained inside it; the "
         "784-512-512-10 reference is trained (or read from the cache) before the clock starts. Load average (1, 5, "
         + (
             "15 min) before anything ran: "

@@ -77,12 +77,22 @@ from rmtcompress.shrink import ALLOCATIONS, EFFORTS, SearchSpace, fit_allocation
 
 BUDGETS = (8_000, 16_000, 32_000, 40_000, 64_000, 128_000, 1_000_000)
 ALLOC_BUDGETS = (8_000, 16_000, 32_000)
-# rc.shrink at the current default effort (v6: v5's search in files of format 3, whose context-coded positions make
-# the same budget hold more weights), at the fifth one (v5: the selected recipe refit on every row; format 2), the
-# fourth one (v4: no refit), the third one (v3: no label smoothing), the second one (Adam step 1e-3, minibatches of 256) and the first
-# one (widths 1, ½, ¼; 8 pruning epochs), whose part files were relabelled "rc.shrink v5" / "rc.shrink v4" / "rc.shrink v3" /
-# "rc.shrink v2" / "rc.shrink v1" when the default changed
-OURS = ("rc.shrink", "rc.shrink v5", "rc.shrink v4", "rc.shrink v3", "rc.shrink v2", "rc.shrink v1")
+# rc.shrink at the current default effort (v7: v6's search plus the mean of two ¼-width nets, each shrunk to half
+# the budget, as one more candidate), at the sixth one (v6: v5's search in files of format 3, whose context-coded
+# positions make the same budget hold more weights), the fifth one (v5: the selected recipe refit on every row;
+# format 2), the fourth one (v4: no refit), the third one (v3: no label smoothing), the second one (Adam step 1e-3,
+# minibatches of 256) and the first one (widths 1, ½, ¼; 8 pruning epochs), whose part files were relabelled
+# "rc.shrink v6" / "rc.shrink v5" / "rc.shrink v4" / "rc.shrink v3" / "rc.shrink v2" / "rc.shrink v1" when the
+# default changed
+OURS = (
+    "rc.shrink",
+    "rc.shrink v6",
+    "rc.shrink v5",
+    "rc.shrink v4",
+    "rc.shrink v3",
+    "rc.shrink v2",
+    "rc.shrink v1",
+)
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "shrink"
 # the Deep Compression anchor in files of quantized-net format 3 (context-coded positions; fitted to fill the
 # budget) and, relabelled, its rows of format 2 (rANS positions; the first proxy that fit was kept)

@@ -651,7 +651,13 @@ def _inspect_summary(info: dict[str, Any]) -> list[str]:
         tail = []
     else:
         head = [
-            f"{info['path']}: quantized net, format {magic} v{info['format_version']}, {_n(info['file_bytes'])} "
+            f"{info['path']}: "
+            + (
+                f"ensemble of {info['members']} quantized nets"
+                if info.get("members", 1) > 1
+                else "quantized net"
+            )
+            + f", format {magic} v{info['format_version']}, {_n(info['file_bytes'])} "
             f"bytes ({info['bits_per_weight']:.3f} bits/weight; {_n(info['other_bytes'])} outside the layers)",
             _transform_line(info.get("input_transform")),
         ]

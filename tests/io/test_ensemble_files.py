@@ -147,3 +147,15 @@ def test_corrupt_ensemble_files_raise_format_error(tmp_path: Path) -> None:
         with pytest.raises(FormatError):
             inspect(path)
         assert what
+
+
+def test_cli_inspect_names_the_ensemble(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rmtcompress.cli import main
+
+    path = tmp_path / "ens.rmtc"
+    save(Ensemble([_member(0), _member(1)]), path)
+    res = CliRunner().invoke(main, ["inspect", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "ensemble of 2 quantized nets, format RCQW v4" in res.output and "members.1.4" in res.output
