@@ -173,3 +173,22 @@ def test_ensembles_are_skipped_with_a_note_where_they_cannot_be_built(digits: tu
 def test_bad_ensemble_settings_are_refused(field: str, value: object, match: str) -> None:
     with pytest.raises(InvalidParameterError, match=match):
         SearchSpace(**{field: value})
+
+
+def test_selection_with_ensembles_never_reads_the_test_split(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...]
+) -> None:
+    Xtr, ytr, Xte, yte = digits
+    space = dataclasses.replace(SPACE, width_factors=(1.0,))
+    poisoned = (yte + 1) % 10  # every test label wrong
+    runs = [
+        shrink(mlp, Xtr, ytr, budget_bytes=BUDGET, effort=space, X_test=Xte, y_test=yte),
+        shrink(mlp, Xtr, ytr, budget_bytes=BUDGET, effort=space, X_test=Xte, y_test=poisoned),
+        shrink(mlp, Xtr, ytr, budget_bytes=BUDGET, effort=space),
+    ]
+    assert any(p.recipe.members for p in runs[0].frontier)
+    for other in runs[1:]:
+        assert [(p.recipe, p.val_accuracy, p.file_bytes) for p in other.frontier] == [
+            (p.recipe, p.val_accuracy, p.file_bytes) for p in runs[0].frontier
+        ]
+        assert other.best_index == runs[0].best_index
