@@ -165,7 +165,7 @@ class Recipe:
     def label(self) -> str:
         """A short human-readable label."""
         if self.members:
-            inner = " | ".join(m.label for m in self.members)
+            inner = " + ".join(m.label for m in self.members)
             return f"ensemble of {len(self.members)} [{inner}]" + (" refit" if self.refit else "")
         parts = [self.base] if self.base != "original" or self.rule == "none" else []
         if self.rule == "none":
