@@ -159,3 +159,16 @@ def test_cli_inspect_names_the_ensemble(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["inspect", str(path)])
     assert res.exit_code == 0, res.output
     assert "ensemble of 2 quantized nets, format RCQW v4" in res.output and "members.1.4" in res.output
+
+
+def test_members_with_input_transforms_round_trip() -> None:
+    from rmtcompress.core import InputTransform, InputTransformLayer
+    from rmtcompress.io import quantized_from_bytes
+
+    t = InputTransform(12, [0.0], [2.0])
+    ens = Ensemble([nn.Sequential(InputTransformLayer(t), *_member(s)) for s in (0, 1)]).eval()
+    back = quantized_from_bytes(to_file_bytes(ens))
+    assert all(isinstance(m[0], InputTransformLayer) for m in back.members)
+    x = torch.rand(4, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(back(x), ens(x), rtol=0, atol=0)

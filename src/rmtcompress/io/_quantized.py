@@ -415,10 +415,10 @@ def _write_module(
 
 def _member_children(model: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     """The checked children of one stored ``nn.Sequential`` in their inference form."""
+    what = f"ensemble member {prefix.rstrip('.')!r}" if prefix else "the model"
     if not isinstance(model, nn.Sequential):
-        where = f"ensemble member {prefix.rstrip('.')!r}" if prefix else "the model"
         raise InvalidParameterError(
-            f"quantized-net files store an nn.Sequential (or an Ensemble of them); {where} is a "
+            f"quantized-net files store an nn.Sequential (or an Ensemble of them); {what} is a "
             f"{type(model).__name__}"
         )
     kids = list(model.named_children())
@@ -431,10 +431,7 @@ def _member_children(model: nn.Module, prefix: str) -> list[tuple[str, nn.Module
             )
     children = list(inference_form(model).named_children())
     if not any(isinstance(m, nn.Linear | nn.Conv2d | QuantizedLinear | QuantizedConv2d) for _, m in children):
-        raise InvalidParameterError(
-            f"{'ensemble member ' + prefix.rstrip('.') if prefix else 'the model'} has no "
-            "weight layer to store"
-        )
+        raise InvalidParameterError(f"{what} has no weight layer to store")
     return children
 
 
@@ -455,7 +452,8 @@ def _encode(model: nn.Module, positions: str, biases: str) -> tuple[bytes, list[
     w = BinaryWriter()
     w.raw(QUANTIZED_MAGIC)
     # a single net keeps version 3 (every reader of version 3 reads it); ensembles need version 4
-    w.u8((_ENSEMBLE_VERSION if ensemble else 3) | (0 if names_default else _NAMES_FLAG))
+    version = _ENSEMBLE_VERSION if ensemble else QUANTIZED_FORMAT_VERSION
+    w.u8(version | (0 if names_default else _NAMES_FLAG))
     if ensemble:
         w.uvarint(len(members))
     stats: list[_LayerStats] = []
@@ -673,7 +671,9 @@ def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: 
     if kind in _V2_KINDS and version < 2:
         raise FormatError(f"module kind {kind} does not exist in format version {version}")
     if kind == _INPUT:
-        if name != "0":
+        if (
+            name.rsplit(".", 1)[-1] != "0"
+        ):  # its own index in its net (an ensemble member's names are prefixed)
             raise FormatError("an input-transform record must be the first module")
         return InputTransformLayer(read_transform(r))
     if kind == _LEAKY:
@@ -718,11 +718,10 @@ def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: 
 def _decode_member(
     r: BinaryReader, stats: list[_LayerStats], version: int, named: bool, prefix: str
 ) -> nn.Sequential:
+    where = f" in {prefix.rstrip('.')}" if prefix else ""
     count = r.uvarint(1 << 16)
     if count < 1:
-        raise FormatError(
-            f"the quantized-net file holds no module{' in ' + prefix.rstrip('.') if prefix else ''}"
-        )
+        raise FormatError(f"the quantized-net file holds no module{where}")
     first = len(stats)
     modules = [_read_module(r, stats, prefix + str(i), version) for i in range(count)]
     names = [str(i) for i in range(count)]
@@ -738,9 +737,7 @@ def _decode_member(
         for st, i in zip(stats[first:], [i for i, m in enumerate(modules) if _is_weight(m)], strict=True):
             st.name = prefix + names[i]
     if len(stats) == first:
-        raise FormatError(
-            f"the quantized-net file holds no weight layer{' in ' + prefix.rstrip('.') if prefix else ''}"
-        )
+        raise FormatError(f"the quantized-net file holds no weight layer{where}")
     net = nn.Sequential()
     for name, mod in zip(names, modules, strict=True):
         net.add_module(name, mod)
