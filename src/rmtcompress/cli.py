@@ -735,7 +735,10 @@ def _warn_lines(caught: list[Any]) -> None:
 def _input_width(model: Any) -> int | None:
     """The number of input features of a loaded model (None when its first layer does not say, e.g. a CNN)."""
     from .core import InputTransformLayer
+    from .pruning import Ensemble
 
+    if isinstance(model, Ensemble):  # its members take the same inputs
+        model = model.members[0]
     spec = getattr(model, "spec", None)
     if spec is not None:
         return int(spec.input_dim)
@@ -824,6 +827,7 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
     from ._utils import atomic_write_bytes
     from .io import load
     from .lab import load_features_file
+    from .pruning import Ensemble
 
     try:
         if batch_size < 1:
@@ -838,7 +842,10 @@ def predict_cmd(path: str, data: str, out_path: str | None, batch_size: int, qui
         X, y = load_features_file(src, _input_width(model))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if isinstance(model, nn.Sequential):
+            if isinstance(model, Ensemble):  # the mean of its members' logits, each through its own fast path
+                parts = [_sequential_scores(m, X, batch_size, quiet) for m in model.members]
+                sc, classes = sum(p[0] for p in parts) / len(parts), parts[0][1]
+            elif isinstance(model, nn.Sequential):
                 sc, classes = _sequential_scores(model, X, batch_size, quiet)
             else:
                 sc, classes = _mlp_scores(model, X, batch_size, quiet)

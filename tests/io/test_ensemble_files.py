@@ -172,3 +172,22 @@ def test_members_with_input_transforms_round_trip() -> None:
     x = torch.rand(4, 12)
     with torch.no_grad():
         torch.testing.assert_close(back(x), ens(x), rtol=0, atol=0)
+
+
+def test_cli_predict_averages_the_members(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from rmtcompress.cli import main
+
+    ens = Ensemble([_member(0), _member(1, (6,))]).eval()
+    path, data, out = tmp_path / "ens.rmtc", tmp_path / "x.npz", tmp_path / "pred.npy"
+    save(ens, path)
+    X = np.random.default_rng(0).random((40, 12))
+    np.savez(data, X=X)
+    res = CliRunner().invoke(main, ["predict", str(path), str(data), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    got = np.load(out)
+    with torch.no_grad():
+        want = ens(torch.from_numpy(X.astype(np.float32))).numpy()
+    np.testing.assert_allclose(got[:, 1:], want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(got[:, 0], want.argmax(1))

@@ -567,6 +567,19 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
     return out
 
 
+def _start_shape(model: nn.Module | MLPSpec) -> tuple[int, tuple[int, ...], str] | None:
+    """``(input_dim, hidden widths, activation)`` of an MLPSpec (checked: one activation, ReLU or tanh) or of a plain
+    MLP Sequential; None for other models (their widths cannot be scaled)."""
+    if not isinstance(model, MLPSpec):
+        return _mlp_shape(model)
+    acts = {getattr(a, "name", a) for a in model.activations}
+    if len(acts) != 1 or not acts <= {"relu", "tanh"}:
+        raise InvalidParameterError(
+            f"an MLPSpec for shrink needs one activation, 'relu' or 'tanh', for all layers; got {model.activations}"
+        )
+    return model.input_dim, model.widths, str(acts.pop())
+
+
 def _bases(
     model: nn.Module | MLPSpec,
     ctx: _Context,
@@ -579,19 +592,10 @@ def _bases(
     """The trained nets the search starts from: the model itself, and nets of other widths trained on ``(X, y)``."""
     bases: dict[str, nn.Module] = {}
     factors = list(ctx.space.width_factors)
-    shape: tuple[int, tuple[int, ...], str] | None
-    if isinstance(model, MLPSpec):
-        acts = {getattr(a, "name", a) for a in model.activations}
-        if len(acts) != 1 or not acts <= {"relu", "tanh"}:
-            raise InvalidParameterError(
-                "an MLPSpec for shrink needs one activation, 'relu' or 'tanh', for all layers; got "
-                f"{model.activations}"
-            )
-        shape = (model.input_dim, model.widths, str(acts.pop()))
-    else:
+    shape = _start_shape(model)
+    if not isinstance(model, MLPSpec):
         bases["original"] = copy.deepcopy(model).eval()
         factors = [f for f in factors if f < 1.0]
-        shape = _mlp_shape(model)
         if factors and shape is None:
             notes.append("width candidates skipped: the model is not a plain Linear/ReLU|Tanh nn.Sequential")
             factors = []
@@ -600,12 +604,6 @@ def _bases(
         name, net = _width_net(shape, f, ctx, n_classes, progress, checkpoint, data_key, bases)
         bases[name] = net
     return bases
-
-
-def _width_name(shape: tuple[int, tuple[int, ...], str], factor: float, n_classes: int) -> str:
-    input_dim, hidden, _ = shape
-    widths = tuple(max(1, round(factor * w)) for w in hidden)
-    return "width=" + "-".join(map(str, (input_dim, *widths, n_classes)))
 
 
 def _width_net(
@@ -624,7 +622,9 @@ def _width_net(
     shuffled by the seed of ``ctx`` (whose ``order_seed`` is set), named ``width=… #m+1``."""
     input_dim, hidden, act = shape
     widths = tuple(max(1, round(factor * w)) for w in hidden)
-    name = _width_name(shape, factor, n_classes) + (f" #{member + 1}" if member else "")
+    name = (
+        "width=" + "-".join(map(str, (input_dim, *widths, n_classes))) + (f" #{member + 1}" if member else "")
+    )
     if name in known:
         return name, known[name]
     init_seed = ctx.seed if ctx.order_seed is None else ctx.order_seed
@@ -670,11 +670,7 @@ def _members(
     """The ensemble's member nets (and the context each trains in), in order; empty when the model's shape has no
     widths to scale. The first member is the search's own net of ``ensemble_width`` (the model itself at width 1)."""
     space = ctx.space
-    if isinstance(model, MLPSpec):
-        acts = {getattr(a, "name", a) for a in model.activations}
-        shape: tuple[int, tuple[int, ...], str] | None = (model.input_dim, model.widths, str(acts.pop()))
-    else:
-        shape = _mlp_shape(model)
+    shape = _start_shape(model)
     if shape is None:
         return {}
     out: dict[str, tuple[nn.Module, _Context]] = {}
@@ -689,18 +685,21 @@ def _members(
     return out
 
 
-def _ensemble(points: list[FrontierPoint], ctx: _Context, budget: int | None) -> FrontierPoint:
+def _ensemble(
+    points: list[FrontierPoint], ctx: _Context, budget: int | None, refit_of: FrontierPoint | None = None
+) -> FrontierPoint:
     """One candidate averaging the members' models (their file in one: float16 biases unless every member kept
-    float32 ones and the float32 file fits)."""
+    float32 ones and the float32 file fits). With ``refit_of`` (the ensemble candidate whose members ``points``
+    refit), the refit's point: its validation accuracy is the candidate's, since the refits trained on those rows."""
     t = time.perf_counter()
     models = [p.model for p in points]
     assert all(m is not None for m in models)
     biases = "float32" if all(p.biases == "float32" for p in points) else "float16"
-    ens: nn.Module = Ensemble([copy.deepcopy(m) for m in models])  # type: ignore[misc]
+    ens: nn.Module = Ensemble(models)  # type: ignore[arg-type]
     if biases == "float32" and budget is not None and _file_bytes(ens, biases) > budget:
         biases = "float16"
-    if biases == "float16":
-        ens = _round_biases(ens)
+    # a copy either way: the members' own frontier points keep their models
+    ens = _round_biases(ens) if biases == "float16" else copy.deepcopy(ens)
     first = points[0].recipe
     recipe = Recipe(
         base="ensemble",
@@ -710,12 +709,13 @@ def _ensemble(points: list[FrontierPoint], ctx: _Context, budget: int | None) ->
         prune_epochs=first.prune_epochs,
         finetune_epochs=first.finetune_epochs,
         target_bytes=budget,
+        refit=refit_of is not None,
         members=tuple(p.recipe for p in points),
     )
     sparsity, widths = _stats(ens)
     return FrontierPoint(
         recipe=recipe,
-        val_accuracy=ctx.val_accuracy(ens),
+        val_accuracy=ctx.val_accuracy(ens) if refit_of is None else refit_of.val_accuracy,
         file_bytes=_file_bytes(ens, biases),
         test_accuracy=ctx.test_accuracy(ens),
         biases=biases,
@@ -976,6 +976,7 @@ def shrink(
     starts: dict[str, tuple[nn.Module, _Context]] = {name: (b, ctx) for name, b in bases.items()}
     members: dict[str, tuple[nn.Module, _Context]] = {}
     member_plans: list[_Planned] = []
+    share = 0 if budget is None else budget // space.ensemble_size  # each member's bytes
     if space.ensemble_size > 1:
         if budget is None:
             notes.append("ensembles skipped: they need a byte budget (each member gets its share)")
@@ -983,7 +984,6 @@ def shrink(
             members = _members(model, ctx, n_classes, bases, progress, checkpoint, data_key)
             if not members:
                 notes.append("ensembles skipped: the model is not a plain Linear/ReLU|Tanh nn.Sequential")
-            share = budget // space.ensemble_size
             member_notes: list[str] = []
             member_space = replace(space, grid_points=0)
             member_plans = _plan(
@@ -1080,9 +1080,9 @@ def shrink(
 
         frontier.append(run(recipe, make, plan.fmt.scheme != "float32"))
         done += 1
-        if plan.base in member_points and plan.target_bytes is not None and budget is not None:
-            if frontier[-1].file_bytes <= budget // space.ensemble_size:
-                member_points[plan.base].append(len(frontier) - 1)
+        # a member's choices: its start net's fitted candidates (not grid points) whose file fits its share
+        if plan.base in member_points and plan.target_bytes is not None and frontier[-1].file_bytes <= share:
+            member_points[plan.base].append(len(frontier) - 1)
         report(f"{recipe.label}: {frontier[-1].file_bytes:,} B, val {100 * frontier[-1].val_accuracy:.2f} %")
 
     # k-level activations on the best candidates (validation order, within the budget)
@@ -1163,9 +1163,7 @@ def shrink(
                 )
                 done += 1
                 report(f"{refits[-1].recipe.label}: {refits[-1].file_bytes:,} B")
-            point = _ensemble(refits, ctx, budget)
-            point.recipe = replace(point.recipe, refit=True)
-            point.val_accuracy = parent.val_accuracy  # the refits trained on the validation rows
+            point = _ensemble(refits, ctx, budget, refit_of=parent)
         else:
             start, start_ctx = starts[parent.recipe.base]
             point = stored_or(recipe, lambda: _refit(parent, start, start_ctx, seed))
