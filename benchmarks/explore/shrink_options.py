@@ -1,13 +1,14 @@
 """One rc.shrink search with a custom SearchSpace, for trying options one at a time (docs/shrink.md, "Why these
 defaults").
 
-Usage: python benchmarks/explore/shrink_options.py BUDGET SEED [dev=N] [field=value ...]
+Usage: python benchmarks/explore/shrink_options.py BUDGET SEED [dev=N] [val_fraction=F] [field=value ...]
 e.g.   python benchmarks/explore/shrink_options.py 8000 0 width_factors=0.125 prune_epochs=16
 
 ``dev=N`` holds a stratified development split of N rows out of the 60 000 training rows (seeded by SEED + 1000):
 the reference is trained without them (cached apart) and the search never sees them, so the selected model's dev
 accuracy compares options without the winner's curse of the search's own validation split (which also picks
-epochs and candidates). The "test" column then still reads the test split, for the report only.
+epochs and candidates). The "test" column then still reads the test split, for the report only. ``val_fraction=F``
+is ``rc.shrink``'s own validation fraction (default 0.1).
 
 Starts from the seed's 784-512-512-10 reference net that ``benchmarks/pruning/bench_shrink.py`` trains and caches
 (run that first); fixed: shared 2- and 3-bit weights, no grid points, no activation variants. Prints the frontier
@@ -90,12 +91,15 @@ def main(argv: list[str]) -> int:
     budget, seed = int(argv[0]), int(argv[1])
     rest = argv[2:]
     dev = next((int(a.split("=", 1)[1]) for a in rest if a.startswith("dev=")), 0)
-    space = SearchSpace(**parse([a for a in rest if not a.startswith("dev=")]))
+    val = next((float(a.split("=", 1)[1]) for a in rest if a.startswith("val_fraction=")), 0.1)
+    space = SearchSpace(**parse([a for a in rest if not a.startswith(("dev=", "val_fraction="))]))
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     X, y, Xd, yd, Xt, yt, ref = load(seed, dev)
     t0 = time.perf_counter()
-    res = rc.shrink(ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt)
+    res = rc.shrink(
+        ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt, val_fraction=val
+    )
     report(res, Xd, yd, t0)
     return 0
 

@@ -364,14 +364,15 @@ EFFORTS.add(
 EFFORTS.add(
     "default",
     SearchSpace(
+        weights=("shared:2", "shared:3"),
         lr=2e-3,
         batch_size=128,
         label_smoothing=0.1,
         refit=True,
         ensemble_size=2,
-        notes="≤ 10 min for a 784-512-512-10 MLP on 60k rows on 2 cores; Adam step 2e-3 on minibatches of 128, "
-        "label smoothing 0.1, the selected recipe refit on every row, the mean of two ¼-width nets as one more "
-        "candidate (chosen on held-out training rows, docs/shrink.md)",
+        notes="≤ 10 min for a 784-512-512-10 MLP on 60k rows on 2 cores; shared 2- and 3-bit weights, Adam "
+        "step 2e-3 on minibatches of 128, label smoothing 0.1, the selected recipe refit on every row, the mean of "
+        "two ¼-width nets as one more candidate (chosen on held-out training rows, docs/shrink.md)",
     ),
 )
 EFFORTS.add(
