@@ -2,9 +2,9 @@
 
 Unlike ``ensemble_base.py`` (which merges the members *before* the search and prunes the merged net as one), each of
 the ``members`` nets (``factor`` × the reference's hidden widths, seeds ``SEED·100 + m``, trained like the search's own
-narrower nets on the rows the reference saw; cached beside the reference) is searched alone with ``rc.shrink`` at
-``BUDGET / members`` bytes, its selected (refit) model kept, and the ensemble is the mean of their logits. Bytes are
-the sum of the members' file sizes (one file per member; a shared container would save at most one header each).
+narrower nets on the rows the reference saw, for the space's ``train_epochs``; cached beside the reference) is
+searched alone with ``rc.shrink`` at ``BUDGET / members`` bytes, its selected (refit) model kept, and the ensemble
+is the mean of their logits. Bytes are the sum of the members' file sizes (one file per member; a shared container would save at most one header each).
 Accuracy is read on the development split of ``shrink_options.py`` (``dev=N``) and, for the record, on the test split.
 
 Usage: python benchmarks/explore/ensemble_after.py BUDGET SEED dev=N factor=F members=M [field=value ...]
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for m in range(members):
             s = seed * 100 + m
-            net = ensemble_base.member(X, y, width, dev, s)
+            net = ensemble_base.member(X, y, width, dev, s, space.train_epochs)
             res = rc.shrink(net, X, y, budget_bytes=budget // members, seed=s, effort=space)
             b = res.best_point
             assert b is not None and res.best is not None, res.notes

@@ -77,17 +77,19 @@ def options(argv: list[str]) -> tuple[int, int, int, float, int, SearchSpace]:
     return budget, seed, dev, factor, members, space
 
 
-def member(X: Any, y: Any, width: int, dev: int, s: int) -> nn.Sequential:
+def member(X: Any, y: Any, width: int, dev: int, s: int, epochs: int | None = None) -> nn.Sequential:
     """The cached (or newly trained) 784-``width``-``width``-10 net of seed ``s``, trained like the search's own
-    narrower nets on the rows the reference saw."""
-    path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}.pt"
+    narrower nets on the rows the reference saw (for ``epochs`` epochs; default: the default effort's)."""
+    d = EFFORTS["default"]
+    epochs = d.train_epochs if epochs is None else int(epochs)
+    tag = "" if epochs == d.train_epochs else f"_e{epochs}"
+    path = CACHE / f"member_784-{width}-{width}-10_dev{dev}_s{s}{tag}.pt"
     net = make_mlp(784, (width, width), 10, seed=s)
     if path.exists():
         net.load_state_dict(torch.load(path, weights_only=True))
     else:
-        d = EFFORTS["default"]
         cfg = TrainConfig(
-            epochs=d.train_epochs, lr=d.lr, batch_size=d.batch_size, label_smoothing=d.label_smoothing, seed=s
+            epochs=epochs, lr=d.lr, batch_size=d.batch_size, label_smoothing=d.label_smoothing, seed=s
         )
         train(net, X, y, cfg)
         torch.save(net.state_dict(), path.with_suffix(".tmp"))
