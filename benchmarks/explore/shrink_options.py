@@ -1,14 +1,15 @@
 """One rc.shrink search with a custom SearchSpace, for trying options one at a time (docs/shrink.md, "Why these
 defaults").
 
-Usage: python benchmarks/explore/shrink_options.py BUDGET SEED [dev=N] [val_fraction=F] [field=value ...]
+Usage: python benchmarks/explore/shrink_options.py BUDGET SEED [dev=N] [val_fraction=F] [store=DIR] [field=value ...]
 e.g.   python benchmarks/explore/shrink_options.py 8000 0 width_factors=0.125 prune_epochs=16
 
 ``dev=N`` holds a stratified development split of N rows out of the 60 000 training rows (seeded by SEED + 1000):
 the reference is trained without them (cached apart) and the search never sees them, so the selected model's dev
 accuracy compares options without the winner's curse of the search's own validation split (which also picks
 epochs and candidates). The "test" column then still reads the test split, for the report only. ``val_fraction=F``
-is ``rc.shrink``'s own validation fraction (default 0.1).
+is ``rc.shrink``'s own validation fraction (default 0.1); ``store=DIR`` keeps the candidates in a run directory
+(``rmtcompress.lab.StoreCheckpoint``), so that a second run of other options reuses the equal ones.
 
 Starts from the seed's 784-512-512-10 reference net that ``benchmarks/pruning/bench_shrink.py`` trains and caches
 (run that first); fixed: shared 2- and 3-bit weights, no grid points, no activation variants. Prints the frontier
@@ -17,6 +18,7 @@ and the selected model (validation selection; test accuracy for the report).
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -26,6 +28,7 @@ from typing import Any
 import torch
 
 import rmtcompress as rc
+from rmtcompress.lab import StoreCheckpoint
 from rmtcompress.pruning import evaluate, make_mlp, train_val_split
 from rmtcompress.shrink import SearchSpace
 
@@ -51,7 +54,7 @@ def parse(items: list[str]) -> dict[str, Any]:
             kw[key] = int(value)
         elif key in ("lr_schedule", "augment"):
             kw[key] = value
-        elif key == "refit":
+        elif key in ("refit", "ensemble_joint"):
             kw[key] = value.lower() in ("1", "true", "yes")
         else:
             kw[key] = float(value)
@@ -92,14 +95,26 @@ def main(argv: list[str]) -> int:
     rest = argv[2:]
     dev = next((int(a.split("=", 1)[1]) for a in rest if a.startswith("dev=")), 0)
     val = next((float(a.split("=", 1)[1]) for a in rest if a.startswith("val_fraction=")), 0.1)
-    space = SearchSpace(**parse([a for a in rest if not a.startswith(("dev=", "val_fraction="))]))
+    store = next((a.split("=", 1)[1] for a in rest if a.startswith("store=")), None)
+    space = SearchSpace(**parse([a for a in rest if not a.startswith(("dev=", "val_fraction=", "store="))]))
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
     X, y, Xd, yd, Xt, yt, ref = load(seed, dev)
     t0 = time.perf_counter()
-    res = rc.shrink(
-        ref.eval(), X, y, budget_bytes=budget, seed=seed, effort=space, X_test=Xt, y_test=yt, val_fraction=val
-    )
+    with contextlib.ExitStack() as stack:
+        checkpoint = None if store is None else stack.enter_context(StoreCheckpoint(store))
+        res = rc.shrink(
+            ref.eval(),
+            X,
+            y,
+            budget_bytes=budget,
+            seed=seed,
+            effort=space,
+            X_test=Xt,
+            y_test=yt,
+            val_fraction=val,
+            checkpoint=checkpoint,
+        )
     report(res, Xd, yd, t0)
     return 0
 

@@ -93,6 +93,60 @@ def test_the_ensemble_averages_each_members_best_candidate_within_its_share(
     assert ens.recipe.label.startswith("ensemble of 2 [")
 
 
+def _member_choices(res: ShrinkResult, ens: FrontierPoint) -> list[list[FrontierPoint]]:
+    """Every fitted candidate of each member's start net whose file fits the member's share."""
+    share = BUDGET // 2
+    return [
+        [
+            p
+            for p in res.frontier
+            if p.recipe.base == m.base
+            and p.recipe.rule != "none"
+            and not p.recipe.refit
+            and p.recipe.target_bytes is not None
+            and p.file_bytes <= share
+        ]
+        for m in ens.recipe.members
+    ]
+
+
+def test_joint_choice_takes_the_most_accurate_combination_on_validation(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...]
+) -> None:
+    Xtr, ytr = digits[0], digits[1]
+    space = dataclasses.replace(SPACE, width_factors=(1.0,), refit=False)
+    runs = {
+        joint: shrink(
+            mlp, Xtr, ytr, budget_bytes=BUDGET, effort=dataclasses.replace(space, ensemble_joint=joint)
+        )
+        for joint in (False, True)
+    }
+    # both runs make the same candidates; only the ensemble's members may differ
+    plain = [p for p in runs[False].frontier if not p.recipe.members]
+    assert [(p.recipe, p.val_accuracy) for p in plain] == [
+        (p.recipe, p.val_accuracy) for p in runs[True].frontier if not p.recipe.members
+    ]
+    ens = _ensemble(runs[True])
+    choices = _member_choices(runs[True], ens)
+    assert all(len(c) >= 2 for c in choices)  # a real choice: two weight formats per member
+    _, val_idx = train_val_split(ytr, 0.1, 0)
+    xv = torch.from_numpy(Xtr[val_idx].astype(np.float32))
+    scores = {}
+    for a in choices[0]:
+        for b in choices[1]:
+            with torch.no_grad():
+                z = (a.model(xv) + b.model(xv)) / 2  # type: ignore[misc]
+            acc = float((z.argmax(1).numpy() == ytr[val_idx]).mean())
+            scores[(a.recipe, b.recipe)] = (acc, -(a.file_bytes + b.file_bytes))
+    best = max(scores.values())
+    assert scores[ens.recipe.members] == best  # type: ignore[index]
+    assert ens.val_accuracy == pytest.approx(best[0], abs=1.5 / len(val_idx))
+    # without it, each member's own most accurate candidate
+    own = _ensemble(runs[False]).recipe.members
+    assert own == tuple(max(c, key=lambda p: (p.val_accuracy, -p.file_bytes)).recipe for c in choices)
+    assert scores[own] <= best  # type: ignore[index]
+
+
 def test_the_selected_ensemble_is_refit_member_by_member(forced: ShrinkResult, tmp_path: Path) -> None:
     ens = _ensemble(forced)
     best = forced.best_point
@@ -168,6 +222,8 @@ def test_ensembles_are_skipped_with_a_note_where_they_cannot_be_built(digits: tu
         ("ensemble_width", 0.0, "ensemble_width"),
         ("ensemble_width", 1.5, "ensemble_width"),
         ("ensemble_width", "half", "ensemble_width"),
+        ("ensemble_joint", "yes", "ensemble_joint"),
+        ("ensemble_joint", 1, "ensemble_joint"),
     ],
 )
 def test_bad_ensemble_settings_are_refused(field: str, value: object, match: str) -> None:

@@ -245,6 +245,9 @@ class SearchSpace(Config):
             that width), each shrunk to ``1 / ensemble_size`` of the budget and its best candidate (validation)
             kept; the ensemble is one more candidate, stored as one file (docs/shrink.md, "Ensembles"). 1 = off.
         ensemble_width: Width factor of the ensemble's members, in (0, 1].
+        ensemble_joint: Choose the members' candidates together: of every combination (one candidate per member),
+            the one whose mean has the highest validation accuracy (ties → fewer bytes); False keeps each member's
+            own most accurate candidate.
     """
 
     rules: tuple[str, ...] = ("gmp",)
@@ -273,6 +276,7 @@ class SearchSpace(Config):
     refit: bool = False
     ensemble_size: int = 1
     ensemble_width: float = 0.25
+    ensemble_joint: bool = False
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -322,9 +326,10 @@ class SearchSpace(Config):
         training = TrainConfig(**{name: getattr(self, name) for name in options})
         for name in options:
             object.__setattr__(self, name, getattr(training, name))
-        if not isinstance(self.refit, bool | np.bool_):
-            raise InvalidParameterError(f"refit must be True or False; got {self.refit!r}")
-        object.__setattr__(self, "refit", bool(self.refit))
+        for name in ("refit", "ensemble_joint"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise InvalidParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
         if int(self.ensemble_size) > 8:
             raise InvalidParameterError(f"ensemble_size must lie in 1..8; got {self.ensemble_size!r}")
         object.__setattr__(self, "ensemble_size", int(self.ensemble_size))

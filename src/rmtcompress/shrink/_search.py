@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import math
 import numbers
 import time
@@ -78,6 +79,7 @@ _CALIBRATION_ROWS = 4096
 _PROXY_ROUNDS = 3
 _WEIGHT_LAYERS = (nn.Linear, nn.Conv2d, QuantizedLinear, QuantizedConv2d)
 _TRIM_ROUNDS = 6
+_MAX_COMBINATIONS = 256  # ensemble_joint: member combinations tried at most (else each member's own best)
 
 
 class ShrinkWarning(RmtcompressWarning):
@@ -685,6 +687,23 @@ def _members(
     return out
 
 
+def _choose_members(choices: list[list[FrontierPoint]], ctx: _Context, joint: bool) -> list[FrontierPoint]:
+    """One candidate per member (``choices[m]``: member m's candidates within its share): each member's most
+    accurate one on validation (ties → smaller); with ``joint``, the combination whose mean is most accurate on
+    validation (ties → fewer bytes), or each member's own when there are more than ``_MAX_COMBINATIONS``."""
+    own = [max(c, key=lambda p: (p.val_accuracy, -p.file_bytes)) for c in choices]
+    if not joint or math.prod(len(c) for c in choices) > _MAX_COMBINATIONS:
+        return own
+    best, best_key = own, (-1.0, 0)
+    for combo in itertools.product(*choices):
+        models = [p.model for p in combo]
+        assert all(m is not None for m in models)
+        key = (ctx.val_accuracy(Ensemble(models)), -sum(p.file_bytes for p in combo))  # type: ignore[arg-type]
+        if key > best_key:
+            best, best_key = list(combo), key
+    return best
+
+
 def _ensemble(
     points: list[FrontierPoint], ctx: _Context, budget: int | None, refit_of: FrontierPoint | None = None
 ) -> FrontierPoint:
@@ -1119,14 +1138,12 @@ def shrink(
                 done += 1
                 report(f"{recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
 
-    # the ensemble: each member's most accurate candidate (validation; ties → smaller) within its share
+    # the ensemble: its members' candidates within their shares, chosen on validation
     parts: list[FrontierPoint] = []
     if members:
         if all(member_points.values()):
-            parts = [
-                frontier[max(idx, key=lambda i: (frontier[i].val_accuracy, -frontier[i].file_bytes))]
-                for idx in member_points.values()
-            ]
+            choices = [[frontier[i] for i in idx] for idx in member_points.values()]
+            parts = _choose_members(choices, ctx, space.ensemble_joint)
             frontier.append(_ensemble(parts, ctx, budget))
             report(f"{frontier[-1].recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
         else:
