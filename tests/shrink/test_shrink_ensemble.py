@@ -145,6 +145,21 @@ def test_joint_choice_takes_the_most_accurate_combination_on_validation(
     own = _ensemble(runs[False]).recipe.members
     assert own == tuple(max(c, key=lambda p: (p.val_accuracy, -p.file_bytes)).recipe for c in choices)
     assert scores[own] <= best  # type: ignore[index]
+    assert not any("ensemble_joint" in n for n in runs[True].notes)
+
+
+def test_joint_choice_falls_back_with_a_note_above_the_combination_limit(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rmtcompress.shrink import _search
+
+    monkeypatch.setattr(_search, "_MAX_COMBINATIONS", 1)
+    Xtr, ytr = digits[0], digits[1]
+    space = dataclasses.replace(SPACE, width_factors=(1.0,), refit=False)
+    joint = shrink(mlp, Xtr, ytr, budget_bytes=BUDGET, effort=dataclasses.replace(space, ensemble_joint=True))
+    plain = shrink(mlp, Xtr, ytr, budget_bytes=BUDGET, effort=space)
+    assert _ensemble(joint).recipe.members == _ensemble(plain).recipe.members
+    assert any("combinations of member candidates exceed 1" in n for n in joint.notes)
 
 
 def test_the_selected_ensemble_is_refit_member_by_member(forced: ShrinkResult, tmp_path: Path) -> None:

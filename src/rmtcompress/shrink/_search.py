@@ -1143,6 +1143,12 @@ def shrink(
     if members:
         if all(member_points.values()):
             choices = [[frontier[i] for i in idx] for idx in member_points.values()]
+            combinations = math.prod(len(c) for c in choices)
+            if space.ensemble_joint and combinations > _MAX_COMBINATIONS:
+                notes.append(
+                    f"ensemble_joint: {combinations:,} combinations of member candidates exceed "
+                    f"{_MAX_COMBINATIONS}; each member's own most accurate candidate is used"
+                )
             parts = _choose_members(choices, ctx, space.ensemble_joint)
             frontier.append(_ensemble(parts, ctx, budget))
             report(f"{frontier[-1].recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
