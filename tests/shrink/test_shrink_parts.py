@@ -214,6 +214,7 @@ def test_search_spaces_are_validated() -> None:
         {"lr_schedule": "linear"},
         {"label_smoothing": 1.0},
         {"label_smoothing": -0.1},
+        {"weight_decay": -1e-4},
         {"ema": 1.0},
         {"ema": True},
     ):

@@ -232,6 +232,8 @@ class SearchSpace(Config):
         label_smoothing: Label smoothing of the cross-entropy of every training run (0 = off).
         ema: Decay of the parameters' moving average in every training run (0 = off; see
             :class:`rmtcompress.pruning.TrainConfig`).
+        weight_decay: L2 penalty of every training run (Adam's ``weight_decay``; 0 = off; see
+            :class:`rmtcompress.pruning.TrainConfig`).
         augment: Augmentation of the training minibatches of every training run: ``'none'`` or, for rows that are
             flattened images, ``'shift:HxW[xC]:P[:flip]'`` (see :class:`rmtcompress.pruning.TrainConfig`).
         refit: After selection, run the selected candidate's recipe again (pruning to the same per-layer
@@ -272,6 +274,7 @@ class SearchSpace(Config):
     lr_schedule: str = "constant"
     label_smoothing: float = 0.0
     ema: float = 0.0
+    weight_decay: float = 0.0
     augment: str = "none"
     refit: bool = False
     ensemble_size: int = 1
@@ -322,7 +325,15 @@ class SearchSpace(Config):
             raise InvalidParameterError(f"width_factors must be non-empty, each in (0, 1]; got {factors}")
         object.__setattr__(self, "width_factors", factors)
         # the training loop's options are checked (and normalised) by the training loop's own config
-        options = ("distill", "temperature", "lr_schedule", "label_smoothing", "ema", "augment")
+        options = (
+            "distill",
+            "temperature",
+            "lr_schedule",
+            "label_smoothing",
+            "ema",
+            "augment",
+            "weight_decay",
+        )
         training = TrainConfig(**{name: getattr(self, name) for name in options})
         for name in options:
             object.__setattr__(self, name, getattr(training, name))

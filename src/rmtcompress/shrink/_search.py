@@ -222,6 +222,7 @@ class _Context:
             lr_schedule=schedule,  # type: ignore[arg-type]
             label_smoothing=self.space.label_smoothing,
             ema=self.space.ema,
+            weight_decay=self.space.weight_decay,
             augment=self.space.augment,
         )
 
@@ -564,6 +565,8 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["label_smoothing"] = cfg.label_smoothing
     if cfg.ema > 0:
         out["ema"] = cfg.ema
+    if cfg.weight_decay > 0:
+        out["weight_decay"] = cfg.weight_decay
     if cfg.augment != "none":
         out["augment"] = cfg.augment
     return out
