@@ -671,9 +671,8 @@ def _read_module(r: BinaryReader, stats: list[_LayerStats], name: str, version: 
     if kind in _V2_KINDS and version < 2:
         raise FormatError(f"module kind {kind} does not exist in format version {version}")
     if kind == _INPUT:
-        if (
-            name.rsplit(".", 1)[-1] != "0"
-        ):  # its own index in its net (an ensemble member's names are prefixed)
+        # its own index in its net decides (an ensemble member's names carry a "m." prefix)
+        if name.rsplit(".", 1)[-1] != "0":
             raise FormatError("an input-transform record must be the first module")
         return InputTransformLayer(read_transform(r))
     if kind == _LEAKY:

@@ -692,10 +692,10 @@ def _members(
 
 def _choose_members(choices: list[list[FrontierPoint]], ctx: _Context, joint: bool) -> list[FrontierPoint]:
     """One candidate per member (``choices[m]``: member m's candidates within its share): each member's most
-    accurate one on validation (ties → smaller); with ``joint``, the combination whose mean is most accurate on
-    validation (ties → fewer bytes), or each member's own when there are more than ``_MAX_COMBINATIONS``."""
+    accurate one on validation (ties → smaller); with ``joint``, the combination whose mean (the model the ensemble
+    candidate will be) is most accurate on validation (ties → fewer bytes)."""
     own = [max(c, key=lambda p: (p.val_accuracy, -p.file_bytes)) for c in choices]
-    if not joint or math.prod(len(c) for c in choices) > _MAX_COMBINATIONS:
+    if not joint:
         return own
     best, best_key = own, (-1.0, 0)
     for combo in itertools.product(*choices):
@@ -1147,12 +1147,13 @@ def shrink(
         if all(member_points.values()):
             choices = [[frontier[i] for i in idx] for idx in member_points.values()]
             combinations = math.prod(len(c) for c in choices)
-            if space.ensemble_joint and combinations > _MAX_COMBINATIONS:
+            joint = space.ensemble_joint and combinations <= _MAX_COMBINATIONS
+            if space.ensemble_joint and not joint:
                 notes.append(
                     f"ensemble_joint: {combinations:,} combinations of member candidates exceed "
                     f"{_MAX_COMBINATIONS}; each member's own most accurate candidate is used"
                 )
-            parts = _choose_members(choices, ctx, space.ensemble_joint)
+            parts = _choose_members(choices, ctx, joint)
             frontier.append(_ensemble(parts, ctx, budget))
             report(f"{frontier[-1].recipe.label}: val {100 * frontier[-1].val_accuracy:.2f} %")
         else:
