@@ -4,7 +4,8 @@ Unlike ``ensemble_base.py`` (which merges the members *before* the search and pr
 the ``members`` nets (``factor`` × the reference's hidden widths, seeds ``SEED·100 + m``, trained like the search's own
 narrower nets on the rows the reference saw, for the space's ``train_epochs``; cached beside the reference) is
 searched alone with ``rc.shrink`` at ``BUDGET / members`` bytes, its selected (refit) model kept, and the ensemble
-is the mean of their logits. Bytes are the sum of the members' file sizes (one file per member; a shared container would save at most one header each).
+is the mean of their logits. Bytes are the sum of the members' file sizes (one file per member; a shared container
+would save at most one header each).
 Accuracy is read on the development split of ``shrink_options.py`` (``dev=N``) and, for the record, on the test split.
 
 Usage: python benchmarks/explore/ensemble_after.py BUDGET SEED dev=N factor=F members=M [field=value ...]
