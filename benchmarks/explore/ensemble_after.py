@@ -6,9 +6,11 @@ narrower nets on the rows the reference saw, for the space's ``train_epochs``; c
 searched alone with ``rc.shrink`` at ``BUDGET / members`` bytes, its selected (refit) model kept, and the ensemble
 is the mean of their logits. Bytes are the sum of the members' file sizes (one file per member; a shared container
 would save at most one header each).
+With ``ref=true`` the first member is the reference itself (searched with seed ``SEED``, whose validation split is
+the one the reference held out) instead of a narrow net: a pair of two different widths.
 Accuracy is read on the development split of ``shrink_options.py`` (``dev=N``) and, for the record, on the test split.
 
-Usage: python benchmarks/explore/ensemble_after.py BUDGET SEED dev=N factor=F members=M [field=value ...]
+Usage: python benchmarks/explore/ensemble_after.py BUDGET SEED dev=N factor=F members=M [ref=true] [field=value ...]
 e.g.   python benchmarks/explore/ensemble_after.py 40000 0 dev=6000 factor=0.25 members=2
 """
 
@@ -30,18 +32,22 @@ import shrink_options
 
 
 def main(argv: list[str]) -> int:
-    budget, seed, dev, factor, members, space = ensemble_base.options(argv)
+    with_ref = "ref=true" in argv
+    budget, seed, dev, factor, members, space = ensemble_base.options([a for a in argv if a != "ref=true"])
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)
-    X, y, Xd, yd, Xt, yt, _ref = shrink_options.load(seed, dev)
+    X, y, Xd, yd, Xt, yt, ref = shrink_options.load(seed, dev)
     xd, xt = torch.from_numpy(Xd).float(), torch.from_numpy(Xt).float()
     width = round(512 * factor)
     t0 = time.perf_counter()
     zd, zt, total = 0, 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         for m in range(members):
-            s = seed * 100 + m
-            net = ensemble_base.member(X, y, width, dev, s, space.train_epochs)
+            if with_ref and m == 0:
+                s, net = seed, ref.eval()
+            else:
+                s = seed * 100 + m
+                net = ensemble_base.member(X, y, width, dev, s, space.train_epochs)
             res = rc.shrink(net, X, y, budget_bytes=budget // members, seed=s, effort=space)
             b = res.best_point
             assert b is not None and res.best is not None, res.notes

@@ -1113,6 +1113,13 @@ def prune_cmd(
 )
 @click.option("--budget", default=None, help="largest file size of the result, e.g. 32kB, 1.5MB, 20000B")
 @click.option(
+    "--val-data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="a .npz/.csv file of validation rows (scaled like the training split): the search selects on them "
+    "instead of a split of the training data, and trains on every training row",
+)
+@click.option(
     "--min-accuracy",
     type=float,
     default=None,
@@ -1163,6 +1170,7 @@ def shrink_cmd(
     model_path: str,
     data: str,
     budget: str | None,
+    val_data: str | None,
     min_accuracy: float | None,
     effort: str,
     augment: str,
@@ -1177,14 +1185,14 @@ def shrink_cmd(
     """Shrink a trained model (a .pt state dict or module, read with weights_only=True) to a byte budget.
 
     Prunes, allocates sparsity per layer, quantizes weights (and activations), fine-tunes on the training split and
-    selects on a validation split carved from it; prints the frontier, writes OUT/best.rmtc (load it with
+    selects on a validation split carved from it (or on --val-data); prints the frontier, writes OUT/best.rmtc (load it with
     rc.load), OUT/frontier.png and OUT/frontier.json. Running it again with the same OUT resumes.
     """
     from tqdm import tqdm
 
     from ._utils import atomic_write_json
     from .io import load_user_model, save
-    from .lab import load_shrink_data, run_shrink
+    from .lab import load_shrink_data, load_shrink_val_data, run_shrink
     from .shrink import SearchSpace, get_effort, parse_bytes
 
     try:
@@ -1200,6 +1208,11 @@ def shrink_cmd(
         _check_max_train(max_train)
         model = load_user_model(model_path, activation=activation)
         Xtr, ytr, Xte, yte, desc = load_shrink_data(data, normalize=normalize, seed=seed, max_train=max_train)
+        Xv, yv = (
+            (None, None)
+            if val_data is None
+            else load_shrink_val_data(val_data, data, normalize=normalize, seed=seed, max_train=max_train)
+        )
         bar = tqdm(total=0, disable=quiet, unit="model", dynamic_ncols=True)
 
         def progress(done: int, total: int, message: str) -> None:
@@ -1222,6 +1235,8 @@ def shrink_cmd(
                 X_test=Xte,
                 y_test=yte,
                 progress=progress,
+                X_val=Xv,
+                y_val=yv,
             )
         finally:
             bar.close()

@@ -123,3 +123,42 @@ def test_help_does_not_import_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_val_data_is_what_the_search_selects_on(model_file: Path, tmp_path: Path) -> None:
+    """``--val-data FILE``: rows in the data's own units, scaled like the training split; every candidate's
+    validation accuracy is read on them."""
+    _, _, Xraw, yraw, _ = load_shrink_data("digits", normalize="none")
+    np.savez(tmp_path / "val.npz", X=Xraw[:120], y=yraw[:120])
+    out = tmp_path / "run"
+    args = ["shrink", str(model_file), "--data", "digits", "--budget", "2kB", "--effort", "quick"]
+    res = CliRunner().invoke(
+        main, [*args, "--val-data", str(tmp_path / "val.npz"), "--out", str(out), "--quiet"]
+    )
+    assert res.exit_code == 0, res.output
+    _, _, Xte, yte, _ = load_shrink_data("digits")
+    net = rc.load(out / "best.rmtc")
+    with torch.no_grad():
+        acc = float(
+            (net(torch.from_numpy(Xte[:120].astype(np.float32))).argmax(1).numpy() == yte[:120]).mean()
+        )
+    best = json.loads((out / "frontier.json").read_text())["best"]
+    assert acc == pytest.approx(best["val_accuracy"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"), [("missing", "is not an existing file"), ("wide", "has 80 columns")]
+)
+def test_bad_val_data_fails_cleanly_and_writes_nothing(
+    model_file: Path, tmp_path: Path, kind: str, message: str
+) -> None:
+    path = tmp_path / "val.npz"
+    if kind == "wide":
+        rng = np.random.default_rng(0)
+        np.savez(path, X=rng.random((60, 80)), y=np.arange(60) % 10)
+    out = tmp_path / "run"
+    args = ["shrink", str(model_file), "--data", "digits", "--budget", "2kB", "--val-data", str(path)]
+    res = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert message in res.output
+    assert not out.exists()

@@ -44,6 +44,7 @@ from ._shrink_run import (
     NORMALIZATIONS as NORMALIZATIONS,
     StoreCheckpoint as StoreCheckpoint,
     load_shrink_data as load_shrink_data,
+    load_shrink_val_data as load_shrink_val_data,
     run_shrink as run_shrink,
 )
 from ._store import ResultStore as ResultStore
@@ -84,6 +85,7 @@ __all__ = [
     "load_mnist_subset",
     "load_npz_split",
     "load_shrink_data",
+    "load_shrink_val_data",
     "load_sweep",
     "load_task",
     "load_task_files",

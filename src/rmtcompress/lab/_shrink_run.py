@@ -28,7 +28,7 @@ from ._datasets import PaperNormalizer, load_array_file
 from ._experiments import TASKS, load_task_raw, split_train_test
 from ._store import PointResult, ResultStore, point_key
 
-__all__ = ["NORMALIZATIONS", "StoreCheckpoint", "load_shrink_data", "run_shrink"]
+__all__ = ["NORMALIZATIONS", "StoreCheckpoint", "load_shrink_data", "load_shrink_val_data", "run_shrink"]
 
 NORMALIZATIONS = ("unit", "paper", "none")
 MODELS_DIR = "candidates"
@@ -151,16 +151,51 @@ def load_shrink_data(
             keep = np.random.default_rng(seed).permutation(ytr.size)[:max_train]
             Xtr, ytr = Xtr[keep], ytr[keep]
         desc = f"{path} (80/20 split)"
-    Xtr = np.asarray(Xtr, dtype=np.float64)
-    Xte = np.asarray(Xte, dtype=np.float64)
+    Xtr, Xte = _scaled(normalize, np.asarray(Xtr, dtype=np.float64), np.asarray(Xte, dtype=np.float64))
+    return Xtr, np.asarray(ytr, dtype=np.int64), Xte, np.asarray(yte, dtype=np.int64), desc
+
+
+def _scaled(
+    normalize: str, Xtr: NDArray[np.float64], *others: NDArray[np.float64]
+) -> list[NDArray[np.float64]]:
+    """``[Xtr, *others]`` scaled by the normalisation fitted on the training split ``Xtr``."""
+    arrays = [Xtr, *others]
     if normalize == "unit":
         top = float(np.abs(Xtr).max())
         if top > 0:
-            Xtr, Xte = Xtr / top, Xte / top
+            arrays = [a / top for a in arrays]
     elif normalize == "paper":
         norm = PaperNormalizer().fit(Xtr)
-        Xtr, Xte = norm.transform(Xtr), norm.transform(Xte)
-    return Xtr, np.asarray(ytr, dtype=np.int64), Xte, np.asarray(yte, dtype=np.int64), desc
+        arrays = [norm.transform(a) for a in arrays]
+    return arrays
+
+
+def load_shrink_val_data(
+    path: str | Path, data: str, *, normalize: str = "unit", seed: int = 0, max_train: int | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Validation rows for a shrink run from an ``.npz`` / ``.csv`` file, scaled like :func:`load_shrink_data`
+    scales the training split of ``data`` (the same ``normalize``, ``seed`` and ``max_train``).
+
+    Returns:
+        ``(X_val, y_val)``.
+
+    Raises:
+        InvalidParameterError: Unknown normalisation or task; a file whose width is not the training data's.
+        MissingFileError: A file that does not exist.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise MissingFileError(f"validation data {str(path)!r} is not an existing file")
+    Xv, yv = load_array_file(file)
+    Xtr = load_shrink_data(data, normalize="none", seed=seed, max_train=max_train)[0]
+    if normalize not in NORMALIZATIONS:
+        raise InvalidParameterError(f"normalize must be one of {NORMALIZATIONS}; got {normalize!r}")
+    Xv = np.asarray(Xv, dtype=np.float64)
+    if Xv.ndim != 2 or Xv.shape[1] != Xtr.shape[1]:
+        raise InvalidParameterError(
+            f"validation data {str(path)!r} has {Xv.shape[-1]} columns, the training data {Xtr.shape[1]}"
+        )
+    return _scaled(normalize, Xtr, Xv)[1], np.asarray(yv, dtype=np.int64)
 
 
 def run_shrink(
@@ -177,6 +212,8 @@ def run_shrink(
     y_test: ArrayLike | None = None,
     progress: Any = None,
     command: str | None = None,
+    X_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
 ) -> tuple[ShrinkResult, int]:
     """:func:`rmtcompress.shrink.shrink` with every candidate kept in ``run_dir`` (resumable).
 
@@ -197,5 +234,7 @@ def run_shrink(
             y_test=y_test,
             checkpoint=checkpoint,
             progress=progress,
+            X_val=X_val,
+            y_val=y_val,
         )
         return result, checkpoint.reused

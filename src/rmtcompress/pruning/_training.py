@@ -309,6 +309,24 @@ def train_val_split(
     )
 
 
+def _explicit_split(val_rows: ArrayLike, n: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(train_idx, val_idx)`` for explicit validation row indices of ``n`` rows (checked: integers in range,
+    no repeats, at least one row on each side)."""
+    rows = np.asarray(val_rows)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer):
+        raise InvalidParameterError("val_rows must be a non-empty 1-D array of integer row indices")
+    if rows.min() < 0 or rows.max() >= n:
+        raise InvalidParameterError(f"val_rows must lie in [0, {n}): the rows of X")
+    va_idx = np.unique(rows).astype(np.int64)
+    if va_idx.size != rows.size:
+        raise InvalidParameterError("val_rows repeats a row")
+    if va_idx.size == n:
+        raise InvalidParameterError("val_rows takes every row of X: none would train")
+    keep = np.ones(n, dtype=bool)
+    keep[va_idx] = False
+    return np.flatnonzero(keep).astype(np.int64), va_idx
+
+
 def _tensors(X: NDArray[np.float64], y: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)), torch.from_numpy(y.astype(np.int64))
 
@@ -454,6 +472,7 @@ def train(
     log: Callable[[dict[str, Any]], None] | None = None,
     teacher: nn.Module | None = None,
     progress: bool | None = False,
+    val_rows: ArrayLike | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on training data only; the validation split is carved from ``(X, y)``.
 
@@ -475,6 +494,8 @@ def train(
         progress: A progress bar over the optimizer steps on stderr (epoch, validation accuracy, sparsity):
             ``False`` (default: callers that train many models show their own), ``True``, or ``None`` for only
             when stderr is a terminal.
+        val_rows: Optional indices of the rows of ``(X, y)`` to validate on, instead of the seeded split of
+            ``config.val_fraction`` (which must then be non-zero); every other row trains.
 
     Returns:
         A :class:`TrainResult`.
@@ -485,8 +506,12 @@ def train(
     t0 = time.perf_counter()
     Xa, ya = validate_Xy(X, y, min_classes=2)
     if config.val_fraction == 0:
+        if val_rows is not None:
+            raise InvalidParameterError("val_rows needs a config with val_fraction > 0 (it selects on them)")
         # every row trains; nothing to validate on (select='last', checked by the config)
         tr_idx, va_idx = np.arange(ya.size), np.arange(0)
+    elif val_rows is not None:
+        tr_idx, va_idx = _explicit_split(val_rows, ya.size)
     else:
         tr_idx, va_idx = train_val_split(ya, config.val_fraction, config.seed)
     Xtr, ytr = _tensors(Xa[tr_idx], ya[tr_idx])

@@ -2,8 +2,8 @@
 
 The search (one :class:`~rmtcompress.shrink.SearchSpace`, see :data:`~rmtcompress.shrink.EFFORTS`):
 
-1. carve a stratified validation split from ``(X, y)`` (:func:`rmtcompress.pruning.train_val_split`); the training
-   loop gets ``(X, y)`` with the same ``val_fraction`` and seed, so it carves the same split and trains on the rest.
+1. carve a stratified validation split from ``(X, y)`` (:func:`rmtcompress.pruning.train_val_split`), or take the
+   caller's ``(X_val, y_val)``; the training loop gets those validation rows and trains on the rest.
    Every selection — checkpoints inside the loop, and the final choice — reads validation accuracy only; test data,
    if given, is evaluated on each finished candidate for the report and read by nothing;
 2. per weight format (``shared:2`` …) and allocation rule, the per-layer keep counts whose predicted file fits
@@ -203,6 +203,9 @@ class _Context:
     y_test: NDArray[np.int64] | None
     teacher: nn.Module | None = None
     order_seed: int | None = None  # an ensemble member's minibatch order (same split, other order)
+    explicit_val: bool = (
+        False  # the validation rows are the caller's X_val, appended to X (not a seeded split)
+    )
 
     def train_config(self, epochs: int) -> TrainConfig:
         # val_fraction 0 is a refit: every row trains, nothing selects an epoch, so the last one is kept and a
@@ -225,6 +228,17 @@ class _Context:
             weight_decay=self.space.weight_decay,
             augment=self.space.augment,
         )
+
+    def fit(self, model: nn.Module, epochs: int, **kwargs: Any) -> None:
+        """Train ``model`` in place for ``epochs`` on the training rows, selecting on the validation rows (a refit
+        context, ``val_fraction`` 0: on every row, the last epoch kept); ``kwargs`` go to the training loop."""
+        rows = self.val_idx if self.val_fraction > 0 else None
+        train(model, self.X, self.y, self.train_config(epochs), teacher=self.teacher, val_rows=rows, **kwargs)
+
+    @property
+    def split_key(self) -> Any:
+        """The validation split's part of a stored net's key."""
+        return {"X_val_rows": int(self.val_idx.size)} if self.explicit_val else self.val_fraction
 
     def val_accuracy(self, model: nn.Module) -> float:
         return evaluate(model, self.X[self.val_idx], self.y[self.val_idx])[1]
@@ -265,12 +279,11 @@ def _gradual(
     """Copy of ``model`` pruned by the rule to the per-layer sparsities, fine-tuned, masks made permanent."""
     out = copy.deepcopy(model)
     space = ctx.space
-    cfg = ctx.train_config(space.prune_epochs)
     criterion = SHRINK_RULES[rule]
     if criterion == "oneshot":
         for name in names:
             prune(out, MagnitudeConfig(sparsity=float(sparsity[name])), layers=[name])
-        train(out, ctx.X, ctx.y, cfg, teacher=ctx.teacher)
+        ctx.fit(out, space.prune_epochs)
     else:
         n_fit = ctx.fit_idx.size
         total = math.ceil(n_fit / space.batch_size) * space.prune_epochs
@@ -283,7 +296,7 @@ def _gradual(
             criterion=criterion,  # type: ignore[arg-type]
             layer_sparsity={n: float(sparsity[n]) for n in names},
         )
-        train(out, ctx.X, ctx.y, cfg, schedule=schedule, layers=names, teacher=ctx.teacher)
+        ctx.fit(out, space.prune_epochs, schedule=schedule, layers=names)
     remove(out)
     return out
 
@@ -637,7 +650,7 @@ def _width_net(
         "kind": "shrink-base",
         "data": data_key,
         "seed": ctx.seed,
-        "val_fraction": ctx.val_fraction,
+        "val_fraction": ctx.split_key,
         "net": name,
         "activation": act,
         "train": [ctx.space.train_epochs, ctx.space.lr, ctx.space.batch_size],
@@ -651,7 +664,7 @@ def _width_net(
     if progress is not None:
         progress(0, 0, f"training {name}")
     net = make_mlp(input_dim, widths, n_classes, activation=act, seed=init_seed)  # type: ignore[arg-type]
-    train(net, ctx.X, ctx.y, ctx.train_config(ctx.space.train_epochs), teacher=ctx.teacher)
+    ctx.fit(net, ctx.space.train_epochs)
     net.eval()
     if checkpoint is not None:
         checkpoint.save(key, {"kind": "base", "net": name}, net)
@@ -763,12 +776,12 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
     q = _quantize(net, fmt, seed)
     q = _trim(net, q, fmt, recipe.target_bytes or parent.file_bytes, seed)
     if fmt.scheme != "float32" and recipe.finetune_epochs > 0:
-        train(q, every.X, every.y, every.train_config(recipe.finetune_epochs), teacher=every.teacher)
+        every.fit(q, recipe.finetune_epochs)
     if recipe.activation_bits is not None:
         calib = every.X[:: max(1, n // _CALIBRATION_ROWS)]
         q = quantize_activations(q, calib, levels=2**recipe.activation_bits, seed=seed)
         if recipe.activation_epochs > 0:
-            train(q, every.X, every.y, every.train_config(recipe.activation_epochs), teacher=every.teacher)
+            every.fit(q, recipe.activation_epochs)
     if parent.biases == "float16":
         q = _round_biases(q)
     sparsity, widths = _stats(q)
@@ -783,6 +796,22 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
         seconds=time.perf_counter() - t,
         model=q.eval(),
     )
+
+
+def _check_val(
+    X_val: ArrayLike | None, y_val: ArrayLike | None, width: int, n_classes: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Validated validation data: both given, the training data's width, labels among its classes."""
+    if X_val is None or y_val is None:
+        raise InvalidParameterError("give both X_val and y_val, or neither")
+    Xv, yv = validate_Xy(X_val, y_val, X_name="X_val", y_name="y_val")
+    if Xv.shape[1] != width:
+        raise InvalidParameterError(f"X_val has {Xv.shape[1]} columns, X has {width}")
+    if int(yv.max()) >= n_classes:
+        raise InvalidParameterError(
+            f"y_val has label {int(yv.max())}, but y's classes are 0 … {n_classes - 1}"
+        )
+    return Xv, yv
 
 
 def _check_data(
@@ -899,9 +928,11 @@ def shrink(
     *,
     X_test: ArrayLike | None = None,
     y_test: ArrayLike | None = None,
-    val_fraction: float = 0.1,
+    val_fraction: float | None = None,
     checkpoint: Checkpoint | None = None,
     progress: Progress | None = None,
+    X_val: ArrayLike | None = None,
+    y_val: ArrayLike | None = None,
 ) -> ShrinkResult:
     """Shrink a trained net to a byte budget: prune × allocate × quantize weights × quantize activations, select on
     validation.
@@ -911,7 +942,7 @@ def shrink(
             (``nn.Sequential`` MLPs and CNNs), or an :class:`~rmtcompress.MLPSpec` whose widths (times
             ``width_factors`` of the search space) are trained first (ReLU or tanh, Adam).
         X: Training inputs ``(n, p)`` — the data the model was trained on (or more of its kind); the validation
-            split is carved from it.
+            split is carved from it, unless ``X_val`` is given.
         y: Training labels ``(n,)``.
         budget_bytes: Largest file size (bytes) of the selected model.
         min_accuracy: Largest allowed drop of validation accuracy from the original, in ``[0, 1)``: with it the
@@ -922,9 +953,15 @@ def shrink(
         X_test: Optional test inputs: every candidate is evaluated on them for the report; selection never reads
             them.
         y_test: Test labels, with ``X_test``.
-        val_fraction: Fraction of every class of ``(X, y)`` held out for validation, in ``(0, 0.5]``.
+        val_fraction: Fraction of every class of ``(X, y)`` held out for validation, in ``(0, 0.5]`` (default 0.1;
+            not with ``X_val``).
         checkpoint: Optional store of finished candidates (resume).
         progress: Optional callback ``(done, total, message)``.
+        X_val: Optional validation inputs to select on instead of a split of ``(X, y)``: every row of ``X`` then
+            trains. Rows the model never saw make the selection fair to it (a split of rows it trained on flatters
+            the candidates pruned from it over the nets the search trains). The refit (``SearchSpace.refit``) trains
+            on them too, like on the split's rows.
+        y_val: Validation labels, with ``X_val`` (classes of ``y``).
 
     Returns:
         A :class:`~rmtcompress.shrink.ShrinkResult` (``.best``, ``.frontier``, ``.plot(path)``, ``.table()``).
@@ -941,15 +978,29 @@ def shrink(
         raise InvalidParameterError(f"seed must be a non-negative integer; got {seed!r}")
     seed = int(seed)
     Xa, ya, Xt, yt = _check_data(X, y, X_test, y_test)
-    TrainConfig(val_fraction=val_fraction, select="last")  # validates val_fraction (a number in [0, 0.5])
-    if val_fraction == 0:
-        raise InvalidParameterError(
-            "val_fraction must lie in (0, 0.5]: the search selects on a validation split"
-        )
-    fit_idx, val_idx = train_val_split(ya, val_fraction, seed)
-    teacher = copy.deepcopy(model).eval() if isinstance(model, nn.Module) and space.distill > 0 else None
-    ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher)
     n_classes = int(ya.max()) + 1
+    teacher = copy.deepcopy(model).eval() if isinstance(model, nn.Module) and space.distill > 0 else None
+    if X_val is None and y_val is None:
+        val_fraction = 0.1 if val_fraction is None else val_fraction
+        TrainConfig(val_fraction=val_fraction, select="last")  # validates val_fraction (a number in [0, 0.5])
+        if val_fraction == 0:
+            raise InvalidParameterError(
+                "val_fraction must lie in (0, 0.5]: the search selects on a validation split"
+            )
+        fit_idx, val_idx = train_val_split(ya, val_fraction, seed)
+        ctx = _Context(Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher)
+    else:
+        if val_fraction is not None:
+            raise InvalidParameterError("give val_fraction or X_val, not both: X_val is the validation split")
+        Xv, yv = _check_val(X_val, y_val, Xa.shape[1], n_classes)
+        n, m = ya.size, yv.size
+        Xa, ya = np.concatenate([Xa, Xv]), np.concatenate([ya, yv])
+        fit_idx, val_idx = np.arange(n, dtype=np.int64), np.arange(n, n + m, dtype=np.int64)
+        # the training loop reads the rows, not the fraction (which only has to be positive)
+        val_fraction = min(0.5, m / (n + m))
+        ctx = _Context(
+            Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher, explicit_val=True
+        )
     notes: list[str] = []
 
     if isinstance(model, MLPSpec):
@@ -1027,7 +1078,7 @@ def shrink(
             "base": base_keys[recipe.base],
             "data": data_key,
             "seed": seed,
-            "val_fraction": val_fraction,
+            "val_fraction": ctx.split_key,
             "space": space_key,
             "recipe": recipe.as_dict(),
         }
@@ -1097,7 +1148,7 @@ def shrink(
                 q = _trim(net, q, plan.fmt, plan.target_bytes, seed)
             if plan.fmt.scheme != "float32" and space.finetune_epochs > 0:
                 plan_ctx = starts[plan.base][1]
-                train(q, Xa, ya, plan_ctx.train_config(space.finetune_epochs), teacher=ctx.teacher)
+                plan_ctx.fit(q, space.finetune_epochs)
             return q.eval(), seconds
 
         frontier.append(run(recipe, make, plan.fmt.scheme != "float32"))
@@ -1130,7 +1181,7 @@ def shrink(
                     assert parent.model is not None
                     net = quantize_activations(parent.model, calib, levels=2**bits, seed=seed)
                     if space.activation_epochs > 0:
-                        train(net, Xa, ya, ctx.train_config(space.activation_epochs), teacher=ctx.teacher)
+                        ctx.fit(net, space.activation_epochs)
                     return net.eval(), 0.0
 
                 try:
