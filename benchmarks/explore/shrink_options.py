@@ -54,7 +54,7 @@ def parse(items: list[str]) -> dict[str, Any]:
             kw[key] = int(value)
         elif key in ("lr_schedule", "augment"):
             kw[key] = value
-        elif key in ("refit", "ensemble_joint"):
+        elif key in ("refit", "refit_start", "ensemble_joint"):
             kw[key] = value.lower() in ("1", "true", "yes")
         else:
             kw[key] = float(value)

@@ -242,6 +242,10 @@ class SearchSpace(Config):
             annealed to 0 and the last epoch kept (nothing is left to select on); the refit model is returned as
             ``best`` when its file fits the budget. Its ``val_accuracy`` is the selected candidate's (the rows it
             trained on cannot judge it).
+        refit_start: With ``refit``: when the selected candidate (or an ensemble's member) was pruned from a net
+            the search trained itself (another width, an ensemble member, an MLPSpec's net), train that start net
+            again first, from the same initialisation, on every row (the step size annealed to 0, the last epoch
+            kept), and refit from it. The model you passed is never retrained.
         ensemble_size: With a budget and a plain MLP: also try the mean of this many nets of ``ensemble_width`` ×
             its hidden widths, trained with different seeds on the same rows (the first is the search's own net of
             that width), each shrunk to ``1 / ensemble_size`` of the budget and its best candidate (validation)
@@ -277,6 +281,7 @@ class SearchSpace(Config):
     weight_decay: float = 0.0
     augment: str = "none"
     refit: bool = False
+    refit_start: bool = False
     ensemble_size: int = 1
     ensemble_width: float = 0.25
     ensemble_joint: bool = False
@@ -337,7 +342,7 @@ class SearchSpace(Config):
         training = TrainConfig(**{name: getattr(self, name) for name in options})
         for name in options:
             object.__setattr__(self, name, getattr(training, name))
-        for name in ("refit", "ensemble_joint"):
+        for name in ("refit", "refit_start", "ensemble_joint"):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise InvalidParameterError(f"{name} must be True or False; got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))

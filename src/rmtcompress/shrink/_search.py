@@ -761,6 +761,22 @@ def _ensemble(
     )
 
 
+def _retrained(start: nn.Module, every: _Context) -> nn.Module:
+    """A fresh net of ``start``'s architecture (a plain MLP the search trained), from the initialisation the search
+    gave it, trained on every row of the refit context ``every`` for the space's ``train_epochs``."""
+    shape = _mlp_shape(start)
+    if shape is None:
+        raise InvalidParameterError(
+            "refit_start retrains only plain Linear/ReLU|Tanh nn.Sequential start nets"
+        )
+    input_dim, hidden, act = shape
+    n_classes = int(list(start)[-1].out_features)
+    init_seed = every.seed if every.order_seed is None else every.order_seed
+    net = make_mlp(input_dim, hidden, n_classes, activation=act, seed=init_seed)  # type: ignore[arg-type]
+    every.fit(net, every.space.train_epochs)
+    return net.eval()
+
+
 def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> FrontierPoint:
     """The selected candidate's recipe run again on every row of ``ctx``'s data (validation rows included), from the
     same start net: pruning to the same per-layer sparsities, the same weight format trimmed to the same byte target
@@ -770,6 +786,8 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
     recipe = replace(parent.recipe, refit=True)
     n = ctx.y.size
     every = replace(ctx, val_idx=np.arange(0), fit_idx=np.arange(n), val_fraction=0.0)
+    if ctx.space.refit_start and recipe.base != "original":
+        base = _retrained(base, every)
     names = [name for name, _ in recipe.layer_sparsity]
     net = compact(_gradual(base, every, names, dict(recipe.layer_sparsity), recipe.rule))
     fmt = parse_weight_format(recipe.weights)
@@ -1085,6 +1103,10 @@ def shrink(
         order = starts[recipe.base][1].order_seed
         if order is not None:
             key["order_seed"] = order
+        if (
+            recipe.refit and space.refit_start and recipe.base != "original"
+        ):  # (absent when off: stores match)
+            key["refit_start"] = True
         return key
 
     frontier: list[FrontierPoint] = list(originals)
