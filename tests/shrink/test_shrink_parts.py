@@ -215,6 +215,8 @@ def test_search_spaces_are_validated() -> None:
         {"label_smoothing": 1.0},
         {"label_smoothing": -0.1},
         {"weight_decay": -1e-4},
+        {"dropout": 1.0},
+        {"dropout": True},
         {"ema": 1.0},
         {"ema": True},
     ):

@@ -28,10 +28,11 @@ much faster for these tiny models (set it in your script).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -202,6 +203,10 @@ class TrainConfig(Config):
         augment: Augmentation of every training minibatch (never of validation rows): ``'none'`` (the default) or
             ``'shift:HxW[xC]:P[:flip]'``, random translations by up to ``P`` pixels (and left-right mirror images)
             of rows read as ``C × H × W`` images (:mod:`rmtcompress.pruning._augment`); the row width must match.
+        dropout: Probability in ``[0, 1)`` of zeroing each output of every activation module (``nn.ReLU``,
+            ``nn.Tanh``, …) in training steps, survivors scaled by ``1 / (1 − p)`` (inverted dropout, drawn from
+            the run's seeded generator; forward hooks removed after the run, so the model is unchanged);
+            validation and the returned model run without it. 0 (the default) is off.
     """
 
     epochs: int = 10
@@ -224,6 +229,7 @@ class TrainConfig(Config):
     label_smoothing: float = 0.0
     ema: float = 0.0
     augment: str = "none"
+    dropout: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -273,6 +279,10 @@ class TrainConfig(Config):
         if isinstance(d, bool | np.bool_) or not isinstance(d, numbers.Real) or not 0.0 <= float(d) < 1.0:
             raise InvalidParameterError(f"ema must lie in [0, 1); got {d!r}")
         set_(self, "ema", float(d))
+        q = self.dropout
+        if isinstance(q, bool | np.bool_) or not isinstance(q, numbers.Real) or not 0.0 <= float(q) < 1.0:
+            raise InvalidParameterError(f"dropout must lie in [0, 1); got {q!r}")
+        set_(self, "dropout", float(q))
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
         if self.val_fraction == 0 and (self.select != "last" or self.patience is not None):
@@ -325,6 +335,36 @@ def _explicit_split(val_rows: ArrayLike, n: int) -> tuple[NDArray[np.int64], NDA
     keep = np.ones(n, dtype=bool)
     keep[va_idx] = False
     return np.flatnonzero(keep).astype(np.int64), va_idx
+
+
+_DROPOUT_AFTER = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU)
+
+
+@contextlib.contextmanager
+def _dropout(model: nn.Module, p: float, gen: torch.Generator) -> Iterator[None]:
+    """Inverted dropout on the output of every activation module of ``model`` while in training mode, drawn from
+    ``gen``; the hooks are removed on leaving (nothing when ``p`` is 0)."""
+    if p <= 0:
+        yield
+        return
+    acts = [m for m in model.modules() if isinstance(m, _DROPOUT_AFTER)]
+    if not acts:
+        raise InvalidParameterError(
+            "dropout needs activation modules (nn.ReLU, nn.Tanh, …) to act on; the model has none"
+        )
+
+    def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
+        if not module.training:
+            return output
+        keep = torch.rand(output.shape, generator=gen) >= p
+        return output * keep / (1.0 - p)
+
+    handles = [m.register_forward_hook(hook) for m in acts]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _tensors(X: NDArray[np.float64], y: NDArray[np.int64]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -559,72 +599,73 @@ def train(
         leave=False,
         disable=None if progress is None else not progress,
     )
-    for epoch in range(1, config.epochs + 1):
-        perm = torch.randperm(n_train, generator=gen)
-        loss_sum = 0.0
-        last = history[-1] if history else None
-        bar.set_postfix_str(
-            f"epoch {epoch}/{config.epochs}"
-            + (f", val {last['val_accuracy']:.3f}, sparsity {last['sparsity']:.2f}" if last else "")
-        )
-        for i in range(0, n_train, config.batch_size):
-            bar.update(1)
-            idx = perm[i : i + config.batch_size]
-            opt.zero_grad()
-            if config.lr_schedule != "constant" and step >= anneal_from:
-                frac = (step - anneal_from) / max(1, total_steps - anneal_from)
-                for group in inner.param_groups:
-                    group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * frac))
-            logits = model(Xtr[idx] if augment is None else augment(Xtr[idx], gen))
-            loss = loss_fn(logits, ytr[idx])
-            if soft is not None:
-                loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
-                    logits, soft[idx], config.temperature
-                )
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            loss_sum += float(loss.detach()) * idx.numel()
-            step += 1
-            maybe_prune(step)
-            if config.ema > 0 and step >= schedule_end:
-                with torch.no_grad():
-                    if averaged is None:
-                        averaged = [p.detach().clone() for p in params]
-                    else:
-                        torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - config.ema)
-        live = _swap_in(params, averaged)
-        val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
-        eligible = step >= schedule_end
-        record = {
-            "epoch": epoch,
-            "step": step,
-            "train_loss": loss_sum / n_train,
-            "val_loss": val_loss,
-            "val_accuracy": val_acc,
-            "sparsity": _sparsity_or_zero(model),
-            "eligible": eligible,
-            "seconds": time.perf_counter() - t0,
-        }
-        history.append(record)
-        if log is not None:
-            log(record)
-        stop = False
-        if eligible:
-            key = (val_acc, -val_loss)
-            if best_key is None or key > best_key:
-                best_key = key
-                best_epoch = epoch
-                stale = 0
-                if config.select == "best":
-                    best = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-                stop = config.patience is not None and stale >= config.patience
-        _swap_in(params, live)
-        if stop:
-            break
+    with _dropout(model, config.dropout, gen):  # hooks on the activations, removed after the loop
+        for epoch in range(1, config.epochs + 1):
+            perm = torch.randperm(n_train, generator=gen)
+            loss_sum = 0.0
+            last = history[-1] if history else None
+            bar.set_postfix_str(
+                f"epoch {epoch}/{config.epochs}"
+                + (f", val {last['val_accuracy']:.3f}, sparsity {last['sparsity']:.2f}" if last else "")
+            )
+            for i in range(0, n_train, config.batch_size):
+                bar.update(1)
+                idx = perm[i : i + config.batch_size]
+                opt.zero_grad()
+                if config.lr_schedule != "constant" and step >= anneal_from:
+                    frac = (step - anneal_from) / max(1, total_steps - anneal_from)
+                    for group in inner.param_groups:
+                        group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * frac))
+                logits = model(Xtr[idx] if augment is None else augment(Xtr[idx], gen))
+                loss = loss_fn(logits, ytr[idx])
+                if soft is not None:
+                    loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
+                        logits, soft[idx], config.temperature
+                    )
+                loss.backward()
+                if config.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                opt.step()
+                loss_sum += float(loss.detach()) * idx.numel()
+                step += 1
+                maybe_prune(step)
+                if config.ema > 0 and step >= schedule_end:
+                    with torch.no_grad():
+                        if averaged is None:
+                            averaged = [p.detach().clone() for p in params]
+                        else:
+                            torch._foreach_lerp_(averaged, [p.detach() for p in params], 1.0 - config.ema)
+            live = _swap_in(params, averaged)
+            val_loss, val_acc = _evaluate_tensors(model, Xva, yva, config.eval_batch_size)
+            eligible = step >= schedule_end
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": loss_sum / n_train,
+                "val_loss": val_loss,
+                "val_accuracy": val_acc,
+                "sparsity": _sparsity_or_zero(model),
+                "eligible": eligible,
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(record)
+            if log is not None:
+                log(record)
+            stop = False
+            if eligible:
+                key = (val_acc, -val_loss)
+                if best_key is None or key > best_key:
+                    best_key = key
+                    best_epoch = epoch
+                    stale = 0
+                    if config.select == "best":
+                        best = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                    stop = config.patience is not None and stale >= config.patience
+            _swap_in(params, live)
+            if stop:
+                break
     bar.close()
     _swap_in(params, averaged)  # 'last' (or nothing eligible) ends on the average too
     if config.select == "best" and best is not None:

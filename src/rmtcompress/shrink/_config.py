@@ -236,6 +236,8 @@ class SearchSpace(Config):
             :class:`rmtcompress.pruning.TrainConfig`).
         augment: Augmentation of the training minibatches of every training run: ``'none'`` or, for rows that are
             flattened images, ``'shift:HxW[xC]:P[:flip]'`` (see :class:`rmtcompress.pruning.TrainConfig`).
+        dropout: Dropout after every activation module in every training run (0 = off; see
+            :class:`rmtcompress.pruning.TrainConfig`).
         refit: After selection, run the selected candidate's recipe again (pruning to the same per-layer
             sparsities from the same start, weight format, trimming to the same byte target, fine-tuning,
             activation levels) on **every** row of the data, the validation rows included, with the step size
@@ -280,6 +282,7 @@ class SearchSpace(Config):
     ema: float = 0.0
     weight_decay: float = 0.0
     augment: str = "none"
+    dropout: float = 0.0
     refit: bool = False
     refit_start: bool = False
     ensemble_size: int = 1
@@ -338,6 +341,7 @@ class SearchSpace(Config):
             "ema",
             "augment",
             "weight_decay",
+            "dropout",
         )
         training = TrainConfig(**{name: getattr(self, name) for name in options})
         for name in options:

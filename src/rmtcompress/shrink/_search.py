@@ -227,6 +227,7 @@ class _Context:
             ema=self.space.ema,
             weight_decay=self.space.weight_decay,
             augment=self.space.augment,
+            dropout=self.space.dropout,
         )
 
     def fit(self, model: nn.Module, epochs: int, **kwargs: Any) -> None:
@@ -582,6 +583,8 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["weight_decay"] = cfg.weight_decay
     if cfg.augment != "none":
         out["augment"] = cfg.augment
+    if cfg.dropout > 0:
+        out["dropout"] = cfg.dropout
     return out
 
 
