@@ -4,8 +4,6 @@ refused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -16,13 +14,7 @@ from rmtcompress.errors import InvalidParameterError
 from rmtcompress.lab._datasets import load_digits_data
 from rmtcompress.pruning import TrainConfig, evaluate, make_mlp, train, train_val_split
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_threaded")
 
 
 def _hooks(model: nn.Module) -> int:

@@ -8,6 +8,7 @@ from torch import nn
 
 from rmtcompress.lab import load_shrink_data
 from rmtcompress.pruning import TrainConfig, make_mlp, train
+from rmtcompress.shrink import SearchSpace
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +25,21 @@ def mlp(digits: tuple[np.ndarray, ...]) -> nn.Sequential:
     net = make_mlp(64, (48, 32), 10, seed=0)
     train(net, Xtr, ytr, TrainConfig(epochs=15, seed=0))
     return net.eval()
+
+
+@pytest.fixture(scope="module")
+def small_space() -> SearchSpace:
+    """A seconds-long search: the model alone, global allocation, one grid point, shared 2-bit weights, no
+    activation levels, one-epoch pruning and fine-tuning, no refit."""
+    return SearchSpace(
+        allocations=("global",),
+        width_factors=(1.0,),
+        weights=("shared:2",),
+        sparsities=(0.8,),
+        grid_points=1,
+        activation_bits=(),
+        prune_epochs=1,
+        finetune_epochs=1,
+        train_epochs=2,
+        refit=False,
+    )

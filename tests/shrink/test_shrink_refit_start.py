@@ -17,19 +17,6 @@ from rmtcompress.shrink import FrontierPoint, SearchSpace, ShrinkResult, refit, 
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
-SPACE = SearchSpace(
-    allocations=("global",),
-    width_factors=(1.0, 0.5),
-    weights=("shared:2",),
-    sparsities=(0.8,),
-    grid_points=1,
-    activation_bits=(),
-    prune_epochs=1,
-    finetune_epochs=1,
-    train_epochs=2,
-    refit=True,
-)
-
 
 def _same(a: nn.Module | None, b: nn.Module | None) -> bool:
     assert a is not None and b is not None
@@ -38,8 +25,14 @@ def _same(a: nn.Module | None, b: nn.Module | None) -> bool:
 
 
 @pytest.fixture(scope="module")
-def run(mlp: nn.Sequential, digits: tuple[np.ndarray, ...]) -> ShrinkResult:
-    return shrink(mlp, digits[0], digits[1], budget_bytes=1500, effort=SPACE)
+def space(small_space: SearchSpace) -> SearchSpace:
+    """The small space with a ½-width net to start from too, and the refit."""
+    return dataclasses.replace(small_space, width_factors=(1.0, 0.5), refit=True)
+
+
+@pytest.fixture(scope="module")
+def run(mlp: nn.Sequential, digits: tuple[np.ndarray, ...], space: SearchSpace) -> ShrinkResult:
+    return shrink(mlp, digits[0], digits[1], budget_bytes=1500, effort=space)
 
 
 def _pruned(res: ShrinkResult, base: str) -> FrontierPoint:
@@ -49,7 +42,7 @@ def _pruned(res: ShrinkResult, base: str) -> FrontierPoint:
 
 
 def test_refit_start_equals_training_the_start_net_by_hand_then_refitting(
-    run: ShrinkResult, digits: tuple[np.ndarray, ...]
+    run: ShrinkResult, digits: tuple[np.ndarray, ...], space: SearchSpace
 ) -> None:
     Xtr, ytr = digits[0], digits[1]
     point = _pruned(run, "width=64-24-16-10")
@@ -57,32 +50,32 @@ def test_refit_start_equals_training_the_start_net_by_hand_then_refitting(
         p.model for p in run.frontier if p.recipe.base == point.recipe.base and p.recipe.rule == "none"
     )
     assert start is not None
-    got = refit(point, start, Xtr, ytr, effort=dataclasses.replace(SPACE, refit_start=True), seed=0)
+    got = refit(point, start, Xtr, ytr, effort=dataclasses.replace(space, refit_start=True), seed=0)
     twin = make_mlp(64, (24, 16), 10, seed=0)  # the search's initialisation of that width
     every_row = TrainConfig(
-        epochs=SPACE.train_epochs,
-        batch_size=SPACE.batch_size,
-        lr=SPACE.lr,
+        epochs=space.train_epochs,
+        batch_size=space.batch_size,
+        lr=space.lr,
         val_fraction=0.0,
         select="last",
         seed=0,
         lr_schedule="anneal",
-        label_smoothing=SPACE.label_smoothing,
+        label_smoothing=space.label_smoothing,
     )
     train(twin, Xtr, ytr, every_row)
-    want = refit(point, twin, Xtr, ytr, effort=SPACE, seed=0)
+    want = refit(point, twin, Xtr, ytr, effort=space, seed=0)
     assert _same(got.model, want.model) and got.file_bytes == want.file_bytes
-    plain = refit(point, start, Xtr, ytr, effort=SPACE, seed=0)
+    plain = refit(point, start, Xtr, ytr, effort=space, seed=0)
     assert not _same(got.model, plain.model)  # the start net did change
 
 
 def test_refit_start_never_retrains_the_callers_model(
-    run: ShrinkResult, mlp: nn.Sequential, digits: tuple[np.ndarray, ...]
+    run: ShrinkResult, mlp: nn.Sequential, digits: tuple[np.ndarray, ...], space: SearchSpace
 ) -> None:
     Xtr, ytr = digits[0], digits[1]
     point = _pruned(run, "original")
-    on = refit(point, mlp, Xtr, ytr, effort=dataclasses.replace(SPACE, refit_start=True), seed=0)
-    off = refit(point, mlp, Xtr, ytr, effort=SPACE, seed=0)
+    on = refit(point, mlp, Xtr, ytr, effort=dataclasses.replace(space, refit_start=True), seed=0)
+    off = refit(point, mlp, Xtr, ytr, effort=space, seed=0)
     assert _same(on.model, off.model)
 
 

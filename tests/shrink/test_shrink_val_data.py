@@ -18,19 +18,6 @@ from rmtcompress.shrink import SearchSpace, shrink
 
 pytestmark = pytest.mark.usefixtures("single_threaded")
 
-SMALL = SearchSpace(
-    allocations=("global",),
-    width_factors=(1.0,),
-    weights=("shared:2",),
-    sparsities=(0.8,),
-    grid_points=1,
-    activation_bits=(),
-    prune_epochs=1,
-    finetune_epochs=1,
-    train_epochs=2,
-    refit=False,
-)
-
 
 def _state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items()}
@@ -89,10 +76,12 @@ def test_val_rows_need_a_validating_config(digits: tuple[np.ndarray, ...]) -> No
 
 
 @pytest.fixture(scope="module")
-def val_run(mlp: nn.Sequential, digits: tuple[np.ndarray, ...]) -> tuple[object, np.ndarray, np.ndarray]:
+def val_run(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], small_space: SearchSpace
+) -> tuple[object, np.ndarray, np.ndarray]:
     Xtr, ytr, Xte, yte = digits
     Xv, yv = Xte[:150], yte[:150]
-    return shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, X_val=Xv, y_val=yv), Xv, yv
+    return shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=small_space, X_val=Xv, y_val=yv), Xv, yv
 
 
 def test_the_search_selects_on_the_given_validation_rows(
@@ -108,7 +97,7 @@ def test_the_search_selects_on_the_given_validation_rows(
 
 
 def test_with_a_validation_set_every_row_of_x_trains(
-    mlp: nn.Sequential, digits: tuple[np.ndarray, ...]
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], small_space: SearchSpace
 ) -> None:
     """Labels of X's rows that a seeded split would hold out change the candidates: they are training rows now,
     while changing the validation labels changes only what selection reads."""
@@ -117,8 +106,8 @@ def test_with_a_validation_set_every_row_of_x_trains(
     _, held = train_val_split(ytr, 0.1, 0)
     shuffled = ytr.copy()
     shuffled[held] = np.random.default_rng(0).permutation(shuffled[held])
-    a = shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, X_val=Xv, y_val=yv)
-    b = shrink(mlp, Xtr, shuffled, budget_bytes=3000, effort=SMALL, X_val=Xv, y_val=yv)
+    a = shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=small_space, X_val=Xv, y_val=yv)
+    b = shrink(mlp, Xtr, shuffled, budget_bytes=3000, effort=small_space, X_val=Xv, y_val=yv)
     xa, xb = a.frontier[1].model, b.frontier[1].model
     assert xa is not None and xb is not None
     sa, sb = _state(xa), _state(xb)
@@ -126,24 +115,21 @@ def test_with_a_validation_set_every_row_of_x_trains(
 
 
 def test_a_store_of_a_split_run_is_not_read_back_for_a_validation_set_run(
-    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], tmp_path: Path
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], tmp_path: Path, small_space: SearchSpace
 ) -> None:
     Xtr, ytr, Xte, yte = digits
     with StoreCheckpoint(tmp_path / "run") as ck:
-        shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, checkpoint=ck)
-    with StoreCheckpoint(tmp_path / "run") as ck:
-        shrink(
-            mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, checkpoint=ck, X_val=Xte[:100], y_val=yte[:100]
-        )
-        assert ck.reused == 0
-    with StoreCheckpoint(tmp_path / "run") as ck:
-        shrink(
-            mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, checkpoint=ck, X_val=Xte[:100], y_val=yte[:100]
-        )
-        assert ck.reused > 0
+        shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=small_space, checkpoint=ck)
+    for expect_reuse in (False, True):  # the split run's nets are not read back; the first X_val run's are
+        with StoreCheckpoint(tmp_path / "run") as ck:
+            val = {"X_val": Xte[:100], "y_val": yte[:100]}
+            shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=small_space, checkpoint=ck, **val)
+            assert (ck.reused > 0) == expect_reuse
 
 
-def test_bad_validation_sets_are_refused(mlp: nn.Sequential, digits: tuple[np.ndarray, ...]) -> None:
+def test_bad_validation_sets_are_refused(
+    mlp: nn.Sequential, digits: tuple[np.ndarray, ...], small_space: SearchSpace
+) -> None:
     Xtr, ytr, Xte, yte = digits
     cases = [
         ({"X_val": Xte}, "both X_val and y_val"),
@@ -155,4 +141,4 @@ def test_bad_validation_sets_are_refused(mlp: nn.Sequential, digits: tuple[np.nd
     ]
     for kwargs, message in cases:
         with pytest.raises(InvalidParameterError, match=message):
-            shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=SMALL, **kwargs)  # type: ignore[arg-type]
+            shrink(mlp, Xtr, ytr, budget_bytes=3000, effort=small_space, **kwargs)  # type: ignore[arg-type]
