@@ -773,7 +773,7 @@ def _retrained(start: nn.Module, every: _Context) -> nn.Module:
             "refit_start retrains only plain Linear/ReLU|Tanh nn.Sequential start nets"
         )
     input_dim, hidden, act = shape
-    n_classes = int(list(start)[-1].out_features)
+    n_classes = int([m for m in start.modules() if isinstance(m, nn.Linear)][-1].out_features)
     init_seed = every.seed if every.order_seed is None else every.order_seed
     net = make_mlp(input_dim, hidden, n_classes, activation=act, seed=init_seed)  # type: ignore[arg-type]
     every.fit(net, every.space.train_epochs)
