@@ -25,7 +25,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_in_training_mode_only()
     p = 0.25
     net = nn.Sequential(nn.ReLU())
     x = torch.ones(2000, 50)
-    with training._dropout(net, p, torch.Generator().manual_seed(0)):
+    with training._dropout(training._dropout_targets(net, p), p, torch.Generator().manual_seed(0)):
         net.train()
         out = net(x)
         net.eval()
@@ -40,7 +40,7 @@ def test_dropout_zeroes_a_fraction_p_and_scales_the_rest_in_training_mode_only()
 def test_the_hooks_go_away_when_training_fails() -> None:
     net = nn.Sequential(nn.Linear(3, 3), nn.ReLU())
     with pytest.raises(RuntimeError, match="boom"):
-        with training._dropout(net, 0.5, torch.Generator().manual_seed(0)):
+        with training._dropout(training._dropout_targets(net, 0.5), 0.5, torch.Generator().manual_seed(0)):
             assert _hooks(net) == 1
             raise RuntimeError("boom")
     assert _hooks(net) == 0

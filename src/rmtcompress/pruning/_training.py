@@ -340,18 +340,23 @@ def _explicit_split(val_rows: ArrayLike, n: int) -> tuple[NDArray[np.int64], NDA
 _DROPOUT_AFTER = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.SiLU)
 
 
-@contextlib.contextmanager
-def _dropout(model: nn.Module, p: float, gen: torch.Generator) -> Iterator[None]:
-    """Inverted dropout on the output of every activation module of ``model`` while in training mode, drawn from
-    ``gen``; the hooks are removed on leaving (nothing when ``p`` is 0)."""
+def _dropout_targets(model: nn.Module, p: float) -> list[nn.Module]:
+    """The activation modules dropout acts on (none when ``p`` is 0); InvalidParameterError when ``p`` > 0 and the
+    model has none."""
     if p <= 0:
-        yield
-        return
+        return []
     acts = [m for m in model.modules() if isinstance(m, _DROPOUT_AFTER)]
     if not acts:
         raise InvalidParameterError(
             "dropout needs activation modules (nn.ReLU, nn.Tanh, …) to act on; the model has none"
         )
+    return acts
+
+
+@contextlib.contextmanager
+def _dropout(acts: list[nn.Module], p: float, gen: torch.Generator) -> Iterator[None]:
+    """Inverted dropout with probability ``p`` on the output of each module of ``acts`` while it is in training
+    mode, drawn from ``gen``; the hooks are removed on leaving."""
 
     def hook(module: nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
         if not module.training:
@@ -558,6 +563,7 @@ def train(
     Xva, yva = _tensors(Xa[va_idx], ya[va_idx])
     n_train = Xtr.shape[0]
     augment = augment_for(config.augment, Xtr.shape[1])
+    dropped = _dropout_targets(model, config.dropout)  # refused before anything is trained
     steps_per_epoch = math.ceil(n_train / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if schedule is not None and schedule.end_step > total_steps:
@@ -599,7 +605,7 @@ def train(
         leave=False,
         disable=None if progress is None else not progress,
     )
-    with _dropout(model, config.dropout, gen):  # hooks on the activations, removed after the loop
+    with _dropout(dropped, config.dropout, gen):  # hooks on the activations, removed after the loop
         for epoch in range(1, config.epochs + 1):
             perm = torch.randperm(n_train, generator=gen)
             loss_sum = 0.0
