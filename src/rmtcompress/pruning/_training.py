@@ -345,7 +345,7 @@ def _dropout_targets(model: nn.Module, p: float) -> list[nn.Module]:
     model has none."""
     if p <= 0:
         return []
-    acts = [m for m in model.modules() if isinstance(m, _DROPOUT_AFTER)]
+    acts: list[nn.Module] = [m for m in model.modules() if isinstance(m, _DROPOUT_AFTER)]
     if not acts:
         raise InvalidParameterError(
             "dropout needs activation modules (nn.ReLU, nn.Tanh, …) to act on; the model has none"
