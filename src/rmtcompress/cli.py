@@ -1208,11 +1208,10 @@ def shrink_cmd(
         _check_max_train(max_train)
         model = load_user_model(model_path, activation=activation)
         Xtr, ytr, Xte, yte, desc = load_shrink_data(data, normalize=normalize, seed=seed, max_train=max_train)
-        Xv, yv = (
-            (None, None)
-            if val_data is None
-            else load_shrink_val_data(val_data, data, normalize=normalize, seed=seed, max_train=max_train)
-        )
+        Xv, yv = None, None
+        if val_data is not None:
+            Xv, yv = load_shrink_val_data(val_data, data, normalize=normalize, seed=seed, max_train=max_train)
+            desc = f"{desc}; validation: {val_data} ({yv.size:,} rows)"
         bar = tqdm(total=0, disable=quiet, unit="model", dynamic_ncols=True)
 
         def progress(done: int, total: int, message: str) -> None:

@@ -142,8 +142,10 @@ def test_val_data_is_what_the_search_selects_on(model_file: Path, tmp_path: Path
         acc = float(
             (net(torch.from_numpy(Xte[:120].astype(np.float32))).argmax(1).numpy() == yte[:120]).mean()
         )
-    best = json.loads((out / "frontier.json").read_text())["best"]
-    assert acc == pytest.approx(best["val_accuracy"])
+    frontier = json.loads((out / "frontier.json").read_text())
+    assert acc == pytest.approx(frontier["best"]["val_accuracy"])
+    assert frontier["data"].endswith("validation: " + str(tmp_path / "val.npz") + " (120 rows)")
+    assert "validation: " in res.output
 
 
 @pytest.mark.parametrize(
