@@ -91,6 +91,7 @@ def test_the_search_selects_on_the_given_validation_rows(
     for p in res.frontier:  # type: ignore[attr-defined]
         assert p.model is not None
         assert p.val_accuracy == pytest.approx(evaluate(p.model, Xv, yv)[1])
+    assert "validation: the 150 rows of X_val (every row of X trains)" in res.notes  # type: ignore[attr-defined]
     best = res.best_point  # type: ignore[attr-defined]
     fits = [p for p in res.frontier if p.file_bytes <= 3000]  # type: ignore[attr-defined]
     assert best is not None and best.val_accuracy == max(p.val_accuracy for p in fits)

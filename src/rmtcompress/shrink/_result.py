@@ -30,8 +30,8 @@ class FrontierPoint:
 
     Attributes:
         recipe: How it was made.
-        val_accuracy: Accuracy on the validation split carved from the training data (what selection reads); for a
-            refit (``recipe.refit``), which trained on those rows, the selected candidate's.
+        val_accuracy: Accuracy on the validation split carved from the training data, or on ``X_val`` (what
+            selection reads); for a refit (``recipe.refit``), which trained on those rows, the selected candidate's.
         file_bytes: Exact size of the file :func:`rmtcompress.save` writes for it.
         test_accuracy: Accuracy on the test data passed to :func:`~rmtcompress.shrink.shrink` (None if none);
             reported, never used to select.

@@ -1023,6 +1023,8 @@ def shrink(
             Xa, ya, val_idx, fit_idx, space, seed, val_fraction, Xt, yt, teacher, explicit_val=True
         )
     notes: list[str] = []
+    if ctx.explicit_val:
+        notes.append(f"validation: the {ctx.val_idx.size:,} rows of X_val (every row of X trains)")
 
     if isinstance(model, MLPSpec):
         if model.input_dim != Xa.shape[1]:
