@@ -174,7 +174,8 @@ def load_shrink_val_data(
     path: str | Path, data: str, *, normalize: str = "unit", seed: int = 0, max_train: int | None = None
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Validation rows for a shrink run from an ``.npz`` / ``.csv`` file, scaled like :func:`load_shrink_data`
-    scales the training split of ``data`` (the same ``normalize``, ``seed`` and ``max_train``).
+    scales the training split of ``data`` (the same ``normalize``, ``seed`` and ``max_train``; that split is read
+    once more here, to fit the scaling on it).
 
     Returns:
         ``(X_val, y_val)``.

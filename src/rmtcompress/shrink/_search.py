@@ -203,9 +203,8 @@ class _Context:
     y_test: NDArray[np.int64] | None
     teacher: nn.Module | None = None
     order_seed: int | None = None  # an ensemble member's minibatch order (same split, other order)
-    explicit_val: bool = (
-        False  # the validation rows are the caller's X_val, appended to X (not a seeded split)
-    )
+    # the validation rows are the caller's X_val, appended to X (not a seeded split)
+    explicit_val: bool = False
 
     def train_config(self, epochs: int) -> TrainConfig:
         # val_fraction 0 is a refit: every row trains, nothing selects an epoch, so the last one is kept and a
@@ -819,20 +818,19 @@ def _refit(parent: FrontierPoint, base: nn.Module, ctx: _Context, seed: int) -> 
     )
 
 
-def _check_val(
-    X_val: ArrayLike | None, y_val: ArrayLike | None, width: int, n_classes: int
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Validated validation data: both given, the training data's width, labels among its classes."""
-    if X_val is None or y_val is None:
-        raise InvalidParameterError("give both X_val and y_val, or neither")
-    Xv, yv = validate_Xy(X_val, y_val, X_name="X_val", y_name="y_val")
-    if Xv.shape[1] != width:
-        raise InvalidParameterError(f"X_val has {Xv.shape[1]} columns, X has {width}")
-    if int(yv.max()) >= n_classes:
-        raise InvalidParameterError(
-            f"y_val has label {int(yv.max())}, but y's classes are 0 … {n_classes - 1}"
-        )
-    return Xv, yv
+def _check_extra(
+    X_extra: ArrayLike | None, y_extra: ArrayLike | None, name: str, width: int
+) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
+    """Validated optional data beside the training data (``name`` ``'test'`` or ``'val'``): both arrays or
+    neither (None), of the training data's ``width`` (InvalidParameterError otherwise)."""
+    if (X_extra is None) != (y_extra is None):
+        raise InvalidParameterError(f"give both X_{name} and y_{name}, or neither")
+    if X_extra is None or y_extra is None:
+        return None
+    Xe, ye = validate_Xy(X_extra, y_extra, X_name=f"X_{name}", y_name=f"y_{name}")
+    if Xe.shape[1] != width:
+        raise InvalidParameterError(f"X_{name} has {Xe.shape[1]} columns, X has {width}")
+    return Xe, ye
 
 
 def _check_data(
@@ -840,14 +838,8 @@ def _check_data(
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64] | None, NDArray[np.int64] | None]:
     """Validated training data and optional test data of the same width (InvalidParameterError otherwise)."""
     Xa, ya = validate_Xy(X, y)
-    if (X_test is None) != (y_test is None):
-        raise InvalidParameterError("give both X_test and y_test, or neither")
-    if X_test is None or y_test is None:
-        return Xa, ya, None, None
-    Xt, yt = validate_Xy(X_test, y_test, X_name="X_test", y_name="y_test")
-    if Xt.shape[1] != Xa.shape[1]:
-        raise InvalidParameterError(f"X_test has {Xt.shape[1]} columns, X has {Xa.shape[1]}")
-    return Xa, ya, Xt, yt
+    test = _check_extra(X_test, y_test, "test", Xa.shape[1])
+    return (Xa, ya, None, None) if test is None else (Xa, ya, *test)
 
 
 def refit(
@@ -1013,7 +1005,13 @@ def shrink(
     else:
         if val_fraction is not None:
             raise InvalidParameterError("give val_fraction or X_val, not both: X_val is the validation split")
-        Xv, yv = _check_val(X_val, y_val, Xa.shape[1], n_classes)
+        val = _check_extra(X_val, y_val, "val", Xa.shape[1])
+        assert val is not None  # one of them was given
+        Xv, yv = val
+        if int(yv.max()) >= n_classes:
+            raise InvalidParameterError(
+                f"y_val has label {int(yv.max())}, but y's classes are 0 … {n_classes - 1}"
+            )
         n, m = ya.size, yv.size
         Xa, ya = np.concatenate([Xa, Xv]), np.concatenate([ya, yv])
         fit_idx, val_idx = np.arange(n, dtype=np.int64), np.arange(n, n + m, dtype=np.int64)
@@ -1108,9 +1106,8 @@ def shrink(
         order = starts[recipe.base][1].order_seed
         if order is not None:
             key["order_seed"] = order
-        if (
-            recipe.refit and space.refit_start and recipe.base != "original"
-        ):  # (absent when off: stores match)
+        # only a refit from a retrained start depends on refit_start (absent otherwise: older stores match)
+        if recipe.refit and space.refit_start and recipe.base != "original":
             key["refit_start"] = True
         return key
 
