@@ -217,6 +217,8 @@ def test_search_spaces_are_validated() -> None:
         {"weight_decay": -1e-4},
         {"dropout": 1.0},
         {"dropout": True},
+        {"mixup": -0.2},
+        {"sam": float("nan")},
         {"ema": 1.0},
         {"ema": True},
     ):

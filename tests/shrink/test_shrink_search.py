@@ -210,7 +210,7 @@ def test_a_second_run_in_the_same_folder_reads_every_candidate_back(
     assert [p.record() for p in second.frontier[1:]] == [p.record() for p in first.frontier[1:]]
     assert second.best_index == first.best_index
     # other training options (distillation, a cosine schedule, label smoothing, augmentation, weight decay,
-    # dropout) make other nets: nothing is read back
+    # dropout, mixup, SAM) make other nets: nothing is read back
     for options in (
         {"distill": 0.5},
         {"lr_schedule": "cosine"},
@@ -218,6 +218,8 @@ def test_a_second_run_in_the_same_folder_reads_every_candidate_back(
         {"augment": "shift:8x8:1"},
         {"weight_decay": 1e-4},
         {"dropout": 0.1},
+        {"mixup": 0.2},
+        {"sam": 0.05},
     ):
         other = SearchSpace(**{**space.as_dict(), **options})
         third, reused3 = run_shrink(

@@ -29,6 +29,7 @@ much faster for these tiny models (set it in your script).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import numbers
 import time
@@ -46,7 +47,14 @@ from .._utils import Config, check_int, stratified_split_indices, validate_Xy, w
 from ..errors import InvalidParameterError
 from ._augment import augment_for, parse_augment
 from ._configs import GradualMagnitudeConfig, LotteryTicketConfig, SAPConfig
-from ._masks import MaskedOptimizerStep, apply_masks, current_sparsity, prunable_layers, rewind_to
+from ._masks import (
+    MaskedOptimizerStep,
+    apply_masks,
+    current_sparsity,
+    prunable_layers,
+    rewind_to,
+    zero_masked_grads,
+)
 from ._measures import pq_index
 from ._rules import prune
 from ._sparse import model_storage_bytes
@@ -207,6 +215,14 @@ class TrainConfig(Config):
             ``nn.Tanh``, …) in training steps, survivors scaled by ``1 / (1 − p)`` (inverted dropout, drawn from
             the run's seeded generator; forward hooks removed after the run, so the model is unchanged);
             validation and the returned model run without it. 0 (the default) is off.
+        mixup: ``α > 0`` of mixup (Zhang et al. 2018): every training minibatch is replaced by ``λ·x + (1 − λ)·x[π]``
+            with ``π`` a random permutation of its rows and ``λ ~ Beta(α, α)``, and the loss by ``λ·ℓ(y) + (1 −
+            λ)·ℓ(y[π])`` (distillation targets mixed alike), all drawn from the run's seeded generator. 0 (the
+            default) is off.
+        sam: Radius ``ρ > 0`` of sharpness-aware minimization (Foret et al. 2021): every step first moves the
+            parameters by ``ρ·g / ‖g‖`` along the minibatch gradient ``g`` (masked entries excluded), takes the
+            gradient there on the same minibatch, moves back and steps with it; twice the forward and backward
+            passes. 0 (the default) is off.
     """
 
     epochs: int = 10
@@ -230,6 +246,8 @@ class TrainConfig(Config):
     ema: float = 0.0
     augment: str = "none"
     dropout: float = 0.0
+    mixup: float = 0.0
+    sam: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate the fields."""
@@ -283,6 +301,15 @@ class TrainConfig(Config):
         if isinstance(q, bool | np.bool_) or not isinstance(q, numbers.Real) or not 0.0 <= float(q) < 1.0:
             raise InvalidParameterError(f"dropout must lie in [0, 1); got {q!r}")
         set_(self, "dropout", float(q))
+        for name in ("mixup", "sam"):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool | np.bool_)
+                or not isinstance(v, numbers.Real)
+                or not 0.0 <= float(v) < math.inf
+            ):
+                raise InvalidParameterError(f"{name} must be a finite number >= 0; got {v!r}")
+            set_(self, name, float(v))
         if self.select not in ("best", "last"):
             raise InvalidParameterError(f"select must be 'best' or 'last'; got {self.select!r}")
         if self.val_fraction == 0 and (self.select != "last" or self.patience is not None):
@@ -406,6 +433,75 @@ def _distill_loss(logits: torch.Tensor, soft: torch.Tensor, temperature: float) 
         )
     log_p = torch.log_softmax(logits / temperature, dim=1)
     return nn.functional.kl_div(log_p, soft, reduction="batchmean") * temperature**2
+
+
+def _loss(
+    loss_fn: nn.Module, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None, config: TrainConfig
+) -> torch.Tensor:
+    """The training loss of one minibatch: cross-entropy (label smoothing in ``loss_fn``), with distillation."""
+    loss: torch.Tensor = loss_fn(logits, y)
+    if soft is not None:
+        loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
+            logits, soft, config.temperature
+        )
+    return loss
+
+
+def _backward(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    config: TrainConfig,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    soft: torch.Tensor | None,
+    mix: tuple[float, torch.Tensor] | None,
+) -> torch.Tensor:
+    """Forward and backward pass of one (mixed) minibatch; returns its loss (gradients accumulate in ``.grad``)."""
+    logits = model(x)
+    if mix is None:
+        loss = _loss(loss_fn, logits, y, soft, config)
+    else:
+        lam, perm = mix
+        loss = lam * _loss(loss_fn, logits, y, soft, config) + (1.0 - lam) * _loss(
+            loss_fn, logits, y[perm], None if soft is None else soft[perm], config
+        )
+    loss.backward()
+    return loss
+
+
+def _mixup_draw(
+    rng: np.random.Generator | None, alpha: float, n: int, gen: torch.Generator
+) -> tuple[float, torch.Tensor] | None:
+    """``(λ, π)`` of one mixup minibatch of ``n`` rows (None when mixup is off)."""
+    if rng is None:
+        return None
+    return float(rng.beta(alpha, alpha)), torch.randperm(n, generator=gen)
+
+
+def _sam_second_pass(
+    model: nn.Module,
+    params: list[nn.Parameter],
+    rho: float,
+    opt: MaskedOptimizerStep,
+    batch_loss: Callable[[], torch.Tensor],
+) -> None:
+    """Sharpness-aware minimization's second pass: with the gradients of the first pass in ``.grad``, move the
+    parameters by ``ρ·g/‖g‖`` (masked entries excluded), recompute the gradients there, and move back."""
+    zero_masked_grads(model)
+    live: list[torch.Tensor] = [p for p in params if p.grad is not None]
+    if not live:
+        return
+    with torch.no_grad():
+        grads = [p.grad for p in live if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        if not bool(torch.isfinite(norm)) or float(norm) == 0.0:
+            return
+        eps = [g * (rho / norm) for g in grads]
+        torch._foreach_add_(live, eps)
+    opt.zero_grad()
+    batch_loss()
+    with torch.no_grad():
+        torch._foreach_sub_(live, eps)
 
 
 def _evaluate_tensors(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch: int) -> tuple[float, float]:
@@ -583,6 +679,10 @@ def train(
         _teacher_probabilities(teacher, Xtr, config) if teacher is not None and config.distill > 0 else None
     )
     events: list[dict[str, Any]] = []
+    # λ ~ Beta(α, α) of mixup, from a NumPy generator seeded by the run's own (torch has no seeded Beta draw)
+    mix_rng = (
+        np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen))) if config.mixup > 0 else None
+    )
 
     def maybe_prune(step: int) -> None:
         if schedule is not None and schedule.is_update_step(step):
@@ -622,13 +722,15 @@ def train(
                     frac = (step - anneal_from) / max(1, total_steps - anneal_from)
                     for group in inner.param_groups:
                         group["lr"] = 0.5 * config.lr * (1.0 + math.cos(math.pi * frac))
-                logits = model(Xtr[idx] if augment is None else augment(Xtr[idx], gen))
-                loss = loss_fn(logits, ytr[idx])
-                if soft is not None:
-                    loss = (1.0 - config.distill) * loss + config.distill * _distill_loss(
-                        logits, soft[idx], config.temperature
-                    )
-                loss.backward()
+                xb = Xtr[idx] if augment is None else augment(Xtr[idx], gen)
+                yb, soft_b = ytr[idx], None if soft is None else soft[idx]
+                mix = _mixup_draw(mix_rng, config.mixup, idx.numel(), gen)
+                if mix is not None:
+                    xb = mix[0] * xb + (1.0 - mix[0]) * xb[mix[1]]
+                batch_loss = functools.partial(_backward, model, loss_fn, config, xb, yb, soft_b, mix)
+                loss = batch_loss()
+                if config.sam > 0:
+                    _sam_second_pass(model, params, config.sam, opt, batch_loss)
                 if config.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 opt.step()

@@ -238,6 +238,9 @@ class SearchSpace(Config):
             flattened images, ``'shift:HxW[xC]:P[:flip]'`` (see :class:`rmtcompress.pruning.TrainConfig`).
         dropout: Dropout after every activation module in every training run (0 = off; see
             :class:`rmtcompress.pruning.TrainConfig`).
+        mixup: ``α`` of mixup in every training run (0 = off; see :class:`rmtcompress.pruning.TrainConfig`).
+        sam: Radius ``ρ`` of sharpness-aware minimization in every training run (0 = off; twice the training
+            time; see :class:`rmtcompress.pruning.TrainConfig`).
         refit: After selection, run the selected candidate's recipe again (pruning to the same per-layer
             sparsities from the same start, weight format, trimming to the same byte target, fine-tuning,
             activation levels) on **every** row of the data, the validation rows included, with the step size
@@ -283,6 +286,8 @@ class SearchSpace(Config):
     weight_decay: float = 0.0
     augment: str = "none"
     dropout: float = 0.0
+    mixup: float = 0.0
+    sam: float = 0.0
     refit: bool = False
     refit_start: bool = False
     ensemble_size: int = 1
@@ -342,6 +347,8 @@ class SearchSpace(Config):
             "augment",
             "weight_decay",
             "dropout",
+            "mixup",
+            "sam",
         )
         training = TrainConfig(**{name: getattr(self, name) for name in options})
         for name in options:

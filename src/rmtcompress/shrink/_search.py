@@ -227,6 +227,8 @@ class _Context:
             weight_decay=self.space.weight_decay,
             augment=self.space.augment,
             dropout=self.space.dropout,
+            mixup=self.space.mixup,
+            sam=self.space.sam,
         )
 
     def fit(self, model: nn.Module, epochs: int, **kwargs: Any) -> None:
@@ -584,6 +586,10 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["augment"] = cfg.augment
     if cfg.dropout > 0:
         out["dropout"] = cfg.dropout
+    if cfg.mixup > 0:
+        out["mixup"] = cfg.mixup
+    if cfg.sam > 0:
+        out["sam"] = cfg.sam
     return out
 
 
