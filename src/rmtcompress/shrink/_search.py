@@ -33,7 +33,7 @@ import numbers
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -567,6 +567,9 @@ def _mlp_shape(model: nn.Module) -> tuple[int, tuple[int, ...], str] | None:
     return int(linears[0].in_features), tuple(int(m.out_features) for m in linears[:-1]), act
 
 
+_TRAIN_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
 def _training_options(ctx: _Context) -> dict[str, Any]:
     """The training options that change a stored net, beyond epochs, lr and batch size — only the non-default ones,
     so that stores written before they existed still match a default search."""
@@ -576,20 +579,10 @@ def _training_options(ctx: _Context) -> dict[str, Any]:
         out["distill"] = [cfg.distill, cfg.temperature, fingerprint(ctx.teacher)]
     if cfg.lr_schedule != "constant":
         out["lr_schedule"] = cfg.lr_schedule
-    if cfg.label_smoothing > 0:
-        out["label_smoothing"] = cfg.label_smoothing
-    if cfg.ema > 0:
-        out["ema"] = cfg.ema
-    if cfg.weight_decay > 0:
-        out["weight_decay"] = cfg.weight_decay
-    if cfg.augment != "none":
-        out["augment"] = cfg.augment
-    if cfg.dropout > 0:
-        out["dropout"] = cfg.dropout
-    if cfg.mixup > 0:
-        out["mixup"] = cfg.mixup
-    if cfg.sam > 0:
-        out["sam"] = cfg.sam
+    # in this order (it is the order of the keys of stored nets); each only when it differs from its default
+    for name in ("label_smoothing", "ema", "weight_decay", "augment", "dropout", "mixup", "sam"):
+        if getattr(cfg, name) != _TRAIN_DEFAULTS[name]:
+            out[name] = getattr(cfg, name)
     return out
 
 
